@@ -1,0 +1,27 @@
+"""jaxgeo: the Riemannian geometry of data in JAX."""
+
+import importlib.metadata
+
+from . import plot as plot, scores as scores
+from ._curve import (
+    curve_energy as curve_energy,
+    curve_length as curve_length,
+    curve_velocities as curve_velocities,
+)
+from ._geodesic import (
+    AbstractBoundarySolver as AbstractBoundarySolver,
+    EnergyDescent as EnergyDescent,
+    geodesic_bvp as geodesic_bvp,
+)
+from ._metric import (
+    AbstractMetric as AbstractMetric,
+    EnsembleMetric as EnsembleMetric,
+    Euclidean as Euclidean,
+    MatrixMetric as MatrixMetric,
+    MongeMetric as MongeMetric,
+    SteinMetric as SteinMetric,
+)
+from ._solution import GeodesicSolution as GeodesicSolution, RESULTS as RESULTS
+
+
+__version__ = importlib.metadata.version("jaxgeo")

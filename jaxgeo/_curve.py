@@ -1,0 +1,60 @@
+r"""Discrete curves: energy and length of a polyline $c_0, \dots, c_N$ by the midpoint rule.
+
+With $\Delta_i = c_{i+1} - c_i$ and midpoints $m_i = (c_i + c_{i+1})/2$ on the uniform
+grid $t_i = i/N$,
+
+$$E = \frac{N}{2}\sum_i \langle \Delta_i, \Delta_i \rangle_{G(m_i)}, \qquad
+  L = \sum_i \|\Delta_i\|_{G(m_i)},$$
+
+and $L^2 \le 2E$ with equality exactly for a constant-speed curve.
+"""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._custom_types import Curve, Scalar
+from ._metric._base import AbstractMetric, safe_sqrt
+
+
+def _check_curve(xs: Array, where: str) -> None:
+    if jnp.ndim(xs) != 2 or jnp.shape(xs)[0] < 2:
+        raise ValueError(
+            f"{where}: expected a curve of shape (num_points, dim) with num_points >= 2, "
+            f"got shape {jnp.shape(xs)}"
+        )
+
+
+def segment_sq_norms(metric: AbstractMetric, xs: Curve) -> Float[Array, " segments"]:
+    r"""$\langle \Delta_i, \Delta_i \rangle_{G(m_i)}$ for each segment of the polyline."""
+    _check_curve(xs, "segment_sq_norms")
+    deltas = xs[1:] - xs[:-1]
+    mids = 0.5 * (xs[1:] + xs[:-1])
+    return jax.vmap(lambda m, d: metric.inner(m, d, d))(mids, deltas)
+
+
+def curve_energy(metric: AbstractMetric, xs: Curve) -> Scalar:
+    r"""Energy $E = \frac{N}{2}\sum_i \langle\Delta_i,\Delta_i\rangle_{G(m_i)}$ of a polyline
+    `xs` of shape `(N + 1, D)`, parametrised uniformly on $[0, 1]$."""
+    _check_curve(xs, "curve_energy")
+    num_segments = xs.shape[0] - 1
+    return 0.5 * num_segments * jnp.sum(segment_sq_norms(metric, xs))
+
+
+def curve_length(metric: AbstractMetric, xs: Curve) -> Scalar:
+    r"""Length $L = \sum_i \|\Delta_i\|_{G(m_i)}$ of a polyline `xs` of shape `(N + 1, D)`."""
+    _check_curve(xs, "curve_length")
+    return jnp.sum(safe_sqrt(segment_sq_norms(metric, xs)))
+
+
+def curve_velocities(xs: Curve) -> Curve:
+    """Velocities $dc/dt$ at the points of a polyline on the uniform grid $t_i = i/N$,
+    by second-order finite differences (one-sided at the ends)."""
+    _check_curve(xs, "curve_velocities")
+    n = xs.shape[0] - 1
+    if n == 1:
+        return jnp.broadcast_to(n * (xs[1] - xs[0]), xs.shape)
+    central = 0.5 * n * (xs[2:] - xs[:-2])
+    start = 0.5 * n * (-3 * xs[0] + 4 * xs[1] - xs[2])
+    end = 0.5 * n * (3 * xs[-1] - 4 * xs[-2] + xs[-3])
+    return jnp.concatenate([start[None], central, end[None]])

@@ -1,0 +1,3 @@
+from ._base import AbstractBoundarySolver as AbstractBoundarySolver
+from ._bvp import geodesic_bvp as geodesic_bvp
+from ._energy import EnergyDescent as EnergyDescent

@@ -1,0 +1,5 @@
+from ._base import AbstractMetric as AbstractMetric
+from ._ensemble import EnsembleMetric as EnsembleMetric
+from ._euclidean import Euclidean as Euclidean
+from ._matrix import MatrixMetric as MatrixMetric
+from ._stein import MongeMetric as MongeMetric, SteinMetric as SteinMetric

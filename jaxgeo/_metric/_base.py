@@ -1,0 +1,58 @@
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+from jaxtyping import Array, Float
+
+from .._custom_types import MetricMatrix, Point, Scalar, Tangent
+
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+class AbstractMetric(eqx.Module):
+    r"""A Riemannian metric $G(x)$ on coordinates $x \in \mathbb{R}^D$.
+
+    Subclasses implement one method, `matrix(x)`; everything else is derived from it.
+    Subclasses whose structure allows it override the derived methods with closed forms
+    (and every override is tested against the derived default). All methods act on a
+    single point: batch with `jax.vmap`.
+
+    Metrics are Equinox modules, hence pytrees: a metric holding a score network is
+    differentiable in the network's parameters and can be vmapped over an ensemble.
+    """
+
+    @abc.abstractmethod
+    def matrix(self, x: Point) -> MetricMatrix:
+        """The metric tensor $G(x)$, shape `(D, D)`, symmetric positive definite."""
+
+    def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
+        r"""The inner product $\langle u, v \rangle_{G(x)} = u^\top G(x) v$."""
+        return jnp.dot(u, jnp.dot(self.matrix(x), v, precision=_HIGHEST))
+
+    def norm(self, x: Point, v: Tangent) -> Scalar:
+        r"""The norm $\|v\|_{G(x)} = \sqrt{\langle v, v \rangle_{G(x)}}$."""
+        return safe_sqrt(self.inner(x, v, v))
+
+    def solve(self, x: Point, w: Tangent) -> Tangent:
+        """$G(x)^{-1} w$ (raising an index), by a Cholesky solve through lineax."""
+        operator = lx.MatrixLinearOperator(self.matrix(x), lx.positive_semidefinite_tag)
+        return lx.linear_solve(operator, w, lx.Cholesky()).value
+
+    def inverse_matrix(self, x: Point) -> MetricMatrix:
+        """The inverse metric (cometric) $G(x)^{-1}$, shape `(D, D)`."""
+        eye = jnp.eye(x.shape[-1], dtype=x.dtype)
+        return jax.vmap(lambda e: self.solve(x, e), out_axes=1)(eye)
+
+    def log_det(self, x: Point) -> Scalar:
+        r"""$\log\det G(x)$, from the Cholesky factor."""
+        chol = jnp.linalg.cholesky(self.matrix(x))
+        return 2 * jnp.sum(jnp.log(jnp.diagonal(chol)))
+
+
+def safe_sqrt(q: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+    """`sqrt(max(q, 0))` with a zero (not NaN) gradient at `q = 0`."""
+    positive = q > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, q, 1)), 0)

@@ -1,0 +1,127 @@
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from .._checks import call_score, check_point, check_value
+from .._custom_types import MetricMatrix, Point, Scalar, ScalarLike, Tangent
+from ._base import AbstractMetric
+
+
+class SteinMetric(AbstractMetric):
+    r"""The Stein-score metric of the data manifold (Perone, *The geometry of data* II).
+
+    $$G(x) = (s s^\top + \lambda I)^{-1}
+           = \frac{1}{\lambda}\Big(I - \frac{s s^\top}{\lambda + |s|^2}\Big),
+      \qquad s = \nabla_x \log p(x).$$
+
+    Moving along the score (toward the data) is cheap, so geodesics bend into regions
+    of high density. `inner`, `solve`, `inverse_matrix` and `log_det` use the
+    Sherman–Morrison closed forms: $O(D)$, no `(D, D)` matrix is built.
+
+    With `diagonal=True` the metric is the diagonal of the above,
+    $G_{ii} = (1 - s_i^2/(\lambda + |s|^2))/\lambda$.
+
+    **Arguments:**
+
+    - `score`: a function $x \mapsto s(x)$ from `(D,)` to `(D,)`: analytic
+      (`jg.scores.*`) or learned. Use an `eqx.Module` to differentiate its parameters.
+    - `damping`: $\lambda > 0$. Small values make the contraction along $s$ stronger.
+    - `diagonal`: use the diagonal approximation.
+    """
+
+    score: Callable[[Point], Tangent]
+    damping: ScalarLike = 1.0
+    diagonal: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        check_value(
+            self.damping,
+            lambda d: d > 0,
+            f"SteinMetric needs damping > 0, got {self.damping!r}",
+        )
+
+    def _score(self, x: Point) -> Tangent:
+        check_point(x)
+        return call_score(self.score, x)
+
+    def _diagonal(self, s: Tangent) -> Tangent:
+        lam = self.damping
+        return (1 - s**2 / (lam + jnp.dot(s, s))) / lam
+
+    def matrix(self, x: Point) -> MetricMatrix:
+        s = self._score(x)
+        if self.diagonal:
+            return jnp.diag(self._diagonal(s))
+        lam = self.damping
+        eye = jnp.eye(x.shape[0], dtype=x.dtype)
+        return (eye - jnp.outer(s, s) / (lam + jnp.dot(s, s))) / lam
+
+    def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
+        s = self._score(x)
+        if self.diagonal:
+            return jnp.sum(self._diagonal(s) * u * v)
+        lam = self.damping
+        return (jnp.dot(u, v) - jnp.dot(s, u) * jnp.dot(s, v) / (lam + jnp.dot(s, s))) / lam
+
+    def solve(self, x: Point, w: Tangent) -> Tangent:
+        s = self._score(x)
+        if self.diagonal:
+            return w / self._diagonal(s)
+        return self.damping * w + s * jnp.dot(s, w)
+
+    def inverse_matrix(self, x: Point) -> MetricMatrix:
+        s = self._score(x)
+        if self.diagonal:
+            return jnp.diag(1 / self._diagonal(s))
+        eye = jnp.eye(x.shape[0], dtype=x.dtype)
+        return self.damping * eye + jnp.outer(s, s)
+
+    def log_det(self, x: Point) -> Scalar:
+        s = self._score(x)
+        if self.diagonal:
+            return jnp.sum(jnp.log(self._diagonal(s)))
+        lam = self.damping
+        dim = x.shape[0]
+        return -(dim - 1) * jnp.log(lam) - jnp.log(lam + jnp.dot(s, s))
+
+
+class MongeMetric(AbstractMetric):
+    r"""The Monge metric $G(x) = I + \alpha^2 s s^\top$ (Hartmann, Girolami, Klami 2022).
+
+    The opposite convention to [`jaxgeo.SteinMetric`][]: moving along the score is
+    *expensive*, which penalises motion off the data manifold. Closed forms:
+    $G^{-1} = I - \alpha^2 s s^\top / (1 + \alpha^2 |s|^2)$,
+    $\log\det G = \log(1 + \alpha^2 |s|^2)$.
+    """
+
+    score: Callable[[Point], Tangent]
+    alpha: ScalarLike = 1.0
+
+    def _score(self, x: Point) -> Tangent:
+        check_point(x)
+        return call_score(self.score, x)
+
+    def matrix(self, x: Point) -> MetricMatrix:
+        s = self._score(x)
+        eye = jnp.eye(x.shape[0], dtype=x.dtype)
+        return eye + self.alpha**2 * jnp.outer(s, s)
+
+    def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
+        s = self._score(x)
+        return jnp.dot(u, v) + self.alpha**2 * jnp.dot(s, u) * jnp.dot(s, v)
+
+    def solve(self, x: Point, w: Tangent) -> Tangent:
+        s = self._score(x)
+        a2 = self.alpha**2
+        return w - a2 * s * jnp.dot(s, w) / (1 + a2 * jnp.dot(s, s))
+
+    def inverse_matrix(self, x: Point) -> MetricMatrix:
+        s = self._score(x)
+        a2 = self.alpha**2
+        eye = jnp.eye(x.shape[0], dtype=x.dtype)
+        return eye - a2 * jnp.outer(s, s) / (1 + a2 * jnp.dot(s, s))
+
+    def log_det(self, x: Point) -> Scalar:
+        s = self._score(x)
+        return jnp.log1p(self.alpha**2 * jnp.dot(s, s))

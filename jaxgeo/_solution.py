@@ -1,0 +1,44 @@
+from typing import Any
+
+import equinox as eqx
+import optimistix as optx
+from jaxtyping import Array, Float
+
+from ._custom_types import Curve, Scalar
+
+
+class RESULTS(optx.RESULTS):  # pyright: ignore
+    """Why a geodesic solve ended: `RESULTS.successful` or a failure with its message.
+
+    Extends `optimistix.RESULTS` (e.g. `nonlinear_max_steps_reached`)."""
+
+    nonfinite_energy = (
+        "The curve energy became NaN or infinite: the metric is undefined somewhere "
+        "along the curve (check the score and the damping)."
+    )
+
+
+class GeodesicSolution(eqx.Module):
+    r"""A geodesic between two points, or from a point and a velocity.
+
+    **Attributes:**
+
+    - `ts`: times $t_i \in [0, 1]$ of the curve points, shape `(N + 1,)`.
+    - `xs`: the curve points $c(t_i)$, shape `(N + 1, D)`.
+    - `vs`: the velocities $\dot c(t_i)$, shape `(N + 1, D)`.
+    - `length`: the Riemannian length $L$ of the curve.
+    - `energy`: the energy $E = \frac12\int_0^1 \langle\dot c, \dot c\rangle\,dt$.
+    - `result`: a [`jaxgeo.RESULTS`][]; `RESULTS.successful` if the solve converged.
+      Under `jax.vmap` use `throw=False` and inspect this per element.
+    - `stats`: a dict with `num_steps`, `max_steps`, `grad_norm` (the final gradient
+      norm of the energy w.r.t. the curve) and `constant_speed_ratio` $L^2 / 2E$,
+      which tends to 1 at convergence (equality in Cauchy–Schwarz).
+    """
+
+    ts: Float[Array, " points"]
+    xs: Curve
+    vs: Curve
+    length: Scalar
+    energy: Scalar
+    result: RESULTS
+    stats: dict[str, Any]
