@@ -11,6 +11,7 @@ from ._curve import (
 from ._geodesic import (
     AbstractBoundarySolver as AbstractBoundarySolver,
     EnergyDescent as EnergyDescent,
+    energy_descent_trace as energy_descent_trace,
     geodesic_bvp as geodesic_bvp,
 )
 from ._metric import (

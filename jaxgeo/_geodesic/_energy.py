@@ -1,14 +1,33 @@
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optax
 import optimistix as optx
-from jaxtyping import Array, Int
+from jaxtyping import Array, Float, Int
 
 from .._curve import curve_energy
 from .._custom_types import Curve, Point
 from .._metric._base import AbstractMetric
 from .._solution import RESULTS
 from ._base import AbstractBoundarySolver, sine_basis
+
+
+def _parametrisation(num_points: int, dtype, precondition: bool):
+    """Maps between a polyline and the coordinates `z` of its interior points
+    (offsets from the straight line, in the preconditioned basis if asked)."""
+    ts = jnp.linspace(0, 1, num_points, dtype=dtype)[1:-1, None]
+    n = num_points - 2
+    basis = jnp.asarray(sine_basis(num_points, dtype)) if precondition else jnp.eye(n, dtype=dtype)
+
+    def to_curve(z, a, b):
+        inner = a + ts * (b - a) + jnp.dot(basis, z, precision=jax.lax.Precision.HIGHEST)
+        return jnp.concatenate([a[None], inner, b[None]])
+
+    def from_curve(xs):
+        line = xs[0] + ts * (xs[-1] - xs[0])
+        return jnp.linalg.solve(basis, xs[1:-1] - line)
+
+    return to_curve, from_curve
 
 
 class EnergyDescent(AbstractBoundarySolver):
@@ -60,31 +79,66 @@ class EnergyDescent(AbstractBoundarySolver):
         rtol: float,
         atol: float,
     ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
-        num_points = init.shape[0]
-        ts = jnp.linspace(0, 1, num_points, dtype=init.dtype)[1:-1, None]
-        if self.precondition:
-            basis = jnp.asarray(sine_basis(num_points, init.dtype))
-        else:
-            basis = jnp.eye(num_points - 2, dtype=init.dtype)
-
-        def interior(z, a, b):
-            return a + ts * (b - a) + basis @ z
+        to_curve, from_curve = _parametrisation(init.shape[0], init.dtype, self.precondition)
 
         def energy(z, args):
             metric, a, b = args
-            xs = jnp.concatenate([a[None], interior(z, a, b), b[None]])
-            return curve_energy(metric, xs)
+            return curve_energy(metric, to_curve(z, a, b))
 
-        # basis is orthogonal up to a diagonal scaling, so its inverse is cheap to form.
-        z0 = jnp.linalg.solve(basis, init[1:-1] - interior(jnp.zeros_like(init[1:-1]), x0, x1))
         sol = optx.minimise(
             energy,
             self._minimiser(rtol, atol),
-            z0,
+            from_curve(init),
             args=(metric, x0, x1),
             max_steps=max_steps,
             adjoint=self.adjoint,
             throw=False,
         )
-        xs = jnp.concatenate([x0[None], interior(sol.value, x0, x1), x1[None]])
+        xs = to_curve(sol.value, x0, x1)
         return xs, RESULTS.promote(sol.result), sol.stats["num_steps"]
+
+
+@eqx.filter_jit
+def energy_descent_trace(
+    metric: AbstractMetric,
+    x0: Point,
+    x1: Point,
+    *,
+    num_points: int = 60,
+    optimizer: optax.GradientTransformation = optax.adam(0.005),
+    num_steps: int = 3000,
+    save_every: int = 100,
+    precondition: bool = False,
+) -> tuple[Float[Array, "frames points dim"], Float[Array, " frames"]]:
+    """The history of plain energy descent from the straight line, for figures and
+    animations: the curve and its energy every `save_every` steps of a fixed number
+    of optax steps (Part II animates Adam on the raw points, `precondition=False`).
+
+    To *solve* for a geodesic use [`jaxgeo.geodesic_bvp`][], which stops on a
+    tolerance and reports `result`.
+
+    **Returns:** `(curves, energies)` of shapes `(F, num_points, D)` and `(F,)` with
+    `F = num_steps // save_every + 1` frames, the first being the straight line.
+    """
+    if num_points < 3 or save_every < 1 or num_steps < save_every:
+        raise ValueError(
+            "energy_descent_trace needs num_points >= 3 and 1 <= save_every <= num_steps, "
+            f"got num_points={num_points}, save_every={save_every}, num_steps={num_steps}"
+        )
+    x0, x1 = jnp.asarray(x0), jnp.asarray(x1)
+    to_curve, _ = _parametrisation(num_points, x0.dtype, precondition)
+    energy = lambda z: curve_energy(metric, to_curve(z, x0, x1))
+
+    def step(_, carry):
+        z, state = carry
+        updates, state = optimizer.update(jax.grad(energy)(z), state, z)
+        return optax.apply_updates(z, updates), state
+
+    def chunk(carry, _):
+        carry = jax.lax.fori_loop(0, save_every, step, carry)
+        return carry, carry[0]
+
+    z0 = jnp.zeros((num_points - 2, x0.shape[0]), x0.dtype)
+    _, zs = jax.lax.scan(chunk, (z0, optimizer.init(z0)), length=num_steps // save_every)
+    zs = jnp.concatenate([z0[None], zs])
+    return jax.vmap(lambda z: to_curve(z, x0, x1))(zs), jax.vmap(energy)(zs)
