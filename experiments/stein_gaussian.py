@@ -70,14 +70,22 @@ def plot_metric_transform(path: Path) -> None:
     parallel = s / np.linalg.norm(s)
     orthogonal = np.array([-parallel[1], parallel[0]])
     fig, axes = plt.subplots(2, 2, figsize=(9, 9))
-    for row, (t, name) in enumerate([(outer, r"$T = s s^\top$"), (metric, r"$T = (s s^\top + I)^{-1}$")]):
-        for col, (p, case) in enumerate([(parallel, "P parallel to s"), (orthogonal, "P orthogonal to s")]):
+    for row, (t, name) in enumerate(
+        [(outer, r"$T = s s^\top$"), (metric, r"$T = (s s^\top + I)^{-1}$")]
+    ):
+        for col, (p, case) in enumerate(
+            [(parallel, "P parallel to s"), (orthogonal, "P orthogonal to s")]
+        ):
             ax = axes[row, col]
             jg.plot.linear_map_circle(ax, t)
             tp = t @ p
             ax.quiver(0, 0, *p, angles="xy", scale_units="xy", scale=1, color="k", width=0.012)
-            ax.quiver(0, 0, *tp, angles="xy", scale_units="xy", scale=1, color="tab:blue", width=0.012)
-            ax.plot(*np.stack([-3 * parallel, 3 * parallel]).T, "g--", lw=1, label="score direction")
+            ax.quiver(
+                0, 0, *tp, angles="xy", scale_units="xy", scale=1, color="tab:blue", width=0.012
+            )
+            ax.plot(
+                *np.stack([-3 * parallel, 3 * parallel]).T, "g--", lw=1, label="score direction"
+            )
             lim = 1.3 * max(1.0, np.abs(t @ np.array([parallel, orthogonal]).T).max())
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim))
             ax.set_title(f"{name}, {case}\n|P| = 1, |TP| = {np.linalg.norm(tp):.3f}")
@@ -126,8 +134,15 @@ def plot_geodesic(path: Path, row: dict, grid: int, ax=None) -> None:
     draw_background(ax, row["rho"], grid)
     line = np.stack([np.asarray(X0), np.asarray(X1)])
     ax.plot(*line.T, "r-", lw=1.5, label=f"straight line, L = {row['line_length']:.3f}")
-    jg.plot.curve(ax, row["sol"].xs, color="tab:blue", marker="o", ms=2.5, lw=1.5,
-                  label=f"geodesic, L = {row['length']:.3f}")
+    jg.plot.curve(
+        ax,
+        row["sol"].xs,
+        color="tab:blue",
+        marker="o",
+        ms=2.5,
+        lw=1.5,
+        label=f"geodesic, L = {row['length']:.3f}",
+    )
     ax.set_title(
         rf"Stein metric $(s s^\top + I)^{{-1}}$, $\rho = {row['rho']}$"
         "\n(ellipses: unit balls of g, rescaled)"
@@ -162,7 +177,9 @@ def plot_energy_landscape(path: Path, grid: int) -> None:
         mesh = jg.plot.energy_landscape(ax, metric, (1.0, 0.0), LIM, LIM, num=grid)
         fig.colorbar(mesh, ax=ax, shrink=0.85)
         ax.plot(*np.stack([np.asarray(X0), np.asarray(X1)]).T, "w-", lw=2)
-        ax.set(title=rf"$\langle d, d\rangle_{{g(x)}}$, $d = (1, 0)$, $\rho = {rho}$", aspect="equal")
+        ax.set(
+            title=rf"$\langle d, d\rangle_{{g(x)}}$, $d = (1, 0)$, $\rho = {rho}$", aspect="equal"
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -181,7 +198,9 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(*, seed: int = 0, out_dir: str | Path = "figures/stein_gaussian", smoke: bool = False) -> list[dict]:
+def main(
+    *, seed: int = 0, out_dir: str | Path = "figures/stein_gaussian", smoke: bool = False
+) -> list[dict]:
     """Make every figure of Part II and print the table; return its rows.
 
     `seed` is unused (everything here is deterministic) and kept for the common
@@ -200,7 +219,9 @@ def main(*, seed: int = 0, out_dir: str | Path = "figures/stein_gaussian", smoke
         tag = f"rho{row['rho']}"
         plot_geodesic(out / f"geodesic_{tag}.png", row, grid)
         plot_geodesic(out / "geodesics.png", row, grid, ax=ax)
-        row["adam_energy"] = animate_descent(out / f"geodesic_{tag}.gif", row["rho"], grid, num_steps, save_every)
+        row["adam_energy"] = animate_descent(
+            out / f"geodesic_{tag}.gif", row["rho"], grid, num_steps, save_every
+        )
     fig.tight_layout()
     fig.savefig(out / "geodesics.png", dpi=110)
     plt.close(fig)
@@ -211,8 +232,10 @@ def main(*, seed: int = 0, out_dir: str | Path = "figures/stein_gaussian", smoke
     print(f"Stein metric (s s^T + I)^-1, geodesic from {X0.tolist()} to {X1.tolist()}, 60 points")
     print(table)
     for r in rows:
-        print(f"rho={r['rho']}: solve {r['seconds'] * 1e3:.1f} ms (incl. compile); "
-              f"Adam ({num_steps} steps) energy {r['adam_energy']:.6f} vs solver {r['energy']:.6f}")
+        print(
+            f"rho={r['rho']}: solve {r['seconds'] * 1e3:.1f} ms (incl. compile); "
+            f"Adam ({num_steps} steps) energy {r['adam_energy']:.6f} vs solver {r['energy']:.6f}"
+        )
     print(f"figures written to {out}/")
     return rows
 

@@ -10,8 +10,8 @@ from ._curve import (
 )
 from ._geodesic import (
     AbstractBoundarySolver as AbstractBoundarySolver,
-    EnergyDescent as EnergyDescent,
     energy_descent_trace as energy_descent_trace,
+    EnergyDescent as EnergyDescent,
     geodesic_bvp as geodesic_bvp,
 )
 from ._metric import (

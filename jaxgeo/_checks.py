@@ -23,9 +23,7 @@ def check_point(x: Array, name: str = "x", dim: int | None = None) -> None:
 
 def check_same_shape(a: Array, b: Array, names: str) -> None:
     if jnp.shape(a) != jnp.shape(b):
-        raise ValueError(
-            f"{names} must have the same shape, got {jnp.shape(a)} and {jnp.shape(b)}"
-        )
+        raise ValueError(f"{names} must have the same shape, got {jnp.shape(a)} and {jnp.shape(b)}")
 
 
 def call_score(score: Callable[[Array], Array], x: Array) -> Array:

@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ._custom_types import Point, Scalar, Tangent
 from ._metric._base import AbstractMetric
@@ -23,7 +23,7 @@ def _grid(xlim: Bounds, ylim: Bounds, num: int) -> tuple[np.ndarray, np.ndarray,
 
 
 @eqx.filter_jit
-def _map_points(fn: Callable[[Point], Array], points: Array) -> Array:
+def _map_points(fn: Callable[[Point], PyTree], points: Array) -> PyTree:
     return jax.vmap(fn)(points)
 
 
@@ -110,7 +110,7 @@ def curve(ax, xs: Float[ArrayLike, "points 2"], *, endpoints: bool = True, **kwa
 def energy_landscape(
     ax,
     metric: AbstractMetric,
-    displacement: Float[ArrayLike, " 2"] = (1.0, 0.0),
+    displacement: tuple[float, float] | Float[ArrayLike, " 2"] = (1.0, 0.0),
     xlim: Bounds = (-5, 5),
     ylim: Bounds = (-5, 5),
     *,

@@ -1,3 +1,3 @@
 from ._base import AbstractBoundarySolver as AbstractBoundarySolver
 from ._bvp import geodesic_bvp as geodesic_bvp
-from ._energy import EnergyDescent as EnergyDescent, energy_descent_trace as energy_descent_trace
+from ._energy import energy_descent_trace as energy_descent_trace, EnergyDescent as EnergyDescent

@@ -67,11 +67,22 @@ class EnsembleMetric(AbstractMetric):
         leaf = jtu.tree_leaves(eqx.filter(self.metrics, eqx.is_array))[0]
         return jnp.shape(leaf)[0]
 
+    def _map_members(self, fn):
+        # Scalars are shared between members: non-array floats may have been turned
+        # into 0-d arrays by a transform (e.g. an optimiser's args), so map axis 0 of
+        # the stacked leaves only.
+        size = self.num_members
+        in_axes = jtu.tree_map(
+            lambda a: 0 if eqx.is_array(a) and a.ndim >= 1 and a.shape[0] == size else None,
+            self.metrics,
+        )
+        return eqx.filter_vmap(fn, in_axes=(in_axes,))(self.metrics)
+
     def matrix(self, x: Point) -> MetricMatrix:
-        return jnp.mean(eqx.filter_vmap(lambda m: m.matrix(x))(self.metrics), axis=0)
+        return jnp.mean(self._map_members(lambda m: m.matrix(x)), axis=0)
 
     def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
-        return jnp.mean(eqx.filter_vmap(lambda m: m.inner(x, u, v))(self.metrics))
+        return jnp.mean(self._map_members(lambda m: m.inner(x, u, v)))
 
     def member(self, index: int) -> AbstractMetric:
         """The metric of one ensemble member."""
