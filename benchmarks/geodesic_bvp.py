@@ -115,10 +115,10 @@ def main(repeats: int = 7) -> dict:
         "| geodesics/s | rel. length error | steps |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for name, c, t, cbb, tbb, err, steps in rows:
+    for name, c, t, cbb, tbb, err, num in rows:
         print(
             f"| {name} | {c:.2f} | {t * 1e3:.2f} | {cbb:.2f} | {tbb:.3f} | {256 / tbb:.0f} "
-            f"| {err:.1e} | {steps} |"
+            f"| {err:.1e} | {num} |"
         )
     print(
         f"batch: {ok}/256 successful, steps median {float(jnp.median(steps)):.0f} "

@@ -12,6 +12,7 @@ from ._geodesic import (
     AbstractBoundarySolver as AbstractBoundarySolver,
     energy_descent_trace as energy_descent_trace,
     EnergyDescent as EnergyDescent,
+    EnergyNewton as EnergyNewton,
     geodesic_bvp as geodesic_bvp,
 )
 from ._metric import (

@@ -12,6 +12,9 @@ from ._checks import check_point, check_value
 from ._custom_types import Point, Scalar, Tangent
 
 
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
 def _check_gaussian(mean: Array, cov: Array, where: str) -> None:
     if mean.ndim != 1 or cov.shape != (mean.shape[0], mean.shape[0]):
         raise ValueError(
@@ -25,61 +28,88 @@ def _check_gaussian(mean: Array, cov: Array, where: str) -> None:
     )
 
 
-def _gaussian_log_prob(x: Point, mean: Array, chol: Array) -> Scalar:
-    z = jsp.linalg.solve_triangular(chol, x - mean, lower=True)
-    dim = mean.shape[0]
+def _precision_and_log_normaliser(cov: Array) -> tuple[Array, Array]:
+    """$\Sigma^{-1}$ and $\log((2\pi)^{D/2}|\Sigma|^{1/2})$, from one Cholesky factor."""
+    chol = jnp.linalg.cholesky(cov)
+    eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
+    precision = jsp.linalg.cho_solve((chol, True), eye)
+    precision = 0.5 * (precision + precision.T)
+    dim = cov.shape[-1]
     log_norm = jnp.sum(jnp.log(jnp.diagonal(chol))) + 0.5 * dim * jnp.log(2 * jnp.pi)
-    return -0.5 * jnp.dot(z, z) - log_norm
+    return precision, log_norm
+
+
+def _gaussian_log_prob(x: Point, mean: Array, precision: Array, log_norm: Array) -> Scalar:
+    z = x - mean
+    return -0.5 * jnp.dot(z, jnp.dot(precision, z, precision=_HIGHEST)) - log_norm
 
 
 class GaussianScore(eqx.Module):
-    r"""Score of $\mathcal{N}(\mu, \Sigma)$: $s(x) = -\Sigma^{-1}(x - \mu)$."""
+    r"""Score of $\mathcal{N}(\mu, \Sigma)$: $s(x) = -\Sigma^{-1}(x - \mu)$.
+
+    The precision $\Sigma^{-1}$ is computed once, at construction, so a score
+    evaluation is one matrix-vector product. Build the module inside a function to
+    differentiate with respect to `cov`."""
 
     mean: Float[Array, " dim"]
     cov: Float[Array, "dim dim"]
+    precision: Float[Array, "dim dim"]
+    log_normaliser: Float[Array, ""]
 
-    def __check_init__(self):
-        _check_gaussian(self.mean, self.cov, "scores.gaussian")
+    def __init__(self, mean: Float[ArrayLike, " dim"], cov: Float[ArrayLike, "dim dim"]):
+        mean, cov = jnp.asarray(mean), jnp.asarray(cov)
+        _check_gaussian(mean, cov, "scores.gaussian")
+        self.mean, self.cov = mean, cov
+        self.precision, self.log_normaliser = _precision_and_log_normaliser(cov)
 
     def log_prob(self, x: Point) -> Scalar:
         check_point(x, dim=self.mean.shape[0])
-        return _gaussian_log_prob(x, self.mean, jnp.linalg.cholesky(self.cov))
+        return _gaussian_log_prob(x, self.mean, self.precision, self.log_normaliser)
 
     def __call__(self, x: Point) -> Tangent:
         check_point(x, dim=self.mean.shape[0])
-        chol = jsp.linalg.cho_factor(self.cov, lower=True)
-        return -jsp.linalg.cho_solve(chol, x - self.mean)
+        return -jnp.dot(self.precision, x - self.mean, precision=_HIGHEST)
 
 
 class GMMScore(eqx.Module):
     r"""Score of a Gaussian mixture $\sum_k w_k \mathcal{N}(\mu_k, \Sigma_k)$,
-    by `jax.grad` of its log-density."""
+    by `jax.grad` of its log-density (weights are normalised)."""
 
     weights: Float[Array, " components"]
     means: Float[Array, "components dim"]
     covs: Float[Array, "components dim dim"]
+    precisions: Float[Array, "components dim dim"]
+    log_normalisers: Float[Array, " components"]
 
-    def __check_init__(self):
-        k = self.weights.shape[0] if self.weights.ndim == 1 else None
+    def __init__(
+        self,
+        weights: Float[ArrayLike, " components"],
+        means: Float[ArrayLike, "components dim"],
+        covs: Float[ArrayLike, "components dim dim"],
+    ):
+        weights, means, covs = jnp.asarray(weights), jnp.asarray(means), jnp.asarray(covs)
+        k = weights.shape[0] if weights.ndim == 1 else None
         if (
             k is None
-            or self.means.ndim != 2
-            or self.means.shape[0] != k
-            or self.covs.shape != (k, self.means.shape[1], self.means.shape[1])
+            or means.ndim != 2
+            or means.shape[0] != k
+            or covs.shape != (k, means.shape[1], means.shape[1])
         ):
             raise ValueError(
                 "scores.gmm: expected weights (K,), means (K, D), covs (K, D, D); got "
-                f"weights {self.weights.shape}, means {self.means.shape}, covs "
-                f"{self.covs.shape}"
+                f"weights {weights.shape}, means {means.shape}, covs {covs.shape}"
             )
-        check_value(self.weights, lambda w: w >= 0, "scores.gmm: weights must be >= 0")
-        for mean, cov in zip(self.means, self.covs):
+        check_value(weights, lambda w: w >= 0, "scores.gmm: weights must be >= 0")
+        for mean, cov in zip(means, covs):
             _check_gaussian(mean, cov, "scores.gmm")
+        self.weights, self.means, self.covs = weights, means, covs
+        self.precisions, self.log_normalisers = jax.vmap(_precision_and_log_normaliser)(covs)
 
     def log_prob(self, x: Point) -> Scalar:
         check_point(x, dim=self.means.shape[1])
-        chols = jnp.linalg.cholesky(self.covs)
-        logs = jax.vmap(_gaussian_log_prob, in_axes=(None, 0, 0))(x, self.means, chols)
+        logs = jax.vmap(_gaussian_log_prob, in_axes=(None, 0, 0, 0))(
+            x, self.means, self.precisions, self.log_normalisers
+        )
         log_w = jnp.log(self.weights / jnp.sum(self.weights))
         return jsp.special.logsumexp(logs + log_w)
 
@@ -106,7 +136,7 @@ class LogDensityScore(eqx.Module):
 
 def gaussian(mean: Float[ArrayLike, " dim"], cov: Float[ArrayLike, "dim dim"]) -> GaussianScore:
     r"""The score of $\mathcal{N}(\mu, \Sigma)$, $s(x) = -\Sigma^{-1}(x - \mu)$."""
-    return GaussianScore(jnp.asarray(mean), jnp.asarray(cov))
+    return GaussianScore(mean, cov)
 
 
 def gmm(
@@ -115,7 +145,7 @@ def gmm(
     covs: Float[ArrayLike, "components dim dim"],
 ) -> GMMScore:
     """The score of a Gaussian mixture (weights are normalised)."""
-    return GMMScore(jnp.asarray(weights), jnp.asarray(means), jnp.asarray(covs))
+    return GMMScore(weights, means, covs)
 
 
 def from_log_density(log_p: Callable[[Point], Scalar]) -> LogDensityScore:

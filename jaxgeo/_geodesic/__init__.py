@@ -1,3 +1,4 @@
 from ._base import AbstractBoundarySolver as AbstractBoundarySolver
 from ._bvp import geodesic_bvp as geodesic_bvp
 from ._energy import energy_descent_trace as energy_descent_trace, EnergyDescent as EnergyDescent
+from ._newton import EnergyNewton as EnergyNewton

@@ -10,6 +10,10 @@ from .._metric._base import AbstractMetric
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
 from ._energy import EnergyDescent
+from ._newton import EnergyNewton
+
+
+NEWTON_MAX_DIM = 64  # above this, (D, D) Hessian blocks cost more than L-BFGS iterations
 
 
 def default_tolerance(dtype) -> float:
@@ -24,7 +28,7 @@ def geodesic_bvp(
     x1: Float[ArrayLike, " dim"],
     *,
     num_points: int = 64,
-    solver: AbstractBoundarySolver = EnergyDescent(),
+    solver: AbstractBoundarySolver | None = None,
     init: Curve | None = None,
     max_steps: int = 4096,
     rtol: float | None = None,
@@ -48,7 +52,8 @@ def geodesic_bvp(
     **Other arguments:**
 
     - `num_points`: number of curve points including both endpoints ($\ge 2$).
-    - `solver`: an [`jaxgeo.AbstractBoundarySolver`][]; default
+    - `solver`: an [`jaxgeo.AbstractBoundarySolver`][]. Default: [`jaxgeo.EnergyNewton`][]
+      (damped Newton with the block-tridiagonal Hessian) for `D <= 64`, else
       [`jaxgeo.EnergyDescent`][] (L-BFGS in preconditioned coordinates).
     - `init`: an initial curve of shape `(num_points, D)`; its endpoints are replaced
       by `x0` and `x1`. Default: the straight line.
@@ -90,6 +95,8 @@ def geodesic_bvp(
     rtol = default_tolerance(dtype) if rtol is None else rtol
     atol = default_tolerance(dtype) if atol is None else atol
 
+    if solver is None:
+        solver = EnergyNewton() if x0.shape[0] <= NEWTON_MAX_DIM else EnergyDescent()
     if num_points == 2:
         xs, result, num_steps = init, RESULTS.successful, jnp.array(0)
     else:
