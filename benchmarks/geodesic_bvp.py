@@ -36,8 +36,7 @@ def metric() -> jg.SteinMetric:
 
 def adam_baseline(m, x0, x1, num_steps: int = 3000, lr: float = 1e-2):
     """A plain jitted Adam loop on the raw interior points, fixed number of steps."""
-    ts = jnp.linspace(0, 1, NUM_POINTS)[:, None]
-    line = x0 + ts * (x1 - x0)
+    line = jg.straight_line(x0, x1, NUM_POINTS)
     opt = optax.adam(lr)
 
     def energy(inner):

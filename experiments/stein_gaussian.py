@@ -113,7 +113,7 @@ def solve_geodesic(rho: float, num_points: int) -> dict:
     sol = jg.geodesic_bvp(metric, X0, X1, num_points=num_points, throw=False)
     jax.block_until_ready(sol)
     seconds = time.perf_counter() - start
-    line = X0 + jnp.linspace(0, 1, num_points)[:, None] * (X1 - X0)
+    line = jg.straight_line(X0, X1, num_points)
     return dict(
         rho=rho,
         sol=sol,

@@ -7,6 +7,7 @@ from ._curve import (
     curve_energy as curve_energy,
     curve_length as curve_length,
     curve_velocities as curve_velocities,
+    straight_line as straight_line,
 )
 from ._geodesic import (
     AbstractBoundarySolver as AbstractBoundarySolver,

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._custom_types import Curve, Scalar
+from ._custom_types import Curve, Point, Scalar
 from ._metric._base import AbstractMetric, safe_sqrt
 
 
@@ -58,3 +58,9 @@ def curve_velocities(xs: Curve) -> Curve:
     start = 0.5 * n * (-3 * xs[0] + 4 * xs[1] - xs[2])
     end = 0.5 * n * (3 * xs[-1] - 4 * xs[-2] + xs[-3])
     return jnp.concatenate([start[None], central, end[None]])
+
+
+def straight_line(x0: Point, x1: Point, num_points: int) -> Curve:
+    """The polyline of `num_points` equally spaced points from `x0` to `x1`."""
+    ts = jnp.linspace(0, 1, num_points, dtype=jnp.result_type(x0, x1))
+    return x0[None, :] + ts[:, None] * (x1 - x0)[None, :]

@@ -43,7 +43,7 @@ def density(
     cmap: str = "Blues",
     **kwargs,
 ):
-    """Filled contours of the density $p(x) = \\exp\\log p(x)$ on a 2-D grid."""
+    r"""Filled contours of the density $p(x) = \exp\log p(x)$ on a 2-D grid."""
     xs, ys, logp = _grid_values(log_prob, xlim, ylim, num)
     return ax.contourf(xs, ys, np.exp(logp), levels=kwargs.pop("levels", 12), cmap=cmap, **kwargs)
 
@@ -58,7 +58,7 @@ def score_field(
     normalise: bool = True,
     **kwargs,
 ):
-    """Quiver plot of the score field $s(x) = \\nabla_x \\log p(x)$; arrows are
+    r"""Quiver plot of the score field $s(x) = \nabla_x \log p(x)$; arrows are
     normalised to unit length (colour = magnitude) unless `normalise=False`."""
     xs, ys, s = _grid_values(score, xlim, ylim, num)
     magnitude = np.linalg.norm(s, axis=-1)

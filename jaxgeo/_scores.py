@@ -1,4 +1,4 @@
-"""Analytic Stein scores $s(x) = \\nabla_x \\log p(x)$ as Equinox modules."""
+r"""Analytic Stein scores $s(x) = \nabla_x \log p(x)$ as Equinox modules."""
 
 from collections.abc import Callable
 
@@ -29,7 +29,7 @@ def _check_gaussian(mean: Array, cov: Array, where: str) -> None:
 
 
 def _precision_and_log_normaliser(cov: Array) -> tuple[Array, Array]:
-    """$\Sigma^{-1}$ and $\log((2\pi)^{D/2}|\Sigma|^{1/2})$, from one Cholesky factor."""
+    r"""$\Sigma^{-1}$ and $\log((2\pi)^{D/2}|\Sigma|^{1/2})$, from one Cholesky factor."""
     chol = jnp.linalg.cholesky(cov)
     eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
     precision = jsp.linalg.cho_solve((chol, True), eye)
@@ -149,5 +149,5 @@ def gmm(
 
 
 def from_log_density(log_p: Callable[[Point], Scalar]) -> LogDensityScore:
-    """The score $\\nabla_x \\log p(x)$ of a scalar log-density function."""
+    r"""The score $\nabla_x \log p(x)$ of a scalar log-density function."""
     return LogDensityScore(log_p)

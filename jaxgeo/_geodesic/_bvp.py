@@ -4,7 +4,7 @@ import jax.numpy as jnp
 from jaxtyping import ArrayLike, Float
 
 from .._checks import check_point, check_same_shape
-from .._curve import curve_energy, curve_length, curve_velocities
+from .._curve import curve_energy, curve_length, curve_velocities, straight_line
 from .._custom_types import Curve
 from .._metric._base import AbstractMetric
 from .._solution import GeodesicSolution, RESULTS
@@ -83,7 +83,7 @@ def geodesic_bvp(
     )
     ts = jnp.linspace(0, 1, num_points, dtype=dtype)
     if init is None:
-        init = x0 + ts[:, None] * (x1 - x0)
+        init = straight_line(x0, x1, num_points)
     else:
         init = jnp.asarray(init, dtype)
         if init.shape != (num_points, x0.shape[0]):

@@ -5,7 +5,7 @@ import optax
 import optimistix as optx
 from jaxtyping import Array, Float, Int
 
-from .._curve import curve_energy
+from .._curve import curve_energy, straight_line
 from .._custom_types import Curve, Point
 from .._metric._base import AbstractMetric
 from .._solution import RESULTS
@@ -15,17 +15,16 @@ from ._base import AbstractBoundarySolver, sine_basis
 def _parametrisation(num_points: int, dtype, precondition: bool):
     """Maps between a polyline and the coordinates `z` of its interior points
     (offsets from the straight line, in the preconditioned basis if asked)."""
-    ts = jnp.linspace(0, 1, num_points, dtype=dtype)[1:-1, None]
     n = num_points - 2
     basis = jnp.asarray(sine_basis(num_points, dtype)) if precondition else jnp.eye(n, dtype=dtype)
 
     def to_curve(z, a, b):
-        inner = a + ts * (b - a) + jnp.dot(basis, z, precision=jax.lax.Precision.HIGHEST)
-        return jnp.concatenate([a[None], inner, b[None]])
+        offsets = jnp.dot(basis, z, precision=jax.lax.Precision.HIGHEST)
+        return straight_line(a, b, num_points).at[1:-1].add(offsets)
 
     def from_curve(xs):
-        line = xs[0] + ts * (xs[-1] - xs[0])
-        return jnp.linalg.solve(basis, xs[1:-1] - line)
+        line = straight_line(xs[0], xs[-1], num_points)
+        return jnp.linalg.solve(basis, xs[1:-1] - line[1:-1])
 
     return to_curve, from_curve
 

@@ -15,6 +15,7 @@ from ._base import AbstractBoundarySolver
 
 
 Blocks = Float[Array, "n dim dim"]
+UpperBlocks = Float[Array, "n-1 dim dim"]
 Points = Float[Array, "n dim"]
 
 
@@ -27,7 +28,7 @@ def _energy(interior: Points, args) -> Scalar:
     return curve_energy(metric, _with_ends(interior, x0, x1))
 
 
-def energy_derivatives(metric: AbstractMetric, xs: Curve) -> tuple[Points, Blocks, Blocks]:
+def energy_derivatives(metric: AbstractMetric, xs: Curve) -> tuple[Points, Blocks, UpperBlocks]:
     r"""Gradient and block-tridiagonal Hessian of the discrete energy w.r.t. the interior
     points of `xs`.
 
@@ -69,7 +70,7 @@ def _small_cholesky(a: Float[Array, "dim dim"]) -> Float[Array, "dim dim"]:
 
 
 def _small_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
-    """Solve $L L^\top x = b$ by unrolled substitution; `b` of shape `(D,)` or `(D, m)`."""
+    r"""Solve $L L^\top x = b$ by unrolled substitution; `b` of shape `(D,)` or `(D, m)`."""
     dim = low.shape[-1]
     y = []
     for i in range(dim):
@@ -85,7 +86,7 @@ def _lapack_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
     return jsp.linalg.cho_solve((low, True), b)
 
 
-def block_tridiagonal_solve(diag: Blocks, upper: Blocks, rhs: Points) -> Points:
+def block_tridiagonal_solve(diag: Blocks, upper: UpperBlocks, rhs: Points) -> Points:
     r"""Solve $H x = r$ for a symmetric positive-definite block-tridiagonal $H$
     (diagonal blocks `diag`, super-diagonal blocks `upper`, sub-diagonal `upper`ᵀ) by
     block Cholesky elimination in two scans: $O(n D^3)$. Gives NaN if $H$ is not
@@ -118,7 +119,7 @@ def block_tridiagonal_solve(diag: Blocks, upper: Blocks, rhs: Points) -> Points:
 
 
 def _laplacian_norm(num_segments: int, step: Points) -> Scalar:
-    """$\\delta^\\top (N L \\otimes I) \\delta$: the Euclidean energy Hessian's quadratic form."""
+    r"""$\delta^\top (N L \otimes I) \delta$: the Euclidean energy Hessian's quadratic form."""
     padded = jnp.pad(step, ((1, 1), (0, 0)))
     return num_segments * jnp.sum((padded[1:] - padded[:-1]) ** 2)
 
@@ -161,7 +162,7 @@ class _BlockNewtonMinimiser(optx.AbstractMinimiser):
         # short preconditioned-gradient step, mu -> 0 the Newton step.
         eye = jnp.eye(y.shape[1], dtype=y.dtype)
         mu = state.damping * num_segments
-        delta = block_tridiagonal_solve(diag + 2 * mu * eye, upper - mu * eye, -grad)
+        delta = block_tridiagonal_solve(diag + 2 * mu * eye[None], upper - mu * eye[None], -grad)
         new_y = y + delta
         new_f = fn(new_y, args)[0]
         predicted = 0.5 * (

@@ -7,7 +7,7 @@ from ._base import AbstractMetric
 
 
 class Euclidean(AbstractMetric):
-    """The flat metric $G(x) = I$ on $\\mathbb{R}^D$."""
+    r"""The flat metric $G(x) = I$ on $\mathbb{R}^D$."""
 
     dim: int = eqx.field(static=True)
 

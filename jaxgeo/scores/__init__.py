@@ -1,4 +1,5 @@
-"""Stein scores $s(x) = \\nabla_x \\log p(x)$: analytic ones here, learned ones in `jg.nn`."""
+r"""Stein scores $s(x) = \nabla_x \log p(x)$ of analytic densities. Any function
+`x -> s(x)` (or Equinox module) from `(D,)` to `(D,)` can serve as a score."""
 
 from .._scores import (
     from_log_density as from_log_density,
