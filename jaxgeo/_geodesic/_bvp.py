@@ -117,8 +117,9 @@ def _solution(
 ) -> GeodesicSolution:
     energy = curve_energy(metric, xs)
     length = curve_length(metric, xs)
-    grad = jax.grad(curve_energy, argnums=1)(jax.lax.stop_gradient(metric), xs)
+    grad = jax.grad(lambda c: curve_energy(metric, c))(xs)
     grad_norm = jnp.max(jnp.abs(grad[1:-1])) if xs.shape[0] > 2 else jnp.zeros((), xs.dtype)
+    grad_norm = jax.lax.stop_gradient(grad_norm)
     result = RESULTS.where(jnp.isfinite(energy), result, RESULTS.nonfinite_energy)
     stats = dict(
         num_steps=num_steps,
