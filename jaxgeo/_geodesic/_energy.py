@@ -78,6 +78,13 @@ class EnergyDescent(AbstractBoundarySolver):
         rtol: float,
         atol: float,
     ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
+        dtype = init.dtype
+        if isinstance(self.optimizer, optx.AbstractMinimiser):
+            # optimistix's quasi-Newton states hold arrays of the default float dtype
+            # (float64 under jax_enable_x64), which breaks float32 solves: work in the
+            # wider dtype and return the caller's.
+            work = jnp.promote_types(dtype, jnp.result_type(float))
+            x0, x1, init = x0.astype(work), x1.astype(work), init.astype(work)
         to_curve, from_curve = _parametrisation(init.shape[0], init.dtype, self.precondition)
 
         def energy(z, args):
@@ -93,7 +100,7 @@ class EnergyDescent(AbstractBoundarySolver):
             adjoint=self.adjoint,
             throw=False,
         )
-        xs = to_curve(sol.value, x0, x1)
+        xs = to_curve(sol.value, x0, x1).astype(dtype)
         return xs, RESULTS.promote(sol.result), sol.stats["num_steps"]
 
 
