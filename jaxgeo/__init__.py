@@ -9,12 +9,22 @@ from ._curve import (
     curve_velocities as curve_velocities,
     straight_line as straight_line,
 )
+from ._functional import (
+    christoffel as christoffel,
+    gaussian_curvature as gaussian_curvature,
+    geodesic_acceleration as geodesic_acceleration,
+    ricci_tensor as ricci_tensor,
+    riemann_tensor as riemann_tensor,
+    scalar_curvature as scalar_curvature,
+)
 from ._geodesic import (
     AbstractBoundarySolver as AbstractBoundarySolver,
     energy_descent_trace as energy_descent_trace,
     EnergyDescent as EnergyDescent,
     EnergyNewton as EnergyNewton,
+    exp_map as exp_map,
     geodesic_bvp as geodesic_bvp,
+    geodesic_ivp as geodesic_ivp,
 )
 from ._metric import (
     AbstractMetric as AbstractMetric,

@@ -1,16 +1,17 @@
 from typing import Any
 
+import diffrax as dfx
 import equinox as eqx
-import optimistix as optx
 from jaxtyping import Array, Float
 
 from ._custom_types import Curve, Scalar
 
 
-class RESULTS(optx.RESULTS):  # pyright: ignore
+class RESULTS(dfx.RESULTS):  # pyright: ignore
     """Why a geodesic solve ended: `RESULTS.successful` or a failure with its message.
 
-    Extends `optimistix.RESULTS` (e.g. `nonlinear_max_steps_reached`)."""
+    Extends `diffrax.RESULTS` and `optimistix.RESULTS` (e.g. `max_steps_reached`,
+    `nonlinear_max_steps_reached`)."""
 
     nonfinite_energy = (
         "The curve energy became NaN or infinite: the metric is undefined somewhere "

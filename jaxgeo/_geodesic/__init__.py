@@ -1,4 +1,5 @@
 from ._base import AbstractBoundarySolver as AbstractBoundarySolver
 from ._bvp import geodesic_bvp as geodesic_bvp
 from ._energy import energy_descent_trace as energy_descent_trace, EnergyDescent as EnergyDescent
+from ._ivp import exp_map as exp_map, geodesic_ivp as geodesic_ivp
 from ._newton import EnergyNewton as EnergyNewton

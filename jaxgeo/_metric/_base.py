@@ -38,8 +38,10 @@ class AbstractMetric(eqx.Module):
 
     def solve(self, x: Point, w: Tangent) -> Tangent:
         """$G(x)^{-1} w$ (raising an index), by a Cholesky solve through lineax."""
-        operator = lx.MatrixLinearOperator(self.matrix(x), lx.positive_semidefinite_tag)
-        return lx.linear_solve(operator, w, lx.Cholesky()).value
+        g = self.matrix(x)
+        dtype = jnp.result_type(g, w)
+        operator = lx.MatrixLinearOperator(g.astype(dtype), lx.positive_semidefinite_tag)
+        return lx.linear_solve(operator, w.astype(dtype), lx.Cholesky()).value
 
     def inverse_matrix(self, x: Point) -> MetricMatrix:
         """The inverse metric (cometric) $G(x)^{-1}$, shape `(D, D)`."""

@@ -11,7 +11,8 @@ class MatrixMetric(AbstractMetric):
     """A metric given by any user function `fn: x -> G(x)`.
 
     `fn` must return a symmetric positive-definite `(D, D)` matrix for a point of
-    shape `(D,)`; the shape is checked at trace time. Use an `eqx.Module` (or
+    shape `(D,)`; the shape is checked at trace time, and the matrix takes the point's
+    dtype. Use an `eqx.Module` (or
     `jax.tree_util.Partial`) for `fn` when it holds parameters you want to differentiate.
 
     !!! example
@@ -28,4 +29,4 @@ class MatrixMetric(AbstractMetric):
                 f"MatrixMetric's fn returned shape {jnp.shape(g)} for a point of shape "
                 f"{x.shape}; expected a square matrix of shape {(x.shape[0],) * 2}"
             )
-        return g
+        return jnp.asarray(g, x.dtype)

@@ -1,0 +1,125 @@
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import ArrayLike, Float
+
+from .._checks import check_point, check_same_shape
+from .._custom_types import Point, Tangent
+from .._functional import geodesic_acceleration
+from .._metric._base import AbstractMetric
+from .._solution import GeodesicSolution, RESULTS
+
+
+def _vector_field(t, state, metric):
+    del t
+    x, v = state
+    return v, geodesic_acceleration(metric, x, v)
+
+
+@eqx.filter_jit
+def geodesic_ivp(
+    metric: AbstractMetric,
+    x0: Float[ArrayLike, " dim"],
+    v0: Float[ArrayLike, " dim"],
+    t1: float = 1.0,
+    *,
+    solver: dfx.AbstractSolver = dfx.Tsit5(),
+    rtol: float | None = None,
+    atol: float | None = None,
+    stepsize_controller: dfx.AbstractStepSizeController | None = None,
+    saveat: dfx.SaveAt | None = None,
+    num_points: int = 65,
+    dt0: float | None = None,
+    max_steps: int = 4096,
+    adjoint: dfx.AbstractAdjoint = dfx.RecursiveCheckpointAdjoint(),
+    throw: bool = True,
+) -> GeodesicSolution:
+    r"""The geodesic from `x0` with initial velocity `v0`, for $t \in [0, t_1]$: the
+    solution of $\ddot x = -\Gamma(\dot x, \dot x)$ (matrix-free, see
+    [`jaxgeo.geodesic_acceleration`][]) integrated by diffrax.
+
+    **Main arguments:**
+
+    - `metric`: any [`jaxgeo.AbstractMetric`][].
+    - `x0`, `v0`: the initial point and velocity, shape `(D,)`.
+    - `t1`: the final time.
+
+    **Other arguments:**
+
+    - `solver`: a diffrax ODE solver (default `Tsit5`).
+    - `rtol`, `atol`: tolerances of the default `PIDController`: 1e-10 in float64,
+      1e-6 in float32.
+    - `stepsize_controller`: overrides the default adaptive controller.
+    - `saveat`: where to save; default `num_points` equally spaced times.
+    - `max_steps`, `dt0`, `adjoint`: as in `diffrax.diffeqsolve`.
+    - `throw`: raise if the integration fails; under `jax.vmap` use `throw=False` and
+      inspect `result`.
+
+    **Returns:** a [`jaxgeo.GeodesicSolution`][]; `length` and `energy` are those of
+    the exact geodesic, $t_1\|v_0\|$ and $\frac{t_1}{2}\|v_0\|^2$; `stats` holds the
+    number of steps and `speed_drift`, the largest relative change of the speed
+    $\|\dot x\|_{G(x)}$ along the saved points (zero for an exact geodesic).
+    """
+    x0, v0 = jnp.asarray(x0), jnp.asarray(v0)
+    check_point(x0, "x0")
+    check_point(v0, "v0")
+    check_same_shape(x0, v0, "geodesic_ivp: x0 and v0")
+    dtype = jnp.result_type(x0, v0)
+    x0, v0 = x0.astype(dtype), v0.astype(dtype)
+    x0 = eqx.error_if(
+        x0,
+        ~(jnp.all(jnp.isfinite(x0)) & jnp.all(jnp.isfinite(v0))),
+        "geodesic_ivp: x0 and v0 must be finite (got NaN or inf)",
+    )
+    tol = 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-6
+    if stepsize_controller is None:
+        stepsize_controller = dfx.PIDController(
+            rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol
+        )
+    if saveat is None:
+        saveat = dfx.SaveAt(ts=jnp.linspace(0, t1, num_points, dtype=dtype))
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(_vector_field),
+        solver,
+        t0=0.0,
+        t1=t1,
+        dt0=dt0,
+        y0=(x0, v0),
+        args=metric,
+        saveat=saveat,
+        stepsize_controller=stepsize_controller,
+        max_steps=max_steps,
+        adjoint=adjoint,
+        throw=False,
+    )
+    xs, vs = sol.ys
+    speed0 = metric.norm(x0, v0)
+    speeds = jax.vmap(metric.norm)(xs, vs)
+    result = RESULTS.promote(sol.result)
+    result = RESULTS.where(jnp.all(jnp.isfinite(xs)), result, RESULTS.nonfinite_energy)
+    drift = jnp.max(jnp.abs(speeds - speed0)) / jnp.where(speed0 > 0, speed0, 1)
+    out = GeodesicSolution(
+        ts=sol.ts,
+        xs=xs,
+        vs=vs,
+        length=t1 * speed0,
+        energy=0.5 * t1 * speed0**2,
+        result=result,
+        stats=dict(
+            num_steps=sol.stats["num_steps"],
+            max_steps=max_steps,
+            speed_drift=jax.lax.stop_gradient(drift),
+        ),
+    )
+    if throw:
+        out = result.error_if(out, result != RESULTS.successful)
+    return out
+
+
+def exp_map(metric: AbstractMetric, x0: Point, v0: Tangent, **kwargs) -> Point:
+    r"""The exponential map $\exp_{x_0}(v_0)$: the point reached at $t = 1$ by the
+    geodesic from `x0` with initial velocity `v0`. Keyword arguments go to
+    [`jaxgeo.geodesic_ivp`][]."""
+    kwargs.setdefault("saveat", dfx.SaveAt(t1=True))
+    return geodesic_ivp(metric, x0, v0, 1.0, **kwargs).xs[-1]

@@ -1,0 +1,55 @@
+"""The initial-value side: geodesic ODE integration and the exponential map."""
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxgeo as jg
+
+
+POINCARE = jg.MatrixMetric(lambda x: jnp.eye(2) / x[1] ** 2)
+
+
+def test_poincare_vertical_geodesic():
+    # x(t) = (0, exp(t)) is the unit-speed geodesic through (0, 1) with v0 = (0, 1).
+    sol = jg.geodesic_ivp(POINCARE, jnp.array([0.0, 1.0]), jnp.array([0.0, 1.0]), t1=1.5)
+    assert sol.result == jg.RESULTS.successful
+    np.testing.assert_allclose(sol.xs[:, 1], jnp.exp(sol.ts), rtol=1e-8)
+    np.testing.assert_allclose(sol.xs[:, 0], 0.0, atol=1e-10)
+    np.testing.assert_allclose(sol.length, 1.5)
+    assert float(sol.stats["speed_drift"]) < 1e-8
+
+
+def test_poincare_semicircle_geodesic():
+    # Geodesic from (-1, 1)... along the unit-radius circle centred at (0, 0):
+    # x(t) = (tanh t, sech t) with unit speed, starting at (0, 1) with v0 = (1, 0).
+    sol = jg.geodesic_ivp(POINCARE, jnp.array([0.0, 1.0]), jnp.array([1.0, 0.0]), t1=2.0)
+    np.testing.assert_allclose(sol.xs[:, 0], jnp.tanh(sol.ts), atol=1e-8)
+    np.testing.assert_allclose(sol.xs[:, 1], 1 / jnp.cosh(sol.ts), atol=1e-8)
+
+
+def test_exp_map_matches_bvp_endpoint_and_vmap():
+    x0 = jnp.array([0.0, 1.0])
+    v0s = jnp.array([[1.0, 0.0], [0.3, -0.2], [-0.5, 0.8]])
+    ends = jax.vmap(lambda v: jg.exp_map(POINCARE, x0, v))(v0s)
+    loop = jnp.stack([jg.exp_map(POINCARE, x0, v) for v in v0s])
+    np.testing.assert_allclose(ends, loop, rtol=1e-12)
+    # Geodesic distance equals the speed (t1 = 1): arccosh form of the half-plane.
+    dist = jnp.arccosh(1 + jnp.sum((ends - x0[None]) ** 2, -1) / (2 * x0[1] * ends[:, 1]))
+    np.testing.assert_allclose(dist, jnp.linalg.norm(v0s, axis=-1) / x0[1], rtol=1e-8)
+
+
+def test_ivp_reports_failure():
+    sol = jg.geodesic_ivp(
+        POINCARE, jnp.array([0.0, 1.0]), jnp.array([0.0, 1.0]), t1=5.0, max_steps=3, throw=False
+    )
+    assert sol.result != jg.RESULTS.successful
+
+
+def test_ivp_float32_and_custom_solver():
+    x0, v0 = jnp.array([0.0, 1.0], jnp.float32), jnp.array([0.3, 0.4], jnp.float32)
+    sol = jg.geodesic_ivp(POINCARE, x0, v0)
+    assert sol.xs.dtype == jnp.float32
+    ref = jg.geodesic_ivp(POINCARE, x0.astype(float), v0.astype(float), solver=dfx.Dopri8())
+    np.testing.assert_allclose(sol.xs[-1], ref.xs[-1], rtol=1e-5)
