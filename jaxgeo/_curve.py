@@ -13,44 +13,46 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._custom_types import Curve, Point, Scalar
+from ._custom_types import Curve, Input, Point, Scalar
 from ._metric._base import AbstractMetric, safe_sqrt
 
 
-def _check_curve(xs: Array, where: str) -> None:
+def _check_curve(xs: Input, where: str) -> Curve:
+    xs = jnp.asarray(xs)
     if jnp.ndim(xs) != 2 or jnp.shape(xs)[0] < 2:
         raise ValueError(
             f"{where}: expected a curve of shape (num_points, dim) with num_points >= 2, "
             f"got shape {jnp.shape(xs)}"
         )
+    return xs
 
 
-def segment_sq_norms(metric: AbstractMetric, xs: Curve) -> Float[Array, " segments"]:
+def segment_sq_norms(metric: AbstractMetric, xs: Input) -> Float[Array, " segments"]:
     r"""$\langle \Delta_i, \Delta_i \rangle_{G(m_i)}$ for each segment of the polyline."""
-    _check_curve(xs, "segment_sq_norms")
+    xs = _check_curve(xs, "segment_sq_norms")
     deltas = xs[1:] - xs[:-1]
     mids = 0.5 * (xs[1:] + xs[:-1])
     return jax.vmap(lambda m, d: metric.inner(m, d, d))(mids, deltas)
 
 
-def curve_energy(metric: AbstractMetric, xs: Curve) -> Scalar:
+def curve_energy(metric: AbstractMetric, xs: Input) -> Scalar:
     r"""Energy $E = \frac{N}{2}\sum_i \langle\Delta_i,\Delta_i\rangle_{G(m_i)}$ of a polyline
     `xs` of shape `(N + 1, D)`, parametrised uniformly on $[0, 1]$."""
-    _check_curve(xs, "curve_energy")
+    xs = _check_curve(xs, "curve_energy")
     num_segments = xs.shape[0] - 1
     return 0.5 * num_segments * jnp.sum(segment_sq_norms(metric, xs))
 
 
-def curve_length(metric: AbstractMetric, xs: Curve) -> Scalar:
+def curve_length(metric: AbstractMetric, xs: Input) -> Scalar:
     r"""Length $L = \sum_i \|\Delta_i\|_{G(m_i)}$ of a polyline `xs` of shape `(N + 1, D)`."""
-    _check_curve(xs, "curve_length")
+    xs = _check_curve(xs, "curve_length")
     return jnp.sum(safe_sqrt(segment_sq_norms(metric, xs)))
 
 
-def curve_velocities(xs: Curve) -> Curve:
+def curve_velocities(xs: Input) -> Curve:
     """Velocities $dc/dt$ at the points of a polyline on the uniform grid $t_i = i/N$,
     by second-order finite differences (one-sided at the ends)."""
-    _check_curve(xs, "curve_velocities")
+    xs = _check_curve(xs, "curve_velocities")
     n = xs.shape[0] - 1
     if n == 1:
         return jnp.broadcast_to(n * (xs[1] - xs[0]), xs.shape)

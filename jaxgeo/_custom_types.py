@@ -1,6 +1,6 @@
 """Shape aliases shared by the whole package (jaxtyping)."""
 
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, Real
 
 
 Point = Float[Array, " dim"]
@@ -9,4 +9,7 @@ MetricMatrix = Float[Array, "dim dim"]
 Christoffel = Float[Array, "dim dim dim"]
 Curve = Float[Array, "points dim"]
 Scalar = Float[Array, ""]
-ScalarLike = float | Float[ArrayLike, ""]
+ScalarLike = int | float | Real[ArrayLike, ""]
+# Arguments of public entry points: annotated loosely on purpose, so that our own
+# validation (with messages naming the expected shapes) runs before any type checker.
+Input = ArrayLike

@@ -6,10 +6,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy as jsp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, Float
 
 from ._checks import check_point, check_value
-from ._custom_types import Point, Scalar, Tangent
+from ._custom_types import Input, Point, Scalar, Tangent
 
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -56,7 +56,7 @@ class GaussianScore(eqx.Module):
     precision: Float[Array, "dim dim"]
     log_normaliser: Float[Array, ""]
 
-    def __init__(self, mean: Float[ArrayLike, " dim"], cov: Float[ArrayLike, "dim dim"]):
+    def __init__(self, mean: Input, cov: Input):
         mean, cov = jnp.asarray(mean), jnp.asarray(cov)
         _check_gaussian(mean, cov, "scores.gaussian")
         self.mean, self.cov = mean, cov
@@ -83,9 +83,9 @@ class GMMScore(eqx.Module):
 
     def __init__(
         self,
-        weights: Float[ArrayLike, " components"],
-        means: Float[ArrayLike, "components dim"],
-        covs: Float[ArrayLike, "components dim dim"],
+        weights: Input,
+        means: Input,
+        covs: Input,
     ):
         weights, means, covs = jnp.asarray(weights), jnp.asarray(means), jnp.asarray(covs)
         k = weights.shape[0] if weights.ndim == 1 else None
@@ -134,16 +134,12 @@ class LogDensityScore(eqx.Module):
         return jax.grad(self.log_prob)(x)
 
 
-def gaussian(mean: Float[ArrayLike, " dim"], cov: Float[ArrayLike, "dim dim"]) -> GaussianScore:
+def gaussian(mean: Input, cov: Input) -> GaussianScore:
     r"""The score of $\mathcal{N}(\mu, \Sigma)$, $s(x) = -\Sigma^{-1}(x - \mu)$."""
     return GaussianScore(mean, cov)
 
 
-def gmm(
-    weights: Float[ArrayLike, " components"],
-    means: Float[ArrayLike, "components dim"],
-    covs: Float[ArrayLike, "components dim dim"],
-) -> GMMScore:
+def gmm(weights: Input, means: Input, covs: Input) -> GMMScore:
     """The score of a Gaussian mixture (weights are normalised)."""
     return GMMScore(weights, means, covs)
 

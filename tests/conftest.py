@@ -4,8 +4,7 @@ import pytest
 
 
 jax.config.update("jax_enable_x64", True)
-# `jax_numpy_rank_promotion="raise"` is not set: `geodesic_bvp` broadcasts `ts[:, None]`
-# (shape (N, 1)) against points of shape (D,), which that option rejects.
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import jaxgeo as jg
 
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8) -> bool:
-    """Same structure, same dtypes, values within tolerance."""
-    return eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol) is True
+    """Same structure, same dtypes, values within tolerance (eager use only)."""
+    return bool(eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol))
 
 
 # --- Poincaré half-plane {(x, y) : y > 0}, G(x) = I / y^2 --------------------------------
@@ -56,7 +56,7 @@ def poincare_semicircle_geodesic(
 
 def straight_line(x0, x1, num_points: int):
     ts = jnp.linspace(0, 1, num_points, dtype=jnp.result_type(x0, x1))
-    return x0 + ts[:, None] * (x1 - x0)
+    return x0[None] + ts[:, None] * (x1 - x0)[None]
 
 
 # --- the Part II case: Stein metric of a correlated Gaussian --------------------------

@@ -42,7 +42,7 @@ def test_block_tridiagonal_solve_matches_dense(dim):
 
 
 def test_block_tridiagonal_solve_flags_indefinite():
-    diag = -jnp.ones((4, 2, 2)) * jnp.eye(2)
+    diag = -jnp.ones((4, 2, 2)) * jnp.eye(2)[None]
     x = block_tridiagonal_solve(diag, jnp.zeros((3, 2, 2)), jnp.ones((4, 2)))
     assert not jnp.all(jnp.isfinite(x))
 

@@ -1,11 +1,10 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import ArrayLike, Float
 
 from .._checks import check_point, check_same_shape
 from .._curve import curve_energy, curve_length, curve_velocities, straight_line
-from .._custom_types import Curve
+from .._custom_types import Curve, Input
 from .._metric._base import AbstractMetric
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
@@ -24,12 +23,12 @@ def default_tolerance(dtype) -> float:
 @eqx.filter_jit
 def geodesic_bvp(
     metric: AbstractMetric,
-    x0: Float[ArrayLike, " dim"],
-    x1: Float[ArrayLike, " dim"],
+    x0: Input,
+    x1: Input,
     *,
     num_points: int = 64,
     solver: AbstractBoundarySolver | None = None,
-    init: Curve | None = None,
+    init: Input | None = None,
     max_steps: int = 4096,
     rtol: float | None = None,
     atol: float | None = None,

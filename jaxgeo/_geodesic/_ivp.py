@@ -2,10 +2,9 @@ import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import ArrayLike, Float
 
 from .._checks import check_point, check_same_shape
-from .._custom_types import Point, Tangent
+from .._custom_types import Input, Point
 from .._functional import geodesic_acceleration
 from .._metric._base import AbstractMetric
 from .._solution import GeodesicSolution, RESULTS
@@ -20,8 +19,8 @@ def _vector_field(t, state, metric):
 @eqx.filter_jit
 def geodesic_ivp(
     metric: AbstractMetric,
-    x0: Float[ArrayLike, " dim"],
-    v0: Float[ArrayLike, " dim"],
+    x0: Input,
+    v0: Input,
     t1: float = 1.0,
     *,
     solver: dfx.AbstractSolver = dfx.Tsit5(),
@@ -117,7 +116,7 @@ def geodesic_ivp(
     return out
 
 
-def exp_map(metric: AbstractMetric, x0: Point, v0: Tangent, **kwargs) -> Point:
+def exp_map(metric: AbstractMetric, x0: Input, v0: Input, **kwargs) -> Point:
     r"""The exponential map $\exp_{x_0}(v_0)$: the point reached at $t = 1$ by the
     geodesic from `x0` with initial velocity `v0`. Keyword arguments go to
     [`jaxgeo.geodesic_ivp`][]."""

@@ -1,0 +1,132 @@
+import jax.numpy as jnp
+import jaxtyping
+import pytest
+
+import jaxgeo as jg
+
+from .helpers import stein_gaussian
+
+
+@pytest.fixture(autouse=True, params=["typechecked", "unchecked"])
+def typechecking(request):
+    """Run every test twice: with the runtime type checking that pyproject's `addopts`
+    switches on for the tests (jaxtyping + beartype on `jaxgeo`), and without it, which
+    is what users get. The library's `ValueError`s must reach the user in both."""
+    previous = jaxtyping.config.jaxtyping_disable
+    jaxtyping.config.update("jaxtyping_disable", request.param == "unchecked")
+    try:
+        yield
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", previous)
+
+
+def test_endpoints_of_different_dimension():
+    with pytest.raises(ValueError, match=r"\(2,\).*\(3,\)"):
+        jg.geodesic_bvp(jg.Euclidean(2), jnp.zeros(2), jnp.ones(3))
+
+
+def test_score_of_wrong_shape():
+    metric = jg.SteinMetric(lambda x: x[:1])
+    x = jnp.array([1.0, 2.0])
+    for call in (
+        lambda: metric.matrix(x),
+        lambda: metric.inner(x, x, x),
+        lambda: metric.solve(x, x),
+        lambda: jg.MongeMetric(lambda x: x[:1]).inner(x, x, x),
+        lambda: jg.geodesic_bvp(metric, x, 2 * x, num_points=8),
+    ):
+        with pytest.raises(ValueError, match=r"score returned shape \(1,\)"):
+            call()
+
+
+def test_matrix_metric_not_square():
+    metric = jg.MatrixMetric(lambda x: jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        metric.matrix(jnp.zeros(2))
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        jg.geodesic_bvp(metric, jnp.zeros(2), jnp.ones(2), num_points=8)
+
+
+@pytest.mark.parametrize("bad", [jnp.nan, jnp.inf])
+@pytest.mark.parametrize("which", ["x0", "x1"])
+def test_non_finite_endpoints(bad, which):
+    metric = stein_gaussian()
+    x0, x1 = jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.5])
+    if which == "x0":
+        x0 = x0.at[0].set(bad)
+    else:
+        x1 = x1.at[1].set(bad)
+    # A runtime check (`eqx.error_if`): the values are only known inside `jit`.
+    with pytest.raises(Exception, match="must be finite.*NaN"):
+        jg.geodesic_bvp(metric, x0, x1, num_points=8)
+
+
+@pytest.mark.parametrize("damping", [0, 0.0, -1.0, jnp.array(-0.5)])
+def test_stein_damping_must_be_positive(damping):
+    score = jg.scores.gaussian(jnp.zeros(2), jnp.eye(2))
+    with pytest.raises(ValueError, match="damping > 0"):
+        jg.SteinMetric(score, damping=damping)
+
+
+@pytest.mark.parametrize("num_points", [1, 0, -3])
+def test_num_points_too_small(num_points):
+    with pytest.raises(ValueError, match="num_points"):
+        jg.geodesic_bvp(jg.Euclidean(2), jnp.zeros(2), jnp.ones(2), num_points=num_points)
+
+
+def test_batched_endpoints_ask_for_vmap():
+    with pytest.raises(ValueError, match=r"\(3, 2\).*vmap"):
+        jg.geodesic_bvp(jg.Euclidean(2), jnp.zeros((3, 2)), jnp.ones((3, 2)))
+    # Metric methods carry jaxtyping shape annotations (the typed core API): under
+    # runtime type checking the checker names the offending shape first.
+    expected = ValueError if jaxtyping.config.jaxtyping_disable else (ValueError, TypeError)
+    with pytest.raises(expected, match=r"\(3, 2\).*vmap|f64\[3,2\]"):
+        stein_gaussian().matrix(jnp.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("shape", [(7, 2), (8, 3), (8,)])
+def test_init_of_wrong_shape(shape):
+    with pytest.raises(ValueError, match=r"init has shape .*\(8, 2\)"):
+        jg.geodesic_bvp(
+            jg.Euclidean(2), jnp.zeros(2), jnp.ones(2), num_points=8, init=jnp.zeros(shape)
+        )
+
+
+def test_integer_endpoints():
+    with pytest.raises(ValueError, match="floating"):
+        jg.geodesic_bvp(jg.Euclidean(2), jnp.zeros(2, int), jnp.ones(2, int))
+
+
+def test_euclidean_wrong_dimension():
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
+        jg.Euclidean(2).inner(jnp.zeros(3), jnp.zeros(3), jnp.zeros(3))
+    with pytest.raises(ValueError):
+        jg.Euclidean(0)
+
+
+def test_bad_gaussian():
+    with pytest.raises(ValueError, match=r"\(2,\).*\(3, 3\)"):
+        jg.scores.gaussian(jnp.zeros(2), jnp.eye(3))
+    with pytest.raises(ValueError, match="positive definite"):
+        jg.scores.gaussian(jnp.zeros(2), -jnp.eye(2))
+    with pytest.raises(ValueError, match="positive definite"):
+        jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.5], [0.0, 1.0]]))
+
+
+def test_bad_gmm():
+    eyes = jnp.stack([jnp.eye(2)] * 3)
+    with pytest.raises(ValueError, match=r"weights \(2,\), means \(3, 2\)"):
+        jg.scores.gmm(jnp.ones(2), jnp.zeros((3, 2)), eyes)
+    with pytest.raises(ValueError, match=">= 0"):
+        jg.scores.gmm(jnp.array([1.0, -1.0, 1.0]), jnp.zeros((3, 2)), eyes)
+
+
+def test_log_density_must_be_scalar():
+    with pytest.raises(ValueError, match="scalar"):
+        jg.scores.from_log_density(lambda x: x)(jnp.zeros(2))
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (5,)])
+def test_curve_of_wrong_shape(shape):
+    with pytest.raises(ValueError, match="num_points >= 2"):
+        jg.curve_length(jg.Euclidean(2), jnp.zeros(shape))
