@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array
@@ -48,3 +49,20 @@ def check_value(value, predicate: Callable[[Array], Array], message: str) -> Non
         return
     if not ok:
         raise ValueError(message)
+
+
+def finite_pair(a, b, names: tuple[str, str], where: str) -> tuple[Array, Array]:
+    """Validate two single points of one shape (trace time) and finiteness (run time,
+    `eqx.error_if`); return them as arrays of their common floating dtype."""
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    check_point(a, names[0])
+    check_point(b, names[1])
+    check_same_shape(a, b, f"{where}: {names[0]} and {names[1]}")
+    dtype = jnp.result_type(a, b)
+    a, b = a.astype(dtype), b.astype(dtype)
+    a = eqx.error_if(
+        a,
+        ~(jnp.all(jnp.isfinite(a)) & jnp.all(jnp.isfinite(b))),
+        f"{where}: {names[0]} and {names[1]} must be finite (got NaN or inf)",
+    )
+    return a, b

@@ -2,7 +2,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_point, check_same_shape
+from .._checks import finite_pair
 from .._curve import curve_energy, curve_length, curve_velocities, straight_line
 from .._custom_types import Curve, Input
 from .._metric._base import AbstractMetric
@@ -67,19 +67,10 @@ def geodesic_bvp(
     **Raises:** `ValueError` for malformed input (shapes, `num_points < 2`); a
     runtime error for non-finite endpoints, and, with `throw=True`, for a failed solve.
     """
-    x0, x1 = jnp.asarray(x0), jnp.asarray(x1)
-    check_point(x0, "x0")
-    check_point(x1, "x1")
-    check_same_shape(x0, x1, "geodesic_bvp: x0 and x1")
+    x0, x1 = finite_pair(x0, x1, ("x0", "x1"), "geodesic_bvp")
     if not isinstance(num_points, int) or num_points < 2:
         raise ValueError(f"geodesic_bvp: num_points must be an integer >= 2, got {num_points!r}")
-    dtype = jnp.result_type(x0, x1)
-    x0, x1 = x0.astype(dtype), x1.astype(dtype)
-    x0 = eqx.error_if(
-        x0,
-        ~(jnp.all(jnp.isfinite(x0)) & jnp.all(jnp.isfinite(x1))),
-        "geodesic_bvp: the endpoints x0 and x1 must be finite (got NaN or inf)",
-    )
+    dtype = x0.dtype
     ts = jnp.linspace(0, 1, num_points, dtype=dtype)
     if init is None:
         init = straight_line(x0, x1, num_points)

@@ -3,7 +3,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_point, check_same_shape
+from .._checks import finite_pair
 from .._custom_types import Input, Point
 from .._functional import geodesic_acceleration
 from .._metric._base import AbstractMetric
@@ -60,17 +60,8 @@ def geodesic_ivp(
     number of steps and `speed_drift`, the largest relative change of the speed
     $\|\dot x\|_{G(x)}$ along the saved points (zero for an exact geodesic).
     """
-    x0, v0 = jnp.asarray(x0), jnp.asarray(v0)
-    check_point(x0, "x0")
-    check_point(v0, "v0")
-    check_same_shape(x0, v0, "geodesic_ivp: x0 and v0")
-    dtype = jnp.result_type(x0, v0)
-    x0, v0 = x0.astype(dtype), v0.astype(dtype)
-    x0 = eqx.error_if(
-        x0,
-        ~(jnp.all(jnp.isfinite(x0)) & jnp.all(jnp.isfinite(v0))),
-        "geodesic_ivp: x0 and v0 must be finite (got NaN or inf)",
-    )
+    x0, v0 = finite_pair(x0, v0, ("x0", "v0"), "geodesic_ivp")
+    dtype = x0.dtype
     tol = 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-6
     if stepsize_controller is None:
         stepsize_controller = dfx.PIDController(
