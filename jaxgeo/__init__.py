@@ -19,12 +19,16 @@ from ._functional import (
 )
 from ._geodesic import (
     AbstractBoundarySolver as AbstractBoundarySolver,
+    distance as distance,
     energy_descent_trace as energy_descent_trace,
     EnergyDescent as EnergyDescent,
     EnergyNewton as EnergyNewton,
     exp_map as exp_map,
     geodesic_bvp as geodesic_bvp,
     geodesic_ivp as geodesic_ivp,
+    log_map as log_map,
+    LogMapSolution as LogMapSolution,
+    pairwise_distances as pairwise_distances,
 )
 from ._metric import (
     AbstractMetric as AbstractMetric,

@@ -3,3 +3,9 @@ from ._bvp import geodesic_bvp as geodesic_bvp
 from ._energy import energy_descent_trace as energy_descent_trace, EnergyDescent as EnergyDescent
 from ._ivp import exp_map as exp_map, geodesic_ivp as geodesic_ivp
 from ._newton import EnergyNewton as EnergyNewton
+from ._shooting import (
+    distance as distance,
+    log_map as log_map,
+    LogMapSolution as LogMapSolution,
+    pairwise_distances as pairwise_distances,
+)
