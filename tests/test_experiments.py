@@ -25,3 +25,17 @@ def test_stein_gaussian_smoke(tmp_path, capsys):
         assert abs(row["ratio"] - 1) < 1e-3
     assert "geodesic length" in capsys.readouterr().out
     assert jg.RESULTS.successful is not None
+
+
+def test_curvature_smoke(tmp_path):
+    import experiments.curvature as curvature
+
+    out = curvature.main(seed=0, out_dir=tmp_path, smoke=True)
+    for name in ["scalar_curvature.png", "spray.png", "shooting_vs_energy.png"]:
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert out["spray"]["successful"] == out["spray"]["total"] == 24
+    assert out["spray"]["max_speed_drift"] < 1e-6
+    shooting = out["shooting"]
+    assert shooting["residual"] < 1e-8
+    # The 64-point polyline is O(1/N^2) short of the shot geodesic.
+    assert 0 < shooting["shooting"] - shooting["energy"] < 1e-3

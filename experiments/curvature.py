@@ -1,0 +1,196 @@
+"""Curvature, geodesic sprays and shooting of the Stein metric.
+
+    python -m experiments.curvature
+
+writes under figures/curvature/:
+  scalar_curvature.png  (a) scalar curvature of the Stein metric of the rho = 0.8 Gaussian
+                            and of a 3-component mixture, geodesics drawn over it
+  spray.png             (b) exp-map geodesics from one point in 24 directions
+  shooting_vs_energy.png (c) the shooting geodesic (log map) and the energy-minimising
+                            polyline between the same points, lengths printed
+"""
+
+import argparse
+from pathlib import Path
+
+import jax
+
+
+jax.config.update("jax_enable_x64", True)
+
+import equinox as eqx
+import jax.numpy as jnp
+import matplotlib
+
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import SymLogNorm
+
+import jaxgeo as jg
+
+
+LIM = (-5.0, 5.0)
+
+
+def gaussian_metric() -> tuple[jg.SteinMetric, object]:
+    score = jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.8], [0.8, 1.0]]))
+    return jg.SteinMetric(score), score.log_prob
+
+
+def mixture_metric() -> tuple[jg.SteinMetric, object]:
+    score = jg.scores.gmm(
+        jnp.array([0.4, 0.35, 0.25]),
+        jnp.array([[-2.0, -1.0], [2.0, 1.5], [1.0, -2.5]]),
+        jnp.array([[[0.8, 0.3], [0.3, 0.6]], [[0.5, -0.2], [-0.2, 0.9]], [[0.4, 0.0], [0.0, 0.4]]]),
+    )
+    return jg.SteinMetric(score), score.log_prob
+
+
+@eqx.filter_jit
+def curvature_grid(metric, points):
+    return jax.vmap(lambda x: jg.scalar_curvature(metric, x))(points)
+
+
+def plot_curvature(path: Path, grid: int, pairs: list) -> list[dict]:
+    xs, ys = np.meshgrid(np.linspace(*LIM, grid), np.linspace(*LIM, grid))
+    points = jnp.asarray(np.stack([xs.ravel(), ys.ravel()], -1))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.8))
+    rows = []
+    for ax, (name, (metric, log_prob)) in zip(
+        axes,
+        [("Gaussian, rho = 0.8", gaussian_metric()), ("3-component mixture", mixture_metric())],
+    ):
+        s = np.asarray(curvature_grid(metric, points)).reshape(grid, grid)
+        bound = float(np.nanpercentile(np.abs(s), 99))
+        mesh = ax.pcolormesh(
+            xs, ys, s, cmap="RdBu_r", shading="auto", norm=SymLogNorm(1e-2, vmin=-bound, vmax=bound)
+        )
+        fig.colorbar(mesh, ax=ax, shrink=0.85, label="scalar curvature S")
+        ax.contour(
+            xs,
+            ys,
+            np.exp(np.asarray(jax.vmap(log_prob)(points))).reshape(grid, grid),
+            levels=5,
+            colors="k",
+            linewidths=0.6,
+        )
+        for x0, x1 in pairs:
+            sol = jg.geodesic_bvp(metric, jnp.asarray(x0), jnp.asarray(x1), throw=False)
+            jg.plot.curve(ax, sol.xs, color="gold", lw=1.8)
+            rows.append(dict(metric=name, x0=x0, x1=x1, length=float(sol.length)))
+        ax.set(title=f"Stein metric, {name}: S(x) (symlog)", xlim=LIM, ylim=LIM, aspect="equal")
+        rows.append(dict(metric=name, s_min=float(np.min(s)), s_max=float(np.max(s))))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return rows
+
+
+def plot_spray(path: Path, grid: int, num_directions: int, length: float) -> dict:
+    metric, log_prob = gaussian_metric()
+    x0 = jnp.array([-2.5, 1.0])
+    angles = jnp.linspace(0, 2 * jnp.pi, num_directions, endpoint=False)
+    directions = jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
+    # Unit Riemannian speed times `length`: every geodesic has the same length.
+    v0s = length * directions / jax.vmap(lambda d: metric.norm(x0, d))(directions)[:, None]
+    sols = jax.vmap(
+        lambda v: jg.geodesic_ivp(metric, x0, v, num_points=201, max_steps=16384, throw=False)
+    )(v0s)
+    fig, ax = plt.subplots(figsize=(6.5, 6.5))
+    jg.plot.density(ax, log_prob, LIM, LIM, num=grid)
+    ok = np.asarray(sols.result == jg.RESULTS.successful)
+    for xs, good in zip(np.asarray(sols.xs), ok):
+        ax.plot(xs[:, 0], xs[:, 1], color="tab:orange" if good else "tab:red", lw=1.2)
+    ax.scatter(*np.asarray(x0), c="limegreen", edgecolors="k", s=60, zorder=5)
+    ax.set(
+        xlim=LIM,
+        ylim=LIM,
+        aspect="equal",
+        title=f"{num_directions} geodesics of length {length} from {x0.tolist()}",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    drift = float(jnp.max(sols.stats["speed_drift"]))
+    return dict(successful=int(ok.sum()), total=num_directions, max_speed_drift=drift)
+
+
+def plot_shooting(path: Path, grid: int) -> dict:
+    metric, log_prob = gaussian_metric()
+    x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
+    bvp = jg.geodesic_bvp(metric, x0, x1)
+    log = jg.log_map(metric, x0, x1)
+    segments = jax.vmap(
+        lambda x, v: jg.geodesic_ivp(metric, x, v, 1 / log.vs.shape[0], num_points=17).xs
+    )(log.xs, log.vs)
+    fig, ax = plt.subplots(figsize=(6.5, 6.5))
+    jg.plot.density(ax, log_prob, LIM, LIM, num=grid)
+    curve = np.asarray(segments).reshape(-1, 2)
+    ax.plot(
+        curve[:, 0],
+        curve[:, 1],
+        color="tab:orange",
+        lw=3,
+        label=f"shooting, L = {float(log.distance):.6f}",
+    )
+    jg.plot.curve(
+        ax,
+        bvp.xs,
+        color="tab:blue",
+        marker="o",
+        ms=2.5,
+        lw=1,
+        label=f"energy polyline (64 pts), L = {float(bvp.length):.6f}",
+    )
+    ax.scatter(
+        *np.asarray(log.xs).T,
+        marker="s",
+        c="tab:orange",
+        edgecolors="k",
+        s=25,
+        zorder=6,
+        label="shooting nodes",
+    )
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set(xlim=LIM, ylim=LIM, aspect="equal", title="Part II geodesic: shooting vs energy descent")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return dict(
+        shooting=float(log.distance),
+        energy=float(bvp.length),
+        residual=float(log.stats["residual"]),
+    )
+
+
+def main(*, seed: int = 0, out_dir: str | Path = "figures/curvature", smoke: bool = False) -> dict:
+    """Make the curvature, spray and shooting figures; print and return their numbers.
+    `seed` is unused (deterministic); `smoke=True` uses coarse grids."""
+    del seed
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    grid = 30 if smoke else 150
+    pairs = [((-4.0, -2.0), (4.0, -2.0)), ((-3.5, 3.0), (3.5, -3.5))]
+    curvature = plot_curvature(out / "scalar_curvature.png", grid, pairs)
+    spray = plot_spray(out / "spray.png", grid, 24, 1.0)
+    shooting = plot_shooting(out / "shooting_vs_energy.png", grid)
+    for row in curvature:
+        print(row)
+    print(f"spray: {spray}")
+    print(
+        f"Part II geodesic length: shooting {shooting['shooting']:.8f} (residual "
+        f"{shooting['residual']:.1e}), energy polyline (64 points) {shooting['energy']:.8f}"
+    )
+    print(f"figures written to {out}/")
+    return dict(curvature=curvature, spray=spray, shooting=shooting)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", default="figures/curvature")
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    main(seed=args.seed, out_dir=args.out_dir, smoke=args.smoke)
