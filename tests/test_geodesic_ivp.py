@@ -53,3 +53,37 @@ def test_ivp_float32_and_custom_solver():
     assert sol.xs.dtype == jnp.float32
     ref = jg.geodesic_ivp(POINCARE, x0.astype(float), v0.astype(float), solver=dfx.Dopri8())
     np.testing.assert_allclose(sol.xs[-1], ref.xs[-1], rtol=1e-5)
+
+
+def test_speed_conserved_on_stein_metric():
+    metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.8], [0.8, 1.0]])))
+    sol = jg.geodesic_ivp(metric, jnp.array([-4.0, -2.0]), jnp.array([1.0, 0.5]))
+    assert sol.result == jg.RESULTS.successful
+    speeds = jax.vmap(metric.norm)(sol.xs, sol.vs)
+    np.testing.assert_allclose(speeds, speeds[0], rtol=1e-8)
+
+
+def test_exp_map_gradient_matches_finite_differences():
+    x0 = jnp.array([0.3, 1.2])
+    v0 = jnp.array([0.7, -0.4])
+    jac = jax.jacfwd(lambda v: jg.exp_map(POINCARE, x0, v, adjoint=dfx.ForwardMode()))(v0)
+    eps = 1e-6
+    fd = jnp.stack(
+        [
+            (jg.exp_map(POINCARE, x0, v0 + eps * e) - jg.exp_map(POINCARE, x0, v0 - eps * e))
+            / (2 * eps)
+            for e in jnp.eye(2)
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(jac, fd, rtol=1e-6, atol=1e-8)
+    grad = jax.grad(lambda v: jg.exp_map(POINCARE, x0, v)[0])(v0)
+    np.testing.assert_allclose(grad, fd[0], rtol=1e-6, atol=1e-8)
+
+
+def test_indefinite_metric_is_reported():
+    # det G < 0 in the lower half of the plane: a failed result or a clear error,
+    # never silent NaNs.
+    metric = jg.MatrixMetric(lambda x: jnp.diag(jnp.array([1.0, x[1]])))
+    sol = jg.geodesic_ivp(metric, jnp.array([0.0, 0.5]), jnp.array([0.0, -2.0]), throw=False)
+    assert sol.result != jg.RESULTS.successful
