@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxgeo as jg
 
@@ -67,3 +68,18 @@ def test_exp_of_log_and_symmetry_on_stein():
     # shooting and energy-descent lengths agree where the geodesic is unique
     bvp = jg.geodesic_bvp(metric, x0, x1, num_points=257)
     np.testing.assert_allclose(bvp.length, forward.distance, rtol=1e-5)
+
+
+def test_distance_methods_agree():
+    metric = stein_gaussian(0.8)
+    x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
+    shooting = jg.distance(metric, x0, x1)
+    energy = jg.distance(metric, x0, x1, method="energy")
+    np.testing.assert_allclose(energy, shooting, rtol=1e-6)
+    np.testing.assert_allclose(
+        jg.distance(POINCARE, jnp.array([-1.0, 1.0]), jnp.array([1.0, 1.0]), method="energy"),
+        poincare_distance(jnp.array([-1.0, 1.0]), jnp.array([1.0, 1.0])),
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match="method"):
+        jg.distance(metric, x0, x1, method="spline")

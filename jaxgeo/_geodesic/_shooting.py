@@ -138,11 +138,32 @@ def log_map(
     return out
 
 
-def distance(metric: AbstractMetric, x0: Input, x1: Input, **kwargs) -> Scalar:
-    r"""The geodesic distance: the length $\|\log_{x_0}(x_1)\|_{G(x_0)}$ of the geodesic
-    found by [`jaxgeo.log_map`][] (keyword arguments go there). Accurate to the ODE
-    tolerances, not to a polyline's discretisation error."""
-    return log_map(metric, x0, x1, **kwargs).distance
+def distance(
+    metric: AbstractMetric, x0: Input, x1: Input, *, method: str = "shooting", **kwargs
+) -> Scalar:
+    r"""The geodesic distance between `x0` and `x1`.
+
+    - `method="shooting"` (default): the length $\|\log_{x_0}(x_1)\|_{G(x_0)}$ of the
+      geodesic found by [`jaxgeo.log_map`][] (keyword arguments go there); accurate to
+      the ODE tolerances (about 1e-9 relative in float64).
+    - `method="energy"`: Richardson extrapolation $(4L_{2N} - L_N)/3$ of the lengths of
+      energy-minimising polylines with $N$ and $2N$ segments from
+      [`jaxgeo.geodesic_bvp`][] (keyword arguments go there; `num_points` sets $N + 1$,
+      default 65): cancels the $O(1/N^2)$ error of a single polyline. No ODE solves;
+      about 1e-6 relative at the default size on smooth metrics.
+
+    Under `jax.vmap` pass `throw=False`; a failed solve then gives NaN.
+    """
+    if method == "shooting":
+        sol = log_map(metric, x0, x1, **kwargs)
+        return jnp.where(sol.result == RESULTS.successful, sol.distance, jnp.nan)
+    if method == "energy":
+        num_points = kwargs.pop("num_points", 65)
+        coarse = geodesic_bvp(metric, x0, x1, num_points=num_points, **kwargs)
+        fine = geodesic_bvp(metric, x0, x1, num_points=2 * num_points - 1, **kwargs)
+        ok = (coarse.result == RESULTS.successful) & (fine.result == RESULTS.successful)
+        return jnp.where(ok, (4 * fine.length - coarse.length) / 3, jnp.nan)
+    raise ValueError(f"distance: method must be 'shooting' or 'energy', got {method!r}")
 
 
 def pairwise_distances(
@@ -156,8 +177,8 @@ def pairwise_distances(
     """Geodesic distances between every `xs[i]` and `ys[j]`, shape `(n, m)`.
 
     Pairs are solved `chunk_size` at a time (vmapped within a chunk, `lax.map` over
-    chunks) to bound memory. A pair whose solve fails gives NaN. Keyword arguments go
-    to [`jaxgeo.log_map`][]."""
+    chunks) to bound memory. A pair whose solve fails gives NaN. Keyword arguments
+    (e.g. `method`) go to [`jaxgeo.distance`][]."""
     xs, ys = jnp.asarray(xs), jnp.asarray(ys)
     if xs.ndim != 2 or ys.ndim != 2 or xs.shape[1] != ys.shape[1]:
         raise ValueError(
@@ -167,7 +188,6 @@ def pairwise_distances(
     pairs = jnp.stack([jnp.repeat(xs, m, axis=0), jnp.tile(ys, (n, 1))], axis=1)  # (n m, 2, D)
 
     def one(pair):
-        sol = log_map(metric, pair[0], pair[1], throw=False, **kwargs)
-        return jnp.where(sol.result == RESULTS.successful, sol.distance, jnp.nan)
+        return distance(metric, pair[0], pair[1], throw=False, **kwargs)
 
     return jax.lax.map(one, pairs, batch_size=chunk_size).reshape(n, m)
