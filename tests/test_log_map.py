@@ -33,6 +33,7 @@ def test_log_inverts_exp():
     np.testing.assert_allclose(jg.log_map(POINCARE, x0, x1).v0, v0, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_stein_part2_distance_beats_polyline():
     # The Part II case: single shooting from the polyline's velocity diverges here, the
     # multiple-shooting solve converges; the polyline length converges from below at
@@ -48,6 +49,7 @@ def test_stein_part2_distance_beats_polyline():
     assert float(fine) < float(sol.distance)
 
 
+@pytest.mark.slow
 def test_pairwise_distances_symmetric():
     pts = jnp.array([[0.0, 1.0], [1.0, 2.0], [-0.5, 0.5]])
     d = jg.pairwise_distances(POINCARE, pts, pts, chunk_size=4)
@@ -57,6 +59,7 @@ def test_pairwise_distances_symmetric():
     np.testing.assert_allclose(np.asarray(d)[off], np.asarray(expected)[off], rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_exp_of_log_and_symmetry_on_stein():
     metric = stein_gaussian(0.8)
     x0, x1 = jnp.array([-1.5, 0.5]), jnp.array([1.0, -0.5])
@@ -70,6 +73,7 @@ def test_exp_of_log_and_symmetry_on_stein():
     np.testing.assert_allclose(bvp.length, forward.distance, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_distance_methods_agree():
     metric = stein_gaussian(0.8)
     x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
