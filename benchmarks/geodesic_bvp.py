@@ -11,7 +11,6 @@ steps (the baseline named in the core issue), measured in the same run:
 """
 
 import argparse
-import time
 
 import jax
 
@@ -23,6 +22,8 @@ import numpy as np
 import optax
 
 import jaxgeo as jg
+
+from ._timing import timed
 
 
 NUM_POINTS = 64
@@ -50,18 +51,6 @@ def adam_baseline(m, x0, x1, num_steps: int = 3000, lr: float = 1e-2):
     inner, _ = jax.lax.fori_loop(0, num_steps, step, (line[1:-1], opt.init(line[1:-1])))
     xs = jnp.concatenate([x0[None], inner, x1[None]])
     return jg.curve_length(m, xs)
-
-
-def timed(fn, *args, repeats: int):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    compile_s = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return out, compile_s, float(np.median(times))
 
 
 def main(repeats: int = 7) -> list[dict]:

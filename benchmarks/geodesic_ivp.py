@@ -11,7 +11,6 @@
 """
 
 import argparse
-import time
 
 import jax
 
@@ -24,17 +23,7 @@ import numpy as np
 
 import jaxgeo as jg
 
-
-def timed(fn, *args, repeats: int):
-    start = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    compile_s = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return out, compile_s, float(np.median(times))
+from ._timing import timed
 
 
 def stein(dim: int) -> jg.SteinMetric:

@@ -10,7 +10,6 @@ writes under figures/curvature/:
                             polyline between the same points, lengths printed
 """
 
-import argparse
 from pathlib import Path
 
 import jax
@@ -29,6 +28,8 @@ import numpy as np
 from matplotlib.colors import SymLogNorm
 
 import jaxgeo as jg
+
+from ._cli import run
 
 
 LIM = (-5.0, 5.0)
@@ -188,9 +189,4 @@ def main(*, seed: int = 0, out_dir: str | Path = "figures/curvature", smoke: boo
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", default="figures/curvature")
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args()
-    main(seed=args.seed, out_dir=args.out_dir, smoke=args.smoke)
+    run(main, __doc__, "figures/curvature")

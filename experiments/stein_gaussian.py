@@ -12,7 +12,6 @@ writes under figures/stein_gaussian/:
   table.md                (e) lengths, energies, steps and results
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -30,6 +29,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import jaxgeo as jg
+
+from ._cli import run
 
 
 X0 = jnp.array([-4.0, -2.0])
@@ -241,9 +242,4 @@ def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", default="figures/stein_gaussian")
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args()
-    main(seed=args.seed, out_dir=args.out_dir, smoke=args.smoke)
+    run(main, __doc__, "figures/stein_gaussian")
