@@ -1,6 +1,7 @@
 """Christoffel symbols, matrix-free geodesic acceleration and curvature against closed
 forms (sphere by pullback, Poincaré half-plane, saddle surface) and each other."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -132,3 +133,23 @@ def test_christoffel_matches_finite_differences():
     )
     expected = jnp.einsum("kl,lij->kij", jnp.linalg.inv(SPHERE.matrix(x)), lowered)
     np.testing.assert_allclose(jg.christoffel(SPHERE, x), expected, atol=1e-8)
+
+
+@pytest.mark.parametrize("dim", [2, 5, 16])
+def test_geodesic_acceleration_random_metrics(dim):
+    rng = np.random.default_rng(dim)
+    w = jnp.asarray(rng.normal(size=(dim * dim, dim)) / np.sqrt(dim))
+    b = jnp.asarray(rng.normal(size=dim * dim))
+
+    def matrix(x):
+        a = jnp.tanh(w @ x + b).reshape(dim, dim)
+        return a @ a.T + jnp.eye(dim)
+
+    metric = jg.MatrixMetric(matrix)
+    x = jnp.asarray(rng.normal(size=dim))
+    v = jnp.asarray(rng.normal(size=dim))
+    free = eqx.filter_jit(jg.geodesic_acceleration)(metric, x, v)
+    full = eqx.filter_jit(lambda m, x, v: -jnp.einsum("kij,i,j->k", jg.christoffel(m, x), v, v))(
+        metric, x, v
+    )
+    np.testing.assert_allclose(free, full, rtol=1e-9, atol=1e-11)

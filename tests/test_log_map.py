@@ -87,3 +87,10 @@ def test_distance_methods_agree():
     )
     with pytest.raises(ValueError, match="method"):
         jg.distance(metric, x0, x1, method="spline")
+
+
+def test_log_map_between_components_fails():
+    # I / x_2^2 on both half-planes: the line x_2 = 0 is infinitely far away, so no
+    # geodesic joins (0, 1) and (0, -1).
+    sol = jg.log_map(POINCARE, jnp.array([0.0, 1.0]), jnp.array([0.0, -1.0]), throw=False)
+    assert sol.result != jg.RESULTS.successful

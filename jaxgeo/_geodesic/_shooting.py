@@ -2,6 +2,7 @@ import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import optimistix as optx
 from jaxtyping import Array, Float
 
@@ -63,7 +64,22 @@ def _residual(y, args):
         starts, vs
     )
     targets = jnp.concatenate([xs_inner, x1[None]])
-    return ends - targets, end_velocities[:-1] - vs[1:]
+    return jtu.tree_map(_finite, (ends - targets, end_velocities[:-1] - vs[1:]))
+
+
+@jax.custom_jvp
+def _finite(r):
+    """A flow that fails (leaves the metric's domain) gives a large finite mismatch with
+    zero derivative, so that Newton reports failure instead of handing NaNs to its
+    linear solver."""
+    return jnp.where(jnp.isfinite(r), r, 1e12)
+
+
+@_finite.defjvp
+def _finite_jvp(primals, tangents):
+    (r,), (dr,) = primals, tangents
+    ok = jnp.isfinite(r) & jnp.isfinite(dr)
+    return _finite(r), jnp.where(ok, dr, 0.0)
 
 
 @eqx.filter_jit
@@ -105,6 +121,10 @@ def log_map(
     grid = jnp.linspace(0, 1, num_segments + 1, dtype=dtype)[:-1]
     xs0 = jax.vmap(lambda c: jnp.interp(grid, bvp.ts, c), in_axes=1, out_axes=1)(bvp.xs)
     vs0 = jax.vmap(lambda c: jnp.interp(grid, bvp.ts, c), in_axes=1, out_axes=1)(bvp.vs)
+    # If the polyline failed (non-finite energy), start from the chord instead.
+    finite = jnp.all(jnp.isfinite(xs0)) & jnp.all(jnp.isfinite(vs0))
+    xs0 = jnp.where(finite, xs0, x0[None, :] + grid[:, None] * (x1 - x0)[None, :])
+    vs0 = jnp.where(finite, vs0, jnp.broadcast_to(x1 - x0, vs0.shape))
     # ODE tolerances well below the root-finding ones.
     args = (metric, x0, x1, 1e-2 * rtol, 1e-2 * atol)
     sol = optx.root_find(

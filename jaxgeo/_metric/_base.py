@@ -3,7 +3,7 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
+import jax.scipy as jsp
 from jaxtyping import Array, Float
 
 from .._custom_types import MetricMatrix, Point, Scalar, Tangent
@@ -37,11 +37,17 @@ class AbstractMetric(eqx.Module):
         return safe_sqrt(self.inner(x, v, v))
 
     def solve(self, x: Point, w: Tangent) -> Tangent:
-        """$G(x)^{-1} w$ (raising an index), by a Cholesky solve through lineax."""
+        """$G(x)^{-1} w$ (raising an index), by a Cholesky solve.
+
+        Where $G(x)$ is not positive definite (or not finite) the result is NaN, which
+        solvers report through their `result`. (jax.scipy rather than lineax here:
+        lineax's forward-mode rule raises on non-finite input even with `throw=False`,
+        which would crash a shooting solve that strays outside the metric's domain.)
+        """
         g = self.matrix(x)
         dtype = jnp.result_type(g, w)
-        operator = lx.MatrixLinearOperator(g.astype(dtype), lx.positive_semidefinite_tag)
-        return lx.linear_solve(operator, w.astype(dtype), lx.Cholesky()).value
+        factor = jsp.linalg.cho_factor(g.astype(dtype), lower=True)
+        return jsp.linalg.cho_solve(factor, w.astype(dtype))
 
     def inverse_matrix(self, x: Point) -> MetricMatrix:
         """The inverse metric (cometric) $G(x)^{-1}$, shape `(D, D)`."""
