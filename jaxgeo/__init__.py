@@ -29,13 +29,16 @@ from ._geodesic import (
     log_map as log_map,
     LogMapSolution as LogMapSolution,
     pairwise_distances as pairwise_distances,
+    Shooting as Shooting,
 )
 from ._metric import (
     AbstractMetric as AbstractMetric,
     EnsembleMetric as EnsembleMetric,
     Euclidean as Euclidean,
+    ExpectedPullbackMetric as ExpectedPullbackMetric,
     MatrixMetric as MatrixMetric,
     MongeMetric as MongeMetric,
+    PullbackMetric as PullbackMetric,
     SteinMetric as SteinMetric,
 )
 from ._solution import GeodesicSolution as GeodesicSolution, RESULTS as RESULTS

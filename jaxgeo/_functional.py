@@ -36,19 +36,13 @@ def christoffel(metric: AbstractMetric, x: Point) -> Christoffel:
 def geodesic_acceleration(metric: AbstractMetric, x: Point, v: Tangent) -> Tangent:
     r"""The geodesic acceleration $\ddot x = -\Gamma(\dot x, \dot x)$, matrix-free.
 
-    From the Lagrangian $\mathcal L(x, v) = \frac12\langle v, v\rangle_{G(x)}$, the
-    Euler–Lagrange equation gives $G a = \nabla_x \mathcal L - D_x[G(x) v]\,v$ with
-    $G(x) v = \nabla_v \mathcal L$: two autodiff passes through `metric.inner` and one
-    `metric.solve`. No `(D, D)` matrix or `(D, D, D)` tensor is formed unless the
-    metric's own `inner`/`solve` form them."""
+    `metric.geodesic_acceleration(x, v)`: by default from the Euler–Lagrange equation of
+    $\mathcal L(x, v) = \frac12\langle v, v\rangle_{G(x)}$,
+    $G a = \nabla_x \mathcal L - D_x[G(x) v]\,v$ (two autodiff passes through
+    `metric.inner` and one `metric.solve`; no `(D, D, D)` tensor), or the metric's
+    closed form (e.g. [`jaxgeo.SteinMetric`][] with `conservative=True`)."""
     check_point(x)
-
-    def lagrangian(y, w):
-        return 0.5 * metric.inner(y, w, w)
-
-    grad_x = jax.grad(lagrangian, argnums=0)(x, v)
-    _, d_momentum = jax.jvp(lambda y: jax.grad(lagrangian, argnums=1)(y, v), (x,), (v,))
-    return metric.solve(x, grad_x - d_momentum)
+    return metric.geodesic_acceleration(x, v)
 
 
 def riemann_tensor(metric: AbstractMetric, x: Point) -> Riemann:

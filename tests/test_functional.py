@@ -153,3 +153,34 @@ def test_geodesic_acceleration_random_metrics(dim):
         metric, x, v
     )
     np.testing.assert_allclose(free, full, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("dim", [2, 16])
+def test_conservative_stein_acceleration_closed_form(dim):
+    rng = np.random.default_rng(dim)
+    a = rng.normal(size=(dim, dim))
+    cov = jnp.asarray(a @ a.T / dim + 0.5 * np.eye(dim))
+    gmm = jg.scores.gmm(
+        jnp.array([0.3, 0.7]), jnp.asarray(rng.normal(size=(2, dim))), jnp.stack([cov, 2 * cov])
+    )
+    x = jnp.asarray(rng.normal(size=dim))
+    v = jnp.asarray(rng.normal(size=dim))
+    for score in [jg.scores.gaussian(jnp.zeros(dim), cov), gmm]:
+        generic = jg.SteinMetric(score, damping=0.3)
+        closed = jg.SteinMetric(score, damping=0.3, conservative=True)
+        expected = jg.geodesic_acceleration(generic, x, v)
+        np.testing.assert_allclose(
+            jax.jit(jg.geodesic_acceleration)(closed, x, v), expected, rtol=1e-10, atol=1e-12
+        )
+
+
+def test_conservative_flag_is_wrong_for_a_rotational_score():
+    # s(x) = A x with A not symmetric is no gradient: the closed form, which assumes a
+    # symmetric Jacobian, then differs from the true geodesic equation.
+    a = jnp.array([[-1.0, 0.8], [-0.2, -1.0]])
+    x, v = jnp.array([0.5, -1.0]), jnp.array([1.0, 0.3])
+    true = jg.geodesic_acceleration(jg.SteinMetric(lambda y: a @ y), x, v)
+    expected = -jnp.einsum("kij,i,j->k", jg.christoffel(jg.SteinMetric(lambda y: a @ y), x), v, v)
+    np.testing.assert_allclose(true, expected, rtol=1e-10)
+    wrong = jg.geodesic_acceleration(jg.SteinMetric(lambda y: a @ y, conservative=True), x, v)
+    assert float(jnp.max(jnp.abs(wrong - true))) > 1e-2

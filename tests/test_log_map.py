@@ -1,5 +1,9 @@
 """Multiple-shooting log map and geodesic distances against closed forms."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +11,7 @@ import pytest
 
 import jaxgeo as jg
 
-from .helpers import poincare_distance, stein_gaussian
+from .helpers import poincare_distance, poincare_semicircle_geodesic, stein_gaussian
 
 
 POINCARE = jg.MatrixMetric(lambda x: jnp.eye(2) / x[1] ** 2)
@@ -33,6 +37,36 @@ def test_log_inverts_exp():
     np.testing.assert_allclose(jg.log_map(POINCARE, x0, x1).v0, v0, rtol=1e-7)
 
 
+def test_shooting_bvp_is_the_exact_semicircle():
+    # (-1, 1) -> (1, 1): the circle of radius sqrt(2) about the origin, 3pi/4 -> pi/4.
+    x0, x1 = jnp.array([-1.0, 1.0]), jnp.array([1.0, 1.0])
+    sol = jg.geodesic_bvp(POINCARE, x0, x1, num_points=33, solver=jg.Shooting())
+    assert sol.result == jg.RESULTS.successful
+    expected, length = poincare_semicircle_geodesic(0.0, np.sqrt(2), 3 * np.pi / 4, np.pi / 4, 33)
+    np.testing.assert_allclose(sol.xs, expected, atol=1e-9)
+    np.testing.assert_allclose(sol.length, length, rtol=1e-10)
+    np.testing.assert_allclose(sol.energy, length**2 / 2, rtol=1e-10)
+    speeds = jax.vmap(POINCARE.norm)(sol.xs, sol.vs)
+    np.testing.assert_allclose(speeds, length, rtol=1e-9)
+    assert float(sol.stats["residual"]) < 1e-10
+    # Reverse-mode gradient of the exact length through the implicit function theorem.
+    grad = jax.grad(
+        lambda b: jg.geodesic_bvp(POINCARE, x0, b, num_points=33, solver=jg.Shooting()).length
+    )(x1)
+    np.testing.assert_allclose(grad, jax.grad(poincare_distance, argnums=1)(x0, x1), rtol=1e-7)
+
+
+def test_log_map_reverse_and_forward_gradients():
+    x0, x1 = jnp.array([0.0, 1.0]), jnp.array([1.0, 2.0])
+
+    def dist(b):
+        return jg.log_map(POINCARE, x0, b).distance
+
+    expected = jax.grad(poincare_distance, argnums=1)(x0, x1)
+    np.testing.assert_allclose(jax.grad(dist)(x1), expected, rtol=1e-7)
+    np.testing.assert_allclose(jax.jacfwd(dist)(x1), expected, rtol=1e-7)
+
+
 @pytest.mark.slow
 def test_stein_part2_distance_beats_polyline():
     # The Part II case: single shooting from the polyline's velocity diverges here, the
@@ -42,6 +76,10 @@ def test_stein_part2_distance_beats_polyline():
     x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
     sol = jg.log_map(metric, x0, x1)
     assert sol.result == jg.RESULTS.successful
+    shot = jg.geodesic_bvp(metric, x0, x1, solver=jg.Shooting())
+    assert shot.result == jg.RESULTS.successful
+    np.testing.assert_allclose(shot.length, sol.distance, rtol=1e-9)
+    np.testing.assert_allclose(shot.vs[0], sol.v0, rtol=1e-8)
     coarse = jg.geodesic_bvp(metric, x0, x1, num_points=257).length
     fine = jg.geodesic_bvp(metric, x0, x1, num_points=513).length
     extrapolated = (4 * fine - coarse) / 3
@@ -94,3 +132,31 @@ def test_log_map_between_components_fails():
     # geodesic joins (0, 1) and (0, -1).
     sol = jg.log_map(POINCARE, jnp.array([0.0, 1.0]), jnp.array([0.0, -1.0]), throw=False)
     assert sol.result != jg.RESULTS.successful
+
+
+SHARDED_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+import jaxgeo as jg
+assert len(jax.devices()) == 2, jax.devices()
+metric = jg.MatrixMetric(lambda x: jnp.eye(2) / x[1] ** 2)
+xs = jnp.array([[0.0, 1.0], [1.0, 2.0], [-0.5, 0.5]])
+ys = xs[:2]
+sharded = jg.pairwise_distances(metric, xs, ys, method="energy")
+single = jg.pairwise_distances(metric, xs, ys, method="energy", devices=jax.devices()[:1])
+sq = ((xs[:, None] - ys[None]) ** 2).sum(-1)
+expected = np.arccosh(1 + sq / (2 * xs[:, None, 1] * ys[None, :, 1]))
+np.testing.assert_allclose(sharded, single, rtol=1e-12, atol=1e-12)
+np.testing.assert_allclose(sharded, expected, rtol=1e-6, atol=1e-8)
+print("ok", sharded.shape)
+"""
+
+
+@pytest.mark.slow
+def test_pairwise_distances_sharded_over_two_devices():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = subprocess.run(
+        [sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ok (3, 2)" in out.stdout

@@ -8,4 +8,5 @@ from ._shooting import (
     log_map as log_map,
     LogMapSolution as LogMapSolution,
     pairwise_distances as pairwise_distances,
+    Shooting as Shooting,
 )

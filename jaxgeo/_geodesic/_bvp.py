@@ -1,10 +1,9 @@
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
 from .._checks import finite_pair
-from .._curve import curve_energy, curve_length, curve_velocities, straight_line
-from .._custom_types import Curve, Input
+from .._curve import straight_line
+from .._custom_types import Input
 from .._metric._base import AbstractMetric
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
@@ -34,14 +33,18 @@ def geodesic_bvp(
     atol: float | None = None,
     throw: bool = True,
 ) -> GeodesicSolution:
-    r"""The geodesic from `x0` to `x1`: the polyline of least discrete energy.
+    r"""The geodesic from `x0` to `x1`.
 
-    The curve is discretised as `num_points` points on the uniform grid $t_i = i/N$,
-    $N$ = `num_points - 1`, endpoints fixed, and its energy (midpoint rule) is
-    minimised by `solver`. The whole solve is one compiled loop that stops on the
-    tolerances. It acts on one pair of points: batch with `jax.vmap` (and
-    `throw=False`), and differentiate with `jax.grad` (through the implicit function
-    theorem at the minimum).
+    By default, the polyline of least discrete energy: the curve is discretised as
+    `num_points` points on the uniform grid $t_i = i/N$, $N$ = `num_points - 1`,
+    endpoints fixed, and its energy (midpoint rule) is minimised by `solver`. The
+    whole solve is one compiled loop that stops on the tolerances. It acts on one pair
+    of points: batch with `jax.vmap` (and `throw=False`), and differentiate with
+    `jax.grad` (through the implicit function theorem at the minimum).
+
+    With `solver=jaxgeo.Shooting()` the energy polyline is refined by multiple
+    shooting into the exact geodesic of the ODE, sampled at the same times, with exact
+    length and velocities.
 
     **Main arguments:**
 
@@ -53,7 +56,8 @@ def geodesic_bvp(
     - `num_points`: number of curve points including both endpoints ($\ge 2$).
     - `solver`: an [`jaxgeo.AbstractBoundarySolver`][]. Default: [`jaxgeo.EnergyNewton`][]
       (damped Newton with the block-tridiagonal Hessian) for `D <= 64`, else
-      [`jaxgeo.EnergyDescent`][] (L-BFGS in preconditioned coordinates).
+      [`jaxgeo.EnergyDescent`][] (L-BFGS in preconditioned coordinates); or
+      [`jaxgeo.Shooting`][].
     - `init`: an initial curve of shape `(num_points, D)`; its endpoints are replaced
       by `x0` and `x1`. Default: the straight line.
     - `max_steps`: the iteration budget.
@@ -71,7 +75,6 @@ def geodesic_bvp(
     if not isinstance(num_points, int) or num_points < 2:
         raise ValueError(f"geodesic_bvp: num_points must be an integer >= 2, got {num_points!r}")
     dtype = x0.dtype
-    ts = jnp.linspace(0, 1, num_points, dtype=dtype)
     if init is None:
         init = straight_line(x0, x1, num_points)
     else:
@@ -86,46 +89,13 @@ def geodesic_bvp(
     atol = default_tolerance(dtype) if atol is None else atol
 
     if solver is None:
-        solver = EnergyNewton() if x0.shape[0] <= NEWTON_MAX_DIM else EnergyDescent()
-    if num_points == 2:
-        xs, result, num_steps = init, RESULTS.successful, jnp.array(0)
-    else:
-        xs, result, num_steps = solver.solve(
-            metric, x0, x1, init, max_steps=max_steps, rtol=rtol, atol=atol
-        )
-    return _solution(metric, ts, xs, result, num_steps, max_steps, throw)
-
-
-def _solution(
-    metric: AbstractMetric,
-    ts,
-    xs: Curve,
-    result: RESULTS,
-    num_steps,
-    max_steps: int,
-    throw: bool,
-) -> GeodesicSolution:
-    energy = curve_energy(metric, xs)
-    length = curve_length(metric, xs)
-    grad = jax.grad(lambda c: curve_energy(metric, c))(xs)
-    grad_norm = jnp.max(jnp.abs(grad[1:-1])) if xs.shape[0] > 2 else jnp.zeros((), xs.dtype)
-    grad_norm = jax.lax.stop_gradient(grad_norm)
-    result = RESULTS.where(jnp.isfinite(energy), result, RESULTS.nonfinite_energy)
-    stats = dict(
-        num_steps=num_steps,
-        max_steps=max_steps,
-        grad_norm=grad_norm,
-        constant_speed_ratio=length**2 / (2 * energy),
-    )
-    sol = GeodesicSolution(
-        ts=ts,
-        xs=xs,
-        vs=curve_velocities(xs),
-        length=length,
-        energy=energy,
-        result=result,
-        stats=stats,
-    )
+        solver = default_solver(x0.shape[0])
+    sol = solver.geodesic(metric, x0, x1, init, max_steps=max_steps, rtol=rtol, atol=atol)
     if throw:
-        sol = result.error_if(sol, result != RESULTS.successful)
+        sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
     return sol
+
+
+def default_solver(dim: int) -> AbstractBoundarySolver:
+    """[`jaxgeo.EnergyNewton`][] up to `NEWTON_MAX_DIM`, else [`jaxgeo.EnergyDescent`][]."""
+    return EnergyNewton() if dim <= NEWTON_MAX_DIM else EnergyDescent()

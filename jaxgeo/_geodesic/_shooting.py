@@ -1,16 +1,20 @@
+from collections.abc import Sequence
+
 import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 import optimistix as optx
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from .._checks import finite_pair
-from .._custom_types import Input, Scalar, Tangent
+from .._custom_types import Curve, Input, Point, Scalar, Tangent
 from .._metric._base import AbstractMetric
-from .._solution import RESULTS
-from ._bvp import geodesic_bvp
+from .._solution import GeodesicSolution, RESULTS
+from ._base import AbstractBoundarySolver
+from ._bvp import default_solver, geodesic_bvp
 from ._ivp import _vector_field
 
 
@@ -36,7 +40,8 @@ class LogMapSolution(eqx.Module):
     stats: dict
 
 
-def _flow(metric, x, v, duration, rtol, atol):
+def _flow(metric, x, v, duration, tol, saveat):
+    # DirectAdjoint: Newton needs forward mode, gradients of the result reverse mode.
     sol = dfx.diffeqsolve(
         dfx.ODETerm(_vector_field),
         dfx.Tsit5(),
@@ -45,26 +50,25 @@ def _flow(metric, x, v, duration, rtol, atol):
         dt0=None,
         y0=(x, v),
         args=metric,
-        saveat=dfx.SaveAt(t1=True),
-        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
-        adjoint=dfx.ForwardMode(),
+        saveat=saveat,
+        stepsize_controller=dfx.PIDController(rtol=tol, atol=tol),
+        adjoint=dfx.DirectAdjoint(),
         max_steps=4096,
         throw=False,
     )
-    (x1,), (v1,) = sol.ys
-    return x1, v1
+    return sol.ys
 
 
 def _residual(y, args):
-    metric, x0, x1, rtol, atol = args
+    metric, x0, x1, tol = args
     xs_inner, vs = y
     num_segments = vs.shape[0]
     starts = jnp.concatenate([x0[None], xs_inner])
-    ends, end_velocities = jax.vmap(lambda x, v: _flow(metric, x, v, 1 / num_segments, rtol, atol))(
-        starts, vs
-    )
+    ends, end_velocities = jax.vmap(
+        lambda x, v: _flow(metric, x, v, 1 / num_segments, tol, dfx.SaveAt(t1=True))
+    )(starts, vs)
     targets = jnp.concatenate([xs_inner, x1[None]])
-    return jtu.tree_map(_finite, (ends - targets, end_velocities[:-1] - vs[1:]))
+    return jtu.tree_map(_finite, (ends[:, 0] - targets, end_velocities[:-1, 0] - vs[1:]))
 
 
 @jax.custom_jvp
@@ -78,8 +82,156 @@ def _finite(r):
 @_finite.defjvp
 def _finite_jvp(primals, tangents):
     (r,), (dr,) = primals, tangents
-    ok = jnp.isfinite(r) & jnp.isfinite(dr)
-    return _finite(r), jnp.where(ok, dr, 0.0)
+    # The mask depends on the primal only, so that the rule stays transposable
+    # (reverse mode through the implicit-function adjoint).
+    return _finite(r), jnp.where(jnp.isfinite(r), dr, 0.0)
+
+
+def _shooting_tolerance(dtype) -> float:
+    return 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-5
+
+
+class Shooting(AbstractBoundarySolver):
+    r"""The exact geodesic by multiple shooting, for [`jaxgeo.geodesic_bvp`][].
+
+    The geodesic on $[0, 1]$ is split into `num_segments` pieces; the positions and
+    velocities at their starts are found with Newton's method (optimistix; forward-mode
+    derivatives through diffrax) so that each piece's geodesic flow ends where the next
+    begins and the last ends at $x_1$. Short pieces keep the problem well conditioned
+    where single shooting is not: geodesic flows of data metrics can amplify errors in
+    $v_0$ by many orders of magnitude. The unknowns start from the energy-minimising
+    polyline of `init_solver`, which also selects *which* geodesic is found.
+
+    The solution is the ODE's geodesic sampled at the polyline's times, with exact
+    velocities, `length` $= \|v_0\|_{G(x_0)}$ and `energy` $= rac12 \|v_0\|^2$; its
+    `stats` hold the Newton `num_steps`, the `residual` (largest mismatch of the
+    shooting conditions) and the initial solve's `init_num_steps`.
+
+    **Arguments:**
+
+    - `num_segments`: number of shooting segments $K$.
+    - `rtol`, `atol`: Newton's tolerances; the ODE is integrated at 1/100 of them.
+      Default 1e-10 in float64, 1e-5 in float32.
+    - `max_steps`: Newton's iteration budget.
+    - `init_solver`: the energy solver of the initial polyline, run with
+      `geodesic_bvp`'s tolerances and budget (default: as in `geodesic_bvp`).
+
+    Gradients (forward and reverse mode) go through the implicit function theorem at
+    the root. Each Newton step costs $K$ ODE solves with $2KD$ tangents.
+    """
+
+    num_segments: int = eqx.field(static=True, default=8)
+    rtol: float | None = eqx.field(static=True, default=None)
+    atol: float | None = eqx.field(static=True, default=None)
+    max_steps: int = eqx.field(static=True, default=64)
+    init_solver: AbstractBoundarySolver | None = None
+
+    def __check_init__(self):
+        if not isinstance(self.num_segments, int) or self.num_segments < 1:
+            raise ValueError(
+                f"Shooting: num_segments must be a positive integer, got {self.num_segments!r}"
+            )
+
+    def shoot(
+        self, metric: AbstractMetric, x0: Point, x1: Point, guess: GeodesicSolution
+    ) -> tuple[Float[Array, "segments dim"], Float[Array, "segments dim"], RESULTS, dict]:
+        """Solve the shooting conditions from the polyline `guess`: the positions and
+        velocities at the segment starts, the result and `stats`."""
+        dtype = x0.dtype
+        rtol = _shooting_tolerance(dtype) if self.rtol is None else self.rtol
+        atol = _shooting_tolerance(dtype) if self.atol is None else self.atol
+        grid = jnp.linspace(0, 1, self.num_segments + 1, dtype=dtype)[:-1]
+
+        def at_grid(curve):
+            return jax.vmap(lambda c: jnp.interp(grid, guess.ts, c), in_axes=1, out_axes=1)(curve)
+
+        xs0, vs0 = at_grid(guess.xs), at_grid(guess.vs)
+        # If the polyline failed (non-finite energy), start from the chord instead.
+        finite = jnp.all(jnp.isfinite(xs0)) & jnp.all(jnp.isfinite(vs0))
+        xs0 = jnp.where(finite, xs0, x0[None, :] + grid[:, None] * (x1 - x0)[None, :])
+        vs0 = jnp.where(finite, vs0, jnp.broadcast_to(x1 - x0, vs0.shape))
+        y0 = jax.lax.stop_gradient((xs0[1:], vs0))
+        args = (metric, x0, x1, 1e-2 * min(rtol, atol))
+        sol = optx.root_find(
+            _residual,
+            optx.Newton(rtol=rtol, atol=atol),
+            y0,
+            args=args,
+            max_steps=self.max_steps,
+            throw=False,
+        )
+        xs_inner, vs = sol.value
+        mismatch_x, mismatch_v = _residual(sol.value, args)
+        residual = jnp.maximum(
+            jnp.max(jnp.abs(mismatch_x)), jnp.max(jnp.abs(mismatch_v), initial=0.0)
+        )
+        residual = jax.lax.stop_gradient(residual)
+        scale = 1 + jnp.max(jnp.abs(x1 - x0))
+        result = RESULTS.promote(sol.result)
+        result = RESULTS.where(
+            (result == RESULTS.successful) & ~(residual <= 1e3 * atol * scale),
+            RESULTS.nonlinear_divergence,
+            result,
+        )
+        stats = dict(num_steps=sol.stats["num_steps"], max_steps=self.max_steps, residual=residual)
+        return jnp.concatenate([x0[None], xs_inner]), vs, result, stats
+
+    def geodesic(
+        self,
+        metric: AbstractMetric,
+        x0: Point,
+        x1: Point,
+        init: Curve,
+        *,
+        max_steps: int,
+        rtol: float,
+        atol: float,
+    ) -> GeodesicSolution:
+        energy_solver = (
+            default_solver(x0.shape[0]) if self.init_solver is None else self.init_solver
+        )
+        guess = energy_solver.geodesic(
+            metric, x0, x1, init, max_steps=max_steps, rtol=rtol, atol=atol
+        )
+        starts, vs, result, stats = self.shoot(metric, x0, x1, guess)
+        # Sample each segment's flow at the polyline's times that fall in it.
+        num_segments = self.num_segments
+        ts = guess.ts
+        begins = jnp.arange(num_segments, dtype=ts.dtype) / num_segments
+        tol = 1e-2 * _shooting_tolerance(ts.dtype) if self.rtol is None else 1e-2 * self.rtol
+
+        def sample(x, v, begin):
+            local = jnp.clip(ts - begin, 0, 1 / num_segments)
+            return _flow(metric, x, v, 1 / num_segments, tol, dfx.SaveAt(ts=local))
+
+        xs_all, vs_all = jax.vmap(sample)(starts, vs, begins)
+        segment = jnp.clip(jnp.floor(ts * num_segments).astype(int), 0, num_segments - 1)
+        index = jnp.arange(ts.shape[0])
+        speed = metric.norm(x0, vs[0])
+        stats["init_num_steps"] = guess.stats["num_steps"]
+        return GeodesicSolution(
+            ts=ts,
+            xs=xs_all[segment, index].at[-1].set(x1),
+            vs=vs_all[segment, index],
+            length=speed,
+            energy=0.5 * speed**2,
+            result=result,
+            stats=stats,
+        )
+
+    def solve(
+        self,
+        metric: AbstractMetric,
+        x0: Point,
+        x1: Point,
+        init: Curve,
+        *,
+        max_steps: int,
+        rtol: float,
+        atol: float,
+    ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
+        sol = self.geodesic(metric, x0, x1, init, max_steps=max_steps, rtol=rtol, atol=atol)
+        return sol.xs, sol.result, sol.stats["num_steps"]
 
 
 @eqx.filter_jit
@@ -97,61 +249,25 @@ def log_map(
 ) -> LogMapSolution:
     r"""The logarithmic map $\log_{x_0}(x_1)$ by multiple shooting.
 
-    The geodesic is split into `num_segments` pieces on $[0, 1]$; the unknown positions
-    and velocities at their starts are found with Newton's method (optimistix, forward-
-    mode derivatives through diffrax) so that each piece's geodesic flow ends where the
-    next begins and the last ends at $x_1$. Short pieces keep the problem well
-    conditioned where single shooting is not (geodesic flows of data metrics can
-    amplify errors in $v_0$ by many orders of magnitude). The unknowns are initialised
-    from the energy-minimising polyline of [`jaxgeo.geodesic_bvp`][] with `num_points`
-    points, which also selects *which* geodesic is found.
+    The shooting problem of [`jaxgeo.Shooting`][] (`num_segments`, `rtol`, `atol`,
+    `max_steps` go there), initialised from the energy-minimising polyline of
+    [`jaxgeo.geodesic_bvp`][] with `num_points` points, which also selects *which*
+    geodesic is found. Differentiable in `x0`, `x1` and the metric's parameters, in
+    forward and reverse mode.
 
     **Returns:** a [`jaxgeo.LogMapSolution`][]; its `distance` is the geodesic length.
     """
     x0, x1 = finite_pair(x0, x1, ("x0", "x1"), "log_map")
-    if not isinstance(num_segments, int) or num_segments < 1:
-        raise ValueError(f"log_map: num_segments must be a positive integer, got {num_segments!r}")
-    num_points = max(num_points, num_segments + 1)
-    dtype = x0.dtype
-    tol = 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-5
-    rtol = tol if rtol is None else rtol
-    atol = tol if atol is None else atol
-
-    bvp = geodesic_bvp(metric, x0, x1, num_points=num_points, throw=False)
-    grid = jnp.linspace(0, 1, num_segments + 1, dtype=dtype)[:-1]
-    xs0 = jax.vmap(lambda c: jnp.interp(grid, bvp.ts, c), in_axes=1, out_axes=1)(bvp.xs)
-    vs0 = jax.vmap(lambda c: jnp.interp(grid, bvp.ts, c), in_axes=1, out_axes=1)(bvp.vs)
-    # If the polyline failed (non-finite energy), start from the chord instead.
-    finite = jnp.all(jnp.isfinite(xs0)) & jnp.all(jnp.isfinite(vs0))
-    xs0 = jnp.where(finite, xs0, x0[None, :] + grid[:, None] * (x1 - x0)[None, :])
-    vs0 = jnp.where(finite, vs0, jnp.broadcast_to(x1 - x0, vs0.shape))
-    # ODE tolerances well below the root-finding ones.
-    args = (metric, x0, x1, 1e-2 * rtol, 1e-2 * atol)
-    sol = optx.root_find(
-        _residual,
-        optx.Newton(rtol=rtol, atol=atol),
-        (xs0[1:], vs0),
-        args=args,
-        max_steps=max_steps,
-        throw=False,
-    )
-    xs_inner, vs = sol.value
-    mismatch_x, mismatch_v = _residual(sol.value, args)
-    residual = jnp.maximum(jnp.max(jnp.abs(mismatch_x)), jnp.max(jnp.abs(mismatch_v), initial=0.0))
-    scale = 1 + jnp.max(jnp.abs(x1 - x0))
-    result = RESULTS.promote(sol.result)
-    result = RESULTS.where(
-        (result == RESULTS.successful) & ~(residual <= 1e3 * atol * scale),
-        RESULTS.nonlinear_divergence,
-        result,
-    )
+    shooting = Shooting(num_segments=num_segments, rtol=rtol, atol=atol, max_steps=max_steps)
+    guess = geodesic_bvp(metric, x0, x1, num_points=max(num_points, num_segments + 1), throw=False)
+    xs, vs, result, stats = shooting.shoot(metric, x0, x1, guess)
     out = LogMapSolution(
         v0=vs[0],
         distance=metric.norm(x0, vs[0]),
-        xs=jnp.concatenate([x0[None], xs_inner]),
+        xs=xs,
         vs=vs,
         result=result,
-        stats=dict(num_steps=sol.stats["num_steps"], residual=jax.lax.stop_gradient(residual)),
+        stats=dict(num_steps=stats["num_steps"], residual=stats["residual"]),
     )
     if throw:
         out = result.error_if(out, result != RESULTS.successful)
@@ -192,13 +308,16 @@ def pairwise_distances(
     ys: Float[Array, "m dim"],
     *,
     chunk_size: int = 64,
+    devices: Sequence[jax.Device] | None = None,
     **kwargs,
 ) -> Float[Array, "n m"]:
     """Geodesic distances between every `xs[i]` and `ys[j]`, shape `(n, m)`.
 
-    Pairs are solved `chunk_size` at a time (vmapped within a chunk, `lax.map` over
-    chunks) to bound memory. A pair whose solve fails gives NaN. Keyword arguments
-    (e.g. `method`) go to [`jaxgeo.distance`][]."""
+    The `n m` pairs are split evenly over `devices` (default: all of `jax.devices()`;
+    one device means no sharding) with `jax.shard_map`; each device solves its pairs
+    `chunk_size` at a time (vmapped within a chunk, `lax.map` over chunks) to bound
+    memory. A pair whose solve fails gives NaN. Keyword arguments (e.g. `method`) go
+    to [`jaxgeo.distance`][]."""
     xs, ys = jnp.asarray(xs), jnp.asarray(ys)
     if xs.ndim != 2 or ys.ndim != 2 or xs.shape[1] != ys.shape[1]:
         raise ValueError(
@@ -207,7 +326,19 @@ def pairwise_distances(
     n, m = xs.shape[0], ys.shape[0]
     pairs = jnp.stack([jnp.repeat(xs, m, axis=0), jnp.tile(ys, (n, 1))], axis=1)  # (n m, 2, D)
 
-    def one(pair):
-        return distance(metric, pair[0], pair[1], throw=False, **kwargs)
+    def solve_pairs(block):
+        def one(pair):
+            return distance(metric, pair[0], pair[1], throw=False, **kwargs)
 
-    return jax.lax.map(one, pairs, batch_size=chunk_size).reshape(n, m)
+        return jax.lax.map(one, block, batch_size=chunk_size)
+
+    devices = jax.devices() if devices is None else list(devices)
+    if len(devices) == 1:
+        return solve_pairs(pairs).reshape(n, m)
+    # Pad to a multiple of the device count with copies of the last pair.
+    padding = -pairs.shape[0] % len(devices)
+    pairs = jnp.concatenate([pairs, jnp.repeat(pairs[-1:], padding, axis=0)])
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("pairs",))
+    spec = jax.sharding.PartitionSpec("pairs")
+    sharded = jax.shard_map(solve_pairs, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    return sharded(pairs)[: n * m].reshape(n, m)

@@ -59,6 +59,22 @@ class AbstractMetric(eqx.Module):
         chol = jnp.linalg.cholesky(self.matrix(x))
         return 2 * jnp.sum(jnp.log(jnp.diagonal(chol)))
 
+    def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
+        r"""The geodesic acceleration $-\Gamma(v, v)$ at `x`, matrix-free.
+
+        From the Lagrangian $\mathcal L(x, v) = \frac12\langle v, v\rangle_{G(x)}$, the
+        Euler–Lagrange equation gives $G a = \nabla_x \mathcal L - D_x[G(x) v]\,v$ with
+        $G(x) v = \nabla_v \mathcal L$: two autodiff passes through `inner` and one
+        `solve`. No `(D, D)` matrix or `(D, D, D)` tensor is formed unless `inner` or
+        `solve` form them. Metrics with a cheaper closed form override this."""
+
+        def lagrangian(y, w):
+            return 0.5 * self.inner(y, w, w)
+
+        grad_x = jax.grad(lagrangian, argnums=0)(x, v)
+        _, d_momentum = jax.jvp(lambda y: jax.grad(lagrangian, argnums=1)(y, v), (x,), (v,))
+        return self.solve(x, grad_x - d_momentum)
+
 
 def safe_sqrt(q: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     """`sqrt(max(q, 0))` with a zero (not NaN) gradient at `q = 0`."""

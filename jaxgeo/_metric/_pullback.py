@@ -1,0 +1,148 @@
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+from jaxtyping import Array, Float
+
+from .._checks import check_point
+from .._custom_types import MetricMatrix, Point, Scalar, Tangent
+from ._base import AbstractMetric
+
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+class PullbackMetric(AbstractMetric):
+    r"""The pullback of a metric through a map $f: \mathbb{R}^d \to \mathbb{R}^D$ (e.g.
+    a decoder): $G(z) = J_f(z)^\top G_{\mathrm{base}}(f(z))\, J_f(z)$.
+
+    - `matrix` builds $J_f$ with `jax.jacfwd` (d forward passes).
+    - `inner` is matrix-free: $\langle u, v\rangle = \langle J u, J v\rangle_{\mathrm{base}}$
+      with one linearisation of $f$ and two Jacobian–vector products; no `(D, d)`
+      Jacobian is built, so it costs two decoder passes whatever $D$ is.
+    - `solve` factorises the `(d, d)` matrix when $d \le$ `dense_max_dim` and otherwise
+      runs conjugate gradients (lineax) on the operator $u \mapsto J^\top G J u$,
+      built from a JVP and a VJP.
+
+    **Arguments:**
+
+    - `f`: the map, `(d,) -> (D,)`. Use an `eqx.Module` (a network) to differentiate
+      its parameters.
+    - `base`: the metric on $\mathbb{R}^D$; `None` means Euclidean ($J^\top J$).
+    - `dense_max_dim`: the largest `d` solved by a dense Cholesky factorisation.
+
+    The pullback is positive definite only where $J_f$ has full column rank; elsewhere
+    `solve` returns non-finite values, which geodesic solvers report in `result`.
+
+    !!! example
+        The unit sphere in spherical coordinates $(\theta, \phi)$:
+        `PullbackMetric(lambda z: jnp.array([sin(z[0]) cos(z[1]), sin(z[0]) sin(z[1]),
+        cos(z[0])]))` has $G = \mathrm{diag}(1, \sin^2\theta)$.
+    """
+
+    f: Callable[[Point], Float[Array, " out"]]
+    base: AbstractMetric | None = None
+    dense_max_dim: int = eqx.field(static=True, default=64)
+
+    def _check(self, z: Point) -> None:
+        check_point(z)
+        try:
+            shape = jax.eval_shape(self.f, z).shape
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"PullbackMetric: f failed on a point of shape {z.shape} (is it the "
+                f"latent dimension f expects?): {error}"
+            ) from error
+        if len(shape) != 1:
+            raise ValueError(
+                f"PullbackMetric: f must map a point of shape {z.shape} to a 1-D array, "
+                f"got shape {shape}"
+            )
+
+    def matrix(self, z: Point) -> MetricMatrix:
+        self._check(z)
+        jac = jax.jacfwd(self.f)(z).astype(z.dtype)
+        if self.base is None:
+            return jnp.dot(jac.T, jac, precision=_HIGHEST)
+        g = self.base.matrix(self.f(z))
+        return jnp.dot(jac.T, jnp.dot(g, jac, precision=_HIGHEST), precision=_HIGHEST)
+
+    def inner(self, z: Point, u: Tangent, v: Tangent) -> Scalar:
+        self._check(z)
+        y, f_jvp = jax.linearize(self.f, z)
+        ju, jv = f_jvp(u), f_jvp(v)
+        if self.base is None:
+            return jnp.dot(ju, jv, precision=_HIGHEST)
+        return self.base.inner(y, ju, jv)
+
+    def _operator(self, z: Point) -> lx.FunctionLinearOperator:
+        y, f_jvp = jax.linearize(self.f, z)
+        f_vjp = jax.linear_transpose(f_jvp, z)
+
+        def lower(ju):  # G_base(y) Ju = grad of the base's quadratic form, matrix-free
+            return jax.grad(lambda t: 0.5 * self.base.inner(y, t, t))(ju)
+
+        def mv(u):
+            ju = f_jvp(u)
+            (out,) = f_vjp(ju if self.base is None else lower(ju))
+            return out
+
+        structure = jax.ShapeDtypeStruct(z.shape, z.dtype)
+        return lx.FunctionLinearOperator(mv, structure, lx.positive_semidefinite_tag)
+
+    def solve(self, z: Point, w: Tangent) -> Tangent:
+        self._check(z)
+        if z.shape[0] <= self.dense_max_dim:
+            return super().solve(z, w)
+        tol = 1e-12 if jnp.finfo(z.dtype).bits >= 64 else 1e-6
+        sol = lx.linear_solve(
+            self._operator(z),
+            w.astype(z.dtype),
+            lx.CG(rtol=tol, atol=tol, max_steps=10 * z.shape[0]),
+            throw=False,
+        )
+        ok = sol.result == lx.RESULTS.successful
+        return jnp.where(ok, sol.value, jnp.nan)
+
+
+class _Concatenate(eqx.Module):
+    mean: Callable[[Point], Float[Array, " out"]]
+    std: Callable[[Point], Float[Array, " out"]]
+
+    def __call__(self, z: Point) -> Float[Array, " out2"]:
+        mu, sigma = self.mean(z), self.std(z)
+        if jnp.shape(mu) != jnp.shape(sigma) or jnp.ndim(mu) != 1:
+            raise ValueError(
+                "ExpectedPullbackMetric: mean and std must map a latent point to 1-D arrays "
+                f"of one shape, got {jnp.shape(mu)} and {jnp.shape(sigma)}"
+            )
+        return jnp.concatenate([mu, sigma])
+
+
+class ExpectedPullbackMetric(PullbackMetric):
+    r"""The expected pullback metric of a Gaussian decoder
+    $f(z) = \mu(z) + \sigma(z) \odot \varepsilon$, $\varepsilon \sim N(0, I)$
+    (Arvanitidis, Hansen, Hauberg, *Latent Space Oddity*, Theorem 1):
+
+    $$\mathbb{E}[J_f^\top J_f] = J_\mu^\top J_\mu + J_\sigma^\top J_\sigma,$$
+
+    which is the pullback of the concatenated map $z \mapsto [\mu(z), \sigma(z)]$, and
+    is implemented as that [`jaxgeo.PullbackMetric`][] (matrix-free `inner`). With a
+    calibrated $\sigma$ that grows away from the data, distances grow there too, and
+    geodesics stay on the data.
+
+    **Arguments:** `mean` and `std`, both `(d,) -> (D,)`; `dense_max_dim` as in
+    [`jaxgeo.PullbackMetric`][].
+    """
+
+    def __init__(
+        self,
+        mean: Callable[[Point], Float[Array, " out"]],
+        std: Callable[[Point], Float[Array, " out"]],
+        dense_max_dim: int = 64,
+    ):
+        self.f = _Concatenate(mean, std)
+        self.base = None
+        self.dense_max_dim = dense_max_dim
