@@ -122,19 +122,12 @@ def plot_shooting(path: Path, grid: int) -> dict:
     metric, log_prob = gaussian_metric()
     x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
     bvp = jg.geodesic_bvp(metric, x0, x1)
-    log = jg.log_map(metric, x0, x1)
-    segments = jax.vmap(
-        lambda x, v: jg.geodesic_ivp(metric, x, v, 1 / log.vs.shape[0], num_points=17).xs
-    )(log.xs, log.vs)
+    shooting = jg.Shooting(num_segments=8)
+    shot = jg.geodesic_bvp(metric, x0, x1, num_points=257, solver=shooting)
     fig, ax = plt.subplots(figsize=(6.5, 6.5))
     jg.plot.density(ax, log_prob, LIM, LIM, num=grid)
-    curve = np.asarray(segments).reshape(-1, 2)
-    ax.plot(
-        curve[:, 0],
-        curve[:, 1],
-        color="tab:orange",
-        lw=3,
-        label=f"shooting, L = {float(log.distance):.6f}",
+    jg.plot.curve(
+        ax, shot.xs, color="tab:orange", lw=3, label=f"shooting, L = {float(shot.length):.6f}"
     )
     jg.plot.curve(
         ax,
@@ -146,7 +139,7 @@ def plot_shooting(path: Path, grid: int) -> dict:
         label=f"energy polyline (64 pts), L = {float(bvp.length):.6f}",
     )
     ax.scatter(
-        *np.asarray(log.xs).T,
+        *np.asarray(shot.xs[:-1:32]).T,
         marker="s",
         c="tab:orange",
         edgecolors="k",
@@ -160,9 +153,9 @@ def plot_shooting(path: Path, grid: int) -> dict:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return dict(
-        shooting=float(log.distance),
+        shooting=float(shot.length),
         energy=float(bvp.length),
-        residual=float(log.stats["residual"]),
+        residual=float(shot.stats["residual"]),
     )
 
 

@@ -56,6 +56,7 @@ def test_shooting_bvp_is_the_exact_semicircle():
     np.testing.assert_allclose(grad, jax.grad(poincare_distance, argnums=1)(x0, x1), rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_log_map_reverse_and_forward_gradients():
     x0, x1 = jnp.array([0.0, 1.0]), jnp.array([1.0, 2.0])
 

@@ -53,6 +53,7 @@ def test_gaussian_curvature_by_pullback(metric, z, curvature):
     np.testing.assert_allclose(jg.gaussian_curvature(metric, z), curvature, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_sphere_great_circle_distance_by_pullback():
     z0, z1 = jnp.array([0.8, 0.2]), jnp.array([1.9, 2.1])
     expected = jnp.arccos(jnp.dot(sphere_embedding(z0), sphere_embedding(z1)))
