@@ -2,7 +2,7 @@
 
 import importlib.metadata
 
-from . import plot as plot, scores as scores
+from . import data as data, nn as nn, plot as plot, scores as scores, train as train
 from ._curve import (
     curve_energy as curve_energy,
     curve_length as curve_length,
@@ -23,6 +23,7 @@ from ._geodesic import (
     energy_descent_trace as energy_descent_trace,
     EnergyDescent as EnergyDescent,
     EnergyNewton as EnergyNewton,
+    ensemble_geodesics as ensemble_geodesics,
     exp_map as exp_map,
     geodesic_bvp as geodesic_bvp,
     geodesic_ivp as geodesic_ivp,
@@ -39,6 +40,7 @@ from ._metric import (
     MatrixMetric as MatrixMetric,
     MongeMetric as MongeMetric,
     PullbackMetric as PullbackMetric,
+    ScoreJacobianMetric as ScoreJacobianMetric,
     SteinMetric as SteinMetric,
 )
 from ._solution import GeodesicSolution as GeodesicSolution, RESULTS as RESULTS

@@ -1,6 +1,7 @@
 from ._base import AbstractBoundarySolver as AbstractBoundarySolver
 from ._bvp import geodesic_bvp as geodesic_bvp
 from ._energy import energy_descent_trace as energy_descent_trace, EnergyDescent as EnergyDescent
+from ._ensemble import ensemble_geodesics as ensemble_geodesics
 from ._ivp import exp_map as exp_map, geodesic_ivp as geodesic_ivp
 from ._newton import EnergyNewton as EnergyNewton
 from ._shooting import (

@@ -6,4 +6,5 @@ from ._pullback import (
     ExpectedPullbackMetric as ExpectedPullbackMetric,
     PullbackMetric as PullbackMetric,
 )
+from ._score_jacobian import ScoreJacobianMetric as ScoreJacobianMetric
 from ._stein import MongeMetric as MongeMetric, SteinMetric as SteinMetric

@@ -67,7 +67,9 @@ class EnsembleMetric(AbstractMetric):
         leaf = jtu.tree_leaves(eqx.filter(self.metrics, eqx.is_array))[0]
         return jnp.shape(leaf)[0]
 
-    def _map_members(self, fn):
+    def map_members(self, fn):
+        """`fn(member_metric)` for every member, vmapped (one program); outputs are
+        stacked along a leading axis of size `num_members`."""
         # Scalars are shared between members: non-array floats may have been turned
         # into 0-d arrays by a transform (e.g. an optimiser's args), so map axis 0 of
         # the stacked leaves only.
@@ -79,10 +81,10 @@ class EnsembleMetric(AbstractMetric):
         return eqx.filter_vmap(fn, in_axes=(in_axes,))(self.metrics)
 
     def matrix(self, x: Point) -> MetricMatrix:
-        return jnp.mean(self._map_members(lambda m: m.matrix(x)), axis=0)
+        return jnp.mean(self.map_members(lambda m: m.matrix(x)), axis=0)
 
     def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
-        return jnp.mean(self._map_members(lambda m: m.inner(x, u, v)))
+        return jnp.mean(self.map_members(lambda m: m.inner(x, u, v)))
 
     def member(self, index: int) -> AbstractMetric:
         """The metric of one ensemble member."""

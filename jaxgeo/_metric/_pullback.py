@@ -77,7 +77,8 @@ class PullbackMetric(AbstractMetric):
             return jnp.dot(ju, jv, precision=_HIGHEST)
         return self.base.inner(y, ju, jv)
 
-    def _operator(self, z: Point) -> lx.FunctionLinearOperator:
+    def _gauss_newton_product(self, z: Point) -> Callable[[Tangent], Tangent]:
+        r"""$u \mapsto J^\top G_{\mathrm{base}} J u$ from a JVP and a VJP."""
         y, f_jvp = jax.linearize(self.f, z)
         f_vjp = jax.linear_transpose(f_jvp, z)
 
@@ -89,22 +90,29 @@ class PullbackMetric(AbstractMetric):
             (out,) = f_vjp(ju if self.base is None else lower(ju))
             return out
 
-        structure = jax.ShapeDtypeStruct(z.shape, z.dtype)
-        return lx.FunctionLinearOperator(mv, structure, lx.positive_semidefinite_tag)
+        return mv
 
     def solve(self, z: Point, w: Tangent) -> Tangent:
         self._check(z)
         if z.shape[0] <= self.dense_max_dim:
             return super().solve(z, w)
-        tol = 1e-12 if jnp.finfo(z.dtype).bits >= 64 else 1e-6
-        sol = lx.linear_solve(
-            self._operator(z),
-            w.astype(z.dtype),
-            lx.CG(rtol=tol, atol=tol, max_steps=10 * z.shape[0]),
-            throw=False,
-        )
-        ok = sol.result == lx.RESULTS.successful
-        return jnp.where(ok, sol.value, jnp.nan)
+        return cg_solve(self._gauss_newton_product(z), z, w)
+
+
+def cg_solve(mv: Callable[[Tangent], Tangent], z: Point, w: Tangent) -> Tangent:
+    """Solve `mv(u) = w` for a symmetric positive-definite operator by conjugate
+    gradients (lineax); NaN where CG fails (e.g. a singular operator)."""
+    tol = 1e-12 if jnp.finfo(z.dtype).bits >= 64 else 1e-6
+    operator = lx.FunctionLinearOperator(
+        mv, jax.ShapeDtypeStruct(z.shape, z.dtype), lx.positive_semidefinite_tag
+    )
+    sol = lx.linear_solve(
+        operator,
+        w.astype(z.dtype),
+        lx.CG(rtol=tol, atol=tol, max_steps=10 * z.shape[0]),
+        throw=False,
+    )
+    return jnp.where(sol.result == lx.RESULTS.successful, sol.value, jnp.nan)
 
 
 class _Concatenate(eqx.Module):

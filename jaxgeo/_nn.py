@@ -1,0 +1,172 @@
+r"""Equinox score networks acting on one example.
+
+- [`jaxgeo.nn.MLPScore`][]: a free-form score $s_\theta: \mathbb{R}^D \to \mathbb{R}^D$
+  (not a gradient in general: its Jacobian need not be symmetric).
+- [`jaxgeo.nn.NoiseConditionalScore`][]: $s_\theta(x, \sigma)$ of score-based diffusion,
+  $s_\theta(x, \sigma) = \mathrm{MLP}([x, \log\sigma]) / \sigma$.
+- [`jaxgeo.nn.EnergyScore`][]: $s_\theta = -\nabla_x E_\theta$ of a scalar energy
+  network, a true gradient (use `SteinMetric(..., conservative=True)` with it).
+"""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+from jaxtyping import Array, PRNGKeyArray
+
+from ._checks import check_point
+from ._custom_types import Point, Scalar, ScalarLike, Tangent
+
+
+class _Standardise(eqx.Module):
+    """x -> (x - shift) / scale with fixed data statistics: static fields, so they are
+    constants of the network, not parameters an optimiser (or weight decay) touches."""
+
+    shift: tuple[float, ...] = eqx.field(static=True)
+    scale: tuple[float, ...] = eqx.field(static=True)
+
+    def __call__(self, x: Point) -> Point:
+        return (x - jnp.asarray(self.shift, x.dtype)) / jnp.asarray(self.scale, x.dtype)
+
+    def unscale(self, s: Tangent) -> Tangent:
+        """A score of the standardised variable, as a score of the original one."""
+        return s / jnp.asarray(self.scale, s.dtype)
+
+
+def _standardiser(dim: int, shift, scale) -> _Standardise:
+    def as_tuple(value, default):
+        value = np.full(dim, default) if value is None else np.asarray(value, float)
+        if not np.all(np.isfinite(value)):
+            raise ValueError("shift and scale must be finite")
+        return tuple(float(v) for v in np.broadcast_to(value, (dim,)))
+
+    scale = as_tuple(scale, 1.0)
+    if min(scale) <= 0:
+        raise ValueError(f"scale must be positive, got min {min(scale)}")
+    return _Standardise(as_tuple(shift, 0.0), scale)
+
+
+def _check_dim(x: Array, dim: int, name: str) -> None:
+    check_point(x)
+    if x.shape[0] != dim:
+        raise ValueError(f"{name} takes points of shape ({dim},), got shape {x.shape}")
+
+
+class MLPScore(eqx.Module):
+    """A free-form score network $s_\\theta(x)$: an MLP from `(D,)` to `(D,)`.
+
+    Inputs are standardised with fixed `shift` and `scale` (e.g. the data mean and
+    standard deviation), outputs are divided by `scale` (the score of standardised
+    data, mapped back).
+
+    **Arguments:** `dim` $D$; `width` and `depth` of the MLP; `activation`; `shift`,
+    `scale` (default 0 and 1); `key`.
+    """
+
+    mlp: eqx.nn.MLP
+    standardise: _Standardise
+    dim: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        width: int = 128,
+        depth: int = 3,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+        shift: ArrayLike | None = None,
+        scale: ArrayLike | None = None,
+        key: PRNGKeyArray,
+    ):
+        self.mlp = eqx.nn.MLP(dim, dim, width, depth, activation=activation, key=key)
+        self.standardise = _standardiser(dim, shift, scale)
+        self.dim = dim
+
+    def __call__(self, x: Point) -> Tangent:
+        _check_dim(x, self.dim, "MLPScore")
+        return self.standardise.unscale(self.mlp(self.standardise(x)))
+
+
+class NoiseConditionalScore(eqx.Module):
+    r"""A noise-conditional score $s_\theta(x, \sigma) \approx \nabla_x \log p_\sigma(x)$,
+    the score of the data convolved with $N(0, \sigma^2 I)$ (Song & Ermon 2019):
+    $s_\theta(x, \sigma) = \mathrm{MLP}([\tilde x, \log\sigma]) / \sigma$.
+
+    Call it as `model(x, sigma)`; `model.at(sigma)` is the score at one noise level,
+    a function of `x` alone that any metric accepts.
+    """
+
+    mlp: eqx.nn.MLP
+    standardise: _Standardise
+    dim: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        width: int = 128,
+        depth: int = 3,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+        shift: ArrayLike | None = None,
+        scale: ArrayLike | None = None,
+        key: PRNGKeyArray,
+    ):
+        self.mlp = eqx.nn.MLP(dim + 1, dim, width, depth, activation=activation, key=key)
+        self.standardise = _standardiser(dim, shift, scale)
+        self.dim = dim
+
+    def __call__(self, x: Point, sigma: ScalarLike) -> Tangent:
+        _check_dim(x, self.dim, "NoiseConditionalScore")
+        sigma = jnp.asarray(sigma, x.dtype)
+        features = jnp.concatenate([self.standardise(x), jnp.log(sigma)[None]])
+        return self.standardise.unscale(self.mlp(features)) / sigma
+
+    def at(self, sigma: ScalarLike) -> "NoiseLevel":
+        """The score $x \\mapsto s_\\theta(x, \\sigma)$ at one noise level."""
+        return NoiseLevel(self, sigma)
+
+
+class NoiseLevel(eqx.Module):
+    """A [`jaxgeo.nn.NoiseConditionalScore`][] at a fixed noise level."""
+
+    model: NoiseConditionalScore
+    sigma: ScalarLike
+
+    def __call__(self, x: Point) -> Tangent:
+        return self.model(x, self.sigma)
+
+
+class EnergyScore(eqx.Module):
+    r"""The score of an energy-based model, $s_\theta(x) = -\nabla_x E_\theta(x)$ with
+    $p_\theta \propto e^{-E_\theta}$ and $E_\theta$ a scalar MLP: a true gradient, whose
+    Jacobian (minus the Hessian of $E_\theta$) is symmetric."""
+
+    mlp: eqx.nn.MLP
+    standardise: _Standardise
+    dim: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        width: int = 128,
+        depth: int = 3,
+        activation: Callable[[Array], Array] = jax.nn.softplus,
+        shift: ArrayLike | None = None,
+        scale: ArrayLike | None = None,
+        key: PRNGKeyArray,
+    ):
+        self.mlp = eqx.nn.MLP(dim, "scalar", width, depth, activation=activation, key=key)
+        self.standardise = _standardiser(dim, shift, scale)
+        self.dim = dim
+
+    def energy(self, x: Point) -> Scalar:
+        """$E_\\theta(x)$, the negative unnormalised log-density."""
+        _check_dim(x, self.dim, "EnergyScore")
+        return self.mlp(self.standardise(x))
+
+    def __call__(self, x: Point) -> Tangent:
+        return -jax.grad(self.energy)(x)

@@ -1,0 +1,319 @@
+r"""Training: score-matching losses and one `fit` loop with checkpoints and resume.
+
+A loss is any function `loss_fn(model, batch, key) -> scalar`; bind hyperparameters
+with `functools.partial`, e.g. `partial(denoising_score_matching, sigma=0.1)`.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+import optax
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+
+logger = logging.getLogger("jaxgeo.train")
+
+Batch = PyTree[Array]
+Loss = Callable[[Any, Batch, PRNGKeyArray], Float[Array, ""]]
+
+
+# --- score-matching losses -------------------------------------------------------------
+
+
+def denoising_score_matching(
+    model: Callable, batch: Float[Array, "batch dim"], key: PRNGKeyArray, *, sigma: float
+) -> Float[Array, ""]:
+    r"""Denoising score matching at one noise level (Vincent 2011):
+    $\frac12\mathbb{E}\,|\sigma s_\theta(x + \sigma\varepsilon) + \varepsilon|^2$,
+    the $\sigma^2$-weighted regression onto the score $-\varepsilon/\sigma$ of the
+    Gaussian kernel. Its minimiser is the score of the data smoothed by
+    $N(0, \sigma^2 I)$, which tends to the data score as $\sigma \to 0$."""
+    eps = jax.random.normal(key, batch.shape, batch.dtype)
+    scores = jax.vmap(model)(batch + sigma * eps)
+    return 0.5 * jnp.mean(jnp.sum((sigma * scores + eps) ** 2, axis=-1))
+
+
+def noise_levels(sigma_max: float, sigma_min: float, num: int) -> Float[Array, " num"]:
+    """A geometric sequence of `num` noise levels from `sigma_max` down to `sigma_min`."""
+    return jnp.geomspace(sigma_max, sigma_min, num)
+
+
+def multiscale_denoising_score_matching(
+    model: Callable,
+    batch: Float[Array, "batch dim"],
+    key: PRNGKeyArray,
+    *,
+    sigmas: Float[Array, " levels"],
+) -> Float[Array, ""]:
+    r"""Denoising score matching over noise levels (Song & Ermon 2019) for a
+    noise-conditional model `model(x, sigma)`: each example gets a level drawn
+    uniformly from `sigmas`, and the loss is
+    $\frac12\mathbb{E}\,|\sigma s_\theta(x + \sigma\varepsilon, \sigma) + \varepsilon|^2$
+    (the $\lambda(\sigma) = \sigma^2$ weighting)."""
+    key_level, key_noise = jax.random.split(key)
+    sigmas = jnp.asarray(sigmas, batch.dtype)
+    sigma = jax.random.choice(key_level, sigmas, (batch.shape[0],))
+    eps = jax.random.normal(key_noise, batch.shape, batch.dtype)
+    scores = jax.vmap(model)(batch + sigma[:, None] * eps, sigma)
+    return 0.5 * jnp.mean(jnp.sum((sigma[:, None] * scores + eps) ** 2, axis=-1))
+
+
+def sliced_score_matching(
+    model: Callable,
+    batch: Float[Array, "batch dim"],
+    key: PRNGKeyArray,
+    *,
+    num_projections: int = 1,
+) -> Float[Array, ""]:
+    r"""Sliced score matching with variance reduction (Song et al. 2019):
+    $\mathbb{E}_{x, v}\big[v^\top J_{s_\theta}(x)\, v\big] + \frac12\mathbb{E}_x|s_\theta(x)|^2$
+    with Gaussian projections $v$, one Jacobian–vector product per projection. It
+    matches the score of the data itself (no smoothing), up to a constant."""
+    vs = jax.random.normal(key, (num_projections,) + batch.shape, batch.dtype)
+
+    def per_example(x, v):
+        s, jvp = jax.linearize(model, x)
+        return jnp.mean(jax.vmap(lambda u: jnp.dot(u, jvp(u)))(v)) + 0.5 * jnp.dot(s, s)
+
+    return jnp.mean(jax.vmap(per_example, in_axes=(0, 1))(batch, vs))
+
+
+def ensemble_loss(loss_fn: Loss) -> Loss:
+    """The loss of a stacked ensemble (a model built with `eqx.filter_vmap`): the sum of
+    the members' losses on the same batch, each with its own key. Summing makes each
+    member's gradient its own loss's gradient, so with an element-wise optimiser (Adam,
+    SGD) training the stack is training each member: one program, not a Python loop."""
+
+    def loss(models, batch, key):
+        num_members = jtu.tree_leaves(eqx.filter(models, eqx.is_array))[0].shape[0]
+        keys = jax.random.split(key, num_members)
+        member_loss = eqx.filter_vmap(loss_fn, in_axes=(eqx.if_array(0), None, 0))
+        return jnp.sum(member_loss(models, batch, keys))
+
+    return loss
+
+
+# --- the training loop ---------------------------------------------------------------
+
+
+class FitResult(eqx.Module):
+    """What [`jaxgeo.train.fit`][] returns: the trained `model`, the loss of every step
+    (`losses`, shape `(num_steps,)`, including steps restored from a checkpoint) and
+    `resumed_from`, the step the run resumed from (0 for a fresh run)."""
+
+    model: Any
+    losses: np.ndarray
+    resumed_from: int
+
+
+def _check_data(data: PyTree[ArrayLike]) -> int:
+    leaves = jtu.tree_leaves(data)
+    if not leaves:
+        raise ValueError("fit: data is empty")
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(
+            "fit: every data array needs the same leading (example) axis, got shapes "
+            f"{[np.shape(leaf) for leaf in leaves]}"
+        )
+    for leaf in leaves:
+        arr = np.asarray(leaf)
+        if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
+            bad = int(np.sum(~np.isfinite(arr)))
+            raise ValueError(
+                f"fit: the data contain {bad} NaN or infinite values (array of shape "
+                f"{arr.shape}); clean them before training"
+            )
+    (size,) = sizes
+    return size
+
+
+def _fingerprint(tree) -> str:
+    """A hash of the structure, shapes and dtypes of a pytree's array leaves."""
+    leaves, treedef = jtu.tree_flatten(eqx.filter(tree, eqx.is_array))
+    text = str(treedef) + str([(leaf.shape, str(leaf.dtype)) for leaf in leaves])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _key_data(key: PRNGKeyArray) -> Array:
+    """The raw bits of a key (typed `jax.random.key` or legacy `PRNGKey`)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return jnp.asarray(key)
+
+
+def _save(directory: Path, model, opt_state, step: int, key, losses, meta: dict) -> None:
+    """Write atomically: a crash while saving leaves the previous checkpoint intact."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / "checkpoint.eqx.tmp"
+    eqx.tree_serialise_leaves(tmp, (model, opt_state, jnp.asarray(step), _key_data(key)))
+    np.save(directory / "losses.npy.tmp.npy", np.asarray(losses))
+    meta = dict(meta, step=step)
+    (directory / "checkpoint.json.tmp").write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, directory / "checkpoint.eqx")
+    os.replace(directory / "losses.npy.tmp.npy", directory / "losses.npy")
+    os.replace(directory / "checkpoint.json.tmp", directory / "checkpoint.json")
+
+
+def _load(directory: Path, model, opt_state, key, meta: dict):
+    info = json.loads((directory / "checkpoint.json").read_text())
+    if info.get("fingerprint") != meta["fingerprint"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written for a different model or "
+            f"optimiser (structure {info.get('fingerprint')}, this run's "
+            f"{meta['fingerprint']}); use another checkpoint_dir or delete it. "
+            "Nothing was overwritten."
+        )
+    if info.get("key") != meta["key"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written with a different key "
+            "(seed); resuming it would not reproduce this run. Nothing was overwritten."
+        )
+    model, opt_state, step, _ = eqx.tree_deserialise_leaves(
+        directory / "checkpoint.eqx", (model, opt_state, jnp.asarray(0), _key_data(key))
+    )
+    losses = np.load(directory / "losses.npy")
+    return model, opt_state, int(step), losses
+
+
+def fit(
+    loss_fn: Loss,
+    model,
+    data: PyTree[ArrayLike],
+    *,
+    optimizer: optax.GradientTransformation,
+    num_steps: int,
+    batch_size: int,
+    key: PRNGKeyArray,
+    chunk_size: int = 100,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 1000,
+    progress: bool | None = None,
+) -> FitResult:
+    r"""Minimise `loss_fn(model, batch, key)` with an optax optimiser.
+
+    Steps run in compiled chunks of `chunk_size` (a `lax.scan`); between chunks the
+    progress bar (tqdm) and the log (`logging.getLogger("jaxgeo.train")`) are updated.
+    Step $k$ draws its mini-batch (with replacement) and its loss key from
+    `jax.random.fold_in(key, k)`: the run is a function of `key` alone, whatever the
+    chunking, so a run resumed from a checkpoint ends with exactly the parameters of
+    an uninterrupted one.
+
+    **Arguments:**
+
+    - `loss_fn`: e.g. `partial(jg.train.denoising_score_matching, sigma=0.1)`; for an
+      ensemble stacked with `eqx.filter_vmap`, wrap it in
+      [`jaxgeo.train.ensemble_loss`][].
+    - `model`: an Equinox module; its inexact arrays are trained.
+    - `data`: an array of examples `(n, ...)`, or a pytree of such arrays.
+    - `optimizer`, `num_steps`, `batch_size`, `key`.
+    - `chunk_size`: steps per compiled chunk.
+    - `checkpoint_dir`: where to write checkpoints (model, optimiser state, step, key
+      and the losses so far) every `checkpoint_every` steps (a multiple of
+      `chunk_size`) and at the end. If it holds a checkpoint of this run, training
+      resumes from it; a checkpoint of another architecture or seed is an error, and
+      is never overwritten.
+    - `progress`: show a progress bar; default: only on a terminal.
+
+    **Returns:** a [`jaxgeo.train.FitResult`][].
+    """
+    if num_steps < 0 or batch_size < 1 or chunk_size < 1:
+        raise ValueError(
+            f"fit: need num_steps >= 0, batch_size >= 1, chunk_size >= 1, got "
+            f"{num_steps}, {batch_size}, {chunk_size}"
+        )
+    if checkpoint_dir is not None and checkpoint_every % chunk_size:
+        raise ValueError(
+            f"fit: checkpoint_every ({checkpoint_every}) must be a multiple of chunk_size "
+            f"({chunk_size})"
+        )
+    num_examples = _check_data(data)
+    data = jtu.tree_map(jnp.asarray, data)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def batch_at(data, step):
+        key_batch, key_loss = jax.random.split(jax.random.fold_in(key, step))
+        index = jax.random.randint(key_batch, (batch_size,), 0, num_examples)
+        return jtu.tree_map(lambda a: a[index], data), key_loss
+
+    def loss_of(p, batch, k):
+        return loss_fn(eqx.combine(p, static), batch, k)
+
+    # Trace once with one batch: shape errors surface here, with the data's shapes.
+    try:
+        out = eqx.filter_eval_shape(loss_of, params, *batch_at(data, 0))
+    except (ValueError, TypeError) as error:
+        shapes = jtu.tree_map(lambda a: a.shape, data)
+        raise ValueError(
+            f"fit: the loss failed on a batch of the data (data shapes {shapes}, batch "
+            f"size {batch_size}): {error}"
+        ) from error
+    if out.shape != ():
+        raise ValueError(f"fit: loss_fn must return a scalar, got shape {out.shape}")
+
+    opt_state = optimizer.init(params)
+    step, losses, resumed_from = 0, np.zeros(0), 0
+    meta = dict(
+        fingerprint=_fingerprint((params, opt_state)),
+        key=np.asarray(_key_data(key)).ravel().tolist(),
+    )
+    directory = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if directory is not None and (directory / "checkpoint.json").exists():
+        params, opt_state, step, losses = _load(directory, params, opt_state, key, meta)
+        resumed_from = step
+        logger.info("resumed from %s at step %d", directory, step)
+
+    @eqx.filter_jit
+    def run(p, o, data, start, length):
+        def one_step(carry, step):
+            p, o = carry
+            batch, k = batch_at(data, step)
+            value, grads = eqx.filter_value_and_grad(loss_of)(p, batch, k)
+            updates, o = optimizer.update(grads, o, p)
+            return (eqx.apply_updates(p, updates), o), value
+
+        steps = start + jnp.arange(length)
+        (p, o), values = jax.lax.scan(one_step, (p, o), steps)
+        return p, o, values
+
+    history = [losses[:step]]
+    bar = _progress_bar(num_steps, step, progress)
+    try:
+        while step < num_steps:
+            length = min(chunk_size, num_steps - step)
+            params, opt_state, values = run(params, opt_state, data, jnp.asarray(step), length)
+            values = np.asarray(values)
+            step += length
+            history.append(values)
+            if not np.all(np.isfinite(values)):
+                raise FloatingPointError(
+                    f"fit: the loss became non-finite by step {step}; the last checkpoint "
+                    "was kept (lower the learning rate or check the data)"
+                )
+            bar.update(length)
+            bar.set_postfix(loss=f"{values.mean():.4g}")
+            logger.info("step %d loss %.6g", step, values.mean())
+            if directory is not None and (step % checkpoint_every == 0 or step == num_steps):
+                _save(directory, params, opt_state, step, key, np.concatenate(history), meta)
+    finally:
+        bar.close()
+    return FitResult(eqx.combine(params, static), np.concatenate(history), resumed_from)
+
+
+def _progress_bar(total: int, initial: int, progress: bool | None):
+    from tqdm.auto import tqdm
+
+    disable = (not sys.stderr.isatty()) if progress is None else not progress
+    return tqdm(total=total, initial=initial, disable=disable, unit="step", desc="fit")

@@ -1,0 +1,219 @@
+"""Score networks, score-matching losses and the training loop (checkpoints, resume)."""
+
+from functools import partial
+
+import equinox as eqx
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgeo as jg
+
+from .helpers import tree_allclose
+
+
+SIGMA = jnp.array([[1.0, 0.8], [0.8, 1.0]])
+
+
+class Linear(eqx.Module):
+    """s(x) = A x: the exact family of Gaussian scores."""
+
+    a: jax.Array
+
+    def __call__(self, x):
+        return self.a @ x
+
+
+def gaussian_data(n=4000, seed=0):
+    return jnp.asarray(jg.data.part2_gaussian(n, seed))
+
+
+def small_mlp(key, **kwargs):
+    return jg.nn.MLPScore(2, width=16, depth=2, key=key, **kwargs)
+
+
+def test_denoising_score_matching_recovers_the_smoothed_gaussian_score():
+    # For Gaussian data the DSM minimiser over linear scores is -(Sigma + sigma^2 I)^-1.
+    sigma = 0.5
+    result = jg.train.fit(
+        partial(jg.train.denoising_score_matching, sigma=sigma),
+        Linear(jnp.zeros((2, 2))),
+        gaussian_data(),
+        optimizer=optax.adam(1e-2),
+        num_steps=1500,
+        batch_size=512,
+        key=jax.random.key(0),
+    )
+    expected = -jnp.linalg.inv(SIGMA + sigma**2 * jnp.eye(2))
+    np.testing.assert_allclose(result.model.a, expected, atol=0.08)
+    assert result.losses.shape == (1500,)
+    assert result.losses[-100:].mean() < result.losses[:10].mean()
+
+
+def test_sliced_score_matching_closed_form_and_minimiser():
+    # At the true score s = -Sigma^-1 x the SSM loss is E[tr J] + E|s|^2 / 2 = -tr(Sigma^-1)/2.
+    data = gaussian_data(20_000)
+    true = Linear(-jnp.linalg.inv(SIGMA))
+    loss = jg.train.sliced_score_matching(true, data, jax.random.key(1), num_projections=4)
+    np.testing.assert_allclose(loss, -0.5 * jnp.trace(jnp.linalg.inv(SIGMA)), rtol=0.05)
+    result = jg.train.fit(
+        partial(jg.train.sliced_score_matching, num_projections=2),
+        Linear(-jnp.eye(2)),
+        data,
+        optimizer=optax.adam(1e-2),
+        num_steps=1500,
+        batch_size=512,
+        key=jax.random.key(2),
+    )
+    np.testing.assert_allclose(result.model.a, true.a, atol=0.5)
+
+
+def test_noise_conditional_score_learns_two_levels():
+    sigmas = jg.train.noise_levels(1.0, 0.1, 4)
+    model = jg.nn.NoiseConditionalScore(2, width=32, depth=2, key=jax.random.key(3))
+    result = jg.train.fit(
+        partial(jg.train.multiscale_denoising_score_matching, sigmas=sigmas),
+        model,
+        gaussian_data(),
+        optimizer=optax.adam(optax.cosine_decay_schedule(3e-3, 2000)),
+        num_steps=2000,
+        batch_size=512,
+        key=jax.random.key(4),
+    )
+    xs = gaussian_data(200, seed=9)
+    for sigma in (1.0, 0.1):
+        learned = jax.vmap(result.model.at(sigma))(xs)
+        true = xs @ -jnp.linalg.inv(SIGMA + sigma**2 * jnp.eye(2))
+        error = jnp.linalg.norm(learned - true) / jnp.linalg.norm(true)
+        assert float(error) < 0.25, (sigma, float(error))
+
+
+def test_resume_gives_identical_parameters(tmp_path):
+    kwargs = dict(
+        optimizer=optax.adam(3e-3),
+        batch_size=64,
+        key=jax.random.key(5),
+        chunk_size=25,
+        checkpoint_every=50,
+    )
+    loss = partial(jg.train.denoising_score_matching, sigma=0.2)
+    data = gaussian_data(1000)
+    model = small_mlp(jax.random.key(6))
+    straight = jg.train.fit(
+        loss, model, data, num_steps=200, checkpoint_dir=tmp_path / "a", **kwargs
+    )
+    # An "interrupted" run: 100 steps, then the same call with the full budget resumes.
+    first = jg.train.fit(loss, model, data, num_steps=100, checkpoint_dir=tmp_path / "b", **kwargs)
+    assert first.resumed_from == 0
+    resumed = jg.train.fit(
+        loss, model, data, num_steps=200, checkpoint_dir=tmp_path / "b", **kwargs
+    )
+    assert resumed.resumed_from == 100
+    assert tree_allclose(resumed.model, straight.model, rtol=0, atol=0)
+    np.testing.assert_array_equal(resumed.losses, straight.losses)
+    # Same seed, same result, with or without checkpoints and whatever the chunking.
+    again = jg.train.fit(loss, model, data, num_steps=200, **dict(kwargs, chunk_size=40))
+    assert tree_allclose(again.model, straight.model, rtol=0, atol=0)
+
+
+def test_bad_input(tmp_path):
+    loss = partial(jg.train.denoising_score_matching, sigma=0.2)
+    model = small_mlp(jax.random.key(0))
+    kwargs = dict(optimizer=optax.adam(1e-3), num_steps=10, batch_size=8, key=jax.random.key(0))
+    data = np.asarray(gaussian_data(100))
+    with pytest.raises(ValueError, match="NaN"):
+        jg.train.fit(loss, model, np.where(np.arange(100)[:, None] == 3, np.nan, data), **kwargs)
+    with pytest.raises(ValueError, match=r"data shapes \(100, 3\).*\(2,\)"):
+        jg.train.fit(loss, model, np.ones((100, 3)), **kwargs)
+    # A checkpoint of another architecture: a clear error, and the file is kept.
+    jg.train.fit(
+        loss, model, data, checkpoint_dir=tmp_path, chunk_size=10, checkpoint_every=10, **kwargs
+    )
+    before = (tmp_path / "checkpoint.eqx").read_bytes()
+    wider = jg.nn.MLPScore(2, width=32, depth=2, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="different model"):
+        jg.train.fit(
+            loss, wider, data, checkpoint_dir=tmp_path, chunk_size=10, checkpoint_every=10, **kwargs
+        )
+    with pytest.raises(ValueError, match="different key"):
+        jg.train.fit(
+            loss,
+            model,
+            data,
+            checkpoint_dir=tmp_path,
+            chunk_size=10,
+            checkpoint_every=10,
+            **dict(kwargs, key=jax.random.key(1)),
+        )
+    assert (tmp_path / "checkpoint.eqx").read_bytes() == before
+    with pytest.raises(ValueError, match="multiple of chunk_size"):
+        jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "x", chunk_size=3, **kwargs)
+
+
+@pytest.mark.slow
+def test_ensemble_trains_as_one_program():
+    keys = jax.random.split(jax.random.key(7), 4)
+    models = eqx.filter_vmap(small_mlp)(keys)
+    loss = jg.train.ensemble_loss(partial(jg.train.denoising_score_matching, sigma=0.2))
+    result = jg.train.fit(
+        loss,
+        models,
+        gaussian_data(1000),
+        optimizer=optax.adam(3e-3),
+        num_steps=300,
+        batch_size=128,
+        key=jax.random.key(8),
+    )
+    assert result.losses[-50:].mean() < result.losses[:5].mean()
+    metric = jg.EnsembleMetric(eqx.filter_vmap(lambda m: jg.SteinMetric(m))(result.model))
+    assert metric.num_members == 4
+    x = jnp.array([0.3, -0.2])
+    members = jnp.stack([metric.member(i).matrix(x) for i in range(4)])
+    np.testing.assert_allclose(metric.matrix(x), members.mean(0), rtol=1e-12)
+    assert float(jnp.max(jnp.abs(members[0] - members[1]))) > 1e-4  # members differ
+    x0, x1 = jnp.array([-1.0, -1.0]), jnp.array([1.0, 1.2])
+    each, mean = jg.ensemble_geodesics(metric, x0, x1, num_points=16)
+    assert each.xs.shape == (4, 16, 2) and mean.xs.shape == (16, 2)
+    assert bool(jnp.all(each.result == jg.RESULTS.successful))
+    assert mean.result == jg.RESULTS.successful
+    single = jg.geodesic_bvp(metric.member(2), x0, x1, num_points=16)
+    np.testing.assert_allclose(each.xs[2], single.xs, atol=1e-6)
+
+
+def test_energy_score_is_a_gradient_and_conservative_closed_form_applies():
+    model = jg.nn.EnergyScore(2, width=16, depth=2, key=jax.random.key(9))
+    x, v = jnp.array([0.4, -1.1]), jnp.array([0.7, 0.2])
+    jac = jax.jacfwd(model)(x)
+    np.testing.assert_allclose(jac, jac.T, atol=1e-12)
+    np.testing.assert_allclose(model(x), -jax.grad(model.energy)(x))
+    generic = jg.geodesic_acceleration(jg.SteinMetric(model), x, v)
+    closed = jg.geodesic_acceleration(jg.SteinMetric(model, conservative=True), x, v)
+    np.testing.assert_allclose(closed, generic, rtol=1e-9, atol=1e-12)
+    free = jg.nn.MLPScore(2, width=16, depth=2, key=jax.random.key(9))
+    jac = jax.jacfwd(free)(x)
+    assert float(jnp.max(jnp.abs(jac - jac.T))) > 1e-3  # a free-form score is not
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        free(jnp.ones(3))
+
+
+def test_geodesic_length_gradient_wrt_network_parameters():
+    model = jg.nn.MLPScore(2, width=4, depth=1, activation=jnp.tanh, key=jax.random.key(10))
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    x0, x1 = jnp.array([-1.0, 0.5]), jnp.array([1.0, -0.5])
+
+    def length(p):
+        metric = jg.SteinMetric(eqx.combine(p, static))
+        return jg.geodesic_bvp(metric, x0, x1, num_points=16, rtol=1e-10, atol=1e-10).length
+
+    grads = jax.grad(length)(params)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    gflat = jax.flatten_util.ravel_pytree(grads)[0]
+    direction = jax.random.normal(jax.random.key(11), flat.shape)
+    eps = 1e-5
+    fd = (length(unravel(flat + eps * direction)) - length(unravel(flat - eps * direction))) / (
+        2 * eps
+    )
+    np.testing.assert_allclose(jnp.dot(gflat, direction), fd, rtol=1e-5)
