@@ -118,7 +118,7 @@ class FitResult(eqx.Module):
     resumed_from: int
 
 
-def _check_data(data: PyTree[ArrayLike]) -> int:
+def _check_data(data: PyTree[ArrayLike]) -> None:
     leaves = jtu.tree_leaves(data)
     if not leaves:
         raise ValueError("fit: data is empty")
@@ -136,8 +136,6 @@ def _check_data(data: PyTree[ArrayLike]) -> int:
                 f"fit: the data contain {bad} NaN or infinite values (array of shape "
                 f"{arr.shape}); clean them before training"
             )
-    (size,) = sizes
-    return size
 
 
 def _fingerprint(tree) -> str:
@@ -145,6 +143,15 @@ def _fingerprint(tree) -> str:
     leaves, treedef = jtu.tree_flatten(eqx.filter(tree, eqx.is_array))
     text = str(treedef) + str([(leaf.shape, str(leaf.dtype)) for leaf in leaves])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _data_hash(data) -> str:
+    digest = hashlib.sha256()
+    for leaf in jtu.tree_leaves(data):
+        arr = np.ascontiguousarray(leaf)
+        digest.update(str((arr.shape, arr.dtype)).encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _key_data(key: PRNGKeyArray) -> Array:
@@ -175,6 +182,16 @@ def _load(directory: Path, model, opt_state, key, meta: dict):
             f"optimiser (structure {info.get('fingerprint')}, this run's "
             f"{meta['fingerprint']}); use another checkpoint_dir or delete it. "
             "Nothing was overwritten."
+        )
+    if info.get("data") != meta["data"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written for different data; use "
+            "another checkpoint_dir or delete it. Nothing was overwritten."
+        )
+    if info.get("step", 0) > meta["num_steps"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} is at step {info['step']}, beyond this "
+            f"run's num_steps = {meta['num_steps']}"
         )
     if info.get("key") != meta["key"]:
         raise ValueError(
@@ -239,21 +256,17 @@ def fit(
             f"fit: checkpoint_every ({checkpoint_every}) must be a multiple of chunk_size "
             f"({chunk_size})"
         )
-    num_examples = _check_data(data)
+    _check_data(data)
     data = jtu.tree_map(jnp.asarray, data)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def batch_at(data, step):
-        key_batch, key_loss = jax.random.split(jax.random.fold_in(key, step))
-        index = jax.random.randint(key_batch, (batch_size,), 0, num_examples)
-        return jtu.tree_map(lambda a: a[index], data), key_loss
 
     def loss_of(p, batch, k):
         return loss_fn(eqx.combine(p, static), batch, k)
 
     # Trace once with one batch: shape errors surface here, with the data's shapes.
     try:
-        out = eqx.filter_eval_shape(loss_of, params, *batch_at(data, 0))
+        batch, loss_key = _batch_at(data, key, 0, batch_size)
+        out = eqx.filter_eval_shape(loss_of, params, batch, loss_key)
     except (ValueError, TypeError) as error:
         shapes = jtu.tree_map(lambda a: a.shape, data)
         raise ValueError(
@@ -268,6 +281,8 @@ def fit(
     meta = dict(
         fingerprint=_fingerprint((params, opt_state)),
         key=np.asarray(_key_data(key)).ravel().tolist(),
+        data=_data_hash(data),
+        num_steps=num_steps,
     )
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     if directory is not None and (directory / "checkpoint.json").exists():
@@ -275,25 +290,23 @@ def fit(
         resumed_from = step
         logger.info("resumed from %s at step %d", directory, step)
 
-    @eqx.filter_jit
-    def run(p, o, data, start, length):
-        def one_step(carry, step):
-            p, o = carry
-            batch, k = batch_at(data, step)
-            value, grads = eqx.filter_value_and_grad(loss_of)(p, batch, k)
-            updates, o = optimizer.update(grads, o, p)
-            return (eqx.apply_updates(p, updates), o), value
-
-        steps = start + jnp.arange(length)
-        (p, o), values = jax.lax.scan(one_step, (p, o), steps)
-        return p, o, values
-
     history = [losses[:step]]
     bar = _progress_bar(num_steps, step, progress)
     try:
         while step < num_steps:
             length = min(chunk_size, num_steps - step)
-            params, opt_state, values = run(params, opt_state, data, jnp.asarray(step), length)
+            params, opt_state, values = _run_chunk(
+                loss_fn,
+                optimizer,
+                static,
+                params,
+                opt_state,
+                data,
+                key,
+                jnp.asarray(step),
+                length,
+                batch_size,
+            )
             values = np.asarray(values)
             step += length
             history.append(values)
@@ -310,6 +323,39 @@ def fit(
     finally:
         bar.close()
     return FitResult(eqx.combine(params, static), np.concatenate(history), resumed_from)
+
+
+def _batch_at(data, key, step, batch_size: int):
+    """Step `step`'s mini-batch (drawn with replacement) and loss key: a function of
+    `key` and `step` alone."""
+    key_batch, key_loss = jax.random.split(jax.random.fold_in(key, step))
+    num_examples = jtu.tree_leaves(data)[0].shape[0]
+    index = jax.random.randint(key_batch, (batch_size,), 0, num_examples)
+    return jtu.tree_map(lambda a: a[index], data), key_loss
+
+
+@eqx.filter_jit
+def _run_chunk(
+    loss_fn, optimizer, static, params, opt_state, data, key, start, length: int, batch_size: int
+):
+    """`length` optimiser steps from step `start` in one `lax.scan`. At module level,
+    so that repeated `fit` calls with the same loss, optimiser and architecture reuse
+    one compiled program."""
+
+    def loss_of(p, batch, k):
+        return loss_fn(eqx.combine(p, static), batch, k)
+
+    def one_step(carry, step):
+        p, o = carry
+        batch, k = _batch_at(data, key, step, batch_size)
+        value, grads = eqx.filter_value_and_grad(loss_of)(p, batch, k)
+        updates, o = optimizer.update(grads, o, p)
+        return (eqx.apply_updates(p, updates), o), value
+
+    (params, opt_state), values = jax.lax.scan(
+        one_step, (params, opt_state), start + jnp.arange(length)
+    )
+    return params, opt_state, values
 
 
 def _progress_bar(total: int, initial: int, progress: bool | None):

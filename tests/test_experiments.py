@@ -1,5 +1,7 @@
 """Smoke runs of the experiments: they run end to end and write their files."""
 
+import pytest
+
 import experiments.stein_gaussian as stein_gaussian
 import jaxgeo as jg
 
@@ -27,6 +29,7 @@ def test_stein_gaussian_smoke(tmp_path, capsys):
     assert jg.RESULTS.successful is not None
 
 
+@pytest.mark.slow
 def test_curvature_smoke(tmp_path):
     import experiments.curvature as curvature
 
@@ -39,3 +42,18 @@ def test_curvature_smoke(tmp_path):
     assert shooting["residual"] < 1e-8
     # The 64-point polyline is O(1/N^2) short of the shot geodesic.
     assert 0 < shooting["shooting"] - shooting["energy"] < 1e-3
+
+
+@pytest.mark.slow
+def test_learned_score_smoke(tmp_path):
+    import experiments.learned_score as learned_score
+
+    out = learned_score.main(seed=0, out_dir=tmp_path, smoke=True)
+    for name in ["score_fields.png", "geodesics.png", "moons_ensemble.png", "digits.png"]:
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert "| gaussian |" in (tmp_path / "table.md").read_text()
+    assert all(row["result"] == "success" for row in out["two_d"]["rows"])
+    assert out["moons"]["members"] == 8 and out["moons"]["mean_result"] == "success"
+    assert out["digits"]["result"] == "success"
+    # The trained models were checkpointed (a rerun resumes them).
+    assert (tmp_path / "checkpoints" / "gaussian" / "checkpoint.eqx").exists()

@@ -148,6 +148,16 @@ def test_bad_input(tmp_path):
             checkpoint_every=10,
             **dict(kwargs, key=jax.random.key(1)),
         )
+    with pytest.raises(ValueError, match="different data"):
+        jg.train.fit(
+            loss,
+            model,
+            data + 1,
+            checkpoint_dir=tmp_path,
+            chunk_size=10,
+            checkpoint_every=10,
+            **kwargs,
+        )
     assert (tmp_path / "checkpoint.eqx").read_bytes() == before
     with pytest.raises(ValueError, match="multiple of chunk_size"):
         jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "x", chunk_size=3, **kwargs)

@@ -1,0 +1,287 @@
+"""Learned scores: the Stein metric of score networks trained by score matching, the
+Bayesian (ensemble) Stein metric, and geodesics between digit images.
+
+    python -m experiments.learned_score
+
+writes under figures/learned_score/:
+  score_fields.png   (a) learned vs analytic score fields, rho = 0.8 Gaussian and a mixture
+  geodesics.png      (b) geodesics under the learned and the analytic Stein metrics
+  moons_ensemble.png (c) two moons: member geodesics of an 8-model ensemble and the
+                         geodesic of the averaged (Bayesian) metric
+  digits.png         (d) a geodesic between two digit images under the Stein metric of a
+                         noise-conditional score model, next to the straight line
+  table.md           lengths (learned vs analytic), training times
+Trained models are checkpointed under <out-dir>/checkpoints/: a rerun resumes them.
+"""
+
+import time
+from functools import partial
+from pathlib import Path
+
+import jax
+
+
+jax.config.update("jax_enable_x64", True)
+
+import equinox as eqx
+import jax.numpy as jnp
+import matplotlib
+
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import optax
+
+import jaxgeo as jg
+
+from ._cli import run
+
+
+LIM = (-5.0, 5.0)
+PAIRS = {
+    "gaussian": [((-4.0, -2.0), (4.0, -2.0)), ((-2.0, -1.0), (1.5, 2.0))],
+    "mixture": [
+        ((-4.0, -2.0), (4.0, -2.0)),
+        ((-2.0, -1.0), (1.5, 2.0)),
+        ((-3.5, 3.0), (3.5, -3.5)),
+    ],
+}
+
+
+def train_noise_conditional(data, *, key, num_steps, sigma_min, width, checkpoint_dir):
+    """A noise-conditional score model by multi-level denoising score matching."""
+    data = jnp.asarray(data)
+    key_model, key_fit = jax.random.split(key)
+    model = jg.nn.NoiseConditionalScore(
+        data.shape[1],
+        width=width,
+        depth=3,
+        shift=data.mean(0),
+        scale=data.std(0) + 1e-3,
+        key=key_model,
+    )
+    sigmas = jg.train.noise_levels(1.0, sigma_min, 10)
+    start = time.perf_counter()
+    result = jg.train.fit(
+        partial(jg.train.multiscale_denoising_score_matching, sigmas=sigmas),
+        model,
+        data,
+        optimizer=optax.adam(optax.cosine_decay_schedule(2e-3, num_steps)),
+        num_steps=num_steps,
+        batch_size=512,
+        key=key_fit,
+        chunk_size=250,
+        checkpoint_every=1000 if num_steps % 1000 == 0 else 250,
+        checkpoint_dir=checkpoint_dir,
+    )
+    return result.model.at(sigma_min), time.perf_counter() - start
+
+
+def two_d_cases(seed: int, out: Path, smoke: bool) -> dict:
+    """(a) and (b): learned vs analytic scores and geodesic lengths."""
+    num_steps = 500 if smoke else 4000
+    cases = {
+        "gaussian": (jg.data.part2_gaussian(4000, seed), jg.data.part2_score()),
+        "mixture": (jg.data.gaussian_mixture(4000, seed), jg.data.mixture_score()),
+    }
+    learned, rows, train_times = {}, [], {}
+    for i, (name, (data, true)) in enumerate(cases.items()):
+        learned[name], train_times[name] = train_noise_conditional(
+            data,
+            key=jax.random.key(seed * 100 + i),
+            num_steps=num_steps,
+            sigma_min=0.05,
+            width=128,
+            checkpoint_dir=out / "checkpoints" / name,
+        )
+        for a, b in PAIRS[name]:
+            a, b = jnp.array(a), jnp.array(b)
+            exact = jg.distance(jg.SteinMetric(true), a, b, method="energy")
+            approx = jg.geodesic_bvp(jg.SteinMetric(learned[name]), a, b, throw=False)
+            rows.append(
+                dict(
+                    case=name,
+                    x0=tuple(a.tolist()),
+                    x1=tuple(b.tolist()),
+                    analytic=float(exact),
+                    learned=float(approx.length),
+                    relative=float(approx.length / exact - 1),
+                    result="success" if approx.result == jg.RESULTS.successful else "failed",
+                )
+            )
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 10))
+    for row, (name, (data, true)) in zip(axes, cases.items()):
+        for ax, score, title in [(row[0], true, "analytic"), (row[1], learned[name], "learned")]:
+            jg.plot.density(ax, true.log_prob, LIM, LIM, num=120)
+            ax.scatter(*np.asarray(data[:400]).T, s=2, c="k", alpha=0.3)
+            jg.plot.score_field(ax, score, LIM, LIM, num=15)
+            ax.set(title=f"{name}: {title} score", aspect="equal", xlim=LIM, ylim=LIM)
+    fig.tight_layout()
+    fig.savefig(out / "score_fields.png", dpi=100)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    for ax, (name, (data, true)) in zip(axes, cases.items()):
+        jg.plot.density(ax, true.log_prob, LIM, LIM, num=120)
+        for k, (a, b) in enumerate(PAIRS[name]):
+            a, b = jnp.array(a), jnp.array(b)
+            exact = jg.geodesic_bvp(jg.SteinMetric(true), a, b)
+            approx = jg.geodesic_bvp(jg.SteinMetric(learned[name]), a, b, throw=False)
+            jg.plot.curve(
+                ax, exact.xs, color="tab:blue", lw=2, label="analytic" if k == 0 else None
+            )
+            jg.plot.curve(
+                ax, approx.xs, color="tab:red", lw=2, ls="--", label="learned" if k == 0 else None
+            )
+        ax.legend(loc="upper left")
+        ax.set(title=f"{name}: Stein geodesics", aspect="equal", xlim=LIM, ylim=LIM)
+    fig.tight_layout()
+    fig.savefig(out / "geodesics.png", dpi=100)
+    plt.close(fig)
+    return dict(rows=rows, train_times=train_times)
+
+
+def moons_ensemble(seed: int, out: Path, smoke: bool, num_members: int = 8) -> dict:
+    """(c): an ensemble trained as one program, its member geodesics and the Bayesian one."""
+    data = jnp.asarray(jg.data.two_moons(2000, noise=0.08, seed=seed))
+    keys = jax.random.split(jax.random.key(seed + 7), num_members)
+    shift, scale = data.mean(0), data.std(0)
+
+    def make(key):
+        return jg.nn.MLPScore(2, width=64, depth=3, shift=shift, scale=scale, key=key)
+
+    models = eqx.filter_vmap(make)(keys)
+    num_steps = 300 if smoke else 3000
+    start = time.perf_counter()
+    result = jg.train.fit(
+        jg.train.ensemble_loss(partial(jg.train.denoising_score_matching, sigma=0.1)),
+        models,
+        data,
+        optimizer=optax.adam(optax.cosine_decay_schedule(2e-3, num_steps)),
+        num_steps=num_steps,
+        batch_size=256,
+        key=jax.random.key(seed + 8),
+        chunk_size=100,
+        checkpoint_every=1000 if num_steps % 1000 == 0 else 100,
+        checkpoint_dir=out / "checkpoints" / "moons",
+    )
+    seconds = time.perf_counter() - start
+    metric = jg.EnsembleMetric(
+        eqx.filter_vmap(lambda m: jg.SteinMetric(m, damping=0.1))(result.model)
+    )
+    x0, x1 = jnp.array([-1.0, 0.1]), jnp.array([1.0, 0.1])
+    members, mean = jg.ensemble_geodesics(metric, x0, x1)
+    lim_x, lim_y = (-1.6, 2.6), (-1.0, 1.5)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.scatter(*np.asarray(data).T, s=3, c="k", alpha=0.25)
+    for k in range(num_members):
+        ax.plot(*np.asarray(members.xs[k]).T, color="tab:orange", lw=1, alpha=0.7)
+    ax.plot([], [], color="tab:orange", label=f"{num_members} member geodesics")
+    jg.plot.curve(ax, mean.xs, color="tab:purple", lw=3, label="Bayesian (averaged) metric")
+    ax.plot(*np.stack([x0, x1]).T, "k:", label="straight line")
+    ax.legend(loc="lower left")
+    ax.set(title="two moons: ensemble Stein geodesics", xlim=lim_x, ylim=lim_y, aspect="equal")
+    fig.tight_layout()
+    fig.savefig(out / "moons_ensemble.png", dpi=100)
+    plt.close(fig)
+    ok = members.result == jg.RESULTS.successful
+    spread = float(jnp.max(jnp.linalg.norm(members.xs - mean.xs[None], axis=-1)))
+    return dict(
+        members_successful=int(ok.sum()),
+        members=num_members,
+        mean_result="success" if mean.result == jg.RESULTS.successful else "failed",
+        member_lengths=[float(v) for v in members.length],
+        mean_length=float(mean.length),
+        max_spread=spread,
+        train_seconds=seconds,
+        final_loss=float(result.losses[-100:].mean()),
+    )
+
+
+def digits_geodesic(seed: int, out: Path, smoke: bool) -> dict:
+    """(d): a geodesic between two digits in pixel space (64-D)."""
+    images, labels = jg.data.digits()
+    sigma = 0.1
+    score, seconds = train_noise_conditional(
+        images,
+        key=jax.random.key(seed + 11),
+        num_steps=250 if smoke else 4000,
+        sigma_min=sigma,
+        width=256,
+        checkpoint_dir=out / "checkpoints" / "digits",
+    )
+    a = jnp.asarray(images[np.flatnonzero(labels == 1)[0]])
+    b = jnp.asarray(images[np.flatnonzero(labels == 7)[0]])
+    num_points = 9 if smoke else 17
+    metric = jg.SteinMetric(score, damping=1.0)
+    sol = jg.geodesic_bvp(metric, a, b, num_points=num_points, throw=False)
+    line = jg.straight_line(a, b, num_points)
+    shown = np.linspace(0, num_points - 1, 9).round().astype(int)
+    fig, axes = plt.subplots(2, len(shown), figsize=(1.3 * len(shown), 3.2))
+    for row, (curve, name) in zip(axes, [(sol.xs, "geodesic"), (line, "straight line")]):
+        for ax, i in zip(row, shown):
+            ax.imshow(np.asarray(curve[i]).reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
+            ax.set(xticks=[], yticks=[])
+        row[0].set_ylabel(name)
+    fig.suptitle("digits 1 -> 7 under the Stein metric of a noise-conditional score (sigma = 0.1)")
+    fig.tight_layout()
+    fig.savefig(out / "digits.png", dpi=100)
+    plt.close(fig)
+    # How far each curve strays from the data: distance to the nearest training image.
+    data = jnp.asarray(images)
+
+    def nearest(x):
+        return jnp.sqrt(jnp.min(jnp.sum((data - x) ** 2, axis=1)))
+
+    return dict(
+        result="success" if sol.result == jg.RESULTS.successful else str(sol.result),
+        length=float(sol.length),
+        line_length=float(jg.curve_length(metric, line)),
+        geodesic_max_nearest=float(jnp.max(jax.vmap(nearest)(sol.xs))),
+        line_max_nearest=float(jnp.max(jax.vmap(nearest)(line))),
+        train_seconds=seconds,
+    )
+
+
+def main(
+    *, seed: int = 0, out_dir: str | Path = "figures/learned_score", smoke: bool = False
+) -> dict:
+    """Make the learned-score figures; print and return their numbers."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    two_d = two_d_cases(seed, out, smoke)
+    moons = moons_ensemble(seed, out, smoke)
+    digits = digits_geodesic(seed, out, smoke)
+    lines = [
+        "| case | x0 | x1 | analytic length | learned length | relative | result |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in two_d["rows"]:
+        lines.append(
+            f"| {r['case']} | {r['x0']} | {r['x1']} | {r['analytic']:.4f} | {r['learned']:.4f} "
+            f"| {100 * r['relative']:+.1f}% | {r['result']} |"
+        )
+    lines += [
+        "",
+        f"training (s): {', '.join(f'{k} {v:.1f}' for k, v in two_d['train_times'].items())}, "
+        f"moons ensemble of {moons['members']} {moons['train_seconds']:.1f}, "
+        f"digits {digits['train_seconds']:.1f}",
+        f"moons: {moons['members_successful']}/{moons['members']} member geodesics solved, "
+        f"Bayesian geodesic {moons['mean_result']}, length {moons['mean_length']:.4f}, member "
+        f"lengths {min(moons['member_lengths']):.4f}-{max(moons['member_lengths']):.4f}, "
+        f"largest member-to-mean distance {moons['max_spread']:.3f}",
+        f"digits 1 -> 7: geodesic {digits['result']}, Stein length {digits['length']:.4f} vs "
+        f"straight line {digits['line_length']:.4f}; largest distance to the nearest training "
+        f"image: geodesic {digits['geodesic_max_nearest']:.3f}, "
+        f"line {digits['line_max_nearest']:.3f}",
+    ]
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"figures written to {out}/")
+    return dict(two_d=two_d, moons=moons, digits=digits)
+
+
+if __name__ == "__main__":
+    run(main, __doc__, "figures/learned_score")
