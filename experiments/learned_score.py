@@ -80,10 +80,10 @@ def train_noise_conditional(data, *, key, num_steps, sigma_min, width, checkpoin
 
 def two_d_cases(seed: int, out: Path, smoke: bool) -> dict:
     """(a) and (b): learned vs analytic scores and geodesic lengths."""
-    num_steps = 500 if smoke else 4000
+    num_steps, size = (500, 4000) if smoke else (6000, 20_000)
     cases = {
-        "gaussian": (jg.data.part2_gaussian(4000, seed), jg.data.part2_score()),
-        "mixture": (jg.data.gaussian_mixture(4000, seed), jg.data.mixture_score()),
+        "gaussian": (jg.data.part2_gaussian(size, seed), jg.data.part2_score()),
+        "mixture": (jg.data.gaussian_mixture(size, seed), jg.data.mixture_score()),
     }
     learned, rows, train_times = {}, [], {}
     for i, (name, (data, true)) in enumerate(cases.items()):
@@ -168,12 +168,10 @@ def moons_ensemble(seed: int, out: Path, smoke: bool, num_members: int = 8) -> d
         checkpoint_dir=out / "checkpoints" / "moons",
     )
     seconds = time.perf_counter() - start
-    metric = jg.EnsembleMetric(
-        eqx.filter_vmap(lambda m: jg.SteinMetric(m, damping=0.1))(result.model)
-    )
+    metric = jg.EnsembleMetric(eqx.filter_vmap(jg.SteinMetric)(result.model))
     x0, x1 = jnp.array([-1.0, 0.1]), jnp.array([1.0, 0.1])
     members, mean = jg.ensemble_geodesics(metric, x0, x1)
-    lim_x, lim_y = (-1.6, 2.6), (-1.0, 1.5)
+    lim_x, lim_y = (-2.5, 3.0), (-3.0, 1.6)
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.scatter(*np.asarray(data).T, s=3, c="k", alpha=0.25)
     for k in range(num_members):
@@ -181,7 +179,7 @@ def moons_ensemble(seed: int, out: Path, smoke: bool, num_members: int = 8) -> d
     ax.plot([], [], color="tab:orange", label=f"{num_members} member geodesics")
     jg.plot.curve(ax, mean.xs, color="tab:purple", lw=3, label="Bayesian (averaged) metric")
     ax.plot(*np.stack([x0, x1]).T, "k:", label="straight line")
-    ax.legend(loc="lower left")
+    ax.legend(loc="lower right")
     ax.set(title="two moons: ensemble Stein geodesics", xlim=lim_x, ylim=lim_y, aspect="equal")
     fig.tight_layout()
     fig.savefig(out / "moons_ensemble.png", dpi=100)

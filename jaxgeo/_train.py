@@ -226,7 +226,9 @@ def fit(
     Step $k$ draws its mini-batch (with replacement) and its loss key from
     `jax.random.fold_in(key, k)`: the run is a function of `key` alone, whatever the
     chunking, so a run resumed from a checkpoint ends with exactly the parameters of
-    an uninterrupted one.
+    an uninterrupted one. The compiled chunk is cached on the loss function, the
+    optimiser and the model's architecture: pass the *same* `loss_fn` and `optimizer`
+    objects to repeated calls (e.g. one model after another) to compile once.
 
     **Arguments:**
 
