@@ -231,7 +231,7 @@ def digits_geodesic(seed: int, out: Path, smoke: bool) -> dict:
     data = jnp.asarray(images)
 
     def nearest(x):
-        return jnp.sqrt(jnp.min(jnp.sum((data - x) ** 2, axis=1)))
+        return jnp.sqrt(jnp.min(jnp.sum((data - x[None, :]) ** 2, axis=1)))
 
     return dict(
         result="success" if sol.result == jg.RESULTS.successful else str(sol.result),

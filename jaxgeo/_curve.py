@@ -15,6 +15,7 @@ from jaxtyping import Array, Float
 
 from ._custom_types import Curve, Input, Point, Scalar
 from ._metric._base import AbstractMetric, safe_sqrt
+from ._metric._secant import SecantRule
 
 
 def _check_curve(xs: Input, where: str) -> Curve:
@@ -28,23 +29,36 @@ def _check_curve(xs: Input, where: str) -> Curve:
 
 
 def segment_sq_norms(metric: AbstractMetric, xs: Input) -> Float[Array, " segments"]:
-    r"""$\langle \Delta_i, \Delta_i \rangle_{G(m_i)}$ for each segment of the polyline."""
+    r"""`metric.segment_sq_norm` of each segment: by default the midpoint rule
+    $\langle \Delta_i, \Delta_i \rangle_{G(m_i)}$."""
     xs = _check_curve(xs, "segment_sq_norms")
-    deltas = xs[1:] - xs[:-1]
-    mids = 0.5 * (xs[1:] + xs[:-1])
-    return jax.vmap(lambda m, d: metric.inner(m, d, d))(mids, deltas)
+    return jax.vmap(metric.segment_sq_norm)(xs[:-1], xs[1:])
 
 
-def curve_energy(metric: AbstractMetric, xs: Input) -> Scalar:
+def with_energy_rule(metric: AbstractMetric, energy: str, where: str) -> AbstractMetric:
+    """`metric`, or `metric` with the secant segment energy (`energy="secant"`)."""
+    if energy == "secant":
+        return SecantRule(metric)
+    if energy != "midpoint":
+        raise ValueError(f"{where}: energy must be 'midpoint' or 'secant', got {energy!r}")
+    return metric
+
+
+def curve_energy(metric: AbstractMetric, xs: Input, *, energy: str = "midpoint") -> Scalar:
     r"""Energy $E = \frac{N}{2}\sum_i \langle\Delta_i,\Delta_i\rangle_{G(m_i)}$ of a polyline
-    `xs` of shape `(N + 1, D)`, parametrised uniformly on $[0, 1]$."""
+    `xs` of shape `(N + 1, D)`, parametrised uniformly on $[0, 1]$. With
+    `energy="secant"` the metric's Jacobian-free `secant_sq_norm` replaces the midpoint
+    rule (e.g. $|f(c_{i+1}) - f(c_i)|^2$ for a pullback)."""
+    metric = with_energy_rule(metric, energy, "curve_energy")
     xs = _check_curve(xs, "curve_energy")
     num_segments = xs.shape[0] - 1
     return 0.5 * num_segments * jnp.sum(segment_sq_norms(metric, xs))
 
 
-def curve_length(metric: AbstractMetric, xs: Input) -> Scalar:
-    r"""Length $L = \sum_i \|\Delta_i\|_{G(m_i)}$ of a polyline `xs` of shape `(N + 1, D)`."""
+def curve_length(metric: AbstractMetric, xs: Input, *, energy: str = "midpoint") -> Scalar:
+    r"""Length $L = \sum_i \|\Delta_i\|_{G(m_i)}$ of a polyline `xs` of shape `(N + 1, D)`
+    (`energy` as in [`jaxgeo.curve_energy`][])."""
+    metric = with_energy_rule(metric, energy, "curve_length")
     xs = _check_curve(xs, "curve_length")
     return jnp.sum(safe_sqrt(segment_sq_norms(metric, xs)))
 

@@ -68,6 +68,27 @@ def score_field(
     return ax.quiver(xs, ys, s[..., 0], s[..., 1], magnitude, **kwargs)
 
 
+def magnification_factor(
+    ax,
+    metric: AbstractMetric,
+    xlim: Bounds = (-5, 5),
+    ylim: Bounds = (-5, 5),
+    *,
+    num: int = 100,
+    log: bool = True,
+    cmap: str = "magma_r",
+    **kwargs,
+):
+    r"""The magnification factor $\sqrt{\det G(z)}$ of a 2-D metric as a colour map
+    (its logarithm if `log`): how much the metric inflates areas. For a decoder's
+    pullback it is large where the decoder changes fast (or, with a calibrated variance,
+    away from the data). Returns the `pcolormesh`."""
+    xs, ys, log_det = _grid_values(metric.log_det, xlim, ylim, num)
+    values = 0.5 * log_det if log else np.exp(0.5 * log_det)
+    kwargs.setdefault("shading", "auto")
+    return ax.pcolormesh(xs, ys, values, cmap=cmap, **kwargs)
+
+
 def metric_ellipses(
     ax,
     metric: AbstractMetric,

@@ -139,9 +139,10 @@ def _check_data(data: PyTree[ArrayLike]) -> None:
 
 
 def _fingerprint(tree) -> str:
-    """A hash of the structure, shapes and dtypes of a pytree's array leaves."""
-    leaves, treedef = jtu.tree_flatten(eqx.filter(tree, eqx.is_array))
-    text = str(treedef) + str([(leaf.shape, str(leaf.dtype)) for leaf in leaves])
+    """A hash of the paths, shapes and dtypes of a pytree's array leaves: stable across
+    processes (unlike a treedef's text, which shows function addresses)."""
+    leaves = jtu.tree_flatten_with_path(eqx.filter(tree, eqx.is_array))[0]
+    text = str([(jtu.keystr(path), leaf.shape, str(leaf.dtype)) for path, leaf in leaves])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -218,6 +219,7 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 1000,
     progress: bool | None = None,
+    trainable=eqx.is_inexact_array,
 ) -> FitResult:
     r"""Minimise `loss_fn(model, batch, key)` with an optax optimiser.
 
@@ -235,7 +237,7 @@ def fit(
     - `loss_fn`: e.g. `partial(jg.train.denoising_score_matching, sigma=0.1)`; for an
       ensemble stacked with `eqx.filter_vmap`, wrap it in
       [`jaxgeo.train.ensemble_loss`][].
-    - `model`: an Equinox module; its inexact arrays are trained.
+    - `model`: an Equinox module; its `trainable` leaves are trained.
     - `data`: an array of examples `(n, ...)`, or a pytree of such arrays.
     - `optimizer`, `num_steps`, `batch_size`, `key`.
     - `chunk_size`: steps per compiled chunk.
@@ -245,6 +247,8 @@ def fit(
       resumes from it; a checkpoint of another architecture or seed is an error, and
       is never overwritten.
     - `progress`: show a progress bar; default: only on a terminal.
+    - `trainable`: an Equinox filter (function or pytree of bools) choosing the
+      trained leaves; the rest is frozen. Default: every inexact array.
 
     **Returns:** a [`jaxgeo.train.FitResult`][].
     """
@@ -260,7 +264,7 @@ def fit(
         )
     _check_data(data)
     data = jtu.tree_map(jnp.asarray, data)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
+    params, static = eqx.partition(model, trainable)
 
     def loss_of(p, batch, k):
         return loss_fn(eqx.combine(p, static), batch, k)
@@ -365,3 +369,111 @@ def _progress_bar(total: int, initial: int, progress: bool | None):
 
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     return tqdm(total=total, initial=initial, disable=disable, unit="step", desc="fit")
+
+
+# --- variational autoencoders ------------------------------------------------------------
+
+
+def elbo_loss(vae, batch: Float[Array, "batch dim"], key: PRNGKeyArray) -> Float[Array, ""]:
+    """The negative mean ELBO of a batch under a [`jaxgeo.nn.VAE`][] (one
+    reparametrised sample per example)."""
+    keys = jax.random.split(key, batch.shape[0])
+    return -jnp.mean(jax.vmap(vae.elbo)(batch, keys))
+
+
+def rbf_precision(
+    codes: Float[ArrayLike, "n latent"],
+    data_dim: int,
+    *,
+    num_centres: int = 32,
+    bandwidth_scale: float = 1.0,
+    floor: float = 1e-2,
+    seed: int = 0,
+):
+    r"""An untrained [`jaxgeo.nn.RBFPrecision`][] for the latent `codes`: centres by
+    k-means (scikit-learn), bandwidths
+    $\lambda_k = \frac12 (a\,\bar d_k)^{-2}$ with $\bar d_k$ the mean distance of the
+    codes of cluster $k$ to its centre and $a$ = `bandwidth_scale` (Latent Space Oddity,
+    Sec. 4), precision floor $\zeta$ = `floor`."""
+    from sklearn.cluster import KMeans
+
+    from ._vae import RBFPrecision
+
+    codes = np.asarray(codes, np.float64)
+    if codes.ndim != 2 or not np.all(np.isfinite(codes)):
+        raise ValueError(
+            f"rbf_precision: codes must be a finite (n, latent) array, got {codes.shape}"
+        )
+    kmeans = KMeans(num_centres, n_init=4, random_state=seed).fit(codes)
+    centres = kmeans.cluster_centers_
+    spread = np.array(
+        [
+            np.mean(np.linalg.norm(codes[kmeans.labels_ == k] - centres[k], axis=1))
+            for k in range(num_centres)
+        ]
+    )
+    spread = np.maximum(spread, 1e-3 * np.mean(spread))
+    bandwidths = 0.5 / (bandwidth_scale * spread) ** 2
+    return RBFPrecision(
+        centres=jnp.asarray(centres),
+        bandwidths=jnp.asarray(bandwidths),
+        raw_weights=jnp.zeros((data_dim, num_centres)),
+        floor=floor,
+    )
+
+
+def calibrate_variance(
+    mean_fn: Callable,
+    codes: Float[ArrayLike, "n latent"],
+    data: Float[ArrayLike, "m dim"],
+    *,
+    key: PRNGKeyArray,
+    num_centres: int = 32,
+    bandwidth_scale: float = 1.0,
+    floor: float = 1e-2,
+    num_steps: int = 2000,
+    batch_size: int = 256,
+    optimizer: optax.GradientTransformation | None = None,
+    **fit_kwargs,
+):
+    r"""Second-stage training of the calibrated variance (Latent Space Oddity): with the
+    decoder mean `mean_fn` frozen, fit the RBF precision $\beta(z)$ (centres from
+    k-means of `codes`) by maximum likelihood of `data` given their `codes`. Returns a
+    [`jaxgeo.nn.CalibratedGaussianDecoder`][]; its `metric()` is the expected pullback.
+    Keyword arguments go to [`jaxgeo.train.fit`][] (e.g. `checkpoint_dir`)."""
+    from ._vae import CalibratedGaussianDecoder
+
+    codes, data = jnp.asarray(codes), jnp.asarray(data)
+    if codes.shape[0] != data.shape[0]:
+        raise ValueError(
+            f"calibrate_variance: codes {codes.shape} and data {data.shape} differ in length"
+        )
+    precision = rbf_precision(
+        codes,
+        data.shape[1],
+        num_centres=num_centres,
+        bandwidth_scale=bandwidth_scale,
+        floor=floor,
+        seed=int(jax.random.randint(key, (), 0, 2**30)),
+    )
+    decoder = CalibratedGaussianDecoder(mean_fn, precision)
+    trainable = jtu.tree_map(lambda _: False, decoder)
+    trainable = eqx.tree_at(lambda d: d.precision.raw_weights, trainable, True)
+
+    def loss(model, batch, key):
+        del key
+        z, x = batch
+        return -jnp.mean(jax.vmap(model.log_prob)(x, z))
+
+    result = fit(
+        loss,
+        decoder,
+        (codes, data),
+        optimizer=optax.adam(1e-2) if optimizer is None else optimizer,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        trainable=trainable,
+        **fit_kwargs,
+    )
+    return result.model

@@ -57,3 +57,17 @@ def test_learned_score_smoke(tmp_path):
     assert out["digits"]["result"] == "success"
     # The trained models were checkpointed (a rerun resumes them).
     assert (tmp_path / "checkpoints" / "gaussian" / "checkpoint.eqx").exists()
+
+
+@pytest.mark.slow
+def test_latent_oddity_smoke(tmp_path):
+    import experiments.latent_oddity as latent_oddity
+
+    out = latent_oddity.main(seed=0, out_dir=tmp_path, smoke=True)
+    for name in ["magnification.png", "geodesics.png", "decoded.png"]:
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert len(out["rows"]) == len(latent_oddity.PAIRS)
+    assert all(row["result"] == "success" for row in out["rows"])
+    # Geodesics are no longer than the straight lines under the same metric.
+    assert all(row["geodesic"] <= row["line"] * (1 + 1e-6) for row in out["rows"])
+    assert out["sigma_far"] >= 10 * out["sigma_near"]

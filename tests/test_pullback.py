@@ -118,3 +118,33 @@ def test_bad_input():
         jg.geodesic_bvp(SPHERE, jnp.ones(2), jnp.ones(3))
     with pytest.raises(ValueError, match="one shape"):
         jg.ExpectedPullbackMetric(lambda z: z, lambda z: jnp.ones(3)).matrix(jnp.ones(2))
+
+
+def test_secant_energy_agrees_with_metric_energy_as_n_grows():
+    f = decoder(2, 30, 5)
+    metric = jg.PullbackMetric(f)
+
+    def arc(n):
+        t = jnp.linspace(0, 1, n + 1)
+        return jnp.stack([jnp.cos(2 * t) - 0.5, jnp.sin(2 * t) * 0.8], axis=1)
+
+    gaps = []
+    for n in (8, 32, 128):
+        xs = arc(n)
+        midpoint = jg.curve_energy(metric, xs)
+        decoded = jax.vmap(f)(xs)
+        secant = 0.5 * n * jnp.sum((decoded[1:] - decoded[:-1]) ** 2)
+        np.testing.assert_allclose(jg.curve_energy(metric, xs, energy="secant"), secant)
+        gaps.append(float(jnp.abs(secant - midpoint) / midpoint))
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-3, gaps
+    x0, x1 = jnp.array([-0.5, 0.0]), jnp.array([0.5, 0.8])
+    secant = jg.geodesic_bvp(metric, x0, x1, num_points=32, energy="secant")
+    midpoint = jg.geodesic_bvp(metric, x0, x1, num_points=32)
+    assert secant.result == jg.RESULTS.successful
+    np.testing.assert_allclose(secant.xs[0], x0, atol=1e-12)
+    np.testing.assert_allclose(secant.xs[-1], x1, atol=1e-12)
+    np.testing.assert_allclose(secant.length, midpoint.length, rtol=1e-2)
+    with pytest.raises(ValueError, match="no secant"):
+        jg.geodesic_bvp(jg.Euclidean(2), x0, x1, energy="secant")
+    with pytest.raises(ValueError, match="energy must be"):
+        jg.geodesic_bvp(metric, x0, x1, energy="kl")

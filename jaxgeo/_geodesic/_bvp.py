@@ -2,7 +2,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from .._checks import finite_pair
-from .._curve import straight_line
+from .._curve import straight_line, with_energy_rule
 from .._custom_types import Input
 from .._metric._base import AbstractMetric
 from .._solution import GeodesicSolution, RESULTS
@@ -31,6 +31,7 @@ def geodesic_bvp(
     max_steps: int = 4096,
     rtol: float | None = None,
     atol: float | None = None,
+    energy: str = "midpoint",
     throw: bool = True,
 ) -> GeodesicSolution:
     r"""The geodesic from `x0` to `x1`.
@@ -63,6 +64,10 @@ def geodesic_bvp(
     - `max_steps`: the iteration budget.
     - `rtol`, `atol`: the solver's stopping tolerances; default 1e-6 in float64 and
       1e-4 in float32.
+    - `energy`: the discrete energy: `"midpoint"` (default, the metric at segment
+      midpoints) or `"secant"`, the metric's Jacobian-free `secant_sq_norm` (e.g.
+      $N\sum_i |f(c_{i+1}) - f(c_i)|^2 / 2$ for a [`jaxgeo.PullbackMetric`][]: decoder
+      passes only, for very large $D$). Length and energy are reported in the same rule.
     - `throw`: raise if the solve fails. Under `jax.vmap` use `throw=False` and
       inspect `result`.
 
@@ -72,6 +77,7 @@ def geodesic_bvp(
     runtime error for non-finite endpoints, and, with `throw=True`, for a failed solve.
     """
     x0, x1 = finite_pair(x0, x1, ("x0", "x1"), "geodesic_bvp")
+    metric = with_energy_rule(metric, energy, "geodesic_bvp")
     if not isinstance(num_points, int) or num_points < 2:
         raise ValueError(f"geodesic_bvp: num_points must be an integer >= 2, got {num_points!r}")
     dtype = x0.dtype

@@ -32,18 +32,17 @@ def energy_derivatives(metric: AbstractMetric, xs: Curve) -> tuple[Points, Block
     r"""Gradient and block-tridiagonal Hessian of the discrete energy w.r.t. the interior
     points of `xs`.
 
-    $E = \sum_i e(c_i, c_{i+1})$ with $e(a, b) = \frac N2 \langle b - a, b - a
-    \rangle_{G((a+b)/2)}$, so the Hessian couples only neighbours: each segment's
-    $2D \times 2D$ Hessian (by `jax.hessian`) contributes to two diagonal blocks and
-    one off-diagonal block. Returns `(grad, diag, upper)` with shapes `(n, D)`,
-    `(n, D, D)` and `(n - 1, D, D)`; `upper[j]` couples interior points `j`, `j + 1`.
+    $E = \sum_i e(c_i, c_{i+1})$ with $e(a, b) = \frac N2$ `metric.segment_sq_norm(a, b)`
+    (by default $\frac N2 \langle b - a, b - a \rangle_{G((a+b)/2)}$), so the Hessian
+    couples only neighbours: each segment's $2D \times 2D$ Hessian (by `jax.hessian`)
+    contributes to two diagonal blocks and one off-diagonal block. Returns
+    `(grad, diag, upper)` with shapes `(n, D)`, `(n, D, D)` and `(n - 1, D, D)`;
+    `upper[j]` couples interior points `j`, `j + 1`.
     """
     num_segments, dim = xs.shape[0] - 1, xs.shape[1]
 
     def segment(ab):
-        a, b = ab[:dim], ab[dim:]
-        d = b - a
-        return 0.5 * num_segments * metric.inner(0.5 * (a + b), d, d)
+        return 0.5 * num_segments * metric.segment_sq_norm(ab[:dim], ab[dim:])
 
     ab = jnp.concatenate([xs[:-1], xs[1:]], axis=1)
     g = jax.vmap(jax.grad(segment))(ab)

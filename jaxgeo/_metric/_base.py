@@ -59,6 +59,21 @@ class AbstractMetric(eqx.Module):
         chol = jnp.linalg.cholesky(self.matrix(x))
         return 2 * jnp.sum(jnp.log(jnp.diagonal(chol)))
 
+    def segment_sq_norm(self, a: Point, b: Point) -> Scalar:
+        r"""The squared length of the short segment from `a` to `b` used by discrete
+        curve energies: the midpoint rule $\langle b - a, b - a\rangle_{G((a+b)/2)}$."""
+        d = b - a
+        return self.inner(0.5 * (a + b), d, d)
+
+    def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
+        """A derivative-free alternative to `segment_sq_norm` (same value to second order
+        in `b - a`), for metrics that have one: e.g. `|f(b) - f(a)|^2` for a pullback.
+        Selected by `geodesic_bvp(..., energy="secant")`."""
+        raise ValueError(
+            f"{type(self).__name__} has no secant (Jacobian-free) segment energy; use "
+            'energy="midpoint"'
+        )
+
     def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
         r"""The geodesic acceleration $-\Gamma(v, v)$ at `x`, matrix-free.
 

@@ -77,6 +77,16 @@ class PullbackMetric(AbstractMetric):
             return jnp.dot(ju, jv, precision=_HIGHEST)
         return self.base.inner(y, ju, jv)
 
+    def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
+        r"""$|f(b) - f(a)|^2$ (in the base metric's midpoint rule if there is one): the
+        Jacobian-free segment energy, equal to the midpoint rule to second order.
+        Two decoder passes per segment, whatever $D$."""
+        self._check(a)
+        fa, fb = self.f(a), self.f(b)
+        if self.base is None:
+            return jnp.sum((fb - fa) ** 2)
+        return self.base.segment_sq_norm(fa, fb)
+
     def _gauss_newton_product(self, z: Point) -> Callable[[Tangent], Tangent]:
         r"""$u \mapsto J^\top G_{\mathrm{base}} J u$ from a JVP and a VJP."""
         y, f_jvp = jax.linearize(self.f, z)

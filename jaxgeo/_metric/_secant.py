@@ -1,0 +1,31 @@
+from .._custom_types import MetricMatrix, Point, Scalar, Tangent
+from ._base import AbstractMetric
+
+
+class SecantRule(AbstractMetric):
+    """`metric` with its discrete curve energy taken from `metric.secant_sq_norm`
+    (e.g. `|f(b) - f(a)|^2` for a pullback: no Jacobians). Everything else is
+    `metric`'s. Built by `geodesic_bvp(..., energy="secant")`."""
+
+    metric: AbstractMetric
+
+    def matrix(self, x: Point) -> MetricMatrix:
+        return self.metric.matrix(x)
+
+    def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
+        return self.metric.inner(x, u, v)
+
+    def solve(self, x: Point, w: Tangent) -> Tangent:
+        return self.metric.solve(x, w)
+
+    def inverse_matrix(self, x: Point) -> MetricMatrix:
+        return self.metric.inverse_matrix(x)
+
+    def log_det(self, x: Point) -> Scalar:
+        return self.metric.log_det(x)
+
+    def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
+        return self.metric.geodesic_acceleration(x, v)
+
+    def segment_sq_norm(self, a: Point, b: Point) -> Scalar:
+        return self.metric.secant_sq_norm(a, b)

@@ -1,0 +1,196 @@
+r"""Variational autoencoders with Gaussian, Bernoulli and Categorical decoders, and the
+calibrated-variance decoder of *Latent Space Oddity* (Arvanitidis, Hansen, Hauberg 2018).
+
+The decoders expose the maps a latent metric pulls back: `GaussianDecoder.mean` and
+`.std` (for [`jaxgeo.ExpectedPullbackMetric`][]), `BernoulliDecoder.probs`,
+`CategoricalDecoder.probs`. The calibrated decoder keeps a trained mean and replaces the
+variance by an RBF network whose precision decays away from the training codes,
+$\beta(z) = \sum_k w_k \exp(-\lambda_k |z - c_k|^2) + \zeta$, $\sigma = \beta^{-1/2}$.
+"""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._checks import check_point
+from ._custom_types import Point, Scalar
+
+
+Output = Float[Array, " out"]
+Latent = Float[Array, " latent"]
+
+
+def _check_input(x: Array, dim: int, name: str) -> None:
+    check_point(x, name)
+    if x.shape[0] != dim:
+        raise ValueError(f"{name} must have shape ({dim},), got {x.shape}")
+
+
+class Encoder(eqx.Module):
+    r"""Amortised Gaussian posterior $q(z \mid x) = N(\mu(x), \mathrm{diag}\,\sigma(x)^2)$."""
+
+    mlp: eqx.nn.MLP
+    latent_dim: int = eqx.field(static=True)
+    data_dim: int = eqx.field(static=True)
+
+    def __init__(self, data_dim: int, latent_dim: int, *, width: int, depth: int, key):
+        self.mlp = eqx.nn.MLP(data_dim, 2 * latent_dim, width, depth, jax.nn.tanh, key=key)
+        self.latent_dim, self.data_dim = latent_dim, data_dim
+
+    def __call__(self, x: Point) -> tuple[Latent, Latent]:
+        _check_input(x, self.data_dim, "Encoder input")
+        out = self.mlp(x)
+        return out[: self.latent_dim], jax.nn.softplus(out[self.latent_dim :]) + 1e-4
+
+
+class GaussianDecoder(eqx.Module):
+    r"""$p(x \mid z) = N(\mu(z), \mathrm{diag}\,\sigma^2)$ with an MLP mean and a learned
+    per-dimension standard deviation (independent of $z$; replace it by a calibrated
+    one with [`jaxgeo.train.calibrate_variance`][])."""
+
+    mlp: eqx.nn.MLP
+    log_std: Float[Array, " out"]
+    latent_dim: int = eqx.field(static=True)
+
+    def __init__(self, latent_dim: int, data_dim: int, *, width: int, depth: int, key):
+        self.mlp = eqx.nn.MLP(latent_dim, data_dim, width, depth, jax.nn.tanh, key=key)
+        self.log_std = jnp.full(data_dim, -1.0)
+        self.latent_dim = latent_dim
+
+    def mean(self, z: Point) -> Output:
+        _check_input(z, self.latent_dim, "latent point")
+        return self.mlp(z)
+
+    def std(self, z: Point) -> Output:
+        _check_input(z, self.latent_dim, "latent point")
+        return jnp.exp(self.log_std)
+
+    def log_prob(self, x: Output, z: Point) -> Scalar:
+        return _gaussian_log_prob(x, self.mean(z), self.std(z))
+
+
+class BernoulliDecoder(eqx.Module):
+    r"""$p(x \mid z) = \prod_d \mathrm{Bernoulli}(x_d; p_d(z))$ with
+    $p = \mathrm{sigmoid}(\mathrm{MLP}(z))$ (for binary or [0, 1]-valued data)."""
+
+    mlp: eqx.nn.MLP
+    latent_dim: int = eqx.field(static=True)
+
+    def __init__(self, latent_dim: int, data_dim: int, *, width: int, depth: int, key):
+        self.mlp = eqx.nn.MLP(latent_dim, data_dim, width, depth, jax.nn.tanh, key=key)
+        self.latent_dim = latent_dim
+
+    def logits(self, z: Point) -> Output:
+        _check_input(z, self.latent_dim, "latent point")
+        return self.mlp(z)
+
+    def probs(self, z: Point) -> Output:
+        return jax.nn.sigmoid(self.logits(z))
+
+    def mean(self, z: Point) -> Output:
+        return self.probs(z)
+
+    def log_prob(self, x: Output, z: Point) -> Scalar:
+        logits = self.logits(z)
+        return jnp.sum(x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits))
+
+
+class CategoricalDecoder(eqx.Module):
+    r"""$p(x \mid z) = \prod_d \mathrm{Categorical}(x_d; \pi_d(z))$ over `num_classes`
+    classes per output dimension; data are integer class labels of shape `(D,)`."""
+
+    mlp: eqx.nn.MLP
+    latent_dim: int = eqx.field(static=True)
+    data_dim: int = eqx.field(static=True)
+    num_classes: int = eqx.field(static=True)
+
+    def __init__(
+        self, latent_dim: int, data_dim: int, num_classes: int, *, width: int, depth: int, key
+    ):
+        out = data_dim * num_classes
+        self.mlp = eqx.nn.MLP(latent_dim, out, width, depth, jax.nn.tanh, key=key)
+        self.latent_dim, self.data_dim, self.num_classes = latent_dim, data_dim, num_classes
+
+    def logits(self, z: Point) -> Float[Array, "out classes"]:
+        _check_input(z, self.latent_dim, "latent point")
+        return self.mlp(z).reshape(self.data_dim, self.num_classes)
+
+    def probs(self, z: Point) -> Float[Array, "out classes"]:
+        return jax.nn.softmax(self.logits(z), axis=-1)
+
+    def mean(self, z: Point) -> Output:
+        """The expected class index per dimension."""
+        return self.probs(z) @ jnp.arange(self.num_classes, dtype=z.dtype)
+
+    def log_prob(self, x: Array, z: Point) -> Scalar:
+        log_p = jax.nn.log_softmax(self.logits(z), axis=-1)
+        return jnp.sum(jnp.take_along_axis(log_p, x.astype(int)[:, None], axis=-1))
+
+
+class RBFPrecision(eqx.Module):
+    r"""$\beta(z) = \mathrm{softplus}(W)\,\phi(z) + \zeta$, with RBF features
+    $\phi_k(z) = \exp(-\lambda_k |z - c_k|^2)$ at fixed centres $c_k$ (k-means of the
+    training codes) and bandwidths $\lambda_k$; positive weights, so $\beta \ge \zeta$ and
+    $\beta \to \zeta$ far from every centre."""
+
+    centres: Float[Array, "k latent"]
+    bandwidths: Float[Array, " k"]
+    raw_weights: Float[Array, "out k"]
+    floor: float = eqx.field(static=True)
+
+    def __call__(self, z: Point) -> Output:
+        features = jnp.exp(-self.bandwidths * jnp.sum((z[None, :] - self.centres) ** 2, axis=-1))
+        return jax.nn.softplus(self.raw_weights) @ features + self.floor
+
+
+class CalibratedGaussianDecoder(eqx.Module):
+    r"""A Gaussian decoder with the trained `mean` of another decoder (frozen) and the
+    calibrated standard deviation $\sigma(z) = \beta(z)^{-1/2}$ of an
+    [`jaxgeo.nn.RBFPrecision`][]: small near the training codes, $\zeta^{-1/2}$ far away.
+    Its [`jaxgeo.ExpectedPullbackMetric`][] makes regions without data long."""
+
+    mean_fn: Callable[[Point], Output]
+    precision: RBFPrecision
+
+    def mean(self, z: Point) -> Output:
+        return self.mean_fn(z)
+
+    def std(self, z: Point) -> Output:
+        return jax.lax.rsqrt(self.precision(z))
+
+    def log_prob(self, x: Output, z: Point) -> Scalar:
+        return _gaussian_log_prob(x, self.mean(z), self.std(z))
+
+    def metric(self):
+        """The expected pullback metric $J_\\mu^\\top J_\\mu + J_\\sigma^\\top J_\\sigma$."""
+        from ._metric import ExpectedPullbackMetric
+
+        return ExpectedPullbackMetric(self.mean, self.std)
+
+
+def _gaussian_log_prob(x, mean, std):
+    return jnp.sum(-0.5 * ((x - mean) / std) ** 2 - jnp.log(std) - 0.5 * np.log(2 * np.pi))
+
+
+class VAE(eqx.Module):
+    r"""A variational autoencoder: an [`jaxgeo.nn.Encoder`][] and any decoder with a
+    `log_prob(x, z)`. `elbo(x, key)` is the single-sample reparametrised evidence lower
+    bound $\mathbb{E}_q[\log p(x \mid z)] - \mathrm{KL}(q(z \mid x) \,\|\, N(0, I))$
+    for one example."""
+
+    encoder: Encoder
+    decoder: eqx.Module
+
+    def elbo(self, x: Point, key: PRNGKeyArray) -> Scalar:
+        mu, std = self.encoder(x)
+        z = mu + std * jax.random.normal(key, mu.shape, mu.dtype)
+        kl = 0.5 * jnp.sum(mu**2 + std**2 - 1 - 2 * jnp.log(std))
+        return self.decoder.log_prob(x, z) - kl
+
+    def encode(self, x: Point) -> Latent:
+        """The posterior mean $\\mu(x)$: the code of `x`."""
+        return self.encoder(x)[0]

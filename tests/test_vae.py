@@ -1,0 +1,101 @@
+"""VAEs, decoders and the calibrated variance of Latent Space Oddity."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgeo as jg
+
+
+def small_vae(key, decoder="gaussian"):
+    k1, k2 = jax.random.split(key)
+    make = {
+        "gaussian": lambda: jg.nn.GaussianDecoder(2, 64, width=32, depth=1, key=k2),
+        "bernoulli": lambda: jg.nn.BernoulliDecoder(2, 64, width=32, depth=1, key=k2),
+    }[decoder]
+    return jg.nn.VAE(jg.nn.Encoder(64, 2, width=32, depth=1, key=k1), make())
+
+
+def test_decoder_log_probs_match_closed_forms():
+    key = jax.random.key(0)
+    z = jnp.array([0.3, -0.7])
+    x = jnp.linspace(0, 1, 64)
+    gaussian = jg.nn.GaussianDecoder(2, 64, width=8, depth=1, key=key)
+    mean, std = gaussian.mean(z), gaussian.std(z)
+    expected = jnp.sum(jax.scipy.stats.norm.logpdf(x, mean, std))
+    np.testing.assert_allclose(gaussian.log_prob(x, z), expected, rtol=1e-12)
+    bernoulli = jg.nn.BernoulliDecoder(2, 64, width=8, depth=1, key=key)
+    p = bernoulli.probs(z)
+    binary = (x > 0.5).astype(float)
+    expected = jnp.sum(binary * jnp.log(p) + (1 - binary) * jnp.log1p(-p))
+    np.testing.assert_allclose(bernoulli.log_prob(binary, z), expected, rtol=1e-10)
+    categorical = jg.nn.CategoricalDecoder(2, 5, 3, width=8, depth=1, key=key)
+    labels = jnp.array([0, 2, 1, 1, 0])
+    probs = categorical.probs(z)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-12)
+    expected = jnp.sum(jnp.log(probs[jnp.arange(5), labels]))
+    np.testing.assert_allclose(categorical.log_prob(labels, z), expected, rtol=1e-12)
+    np.testing.assert_allclose(categorical.mean(z), probs @ jnp.arange(3.0), rtol=1e-12)
+
+
+def test_vae_trains_and_variance_is_calibrated():
+    images = jnp.asarray(jg.data.digits()[0][:400])
+    result = jg.train.fit(
+        jg.train.elbo_loss,
+        small_vae(jax.random.key(1)),
+        images,
+        optimizer=optax.adam(3e-3),
+        num_steps=600,
+        batch_size=64,
+        key=jax.random.key(2),
+        chunk_size=200,
+    )
+    assert result.losses[-100:].mean() < result.losses[:20].mean() - 20  # the ELBO rises
+    vae = result.model
+    codes = jax.vmap(vae.encode)(images)
+    decoder = jg.train.calibrate_variance(
+        vae.decoder.mean, codes, images, key=jax.random.key(3), num_centres=8, num_steps=300
+    )
+    # The mean decoder is frozen: stage 2 did not move it.
+    np.testing.assert_array_equal(decoder.mean(codes[0]), vae.decoder.mean(codes[0]))
+    near = jnp.median(jax.vmap(lambda z: jnp.mean(decoder.std(z)))(codes))
+    far = jnp.mean(decoder.std(codes.max(0) + 5.0))
+    assert float(far) >= 10 * float(near), (float(near), float(far))
+    # The expected metric is the pullback of [mu, sigma]: J_mu^T J_mu + J_sigma^T J_sigma.
+    metric = decoder.metric()
+    z = codes[1]
+    j_mu, j_sigma = jax.jacfwd(decoder.mean)(z), jax.jacfwd(decoder.std)(z)
+    np.testing.assert_allclose(
+        metric.matrix(z), j_mu.T @ j_mu + j_sigma.T @ j_sigma, rtol=1e-10, atol=1e-12
+    )
+
+
+def test_bernoulli_vae_elbo_and_bad_input():
+    vae = small_vae(jax.random.key(4), "bernoulli")
+    images = (jnp.asarray(jg.data.digits()[0][:16]) > 0.5).astype(float)
+    loss = jg.train.elbo_loss(vae, images, jax.random.key(5))
+    assert jnp.isfinite(loss) and loss > 0
+    with pytest.raises(ValueError, match=r"shape \(64,\)"):
+        vae.elbo(jnp.ones(10), jax.random.key(0))
+    with pytest.raises(ValueError, match="latent point"):
+        vae.decoder.probs(jnp.ones(3))
+    with pytest.raises(ValueError, match="latent dimension"):
+        jg.PullbackMetric(vae.decoder.probs).matrix(jnp.ones(3))
+    bad = np.asarray(images).copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        jg.train.fit(
+            jg.train.elbo_loss,
+            vae,
+            bad,
+            optimizer=optax.adam(1e-3),
+            num_steps=1,
+            batch_size=4,
+            key=jax.random.key(0),
+        )
+    with pytest.raises(ValueError, match="differ in length"):
+        jg.train.calibrate_variance(
+            vae.decoder.mean, jnp.zeros((5, 2)), images, key=jax.random.key(0), num_centres=2
+        )
