@@ -2,12 +2,24 @@
 
 import importlib.metadata
 
-from . import data as data, nn as nn, plot as plot, scores as scores, train as train
+from . import (
+    data as data,
+    families as families,
+    nn as nn,
+    plot as plot,
+    scores as scores,
+    train as train,
+)
 from ._curve import (
     curve_energy as curve_energy,
     curve_length as curve_length,
     curve_velocities as curve_velocities,
     straight_line as straight_line,
+)
+from ._fisher_info import (
+    empirical_fisher as empirical_fisher,
+    fisher_information as fisher_information,
+    fisher_vector_product as fisher_vector_product,
 )
 from ._functional import (
     christoffel as christoffel,
@@ -37,8 +49,10 @@ from ._metric import (
     EnsembleMetric as EnsembleMetric,
     Euclidean as Euclidean,
     ExpectedPullbackMetric as ExpectedPullbackMetric,
+    FisherRaoMetric as FisherRaoMetric,
     MatrixMetric as MatrixMetric,
     MongeMetric as MongeMetric,
+    PullbackFisherRaoMetric as PullbackFisherRaoMetric,
     PullbackMetric as PullbackMetric,
     ScoreJacobianMetric as ScoreJacobianMetric,
     SteinMetric as SteinMetric,

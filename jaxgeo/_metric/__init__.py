@@ -1,6 +1,10 @@
 from ._base import AbstractMetric as AbstractMetric
 from ._ensemble import EnsembleMetric as EnsembleMetric
 from ._euclidean import Euclidean as Euclidean
+from ._fisher import (
+    FisherRaoMetric as FisherRaoMetric,
+    PullbackFisherRaoMetric as PullbackFisherRaoMetric,
+)
 from ._matrix import MatrixMetric as MatrixMetric
 from ._pullback import (
     ExpectedPullbackMetric as ExpectedPullbackMetric,

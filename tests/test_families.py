@@ -1,0 +1,175 @@
+"""Distribution families, Fisher–Rao metrics and the Fisher information of models."""
+
+import equinox as eqx
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgeo as jg
+
+
+F = jg.families
+CASES = [
+    (F.Normal(), [0.3, 1.5]),
+    (F.Bernoulli(), [0.3]),
+    (F.Categorical(3), [0.2, 0.3]),
+    (F.Beta(), [2.0, 3.0]),
+    (F.Dirichlet(3), [1.5, 2.0, 3.0]),
+    (F.Exponential(), [2.0]),
+    (F.Poisson(), [3.0]),
+    (F.Gamma(), [2.0, 3.0]),
+    (F.VonMises(), [0.5, 2.0]),
+    (F.Product(F.Bernoulli(), 3), [0.2, 0.5, 0.9]),
+]
+
+
+@eqx.filter_jit
+def fisher_checks(family, eta, key):
+    """Closed-form Fisher and KL against autodiff and Monte Carlo, in one compiled call."""
+    key_x, key_kl = jax.random.split(key)
+    xs = family.sample(eta, key_x, (40_000,))
+    scores = jax.vmap(jax.grad(family.log_prob), in_axes=(None, 0))(eta, xs)
+    outer = scores[:, :, None] * scores[:, None, :]
+    hess = jax.vmap(jax.hessian(family.log_prob), in_axes=(None, 0))(eta, xs)
+    other = family.constrain(family.unconstrain(eta) + 0.3)
+    return dict(
+        fisher=family.fisher(eta),
+        kl_hessian=jax.hessian(lambda e: family.kl(eta, e))(eta),
+        outer=outer.mean(0),
+        outer_err=outer.std(0) / np.sqrt(xs.shape[0]),
+        neg_hessian=-hess.mean(0),
+        hessian_err=hess.std(0) / np.sqrt(xs.shape[0]),
+        kl=family.kl(eta, other),
+        kl_mc=F.kl_monte_carlo(family, eta, other, key_kl, 40_000),
+        roundtrip=family.constrain(family.unconstrain(eta)),
+    )
+
+
+@pytest.mark.parametrize("family, eta", CASES, ids=lambda c: type(c).__name__)
+def test_fisher_closed_forms(family, eta):
+    eta = jnp.asarray(eta)
+    r = fisher_checks(family, eta, jax.random.key(0))
+    fisher = r["fisher"]
+    # the Hessian of KL(p_eta || p_eta') at eta' = eta
+    np.testing.assert_allclose(r["kl_hessian"], fisher, rtol=1e-8, atol=1e-10)
+    # Monte Carlo: E[score score^T] and -E[Hessian of log p], within 5 standard errors
+    assert np.all(np.abs(r["outer"] - fisher) <= 5 * r["outer_err"] + 1e-9)
+    assert np.all(np.abs(r["neg_hessian"] - fisher) <= 5 * r["hessian_err"] + 1e-9)
+    np.testing.assert_allclose(r["kl_mc"], r["kl"], rtol=0.05, atol=2e-3)
+    np.testing.assert_allclose(r["roundtrip"], eta, rtol=1e-10)
+
+
+def fisher_rao_distance(family, a, b):
+    return jg.distance(jg.FisherRaoMetric(family), jnp.asarray(a), jnp.asarray(b), method="energy")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "family, a, b, expected",
+    [
+        # Normal (mu, sigma): sqrt(2) * the hyperbolic distance of (mu / sqrt 2, sigma)
+        (
+            F.Normal(),
+            [0.0, 1.0],
+            [1.0, 2.0],
+            np.sqrt(2) * np.arccosh(1 + (0.5 + 1.0) / (2 * 1.0 * 2.0)),
+        ),
+        (F.Bernoulli(), [0.2], [0.7], 2 * np.arccos(np.sqrt(0.14) + np.sqrt(0.24))),
+        (
+            F.Categorical(3),
+            [0.2, 0.3],
+            [0.6, 0.2],
+            2 * np.arccos(np.sqrt(0.2 * 0.6) + np.sqrt(0.3 * 0.2) + np.sqrt(0.5 * 0.2)),
+        ),
+        (F.Exponential(), [0.5], [3.0], abs(np.log(0.5 / 3.0))),
+        (F.Poisson(), [1.0], [4.0], 2 * abs(np.sqrt(1.0) - np.sqrt(4.0))),
+    ],
+    ids=["normal", "bernoulli", "categorical", "exponential", "poisson"],
+)
+def test_fisher_rao_distances_closed_forms(family, a, b, expected):
+    np.testing.assert_allclose(fisher_rao_distance(family, a, b), expected, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_normal_manifold_curvature_and_kl_energy():
+    metric = jg.FisherRaoMetric(F.Normal())
+    for eta in ([0.0, 1.0], [2.0, 0.3]):
+        np.testing.assert_allclose(
+            jg.gaussian_curvature(metric, jnp.asarray(eta)), -0.5, rtol=1e-10
+        )
+    # KL energy and metric energy of the same curve agree as the discretisation is refined.
+    gaps = []
+    for n in (8, 32, 128):
+        t = jnp.linspace(0, 1, n + 1)
+        curve = jnp.stack([2 * t - 1, 1 + jnp.sin(3 * t)], axis=1)
+        midpoint = jg.curve_energy(metric, curve)
+        kl = jg.curve_energy(metric, curve, energy="secant")
+        gaps.append(float(abs(kl - midpoint) / midpoint))
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-3, gaps
+
+
+@pytest.mark.slow
+def test_pullback_fisher_rao_and_kl_energy_geodesic():
+    family = F.Product(F.Bernoulli(), 5)
+    w = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)))
+
+    def decoder(z):
+        return family.constrain(w @ z)
+
+    metric = jg.PullbackFisherRaoMetric(decoder, family)
+    z = jnp.array([0.3, -0.2])
+    jac = jax.jacfwd(decoder)(z)
+    np.testing.assert_allclose(metric.matrix(z), jac.T @ family.fisher(decoder(z)) @ jac)
+    u, v = jnp.array([1.0, 0.5]), jnp.array([-0.2, 0.7])
+    np.testing.assert_allclose(metric.inner(z, u, v), u @ metric.matrix(z) @ v, rtol=1e-12)
+    x0, x1 = jnp.array([-1.0, 0.5]), jnp.array([1.0, -0.5])
+    kl = jg.geodesic_bvp(metric, x0, x1, num_points=32, energy="secant")
+    fr = jg.geodesic_bvp(metric, x0, x1, num_points=32)
+    assert kl.result == fr.result == jg.RESULTS.successful
+    np.testing.assert_allclose(kl.length, fr.length, rtol=1e-2)
+    assert float(jnp.max(jnp.abs(kl.xs - fr.xs))) < 0.05
+
+
+@pytest.mark.slow
+def test_fisher_information_of_a_classifier():
+    images, labels = jg.data.digits()
+    xs, ys = jnp.asarray(images[:200, :8]), jnp.asarray(labels[:200] % 3)
+    family = F.Categorical(3)
+    key = jax.random.key(0)
+    params = {"w": 0.3 * jax.random.normal(key, (2, 8)), "b": jnp.zeros(2)}
+
+    def predictive(p, x):
+        return family.constrain(p["w"] @ x + p["b"])
+
+    exact = jg.fisher_information(predictive, family, params, xs)
+    assert exact.shape == (18, 18)
+    mc = jg.fisher_information(
+        predictive, family, params, xs, key=jax.random.key(1), num_samples=200
+    )
+    np.testing.assert_allclose(mc, exact, atol=0.05 * float(jnp.max(jnp.abs(exact))))
+    empirical = jg.empirical_fisher(predictive, family, params, xs, ys)
+    assert float(jnp.max(jnp.abs(empirical - exact))) > 1e-3  # not the same thing
+    vector = jax.tree_util.tree_map(jnp.ones_like, params)
+    fvp = jg.fisher_vector_product(predictive, family, params, xs, vector, ys=ys)
+    flat_fvp = jax.flatten_util.ravel_pytree(fvp)[0]
+    np.testing.assert_allclose(flat_fvp, empirical @ jnp.ones(18), rtol=1e-10)
+
+
+def test_bad_parameters_and_observations():
+    cases = [
+        (lambda: F.Exponential().log_prob(jnp.array([-1.0]), 1.0), "invalid parameters"),
+        (lambda: F.Categorical(3).fisher(jnp.array([0.7, 0.6])), "invalid parameters"),
+        (lambda: F.VonMises().kl(jnp.array([0.0, -1.0]), jnp.array([0.0, 1.0])), "invalid"),
+        (lambda: F.Poisson().log_prob(jnp.array([2.0]), 1.5), "outside the support"),
+        (lambda: F.Beta().log_prob(jnp.array([2.0, 2.0]), 1.2), "outside the support"),
+        (lambda: F.Bernoulli().log_prob(jnp.array([0.5]), 2.0), "outside the support"),
+    ]
+    for fn, message in cases:
+        with pytest.raises(Exception, match=message):
+            fn()
+    with pytest.raises(ValueError, match="2 parameters"):
+        F.Normal().fisher(jnp.ones(3))
+    with pytest.raises(ValueError, match="num_classes"):
+        F.Categorical(1)
