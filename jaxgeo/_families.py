@@ -469,7 +469,10 @@ class VonMises(AbstractFamily):
     def fisher(self, eta):
         kappa = self.check(eta)[1]
         a = _bessel_ratio(kappa)
-        a_prime = 1 - a / kappa - a**2
+        # A(κ)/κ → 1/2 − κ²/16 as κ → 0 (A'(0) = 1/2); a series avoids 0/0 there.
+        small = kappa < 1e-3
+        a_over_kappa = jnp.where(small, 0.5 - kappa**2 / 16, a / jnp.where(small, 1, kappa))
+        a_prime = 1 - a_over_kappa - a**2
         return jnp.diag(jnp.stack([kappa * a, a_prime]))
 
     def kl(self, eta_p, eta_q):
@@ -483,14 +486,16 @@ class VonMises(AbstractFamily):
         return jnp.stack([eta[0], _softplus_inverse(eta[1])])
 
 
-def _von_mises_one(key, kappa, dtype):
+def _von_mises_one(key, kappa, dtype, max_attempts: int = 1000):
     kappa = jnp.maximum(kappa, 1e-8)
-    tau = 1 + jnp.sqrt(1 + 4 * kappa**2)
-    rho = (tau - jnp.sqrt(2 * tau)) / (2 * kappa)
+    root = jnp.sqrt(1 + 4 * kappa**2)
+    tau = 1 + root
+    # (τ − √(2τ)) / (2κ), rewritten without the cancellation that makes it 0 for small κ
+    rho = 2 * kappa * tau / ((root + 1) * (tau + jnp.sqrt(2 * tau)))
     r = (1 + rho**2) / (2 * rho)
 
     def attempt(state):
-        key, _, _ = state
+        key, _, _, count = state
         key, k1, k2, k3 = jax.random.split(key, 4)
         u1, u2, u3 = (jax.random.uniform(k, (), dtype) for k in (k1, k2, k3))
         z = jnp.cos(jnp.pi * u1)
@@ -498,10 +503,13 @@ def _von_mises_one(key, kappa, dtype):
         c = kappa * (r - f)
         accept = (c * (2 - c) - u2 > 0) | (jnp.log(c / u2) + 1 - c >= 0)
         theta = jnp.sign(u3 - 0.5) * jnp.arccos(jnp.clip(f, -1, 1))
-        return key, accept, theta
+        return key, accept, theta, count + 1
 
-    _, _, theta = jax.lax.while_loop(
-        lambda s: ~s[1], attempt, (key, jnp.array(False), jnp.zeros((), dtype))
+    # The acceptance rate is above 0.65 for every κ; the cap only guards against NaN.
+    _, _, theta, _ = jax.lax.while_loop(
+        lambda s: ~s[1] & (s[3] < max_attempts),
+        attempt,
+        (key, jnp.array(False), jnp.zeros((), dtype), jnp.array(0)),
     )
     return theta
 
@@ -534,7 +542,7 @@ class Product(AbstractFamily):
         eta = self.check(eta)
         keys = jax.random.split(key, self.size)
         out = jax.vmap(lambda e, k: self.family.sample(e, k, shape))(self._split(eta), keys)
-        return jnp.moveaxis(out, 0, -1)
+        return jnp.moveaxis(out, 0, len(shape))  # shape + (size,) + event_shape
 
     def fisher(self, eta):
         blocks = jax.vmap(self.family.fisher)(self._split(self.check(eta)))

@@ -62,11 +62,10 @@ def fisher_information(
     if num_samples is None:
         flat, unravel = jax.flatten_util.ravel_pytree(params)
 
-        def one(x):
-            jac = jax.jacrev(lambda p: predictive(unravel(p), x))(flat)
-            return jac.T @ family.fisher(predictive(params, x)) @ jac
-
-        return jnp.mean(jax.vmap(one)(xs), axis=0)
+        # (n, K, P) Jacobians and (n, K, K) Fishers: no (n, P, P) intermediate.
+        jacs = jax.vmap(lambda x: jax.jacrev(lambda p: predictive(unravel(p), x))(flat))(xs)
+        fishers = jax.vmap(lambda x: family.fisher(predictive(params, x)))(xs)
+        return jnp.einsum("nkp,nkl,nlq->pq", jacs, fishers, jacs) / xs.shape[0]
     if key is None:
         raise ValueError("fisher_information: a key is needed to sample labels (num_samples)")
     inputs, ys = _model_samples(predictive, family, params, xs, key, num_samples)

@@ -163,16 +163,29 @@ def _key_data(key: PRNGKeyArray) -> Array:
 
 
 def _save(directory: Path, model, opt_state, step: int, key, losses, meta: dict) -> None:
-    """Write atomically: a crash while saving leaves the previous checkpoint intact."""
+    """Atomic: the state and losses go to files named by the step, then
+    `checkpoint.json`, which names them, is replaced in one `os.replace` (the commit).
+    A crash at any point leaves the previous checkpoint complete and in use."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / "checkpoint.eqx.tmp"
-    eqx.tree_serialise_leaves(tmp, (model, opt_state, jnp.asarray(step), _key_data(key)))
-    np.save(directory / "losses.npy.tmp.npy", np.asarray(losses))
-    meta = dict(meta, step=step)
-    (directory / "checkpoint.json.tmp").write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, directory / "checkpoint.eqx")
-    os.replace(directory / "losses.npy.tmp.npy", directory / "losses.npy")
+    state, losses_file = f"state-{step}.eqx", f"losses-{step}.npy"
+    eqx.tree_serialise_leaves(
+        directory / state, (model, opt_state, jnp.asarray(step), _key_data(key))
+    )
+    np.save(directory / losses_file, np.asarray(losses))
+    previous = _committed(directory)
+    info = dict(meta, step=step, state=state, losses=losses_file)
+    (directory / "checkpoint.json.tmp").write_text(json.dumps(info, indent=1))
     os.replace(directory / "checkpoint.json.tmp", directory / "checkpoint.json")
+    for name in previous - {state, losses_file}:
+        (directory / name).unlink(missing_ok=True)
+
+
+def _committed(directory: Path) -> set[str]:
+    path = directory / "checkpoint.json"
+    if not path.exists():
+        return set()
+    info = json.loads(path.read_text())
+    return {info["state"], info["losses"]}
 
 
 def _load(directory: Path, model, opt_state, key, meta: dict):
@@ -199,10 +212,18 @@ def _load(directory: Path, model, opt_state, key, meta: dict):
             f"fit: the checkpoint in {directory} was written with a different key "
             "(seed); resuming it would not reproduce this run. Nothing was overwritten."
         )
+    if info.get("batch_size") != meta["batch_size"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written with batch_size "
+            f"{info.get('batch_size')}, this run uses {meta['batch_size']}; resuming would "
+            "not reproduce an uninterrupted run. Nothing was overwritten."
+        )
     model, opt_state, step, _ = eqx.tree_deserialise_leaves(
-        directory / "checkpoint.eqx", (model, opt_state, jnp.asarray(0), _key_data(key))
+        directory / info["state"], (model, opt_state, jnp.asarray(0), _key_data(key))
     )
-    losses = np.load(directory / "losses.npy")
+    losses = np.load(directory / info["losses"])
+    if int(step) != info["step"] or losses.shape[0] < int(step):
+        raise ValueError(f"fit: the checkpoint in {directory} is inconsistent; delete it")
     return model, opt_state, int(step), losses
 
 
@@ -257,10 +278,10 @@ def fit(
             f"fit: need num_steps >= 0, batch_size >= 1, chunk_size >= 1, got "
             f"{num_steps}, {batch_size}, {chunk_size}"
         )
-    if checkpoint_dir is not None and checkpoint_every % chunk_size:
+    if checkpoint_dir is not None and (checkpoint_every < 1 or checkpoint_every % chunk_size):
         raise ValueError(
-            f"fit: checkpoint_every ({checkpoint_every}) must be a multiple of chunk_size "
-            f"({chunk_size})"
+            f"fit: checkpoint_every ({checkpoint_every}) must be a positive multiple of "
+            f"chunk_size ({chunk_size})"
         )
     _check_data(data)
     data = jtu.tree_map(jnp.asarray, data)
@@ -289,9 +310,10 @@ def fit(
         key=np.asarray(_key_data(key)).ravel().tolist(),
         data=_data_hash(data),
         num_steps=num_steps,
+        batch_size=batch_size,
     )
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
-    if directory is not None and (directory / "checkpoint.json").exists():
+    if directory is not None and _committed(directory):
         params, opt_state, step, losses = _load(directory, params, opt_state, key, meta)
         resumed_from = step
         logger.info("resumed from %s at step %d", directory, step)

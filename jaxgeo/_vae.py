@@ -185,8 +185,8 @@ class VAE(eqx.Module):
     encoder: Encoder
     decoder: eqx.Module
 
-    def elbo(self, x: Point, key: PRNGKeyArray) -> Scalar:
-        mu, std = self.encoder(x)
+    def elbo(self, x: Array, key: PRNGKeyArray) -> Scalar:
+        mu, std = self.encoder(jnp.asarray(x, float))  # integer labels are fine too
         z = mu + std * jax.random.normal(key, mu.shape, mu.dtype)
         kl = 0.5 * jnp.sum(mu**2 + std**2 - 1 - 2 * jnp.log(std))
         return self.decoder.log_prob(x, z) - kl

@@ -56,7 +56,7 @@ def test_learned_score_smoke(tmp_path):
     assert out["moons"]["members"] == 8 and out["moons"]["mean_result"] == "success"
     assert out["digits"]["result"] == "success"
     # The trained models were checkpointed (a rerun resumes them).
-    assert (tmp_path / "checkpoints" / "gaussian" / "checkpoint.eqx").exists()
+    assert (tmp_path / "checkpoints" / "gaussian" / "checkpoint.json").exists()
 
 
 @pytest.mark.slow

@@ -112,6 +112,9 @@ def test_resume_gives_identical_parameters(tmp_path):
         loss, model, data, num_steps=200, checkpoint_dir=tmp_path / "b", **kwargs
     )
     assert resumed.resumed_from == 100
+    # Only the committed checkpoint is kept.
+    names = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert names == ["checkpoint.json", "losses-200.npy", "state-200.eqx"]
     assert tree_allclose(resumed.model, straight.model, rtol=0, atol=0)
     np.testing.assert_array_equal(resumed.losses, straight.losses)
     # Same seed, same result, with or without checkpoints and whatever the chunking.
@@ -132,7 +135,11 @@ def test_bad_input(tmp_path):
     jg.train.fit(
         loss, model, data, checkpoint_dir=tmp_path, chunk_size=10, checkpoint_every=10, **kwargs
     )
-    before = (tmp_path / "checkpoint.eqx").read_bytes()
+
+    def files():
+        return {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    before = files()
     wider = jg.nn.MLPScore(2, width=32, depth=2, key=jax.random.key(0))
     with pytest.raises(ValueError, match="different model"):
         jg.train.fit(
@@ -158,8 +165,18 @@ def test_bad_input(tmp_path):
             checkpoint_every=10,
             **kwargs,
         )
-    assert (tmp_path / "checkpoint.eqx").read_bytes() == before
-    with pytest.raises(ValueError, match="multiple of chunk_size"):
+    assert files() == before
+    with pytest.raises(ValueError, match="batch_size"):
+        jg.train.fit(
+            loss,
+            model,
+            data,
+            checkpoint_dir=tmp_path,
+            chunk_size=10,
+            checkpoint_every=10,
+            **dict(kwargs, batch_size=16),
+        )
+    with pytest.raises(ValueError, match="positive multiple of chunk_size"):
         jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "x", chunk_size=3, **kwargs)
 
 

@@ -103,7 +103,7 @@ class Shooting(AbstractBoundarySolver):
     polyline of `init_solver`, which also selects *which* geodesic is found.
 
     The solution is the ODE's geodesic sampled at the polyline's times, with exact
-    velocities, `length` $= \|v_0\|_{G(x_0)}$ and `energy` $= rac12 \|v_0\|^2$; its
+    velocities, `length` $= \|v_0\|_{G(x_0)}$ and `energy` $= \frac12 \|v_0\|^2$; its
     `stats` hold the Newton `num_steps`, the `residual` (largest mismatch of the
     shooting conditions) and the initial solve's `init_num_steps`.
 
@@ -132,14 +132,20 @@ class Shooting(AbstractBoundarySolver):
                 f"Shooting: num_segments must be a positive integer, got {self.num_segments!r}"
             )
 
+    def _tolerances(self, dtype) -> tuple[float, float]:
+        default = _shooting_tolerance(dtype)
+        return (
+            default if self.rtol is None else self.rtol,
+            default if self.atol is None else self.atol,
+        )
+
     def shoot(
         self, metric: AbstractMetric, x0: Point, x1: Point, guess: GeodesicSolution
     ) -> tuple[Float[Array, "segments dim"], Float[Array, "segments dim"], RESULTS, dict]:
         """Solve the shooting conditions from the polyline `guess`: the positions and
         velocities at the segment starts, the result and `stats`."""
         dtype = x0.dtype
-        rtol = _shooting_tolerance(dtype) if self.rtol is None else self.rtol
-        atol = _shooting_tolerance(dtype) if self.atol is None else self.atol
+        rtol, atol = self._tolerances(dtype)
         grid = jnp.linspace(0, 1, self.num_segments + 1, dtype=dtype)[:-1]
 
         def at_grid(curve):
@@ -198,7 +204,7 @@ class Shooting(AbstractBoundarySolver):
         num_segments = self.num_segments
         ts = guess.ts
         begins = jnp.arange(num_segments, dtype=ts.dtype) / num_segments
-        tol = 1e-2 * _shooting_tolerance(ts.dtype) if self.rtol is None else 1e-2 * self.rtol
+        tol = 1e-2 * min(self._tolerances(ts.dtype))
 
         def sample(x, v, begin):
             local = jnp.clip(ts - begin, 0, 1 / num_segments)
