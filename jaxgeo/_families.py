@@ -116,6 +116,20 @@ def kl_monte_carlo(
     return jnp.mean(jax.vmap(lambda x: family.log_prob(eta_p, x) - family.log_prob(eta_q, x))(xs))
 
 
+class _PositiveFamily(AbstractFamily):
+    """A family whose parameters are all positive: softplus to and from unconstrained
+    coordinates."""
+
+    def valid(self, eta):
+        return jnp.all(eta > 0)
+
+    def constrain(self, u):
+        return jax.nn.softplus(u)
+
+    def unconstrain(self, eta):
+        return _softplus_inverse(eta)
+
+
 class Normal(AbstractFamily):
     """Univariate Normal, parameters (μ, σ) with σ > 0 the standard deviation."""
 
@@ -234,15 +248,12 @@ class Categorical(AbstractFamily):
         return jnp.log(p[:-1]) - jnp.log(p[-1])
 
 
-class Beta(AbstractFamily):
+class Beta(_PositiveFamily):
     """Beta on (0, 1), parameters (α, β), both positive."""
 
     @property
     def num_params(self) -> int:
         return 2
-
-    def valid(self, eta):
-        return jnp.all(eta > 0)
 
     def in_support(self, x):
         return (x > 0) & (x < 1)
@@ -270,14 +281,8 @@ class Beta(AbstractFamily):
             + (a2 - a1 + b2 - b1) * jss.digamma(a1 + b1)
         )
 
-    def constrain(self, u):
-        return jax.nn.softplus(u)
 
-    def unconstrain(self, eta):
-        return _softplus_inverse(eta)
-
-
-class Dirichlet(AbstractFamily):
+class Dirichlet(_PositiveFamily):
     """Dirichlet on the (K−1)-simplex, parameters α ∈ (0, ∞)^K."""
 
     num_classes: int = eqx.field(static=True)
@@ -285,9 +290,6 @@ class Dirichlet(AbstractFamily):
     @property
     def num_params(self) -> int:
         return self.num_classes
-
-    def valid(self, eta):
-        return jnp.all(eta > 0)
 
     def in_support(self, x):
         return jnp.all(x > 0) & (jnp.abs(jnp.sum(x) - 1) < 1e-6)
@@ -315,22 +317,13 @@ class Dirichlet(AbstractFamily):
             + jnp.sum((a - b) * (jss.digamma(a) - jss.digamma(a0)))
         )
 
-    def constrain(self, u):
-        return jax.nn.softplus(u)
 
-    def unconstrain(self, eta):
-        return _softplus_inverse(eta)
-
-
-class Exponential(AbstractFamily):
+class Exponential(_PositiveFamily):
     """Exponential on [0, ∞), parameter the rate λ > 0."""
 
     @property
     def num_params(self) -> int:
         return 1
-
-    def valid(self, eta):
-        return eta[0] > 0
 
     def in_support(self, x):
         return x >= 0
@@ -349,22 +342,13 @@ class Exponential(AbstractFamily):
         a, b = self.check(eta_p)[0], self.check(eta_q)[0]
         return jnp.log(a / b) + b / a - 1
 
-    def constrain(self, u):
-        return jax.nn.softplus(u)
 
-    def unconstrain(self, eta):
-        return _softplus_inverse(eta)
-
-
-class Poisson(AbstractFamily):
+class Poisson(_PositiveFamily):
     """Poisson on {0, 1, 2, ...}, parameter the rate λ > 0."""
 
     @property
     def num_params(self) -> int:
         return 1
-
-    def valid(self, eta):
-        return eta[0] > 0
 
     def in_support(self, x):
         return (x >= 0) & (x == jnp.round(x))
@@ -383,22 +367,13 @@ class Poisson(AbstractFamily):
         a, b = self.check(eta_p)[0], self.check(eta_q)[0]
         return a * jnp.log(a / b) - a + b
 
-    def constrain(self, u):
-        return jax.nn.softplus(u)
 
-    def unconstrain(self, eta):
-        return _softplus_inverse(eta)
-
-
-class Gamma(AbstractFamily):
+class Gamma(_PositiveFamily):
     """Gamma on (0, ∞), parameters (shape k, rate β), both positive."""
 
     @property
     def num_params(self) -> int:
         return 2
-
-    def valid(self, eta):
-        return jnp.all(eta > 0)
 
     def in_support(self, x):
         return x > 0
@@ -424,12 +399,6 @@ class Gamma(AbstractFamily):
             + kq * (jnp.log(bp) - jnp.log(bq))
             + kp * (bq - bp) / bp
         )
-
-    def constrain(self, u):
-        return jax.nn.softplus(u)
-
-    def unconstrain(self, eta):
-        return _softplus_inverse(eta)
 
 
 def _log_i0(kappa):
