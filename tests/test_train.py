@@ -131,10 +131,21 @@ def test_bad_input(tmp_path):
         jg.train.fit(loss, model, np.where(np.arange(100)[:, None] == 3, np.nan, data), **kwargs)
     with pytest.raises(ValueError, match=r"data shapes \(100, 3\).*\(2,\)"):
         jg.train.fit(loss, model, np.ones((100, 3)), **kwargs)
-    # A checkpoint of another architecture: a clear error, and the file is kept.
-    jg.train.fit(
-        loss, model, data, checkpoint_dir=tmp_path, chunk_size=10, checkpoint_every=10, **kwargs
-    )
+
+    # A checkpoint of another architecture, seed, data or batch size: a clear error, and
+    # the checkpoint is kept byte for byte.
+    def fit_here(model=model, data=data, **changes):
+        return jg.train.fit(
+            loss,
+            model,
+            data,
+            checkpoint_dir=tmp_path,
+            chunk_size=10,
+            checkpoint_every=10,
+            **dict(kwargs, **changes),
+        )
+
+    fit_here()
 
     def files():
         return {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -142,40 +153,14 @@ def test_bad_input(tmp_path):
     before = files()
     wider = jg.nn.MLPScore(2, width=32, depth=2, key=jax.random.key(0))
     with pytest.raises(ValueError, match="different model"):
-        jg.train.fit(
-            loss, wider, data, checkpoint_dir=tmp_path, chunk_size=10, checkpoint_every=10, **kwargs
-        )
+        fit_here(model=wider)
     with pytest.raises(ValueError, match="different key"):
-        jg.train.fit(
-            loss,
-            model,
-            data,
-            checkpoint_dir=tmp_path,
-            chunk_size=10,
-            checkpoint_every=10,
-            **dict(kwargs, key=jax.random.key(1)),
-        )
+        fit_here(key=jax.random.key(1))
     with pytest.raises(ValueError, match="different data"):
-        jg.train.fit(
-            loss,
-            model,
-            data + 1,
-            checkpoint_dir=tmp_path,
-            chunk_size=10,
-            checkpoint_every=10,
-            **kwargs,
-        )
-    assert files() == before
+        fit_here(data=data + 1)
     with pytest.raises(ValueError, match="batch_size"):
-        jg.train.fit(
-            loss,
-            model,
-            data,
-            checkpoint_dir=tmp_path,
-            chunk_size=10,
-            checkpoint_every=10,
-            **dict(kwargs, batch_size=16),
-        )
+        fit_here(batch_size=16)
+    assert files() == before
     with pytest.raises(ValueError, match="positive multiple of chunk_size"):
         jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "x", chunk_size=3, **kwargs)
 
