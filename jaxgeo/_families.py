@@ -1,7 +1,8 @@
 r"""Distribution families on their parameter coordinates, for information geometry.
 
 A family is a stateless Equinox module; its *parameters* `eta` are a 1-D array, a point
-of the statistical manifold (coordinates as in DESIGN.md: Normal (μ, σ); Bernoulli p;
+of the statistical manifold (coordinates as in DESIGN.md: Normal (μ, σ); MultivariateNormal
+(μ, lower triangle of the Cholesky factor of Σ, row by row); Bernoulli p;
 Categorical the first K−1 probabilities; Beta (α, β); Dirichlet α; Exponential rate;
 Poisson rate; Gamma (shape k, rate β); VonMises (μ, κ)). Every family has
 
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
 import numpy as np
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from ._custom_types import Scalar
 
@@ -164,6 +165,100 @@ class Normal(AbstractFamily):
 
     def unconstrain(self, eta):
         return jnp.stack([eta[0], _softplus_inverse(eta[1])])
+
+
+class MultivariateNormal(AbstractFamily):
+    """Multivariate Normal on R^D, parameters (μ, vech L): the mean, then the lower
+    triangle of the Cholesky factor L of Σ = L Lᵀ row by row, with diag L > 0."""
+
+    dim: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        if not isinstance(self.dim, int) or self.dim < 1:
+            raise ValueError(f"MultivariateNormal needs dim >= 1, got {self.dim!r}")
+
+    @property
+    def num_params(self) -> int:
+        return self.dim + self.dim * (self.dim + 1) // 2
+
+    def mean_cholesky(self, eta: Params) -> tuple[Float[Array, " D"], Float[Array, "D D"]]:
+        """The mean μ and the Cholesky factor L of the covariance."""
+        rows, cols = np.tril_indices(self.dim)
+        chol = jnp.zeros((self.dim, self.dim), eta.dtype).at[rows, cols].set(eta[self.dim :])
+        return eta[: self.dim], chol
+
+    def params(self, mean: ArrayLike, cov: ArrayLike) -> Params:
+        """The parameters of N(mean, cov)."""
+        mean, cov = jnp.asarray(mean), jnp.asarray(cov)
+        if mean.shape != (self.dim,) or cov.shape != (self.dim, self.dim):
+            raise ValueError(
+                f"MultivariateNormal({self.dim}) needs a mean of shape ({self.dim},) and a "
+                f"covariance of shape ({self.dim}, {self.dim}), got {mean.shape}, {cov.shape}"
+            )
+        rows, cols = np.tril_indices(self.dim)
+        return jnp.concatenate([mean, jnp.linalg.cholesky(cov)[rows, cols]])
+
+    def _diag(self, eta):
+        return jnp.diag(self.mean_cholesky(eta)[1])
+
+    def valid(self, eta):
+        return jnp.isfinite(eta).all() & jnp.all(self._diag(eta) > 0)
+
+    def in_support(self, x):
+        return jnp.isfinite(x).all()
+
+    def _whiten(self, chol, x):
+        return jax.scipy.linalg.solve_triangular(chol, x, lower=True)
+
+    def _log_prob(self, eta, x):
+        mu, chol = self.mean_cholesky(eta)
+        if x.shape != (self.dim,):
+            raise ValueError(f"MultivariateNormal({self.dim}): observation of shape {x.shape}")
+        w = self._whiten(chol, x - mu)
+        log_det = jnp.sum(jnp.log(jnp.diag(chol)))
+        return -0.5 * jnp.dot(w, w) - log_det - 0.5 * self.dim * np.log(2 * np.pi)
+
+    def sample(self, eta, key, shape=()):
+        mu, chol = self.mean_cholesky(self.check(eta))
+        eps = jax.random.normal(key, shape + (self.dim,), eta.dtype)
+        return jnp.expand_dims(mu, range(len(shape))) + eps @ chol.T
+
+    def _directions(self, chol, u):
+        r"""$L^{-1}\delta\mu$ and the symmetric $S = A + A^\top$, $A = L^{-1}\delta L$, for a
+        tangent u: then $u^\top I v = (L^{-1}\delta\mu_u)\cdot(L^{-1}\delta\mu_v) +
+        \tfrac12 \operatorname{tr}(S_u S_v)$ (as $\Sigma^{-1}\delta\Sigma = L^{-\top} S
+        L^\top$)."""
+        d_mu, d_chol = self.mean_cholesky(u)
+        a = self._whiten(chol, d_chol)
+        return self._whiten(chol, d_mu), a + a.T
+
+    def fisher_inner(self, eta, u, v):
+        chol = self.mean_cholesky(self.check(eta))[1]
+        (mu_u, s_u), (mu_v, s_v) = self._directions(chol, u), self._directions(chol, v)
+        return jnp.dot(mu_u, mu_v) + 0.5 * jnp.sum(s_u * s_v)
+
+    def fisher(self, eta):
+        chol = self.mean_cholesky(self.check(eta))[1]
+        basis = jnp.eye(self.num_params, dtype=eta.dtype)
+        mu, s = jax.vmap(lambda u: self._directions(chol, u))(basis)
+        return mu @ mu.T + 0.5 * jnp.einsum("iab,jab->ij", s, s)
+
+    def kl(self, eta_p, eta_q):
+        (mp, lp), (mq, lq) = (self.mean_cholesky(self.check(e)) for e in (eta_p, eta_q))
+        w = self._whiten(lq, mq - mp)
+        trace = jnp.sum(self._whiten(lq, lp) ** 2)
+        log_det = jnp.sum(jnp.log(jnp.diag(lq))) - jnp.sum(jnp.log(jnp.diag(lp)))
+        return 0.5 * (trace + jnp.dot(w, w) - self.dim) + log_det
+
+    def _map_diag(self, eta, fn):
+        index = self.dim + np.cumsum(np.arange(1, self.dim + 1)) - 1  # the diagonal of L
+        return eta.at[index].set(fn(eta[index]))
+
+    def constrain(self, u):
+        return self._map_diag(u, jax.nn.softplus)
+
+    def unconstrain(self, eta):
+        return self._map_diag(eta, _softplus_inverse)
 
 
 class Bernoulli(AbstractFamily):

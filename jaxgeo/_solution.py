@@ -17,6 +17,12 @@ class RESULTS(dfx.RESULTS):  # pyright: ignore
         "The curve energy became NaN or infinite: the metric is undefined somewhere "
         "along the curve (check the score and the damping)."
     )
+    unresolved_curve = (
+        "The discrete geodesic is far from constant speed (constant_speed_ratio "
+        "L^2 / 2E < 1/2 in stats): its segments are too long for how fast the metric "
+        "varies, and the midpoint rule may hide a segment where the metric nearly "
+        "vanishes. Use more points, or energy='secant' where the metric offers it."
+    )
 
 
 class GeodesicSolution(eqx.Module):
@@ -33,7 +39,8 @@ class GeodesicSolution(eqx.Module):
       Under `jax.vmap` use `throw=False` and inspect this per element.
     - `stats`: a dict with `num_steps`, `max_steps`, `grad_norm` (the final gradient
       norm of the energy w.r.t. the curve) and `constant_speed_ratio` $L^2 / 2E$,
-      which tends to 1 at convergence (equality in Cauchy–Schwarz).
+      which tends to 1 at convergence (equality in Cauchy–Schwarz); below 1/2 the
+      solve reports `RESULTS.unresolved_curve`.
     """
 
     ts: Float[Array, " points"]

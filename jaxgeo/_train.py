@@ -403,6 +403,27 @@ def elbo_loss(vae, batch: Float[Array, "batch dim"], key: PRNGKeyArray) -> Float
     return -jnp.mean(jax.vmap(vae.elbo)(batch, keys))
 
 
+def _rbf_centres(codes, num_centres: int, bandwidth_scale: float, seed: int, name: str):
+    r"""k-means centres of `codes` (scikit-learn) and bandwidths
+    $\lambda_k = \frac12 (a\,\bar d_k)^{-2}$, $\bar d_k$ the mean distance of cluster
+    k's codes to its centre, a = `bandwidth_scale` (Latent Space Oddity, Sec. 4)."""
+    from sklearn.cluster import KMeans
+
+    codes = np.asarray(codes, np.float64)
+    if codes.ndim != 2 or not np.all(np.isfinite(codes)):
+        raise ValueError(f"{name}: codes must be a finite (n, latent) array, got {codes.shape}")
+    kmeans = KMeans(num_centres, n_init=4, random_state=seed).fit(codes)
+    centres = kmeans.cluster_centers_
+    spread = np.array(
+        [
+            np.mean(np.linalg.norm(codes[kmeans.labels_ == k] - centres[k], axis=1))
+            for k in range(num_centres)
+        ]
+    )
+    spread = np.maximum(spread, 1e-3 * np.mean(spread))
+    return jnp.asarray(centres), jnp.asarray(0.5 / (bandwidth_scale * spread) ** 2)
+
+
 def rbf_precision(
     codes: Float[ArrayLike, "n latent"],
     data_dim: int,
@@ -417,31 +438,38 @@ def rbf_precision(
     $\lambda_k = \frac12 (a\,\bar d_k)^{-2}$ with $\bar d_k$ the mean distance of the
     codes of cluster $k$ to its centre and $a$ = `bandwidth_scale` (Latent Space Oddity,
     Sec. 4), precision floor $\zeta$ = `floor`."""
-    from sklearn.cluster import KMeans
-
     from ._vae import RBFPrecision
 
-    codes = np.asarray(codes, np.float64)
-    if codes.ndim != 2 or not np.all(np.isfinite(codes)):
-        raise ValueError(
-            f"rbf_precision: codes must be a finite (n, latent) array, got {codes.shape}"
-        )
-    kmeans = KMeans(num_centres, n_init=4, random_state=seed).fit(codes)
-    centres = kmeans.cluster_centers_
-    spread = np.array(
-        [
-            np.mean(np.linalg.norm(codes[kmeans.labels_ == k] - centres[k], axis=1))
-            for k in range(num_centres)
-        ]
-    )
-    spread = np.maximum(spread, 1e-3 * np.mean(spread))
-    bandwidths = 0.5 / (bandwidth_scale * spread) ** 2
+    centres, bandwidths = _rbf_centres(codes, num_centres, bandwidth_scale, seed, "rbf_precision")
     return RBFPrecision(
-        centres=jnp.asarray(centres),
-        bandwidths=jnp.asarray(bandwidths),
+        centres=centres,
+        bandwidths=bandwidths,
         raw_weights=jnp.zeros((data_dim, num_centres)),
         floor=floor,
     )
+
+
+def extrapolating_decoder(
+    params_fn: Callable,
+    codes: Float[ArrayLike, "n latent"],
+    far: Float[ArrayLike, " params"],
+    *,
+    num_centres: int = 32,
+    bandwidth_scale: float = 1.0,
+    seed: int = 0,
+):
+    r"""A [`jaxgeo.nn.ExtrapolatingDecoder`][] around `params_fn`, falling back to the
+    parameters `far` away from the latent `codes` (RBF centres and bandwidths as in
+    [`jaxgeo.train.rbf_precision`][]). The weight of `params_fn` is only about 0.5–0.9
+    on the codes (more with a larger `bandwidth_scale`, at the price of a wider reach), so
+    train or fine-tune `params_fn` *through* the blend with [`jaxgeo.train.fit`][],
+    freezing `centres`, `bandwidths` and `far`."""
+    from ._vae import ExtrapolatingDecoder
+
+    centres, bandwidths = _rbf_centres(
+        codes, num_centres, bandwidth_scale, seed, "extrapolating_decoder"
+    )
+    return ExtrapolatingDecoder(params_fn, centres, bandwidths, jnp.asarray(far, centres.dtype))
 
 
 def calibrate_variance(

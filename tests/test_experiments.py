@@ -71,3 +71,21 @@ def test_latent_oddity_smoke(tmp_path):
     # Geodesics are no longer than the straight lines under the same metric.
     assert all(row["geodesic"] <= row["line"] * (1 + 1e-6) for row in out["rows"])
     assert out["sigma_far"] >= 10 * out["sigma_near"]
+
+
+@pytest.mark.slow
+def test_information_geometry_smoke(tmp_path):
+    import experiments.information_geometry as information_geometry
+
+    out = information_geometry.main(seed=0, out_dir=tmp_path, smoke=True)
+    for name in ["normal.png", "toy.png", "digits.png", "fisher.png", "table.md"]:
+        assert (tmp_path / name).stat().st_size > 500, name
+    for row in out["normal"]:  # default jg.distance against the closed form
+        assert row["solved"] and row["rel_error"] < 1e-6, row
+    for row in out["toy"]:  # KL-energy geodesics solve and beat the straight line
+        assert row["kl_solved"] and row["kl_length"] <= row["line_length"] * (1 + 1e-6), row
+    for row in out["digits"]:
+        assert row["solved"] and row["geodesic"] <= row["line"] * (1 + 1e-6), row
+    early, trained = out["spectra"]
+    assert trained["accuracy"] > early["accuracy"]
+    assert (tmp_path / "checkpoints" / "digits-vae" / "checkpoint.json").exists()

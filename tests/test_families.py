@@ -22,6 +22,7 @@ CASES = [
     (F.Gamma(), [2.0, 3.0]),
     (F.VonMises(), [0.5, 2.0]),
     (F.Product(F.Bernoulli(), 3), [0.2, 0.5, 0.9]),
+    (F.MultivariateNormal(2), [0.3, -0.5, 1.2, 0.4, 0.8]),
 ]
 
 
@@ -89,6 +90,33 @@ def fisher_rao_distance(family, a, b):
     ids=["normal", "bernoulli", "categorical", "exponential", "poisson"],
 )
 def test_fisher_rao_distances_closed_forms(family, a, b, expected):
+    np.testing.assert_allclose(fisher_rao_distance(family, a, b), expected, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_solver_steps_outside_the_domain_are_rejected_not_raised():
+    """Newton's trial steps leave the Beta domain on this pair; the metric is NaN there
+    (the step is rejected) instead of raising. The reference is a 32-segment shooting
+    solve at tolerance 1e-12, equal to a 512-segment energy solve to 2e-12."""
+    metric = jg.FisherRaoMetric(F.Beta())
+    a, b = jnp.array([2.0, 3.0]), jnp.array([5.0, 1.0])
+    np.testing.assert_allclose(jg.distance(metric, a, b), 2.166661127236599, rtol=1e-8)
+    assert np.isnan(metric.matrix(jnp.array([-1.0, 2.0]))).all()
+    assert np.isnan(metric.inner(jnp.array([1.0, -2.0]), jnp.ones(2), jnp.ones(2)))
+    assert np.isnan(metric.secant_sq_norm(a, jnp.array([0.0, 1.0])))
+    assert np.isfinite(jax.grad(lambda e: metric.inner(e, e, e))(a)).all()
+
+
+@pytest.mark.slow
+def test_multivariate_normal_equal_means_distance():
+    """sqrt(1/2 sum log^2 eig(S1^-1 S2)) (Atkinson and Mitchell): equal means stay equal
+    along the geodesic of the full five-dimensional manifold."""
+    family = F.MultivariateNormal(2)
+    mean = jnp.array([0.5, -1.0])
+    cov1, cov2 = jnp.array([[1.0, 0.3], [0.3, 0.5]]), jnp.array([[2.0, -0.4], [-0.4, 1.0]])
+    eigs = np.linalg.eigvals(np.linalg.solve(cov1, cov2)).real
+    expected = np.sqrt(0.5 * np.sum(np.log(eigs) ** 2))
+    a, b = family.params(mean, cov1), family.params(mean, cov2)
     np.testing.assert_allclose(fisher_rao_distance(family, a, b), expected, rtol=1e-5)
 
 
@@ -173,3 +201,10 @@ def test_bad_parameters_and_observations():
         F.Normal().fisher(jnp.ones(3))
     with pytest.raises(ValueError, match="num_classes"):
         F.Categorical(1)
+    mvn = F.MultivariateNormal(2)
+    with pytest.raises(Exception, match="invalid parameters"):
+        mvn.log_prob(jnp.array([0.0, 0.0, -1.0, 0.0, 1.0]), jnp.zeros(2))
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        mvn.log_prob(mvn.params(jnp.zeros(2), jnp.eye(2)), jnp.zeros(3))
+    with pytest.raises(ValueError, match=r"covariance of shape \(2, 2\)"):
+        mvn.params(jnp.zeros(2), jnp.eye(3))

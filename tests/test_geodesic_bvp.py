@@ -267,3 +267,24 @@ def test_float32_endpoints_without_x64():
         metric = stein_gaussian(rho=0.8, dtype=jnp.float32)
         x0, x1 = STEIN_X0.astype(jnp.float32), STEIN_X1.astype(jnp.float32)
         _check_float32(jg.geodesic_bvp(metric, x0, x1, num_points=32))
+
+
+def test_unresolved_polyline_is_reported():
+    """A polyline whose midpoints sit where the metric vanishes has (near) zero
+    midpoint-rule energy: reported as `unresolved_curve`, not success."""
+    from jaxgeo._geodesic._base import polyline_solution
+
+    metric = jg.PullbackMetric(lambda z: jnp.exp(-0.5 * jnp.sum(z**2)) * z)
+    x0, x1 = jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.0])
+    detour = jnp.stack([x0, jnp.array([0.0, 100.0]), x1])
+    bunched = jnp.stack([x0, x0 + jnp.array([0.0, 0.01]), x0 + jnp.array([0.0, 0.02]), x1])
+    line = jg.straight_line(x0, x1, 33)
+    results = [
+        polyline_solution(metric, c, SUCCESS, jnp.array(1), 10).result
+        for c in (detour, bunched, line)
+    ]
+    assert results[0] == jg.RESULTS.unresolved_curve  # zero energy, distinct points
+    assert results[1] == jg.RESULTS.unresolved_curve  # L^2 / 2E about 1/3
+    assert results[2] == SUCCESS
+    same = jnp.stack([x0, x0, x0])  # zero energy between equal points is fine
+    assert polyline_solution(metric, same, SUCCESS, jnp.array(1), 10).result == SUCCESS

@@ -99,3 +99,28 @@ def test_bernoulli_vae_elbo_and_bad_input():
         jg.train.calibrate_variance(
             vae.decoder.mean, jnp.zeros((5, 2)), images, key=jax.random.key(0), num_centres=2
         )
+
+
+def test_extrapolating_decoder():
+    family = jg.families.Product(jg.families.Beta(), 3)
+    codes = jax.random.normal(jax.random.key(0), (200, 2))
+    w = jax.random.normal(jax.random.key(1), (6, 2))
+
+    def params_fn(z):
+        return family.constrain(w @ z)
+
+    decoder = jg.train.extrapolating_decoder(
+        params_fn, codes, jnp.ones(6), num_centres=8, bandwidth_scale=2.0
+    )
+    weights = jax.vmap(decoder.weight)(codes)
+    assert float(jnp.min(weights)) > 0.3 and float(jnp.median(weights)) > 0.5
+    far = jnp.array([30.0, -30.0])
+    np.testing.assert_allclose(decoder(far), jnp.ones(6))  # maximally uncertain: Beta(1, 1)
+    z = codes[0]
+    w0 = decoder.weight(z)
+    np.testing.assert_allclose(decoder(z), w0 * params_fn(z) + (1 - w0), rtol=1e-12)
+    assert bool(family.valid(decoder(jnp.array([2.0, 2.0]))))
+    metric = jg.PullbackFisherRaoMetric(decoder, family)
+    assert float(metric.log_det(z)) > float(metric.log_det(jnp.array([5.0, 5.0]))) + 10
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        decoder(jnp.zeros(3))

@@ -64,11 +64,18 @@ def polyline_solution(
     length = curve_length(metric, xs)
     grad = jax.grad(lambda c: curve_energy(metric, c))(xs)
     grad_norm = jnp.max(jnp.abs(grad[1:-1])) if xs.shape[0] > 2 else jnp.zeros((), xs.dtype)
+    speed_ratio = length**2 / (2 * energy)
     stats = dict(
         num_steps=num_steps,
         max_steps=max_steps,
         grad_norm=jax.lax.stop_gradient(grad_norm),
-        constant_speed_ratio=length**2 / (2 * energy),
+        constant_speed_ratio=speed_ratio,
+    )
+    # A converged discrete geodesic has nearly constant speed (ratio -> 1). Zero energy
+    # between distinct points: every midpoint sits where the metric vanishes.
+    unresolved = jnp.where(energy > 0, speed_ratio < 0.5, jnp.any(xs[1:] != xs[:1]))
+    result = RESULTS.where(
+        (result == RESULTS.successful) & unresolved, RESULTS.unresolved_curve, result
     )
     return GeodesicSolution(
         ts=jnp.linspace(0, 1, xs.shape[0], dtype=xs.dtype),

@@ -1,5 +1,6 @@
 from collections.abc import Callable
 
+import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._custom_types import MetricMatrix, Point, Scalar, Tangent
@@ -19,21 +20,33 @@ class FisherRaoMetric(AbstractMetric):
     is $\frac N2\sum_n [\mathrm{KL}(p_n \,\|\, p_{n+1}) + \mathrm{KL}(p_{n+1} \,\|\,
     p_n)]$. The one-sided $N\sum_n \mathrm{KL}(p_n \,\|\, p_{n+1})$ of the slides (their
     $2N\sum$, without our factor ½) is only first-order accurate in $1/N$ (KL is not
-    symmetric at third order); the symmetrised sum is second-order."""
+    symmetric at third order); the symmetrised sum is second-order.
+
+    Outside the parameter domain (e.g. a negative rate) the metric is NaN, not an
+    error: a solver's trial step may leave the domain and must see a non-finite energy
+    to reject it. (The families' own `fisher`, `kl` and `log_prob` raise.)"""
 
     family: AbstractFamily
 
-    def _check(self, eta: Point) -> Point:
-        return self.family.check(eta)
+    def _masked(self, fn, *etas):
+        """`fn(*etas)`, NaN if a parameter is invalid (evaluated at a valid stand-in
+        there, so that neither the value nor its derivatives see invalid input)."""
+        for eta in etas:
+            if jnp.shape(eta) != (self.family.num_params,):
+                self.family.check(eta)  # raises the shape error
+        valid = jnp.all(jnp.stack([self.family.valid(eta) for eta in etas]))
+        stand_in = self.family.constrain(jnp.zeros(self.family.num_params, etas[0].dtype))
+        out = fn(*(jnp.where(valid, eta, stand_in) for eta in etas))
+        return jnp.where(valid, out, jnp.nan)
 
     def matrix(self, eta: Point) -> MetricMatrix:
-        return self.family.fisher(self._check(eta))
+        return self._masked(self.family.fisher, eta)
 
     def inner(self, eta: Point, u: Tangent, v: Tangent) -> Scalar:
-        return self.family.fisher_inner(self._check(eta), u, v)
+        return self._masked(lambda e: self.family.fisher_inner(e, u, v), eta)
 
     def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
-        return self.family.kl(a, b) + self.family.kl(b, a)
+        return self._masked(lambda a, b: self.family.kl(a, b) + self.family.kl(b, a), a, b)
 
 
 class PullbackFisherRaoMetric(PullbackMetric):

@@ -9,6 +9,7 @@ from .._families import (
     Exponential as Exponential,
     Gamma as Gamma,
     kl_monte_carlo as kl_monte_carlo,
+    MultivariateNormal as MultivariateNormal,
     Normal as Normal,
     Poisson as Poisson,
     Product as Product,

@@ -11,6 +11,7 @@ from .._vae import (
     CalibratedGaussianDecoder as CalibratedGaussianDecoder,
     CategoricalDecoder as CategoricalDecoder,
     Encoder as Encoder,
+    ExtrapolatingDecoder as ExtrapolatingDecoder,
     GaussianDecoder as GaussianDecoder,
     RBFPrecision as RBFPrecision,
     VAE as VAE,

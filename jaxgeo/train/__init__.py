@@ -6,6 +6,7 @@ from .._train import (
     denoising_score_matching as denoising_score_matching,
     elbo_loss as elbo_loss,
     ensemble_loss as ensemble_loss,
+    extrapolating_decoder as extrapolating_decoder,
     fit as fit,
     FitResult as FitResult,
     multiscale_denoising_score_matching as multiscale_denoising_score_matching,
