@@ -7,6 +7,7 @@ from . import (
     families as families,
     nn as nn,
     plot as plot,
+    sampling as sampling,
     scores as scores,
     train as train,
 )

@@ -54,6 +54,14 @@ class AbstractMetric(eqx.Module):
         eye = jnp.eye(x.shape[-1], dtype=x.dtype)
         return jax.vmap(lambda e: self.solve(x, e), out_axes=1)(eye)
 
+    def inverse_sqrt_apply(self, x: Point, v: Tangent) -> Tangent:
+        r"""$L v$ for a square root $L$ of the cometric, $L L^\top = G(x)^{-1}$: maps
+        standard normal noise to $N(0, G^{-1})$ (Riemannian samplers). Here
+        $L = C^{-\top}$ with $G = C C^\top$ (Cholesky); NaN where $G$ is not positive
+        definite."""
+        chol = jnp.linalg.cholesky(self.matrix(x))
+        return jsp.linalg.solve_triangular(chol.T, v, lower=False)
+
     def log_det(self, x: Point) -> Scalar:
         r"""$\log\det G(x)$, from the Cholesky factor."""
         chol = jnp.linalg.cholesky(self.matrix(x))

@@ -90,6 +90,18 @@ class SteinMetric(AbstractMetric):
         eye = jnp.eye(x.shape[0], dtype=x.dtype)
         return self.damping * eye + jnp.outer(s, s)
 
+    def inverse_sqrt_apply(self, x: Point, v: Tangent) -> Tangent:
+        r"""The symmetric root $(\lambda I + s s^\top)^{1/2} v = \sqrt\lambda\, v +
+        (\sqrt{\lambda + |s|^2} - \sqrt\lambda)\,\hat s \hat s^\top v$."""
+        s = self._score(x)
+        if self.diagonal:
+            return v / jnp.sqrt(self._diagonal(s))
+        lam = self.damping
+        sq = jnp.dot(s, s)
+        # (sqrt(lam + |s|^2) - sqrt(lam)) / |s|^2, without 0/0 at s = 0
+        coef = 1 / (jnp.sqrt(lam + sq) + jnp.sqrt(lam))
+        return jnp.sqrt(lam) * v + coef * s * jnp.dot(s, v)
+
     def log_det(self, x: Point) -> Scalar:
         s = self._score(x)
         if self.diagonal:
@@ -145,6 +157,15 @@ class MongeMetric(AbstractMetric):
         a2 = self.alpha**2
         eye = jnp.eye(x.shape[0], dtype=x.dtype)
         return eye - a2 * jnp.outer(s, s) / (1 + a2 * jnp.dot(s, s))
+
+    def inverse_sqrt_apply(self, x: Point, v: Tangent) -> Tangent:
+        r"""The symmetric root $G^{-1/2} v = v + (1/\sqrt{1 + \alpha^2 |s|^2} - 1)\,
+        \hat s \hat s^\top v$."""
+        s = self._score(x)
+        a2 = self.alpha**2
+        root = jnp.sqrt(1 + a2 * jnp.dot(s, s))
+        # (1/root - 1) / |s|^2 = -a2 / (root (1 + root)), without 0/0 at s = 0
+        return v - a2 / (root * (1 + root)) * s * jnp.dot(s, v)
 
     def log_det(self, x: Point) -> Scalar:
         s = self._score(x)
