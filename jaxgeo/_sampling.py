@@ -20,8 +20,8 @@ and `inverse_sqrt_apply` (closed forms for the Stein and Monge metrics).
 [`jaxgeo.sampling.mmala`][] returns a `blackjax.SamplingAlgorithm` (`init(position)`,
 `step(key, state)`): compose with `jax.lax.scan`, `jax.vmap` over chains and
 `blackjax.diagnostics`. [`jaxgeo.sampling.rmhmc`][] adapts a metric to blackjax's RMHMC
-(`mass_matrix_fn = metric.matrix`); [`jaxgeo.sampling.mmala_warmup`][] tunes the step size
-by dual averaging (blackjax's) toward a target acceptance rate.
+(`mass_matrix_fn = metric.matrix`); [`jaxgeo.sampling.step_size_warmup`][] tunes a step
+size by dual averaging (blackjax's) toward a target acceptance rate.
 """
 
 from collections.abc import Callable
@@ -169,41 +169,42 @@ class WarmupResult(NamedTuple):
     """`state` after warm-up, the tuned `step_size`, and the per-step
     `acceptance_rate` and `step_sizes` of the warm-up."""
 
-    state: MMALAState
+    state: Any
     step_size: Scalar
     acceptance_rate: Float[Array, " steps"]
     step_sizes: Float[Array, " steps"]
 
 
-def mmala_warmup(
+def step_size_warmup(
     key: PRNGKeyArray,
-    logdensity_fn: LogDensity,
-    metric: AbstractMetric,
+    make_algorithm: Callable[[Scalar], Any],
     position: ArrayLike,
     *,
     num_steps: int = 1000,
     target_acceptance: float = 0.574,
     initial_step_size: float = 1.0,
-    full_drift: bool = False,
 ) -> WarmupResult:
-    """Tune the MMALA step size by dual averaging (blackjax's, Hoffman and Gelman 2014)
-    so that the mean acceptance rate approaches `target_acceptance` (0.574 is optimal
-    for MALA-type proposals, Roberts and Rosenthal 1998), running the chain meanwhile.
-    Returns the final state and the averaged step size."""
+    """Tune a step size by dual averaging (blackjax's, Hoffman and Gelman 2014) so that
+    the mean acceptance rate approaches `target_acceptance`, running the chain
+    meanwhile. `make_algorithm(step_size)` builds the sampler, e.g.
+    `lambda eps: mmala(logdensity_fn, metric, eps)` (target 0.574, optimal for
+    MALA-type proposals, Roberts and Rosenthal 1998) or
+    `lambda eps: rmhmc(logdensity_fn, metric, eps, 5)` (target about 0.8). Returns the
+    final state and the averaged step size."""
     import blackjax
 
     if not 0 < target_acceptance < 1:
-        raise ValueError(f"mmala_warmup: target_acceptance in (0, 1), got {target_acceptance}")
-    _check_step_size(initial_step_size, "mmala_warmup")
+        raise ValueError(f"step_size_warmup: target_acceptance in (0, 1), got {target_acceptance}")
+    _check_step_size(initial_step_size, "step_size_warmup")
     da_init, da_update, da_final = blackjax.adaptation.step_size.dual_averaging_adaptation(
         target_acceptance
     )
-    state = mmala(logdensity_fn, metric, initial_step_size, full_drift=full_drift).init(position)
+    state = make_algorithm(initial_step_size).init(position)
 
     def one_step(carry, key):
         state, da_state = carry
         eps = jnp.exp(da_state.log_step_size)
-        state, info = mmala(logdensity_fn, metric, eps, full_drift=full_drift).step(key, state)
+        state, info = make_algorithm(eps).step(key, state)
         da_state = da_update(da_state, info.acceptance_rate)
         return (state, da_state), (info.acceptance_rate, eps)
 

@@ -1,5 +1,6 @@
 """Smoke runs of the experiments: they run end to end and write their files."""
 
+import numpy as np
 import pytest
 
 import experiments.stein_gaussian as stein_gaussian
@@ -89,3 +90,15 @@ def test_information_geometry_smoke(tmp_path):
     early, trained = out["spectra"]
     assert trained["accuracy"] > early["accuracy"]
     assert (tmp_path / "checkpoints" / "digits-vae" / "checkpoint.json").exists()
+
+
+@pytest.mark.slow
+def test_riemannian_sampling_smoke(tmp_path):
+    import experiments.riemannian_sampling as riemannian_sampling
+
+    out = riemannian_sampling.main(seed=0, out_dir=tmp_path, smoke=True)
+    assert (tmp_path / "chains.png").stat().st_size > 1000
+    assert len(out["rows"]) == 18
+    for row in out["rows"]:
+        assert 0.3 < row["acceptance"] < 0.97, row  # the warm-up reached its target
+        assert row["ess"] > 0 and np.isfinite(row["ess_per_second"]), row

@@ -163,8 +163,12 @@ def test_warmup_reaches_the_target_acceptance():
     keys = jax.random.split(jax.random.key(6), 4)
     result = jax.jit(
         jax.vmap(
-            lambda k: jg.sampling.mmala_warmup(
-                k, gaussian_logdensity, metric, MEAN, num_steps=1500, initial_step_size=2.0
+            lambda k: jg.sampling.step_size_warmup(
+                k,
+                lambda eps: jg.sampling.mmala(gaussian_logdensity, metric, eps),
+                MEAN,
+                num_steps=1500,
+                initial_step_size=2.0,
             )
         )
     )(keys)

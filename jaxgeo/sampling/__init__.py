@@ -2,10 +2,10 @@
 
 from .._sampling import (
     mmala as mmala,
-    mmala_warmup as mmala_warmup,
     MMALAInfo as MMALAInfo,
     MMALAState as MMALAState,
     rmhmc as rmhmc,
     sample_chain as sample_chain,
+    step_size_warmup as step_size_warmup,
     WarmupResult as WarmupResult,
 )
