@@ -162,29 +162,17 @@ def fit_decoder(family, far, codes, xs, *, key, num_steps, checkpoint_dir):
     decoder = jg.train.extrapolating_decoder(
         params_fn, codes, far, num_centres=24, bandwidth_scale=2.0
     )
-    # train the network only: the blend (centres, bandwidths, far) stays fixed
-    trainable = jax.tree_util.tree_map(lambda _: False, decoder)
-    trainable = eqx.tree_at(
-        lambda d: d.params_fn, trainable, jax.tree_util.tree_map(eqx.is_inexact_array, params_fn)
-    )
-
-    def loss(model, batch, key):
-        del key
-        z, x = batch
-        return -jnp.mean(jax.vmap(lambda z, x: family.log_prob(model(z), x))(z, x))
-
-    result = jg.train.fit(
-        loss,
+    result = jg.train.fit_extrapolating_decoder(
         decoder,
-        (codes, xs),
-        optimizer=optax.adam(optax.cosine_decay_schedule(3e-3, num_steps, alpha=0.05)),
-        num_steps=num_steps,
-        batch_size=128,
+        family,
+        codes,
+        xs,
         key=k_fit,
+        num_steps=num_steps,
+        optimizer=optax.adam(optax.cosine_decay_schedule(3e-3, num_steps, alpha=0.05)),
         chunk_size=100,
         checkpoint_every=500 if num_steps % 500 == 0 else 100,
         checkpoint_dir=checkpoint_dir,
-        trainable=trainable,
     )
     return result.model, float(np.mean(result.losses[-100:]))
 
@@ -299,31 +287,17 @@ def digits_vae(out: Path, seed: int, smoke: bool, num_points: int) -> list[dict]
         num_centres=16 if smoke else 48,
         bandwidth_scale=2.0,
     )
-    trainable = jax.tree_util.tree_map(lambda _: False, decoder)
-    trainable = eqx.tree_at(
-        lambda d: d.params_fn,
-        trainable,
-        jax.tree_util.tree_map(eqx.is_inexact_array, decoder.params_fn),
-    )
-
-    def loss(model, batch, key):
-        del key
-        z, x = batch
-        return -jnp.mean(jax.vmap(lambda z, x: family.log_prob(model(z), x))(z, x))
-
     tune_steps = 200 if smoke else 3000
-    decoder = jg.train.fit(
-        loss,
+    decoder = jg.train.fit_extrapolating_decoder(
         decoder,
-        (codes, data),
-        optimizer=optax.adam(1e-3),
-        num_steps=tune_steps,
-        batch_size=128,
+        family,
+        codes,
+        data,
         key=key_tune,
+        num_steps=tune_steps,
         chunk_size=100,
         checkpoint_every=100 if smoke else 1000,
         checkpoint_dir=out / "checkpoints" / "digits-decoder",
-        trainable=trainable,
     ).model
     metric = jg.PullbackFisherRaoMetric(decoder, family)
 

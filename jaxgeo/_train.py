@@ -472,6 +472,51 @@ def extrapolating_decoder(
     return ExtrapolatingDecoder(params_fn, centres, bandwidths, jnp.asarray(far, centres.dtype))
 
 
+def fit_extrapolating_decoder(
+    decoder,
+    family,
+    codes: Float[ArrayLike, "n latent"],
+    data: ArrayLike,
+    *,
+    key: PRNGKeyArray,
+    num_steps: int,
+    batch_size: int = 128,
+    optimizer: optax.GradientTransformation | None = None,
+    **fit_kwargs,
+):
+    r"""Maximum likelihood of `data` given their latent `codes` under a
+    [`jaxgeo.nn.ExtrapolatingDecoder`][] of `family` parameters, training only
+    `decoder.params_fn` (the blend's `centres`, `bandwidths` and `far` stay fixed).
+    Keyword arguments go to [`jaxgeo.train.fit`][] (e.g. `checkpoint_dir`). Returns the
+    [`jaxgeo.train.FitResult`][]."""
+    codes, data = jnp.asarray(codes), jnp.asarray(data)
+    if codes.shape[0] != data.shape[0]:
+        raise ValueError(
+            f"fit_extrapolating_decoder: codes {codes.shape} and data {data.shape} differ in length"
+        )
+    trainable = jtu.tree_map(lambda _: False, decoder)
+    trainable = eqx.tree_at(
+        lambda d: d.params_fn, trainable, jtu.tree_map(eqx.is_inexact_array, decoder.params_fn)
+    )
+
+    def loss(model, batch, key):
+        del key
+        z, x = batch
+        return -jnp.mean(jax.vmap(lambda z, x: family.log_prob(model(z), x))(z, x))
+
+    return fit(
+        loss,
+        decoder,
+        (codes, data),
+        optimizer=optax.adam(1e-3) if optimizer is None else optimizer,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        trainable=trainable,
+        **fit_kwargs,
+    )
+
+
 def calibrate_variance(
     mean_fn: Callable,
     codes: Float[ArrayLike, "n latent"],

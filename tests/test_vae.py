@@ -124,3 +124,24 @@ def test_extrapolating_decoder():
     assert float(metric.log_det(z)) > float(metric.log_det(jnp.array([5.0, 5.0]))) + 10
     with pytest.raises(ValueError, match=r"\(3,\)"):
         decoder(jnp.zeros(3))
+
+
+def test_fit_extrapolating_decoder_trains_only_the_network(tmp_path):
+    family = jg.families.Product(jg.families.Bernoulli(), 4)
+    codes = jax.random.normal(jax.random.key(0), (256, 2))
+    truth = jax.random.normal(jax.random.key(1), (4, 2))
+    data = jax.random.bernoulli(jax.random.key(2), jax.nn.sigmoid(3 * codes @ truth.T)).astype(
+        float
+    )
+    net = jg.nn.BernoulliDecoder(2, 4, width=16, depth=1, key=jax.random.key(3))
+    decoder = jg.train.extrapolating_decoder(net.probs, codes, jnp.full(4, 0.5), num_centres=8)
+    result = jg.train.fit_extrapolating_decoder(
+        decoder, family, codes, data, key=jax.random.key(4), num_steps=300, progress=False
+    )
+    assert float(np.mean(result.losses[-50:])) < float(np.mean(result.losses[:50])) - 0.1
+    for frozen in ("centres", "bandwidths", "far"):
+        np.testing.assert_array_equal(getattr(result.model, frozen), getattr(decoder, frozen))
+    with pytest.raises(ValueError, match="differ in length"):
+        jg.train.fit_extrapolating_decoder(
+            decoder, family, codes[:10], data, key=jax.random.key(4), num_steps=1
+        )

@@ -8,6 +8,7 @@ from .._train import (
     ensemble_loss as ensemble_loss,
     extrapolating_decoder as extrapolating_decoder,
     fit as fit,
+    fit_extrapolating_decoder as fit_extrapolating_decoder,
     FitResult as FitResult,
     multiscale_denoising_score_matching as multiscale_denoising_score_matching,
     noise_levels as noise_levels,
