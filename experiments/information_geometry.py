@@ -448,6 +448,8 @@ def classifier_spectra(out: Path, seed: int, smoke: bool) -> list[dict]:
 
 
 def result_name(row: dict) -> str:
+    if not row["mid_speed"] == row["mid_speed"]:  # NaN: L = E = 0 under the midpoint rule
+        return "zero energy"
     if row["mid_solved"]:
         return "success"
     return "unresolved" if row["mid_unresolved"] else "failed"

@@ -219,7 +219,8 @@ class MultivariateNormal(AbstractFamily):
         return -0.5 * jnp.dot(w, w) - log_det - 0.5 * self.dim * np.log(2 * np.pi)
 
     def sample(self, eta, key, shape=()):
-        mu, chol = self.mean_cholesky(self.check(eta))
+        eta = self.check(eta)
+        mu, chol = self.mean_cholesky(eta)
         eps = jax.random.normal(key, shape + (self.dim,), eta.dtype)
         return jnp.expand_dims(mu, range(len(shape))) + eps @ chol.T
 

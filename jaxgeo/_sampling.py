@@ -12,8 +12,8 @@ $\log q(x' \mid x) = -\frac{1}{2\epsilon^2}|x' - \mu(x)|^2_{G(x)} + \frac12\log\
 Langevin diffusion whose invariant density (w.r.t. Lebesgue measure) is $\pi$,
 $\mu(x) = x + \frac{\epsilon^2}{2}\big(G^{-1}\nabla\log\pi + \nabla\cdot G^{-1}\big)$,
 $(\nabla\cdot G^{-1})_i = \sum_j \partial_j (G^{-1})_{ij}$ (Xifara et al. 2014; the
-MMALA of Girolami and Calderhead has an extra $\frac12 G^{-1}\operatorname{tr}(G^{-1}
-\partial_j G)$ term, right only for densities w.r.t. the Riemannian volume). A Jacobian
+drift of Girolami and Calderhead's MMALA differs, and is right only for densities w.r.t.
+the Riemannian volume). A Jacobian
 of the cometric: small $D$. The metric enters only through `solve`, `inner`, `log_det`
 and `inverse_sqrt_apply` (closed forms for the Stein and Monge metrics).
 
@@ -96,6 +96,10 @@ def mmala(
     full_drift: bool = False,
 ):
     """Manifold MALA with the position-dependent `metric` (see the module docstring).
+
+    `logdensity_fn` must return -inf (or NaN) outside the target's support, not raise: a
+    proposal may leave it and is then rejected. (For distribution parameters, sample in
+    unconstrained coordinates, or mask `family.log_prob` with `family.valid`.)
 
     **Returns:** a `blackjax.SamplingAlgorithm`: `init(position) -> MMALAState` (an error,
     also under `jit`, if the log-density is not finite or the metric not positive definite
@@ -195,6 +199,8 @@ def step_size_warmup(
 
     if not 0 < target_acceptance < 1:
         raise ValueError(f"step_size_warmup: target_acceptance in (0, 1), got {target_acceptance}")
+    if not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"step_size_warmup: num_steps must be an integer >= 1, got {num_steps!r}")
     _check_step_size(initial_step_size, "step_size_warmup")
     da_init, da_update, da_final = blackjax.adaptation.step_size.dual_averaging_adaptation(
         target_acceptance

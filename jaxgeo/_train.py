@@ -494,6 +494,12 @@ def fit_extrapolating_decoder(
         raise ValueError(
             f"fit_extrapolating_decoder: codes {codes.shape} and data {data.shape} differ in length"
         )
+    if not jtu.tree_leaves(eqx.filter(decoder.params_fn, eqx.is_inexact_array)):
+        raise ValueError(
+            "fit_extrapolating_decoder: decoder.params_fn holds no parameters to train (a "
+            "plain lambda hides them): pass a Module or eqx.Partial, e.g. "
+            "eqx.Partial(lambda net, z: family.constrain(net(z)), net)"
+        )
     trainable = jtu.tree_map(lambda _: False, decoder)
     trainable = eqx.tree_at(
         lambda d: d.params_fn, trainable, jtu.tree_map(eqx.is_inexact_array, decoder.params_fn)

@@ -185,7 +185,8 @@ class ExtrapolatingDecoder(eqx.Module):
     Compute its geodesics with the KL energy (`energy="secant"`): the midpoint rule
     can hide a long segment where the metric vanishes (`RESULTS.unresolved_curve`).
 
-    **Fields:** `params_fn` (`(d,) -> (P,)`, e.g. `lambda z: family.constrain(net(z))`),
+    **Fields:** `params_fn` (`(d,) -> (P,)`, a Module or `eqx.Partial` so that its
+    weights are trainable, e.g. `eqx.Partial(lambda net, z: family.constrain(net(z)), net)`),
     `centres` `(k, d)`, `bandwidths` `(k,)`, `far` `(P,)` ($\eta_\infty$, e.g.
     p = ½ for Bernoulli, α = 1 for Beta and Dirichlet).
     """

@@ -270,8 +270,8 @@ def test_float32_endpoints_without_x64():
 
 
 def test_unresolved_polyline_is_reported():
-    """A polyline whose midpoints sit where the metric vanishes has (near) zero
-    midpoint-rule energy: reported as `unresolved_curve`, not success."""
+    """A polyline far from constant speed (L^2 / 2E < 1/2) is reported as
+    `unresolved_curve`, not success; a well-resolved one is a success."""
     from jaxgeo._geodesic._base import polyline_solution
 
     metric = jg.PullbackMetric(lambda z: jnp.exp(-0.5 * jnp.sum(z**2)) * z)
@@ -283,7 +283,7 @@ def test_unresolved_polyline_is_reported():
         polyline_solution(metric, c, SUCCESS, jnp.array(1), 10).result
         for c in (detour, bunched, line)
     ]
-    assert results[0] == jg.RESULTS.unresolved_curve  # zero energy, distinct points
+    assert results[0] == SUCCESS  # zero energy: may be the true distance, not flagged
     assert results[1] == jg.RESULTS.unresolved_curve  # L^2 / 2E about 1/3
     assert results[2] == SUCCESS
     same = jnp.stack([x0, x0, x0])  # zero energy between equal points is fine

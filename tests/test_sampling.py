@@ -186,6 +186,13 @@ def test_bad_input():
             jg.sampling.mmala(gaussian_logdensity, metric, bad)
     with pytest.raises(ValueError, match="step size must be > 0"):
         jg.sampling.rmhmc(gaussian_logdensity, metric, 0.0, 3)
+    with pytest.raises(ValueError, match="num_steps"):
+        jg.sampling.step_size_warmup(
+            jax.random.key(0),
+            lambda eps: jg.sampling.mmala(gaussian_logdensity, metric, eps),
+            MEAN,
+            num_steps=0,
+        )
     with pytest.raises(Exception, match="log-density is not finite at the start"):
         jg.sampling.mmala(lambda x: jnp.log(x[0]), jg.Euclidean(2), 0.1).init(
             jnp.array([-1.0, 0.0])

@@ -145,3 +145,10 @@ def test_fit_extrapolating_decoder_trains_only_the_network(tmp_path):
         jg.train.fit_extrapolating_decoder(
             decoder, family, codes[:10], data, key=jax.random.key(4), num_steps=1
         )
+    with pytest.raises(ValueError, match="no parameters to train"):
+        hidden = jg.train.extrapolating_decoder(
+            lambda z: net.probs(z), codes, jnp.full(4, 0.5), num_centres=8
+        )
+        jg.train.fit_extrapolating_decoder(
+            hidden, family, codes, data, key=jax.random.key(4), num_steps=1
+        )

@@ -71,11 +71,12 @@ def polyline_solution(
         grad_norm=jax.lax.stop_gradient(grad_norm),
         constant_speed_ratio=speed_ratio,
     )
-    # A converged discrete geodesic has nearly constant speed (ratio -> 1). Zero energy
-    # between distinct points: every midpoint sits where the metric vanishes.
-    unresolved = jnp.where(energy > 0, speed_ratio < 0.5, jnp.any(xs[1:] != xs[:1]))
+    # A converged discrete geodesic has nearly constant speed (ratio -> 1). (Zero energy
+    # is not flagged: where the metric vanishes, zero may be the true distance.)
     result = RESULTS.where(
-        (result == RESULTS.successful) & unresolved, RESULTS.unresolved_curve, result
+        (result == RESULTS.successful) & (energy > 0) & (speed_ratio < 0.5),
+        RESULTS.unresolved_curve,
+        result,
     )
     return GeodesicSolution(
         ts=jnp.linspace(0, 1, xs.shape[0], dtype=xs.dtype),

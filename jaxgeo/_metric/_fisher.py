@@ -31,8 +31,9 @@ class FisherRaoMetric(AbstractMetric):
     def _masked(self, fn, *etas):
         """`fn(*etas)`, NaN if a parameter is invalid (evaluated at a valid stand-in
         there, so that neither the value nor its derivatives see invalid input)."""
+        etas = [jnp.asarray(eta) for eta in etas]
         for eta in etas:
-            if jnp.shape(eta) != (self.family.num_params,):
+            if eta.shape != (self.family.num_params,):
                 self.family.check(eta)  # raises the shape error
         valid = jnp.all(jnp.stack([self.family.valid(eta) for eta in etas]))
         stand_in = self.family.constrain(jnp.zeros(self.family.num_params, etas[0].dtype))

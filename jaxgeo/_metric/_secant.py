@@ -24,6 +24,9 @@ class SecantRule(AbstractMetric):
     def log_det(self, x: Point) -> Scalar:
         return self.metric.log_det(x)
 
+    def inverse_sqrt_apply(self, x: Point, v: Tangent) -> Tangent:
+        return self.metric.inverse_sqrt_apply(x, v)
+
     def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
         return self.metric.geodesic_acceleration(x, v)
 
