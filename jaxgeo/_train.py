@@ -505,22 +505,30 @@ def fit_extrapolating_decoder(
         lambda d: d.params_fn, trainable, jtu.tree_map(eqx.is_inexact_array, decoder.params_fn)
     )
 
-    def loss(model, batch, key):
-        del key
-        z, x = batch
-        return -jnp.mean(jax.vmap(lambda z, x: family.log_prob(model(z), x))(z, x))
-
-    return fit(
-        loss,
+    return _fit_given_codes(
+        lambda model, z, x: family.log_prob(model(z), x),
         decoder,
-        (codes, data),
+        codes,
+        data,
+        trainable=trainable,
         optimizer=optax.adam(1e-3) if optimizer is None else optimizer,
         num_steps=num_steps,
         batch_size=batch_size,
         key=key,
-        trainable=trainable,
         **fit_kwargs,
     )
+
+
+def _fit_given_codes(log_likelihood, decoder, codes, data, **fit_kwargs) -> FitResult:
+    """[`jaxgeo.train.fit`][] of the mean negative `log_likelihood(decoder, z, x)` of
+    `data` given their fixed latent `codes`."""
+
+    def loss(model, batch, key):
+        del key
+        z, x = batch
+        return -jnp.mean(jax.vmap(lambda z, x: log_likelihood(model, z, x))(z, x))
+
+    return fit(loss, decoder, (codes, data), **fit_kwargs)
 
 
 def calibrate_variance(
@@ -561,20 +569,16 @@ def calibrate_variance(
     trainable = jtu.tree_map(lambda _: False, decoder)
     trainable = eqx.tree_at(lambda d: d.precision.raw_weights, trainable, True)
 
-    def loss(model, batch, key):
-        del key
-        z, x = batch
-        return -jnp.mean(jax.vmap(model.log_prob)(x, z))
-
-    result = fit(
-        loss,
+    result = _fit_given_codes(
+        lambda model, z, x: model.log_prob(x, z),
         decoder,
-        (codes, data),
+        codes,
+        data,
+        trainable=trainable,
         optimizer=optax.adam(1e-2) if optimizer is None else optimizer,
         num_steps=num_steps,
         batch_size=batch_size,
         key=key,
-        trainable=trainable,
         **fit_kwargs,
     )
     return result.model
