@@ -156,7 +156,7 @@ def mmala(
 def rmhmc(
     logdensity_fn: LogDensity,
     metric: AbstractMetric,
-    step_size: float,
+    step_size: float | Float[ArrayLike, ""],
     num_integration_steps: int,
     **kwargs,
 ):
