@@ -57,6 +57,7 @@ def check_invariance(samples):
         assert p > 0.01, (i, p, thin)
 
 
+SLOW_SAMPLERS = ("mmala-monge", "mmala-full-drift")
 SAMPLERS = {
     "mala": lambda: jg.sampling.mmala(gaussian_logdensity, jg.Euclidean(2), 0.9),
     "mmala-stein": lambda: jg.sampling.mmala(
@@ -74,7 +75,14 @@ SAMPLERS = {
 }
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+# Two variants in the default run; the others (and RMHMC) in the slow step.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name in SLOW_SAMPLERS else name
+        for name in SAMPLERS
+    ],
+)
 def test_mmala_leaves_the_target_invariant(name):
     samples, rates = run_chains(SAMPLERS[name](), jax.random.key(1), 8, 2500, 500, MEAN)
     assert 0.2 < float(rates.mean()) < 0.99
@@ -145,6 +153,7 @@ def test_closed_form_inverse_sqrt_equals_the_cholesky_route(metric):
     assert np.isfinite(at_zero).all()
 
 
+@pytest.mark.slow
 def test_vmap_over_chains_equals_a_loop():
     algorithm = SAMPLERS["mmala-stein"]()
     keys = jax.random.split(jax.random.key(4), 16)
@@ -158,6 +167,7 @@ def test_vmap_over_chains_equals_a_loop():
     np.testing.assert_allclose(batched, looped, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_warmup_reaches_the_target_acceptance():
     metric = jg.SteinMetric(gaussian_score(), damping=1.0)
     keys = jax.random.split(jax.random.key(6), 4)
