@@ -57,7 +57,7 @@ def check_invariance(samples):
         assert p > 0.01, (i, p, thin)
 
 
-SLOW_SAMPLERS = ("mmala-monge", "mmala-full-drift")
+SLOW_SAMPLERS = ("mala", "mmala-monge", "mmala-full-drift")
 SAMPLERS = {
     "mala": lambda: jg.sampling.mmala(gaussian_logdensity, jg.Euclidean(2), 0.9),
     "mmala-stein": lambda: jg.sampling.mmala(
@@ -75,7 +75,7 @@ SAMPLERS = {
 }
 
 
-# Two variants in the default run; the others (and RMHMC) in the slow step.
+# One variant in the default run; the others (and RMHMC) in the slow step.
 @pytest.mark.parametrize(
     "name",
     [
@@ -98,6 +98,7 @@ def test_rmhmc_leaves_the_target_invariant():
     check_invariance(samples)
 
 
+@pytest.mark.slow
 def test_position_dependent_metric_matches_the_exact_density():
     """1-D, pi(x) ~ exp(-x^4/4 - x^2/2) with its own Stein metric (strongly position
     dependent): a wrong proposal density (log det, inner product or noise scale) biases

@@ -101,6 +101,7 @@ def test_bernoulli_vae_elbo_and_bad_input():
         )
 
 
+@pytest.mark.slow
 def test_extrapolating_decoder():
     family = jg.families.Product(jg.families.Beta(), 3)
     codes = jax.random.normal(jax.random.key(0), (200, 2))
@@ -126,6 +127,7 @@ def test_extrapolating_decoder():
         decoder(jnp.zeros(3))
 
 
+@pytest.mark.slow
 def test_fit_extrapolating_decoder_trains_only_the_network(tmp_path):
     family = jg.families.Product(jg.families.Bernoulli(), 4)
     codes = jax.random.normal(jax.random.key(0), (256, 2))
