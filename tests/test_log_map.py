@@ -1,9 +1,5 @@
 """Multiple-shooting log map and geodesic distances against closed forms."""
 
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,31 +129,3 @@ def test_log_map_between_components_fails():
     # geodesic joins (0, 1) and (0, -1).
     sol = jg.log_map(POINCARE, jnp.array([0.0, 1.0]), jnp.array([0.0, -1.0]), throw=False)
     assert sol.result != jg.RESULTS.successful
-
-
-SHARDED_SCRIPT = """
-import jax, jax.numpy as jnp, numpy as np
-jax.config.update("jax_enable_x64", True)
-import jaxgeo as jg
-assert len(jax.devices()) == 2, jax.devices()
-metric = jg.MatrixMetric(lambda x: jnp.eye(2) / x[1] ** 2)
-xs = jnp.array([[0.0, 1.0], [1.0, 2.0], [-0.5, 0.5]])
-ys = xs[:2]
-sharded = jg.pairwise_distances(metric, xs, ys, method="energy")
-single = jg.pairwise_distances(metric, xs, ys, method="energy", devices=jax.devices()[:1])
-sq = ((xs[:, None] - ys[None]) ** 2).sum(-1)
-expected = np.arccosh(1 + sq / (2 * xs[:, None, 1] * ys[None, :, 1]))
-np.testing.assert_allclose(sharded, single, rtol=1e-12, atol=1e-12)
-np.testing.assert_allclose(sharded, expected, rtol=1e-6, atol=1e-8)
-print("ok", sharded.shape)
-"""
-
-
-@pytest.mark.slow
-def test_pairwise_distances_sharded_over_two_devices():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    out = subprocess.run(
-        [sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "ok (3, 2)" in out.stdout

@@ -27,10 +27,12 @@ def _dense(diag, upper):
     return h
 
 
-@pytest.mark.parametrize("dim", [1, 2, 3, 4, 5, 8])
-def test_block_tridiagonal_solve_matches_dense(dim):
-    rng = np.random.default_rng(dim)
-    n = 9
+@pytest.mark.parametrize(
+    "dim,n", [(1, 9), (2, 9), (3, 9), (4, 9), (5, 9), (8, 9), (2, 1), (2, 2), (2, 62), (5, 33)]
+)
+def test_block_tridiagonal_solve_matches_dense(dim, n):
+    # Cyclic reduction: odd and even sizes, a single block, and the LAPACK path (D > 4).
+    rng = np.random.default_rng(dim + 100 * n)
     a = rng.normal(size=(n, dim, dim))
     diag = a @ a.transpose(0, 2, 1) + 3 * dim * np.eye(dim)
     upper = rng.normal(size=(n - 1, dim, dim))
@@ -45,6 +47,13 @@ def test_block_tridiagonal_solve_flags_indefinite():
     diag = -jnp.ones((4, 2, 2)) * jnp.eye(2)[None]
     x = block_tridiagonal_solve(diag, jnp.zeros((3, 2, 2)), jnp.ones((4, 2)))
     assert not jnp.all(jnp.isfinite(x))
+    # Positive-definite diagonal blocks, indefinite matrix: the coupling decides.
+    for n in (7, 8, 33):
+        eye = jnp.broadcast_to(jnp.eye(2), (n, 2, 2))
+        x = block_tridiagonal_solve(eye, 0.9 * eye[1:], jnp.ones((n, 2)))
+        assert not jnp.all(jnp.isfinite(x)), n
+        x = block_tridiagonal_solve(eye, 0.4 * eye[1:], jnp.ones((n, 2)))
+        assert jnp.all(jnp.isfinite(x)), n
 
 
 def test_energy_derivatives_match_autodiff(stein_metric_08):

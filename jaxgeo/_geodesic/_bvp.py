@@ -1,10 +1,14 @@
+from collections.abc import Sequence
+
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from .._checks import finite_pair
 from .._curve import straight_line, with_energy_rule
 from .._custom_types import Input
 from .._metric._base import AbstractMetric
+from .._sharding import sharded_map
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
 from ._energy import EnergyDescent
@@ -100,6 +104,51 @@ def geodesic_bvp(
     if throw:
         sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
     return sol
+
+
+@eqx.filter_jit
+def geodesic_bvp_batch(
+    metric: AbstractMetric,
+    x0s: Input,
+    x1s: Input,
+    *,
+    init: Input | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    chunk_size: int | None = None,
+    **kwargs,
+) -> GeodesicSolution:
+    r"""[`jaxgeo.geodesic_bvp`][] for every pair `x0s[i]` → `x1s[i]`, the batch split
+    over devices.
+
+    Each pair is solved with `throw=False`: inspect `result` (batched) per pair. The
+    batch is sharded evenly over `devices` (default: all of `jax.devices()`; after
+    `jax.distributed.initialize()`, every host's) with `jax.shard_map`, and on each
+    device vmapped over `chunk_size` pairs at a time (default: all of its pairs at
+    once). Under `vmap` a chunk's solver loop runs until its slowest pair has
+    converged, so chunks of 16–64 pairs often give more geodesics per second than one
+    large batch, and bound memory.
+
+    **Arguments:** `x0s`, `x1s` of shape `(B, D)`; `init` (optional) initial curves of
+    shape `(B, num_points, D)`, e.g. `jax.vmap` of [`jaxgeo.graph_geodesic`][];
+    `kwargs` go to [`jaxgeo.geodesic_bvp`][] (`num_points`, `solver`, `rtol`, ...).
+
+    **Returns:** a [`jaxgeo.GeodesicSolution`][] whose fields have a leading batch axis.
+    """
+    x0s, x1s = jnp.asarray(x0s), jnp.asarray(x1s)
+    if x0s.ndim != 2 or x0s.shape != x1s.shape:
+        raise ValueError(
+            f"geodesic_bvp_batch: expected x0s and x1s of one shape (B, D), got {x0s.shape} "
+            f"and {x1s.shape}"
+        )
+    if "throw" in kwargs:
+        raise ValueError("geodesic_bvp_batch: solves never throw; inspect `result` per pair")
+    batch = (x0s, x1s) if init is None else (x0s, x1s, jnp.asarray(init))
+
+    def one(pair):
+        start = None if init is None else pair[2]
+        return geodesic_bvp(metric, pair[0], pair[1], init=start, throw=False, **kwargs)
+
+    return sharded_map(one, batch, devices=devices, chunk_size=chunk_size)
 
 
 def default_solver(dim: int) -> AbstractBoundarySolver:

@@ -17,6 +17,8 @@ from ._base import AbstractBoundarySolver
 Blocks = Float[Array, "n dim dim"]
 UpperBlocks = Float[Array, "n-1 dim dim"]
 Points = Float[Array, "n dim"]
+SegmentGradients = Float[Array, "segments twice_dim"]
+SegmentHessians = Float[Array, "segments twice_dim twice_dim"]
 
 
 def _with_ends(interior: Points, x0: Point, x1: Point) -> Curve:
@@ -26,6 +28,26 @@ def _with_ends(interior: Points, x0: Point, x1: Point) -> Curve:
 def _energy(interior: Points, args) -> Scalar:
     metric, x0, x1 = args
     return curve_energy(metric, _with_ends(interior, x0, x1))
+
+
+def _segment_derivatives(
+    metric: AbstractMetric, xs: Curve
+) -> tuple[SegmentGradients, SegmentHessians]:
+    r"""Gradient and Hessian of each segment energy $e(a, b) = \frac N2$
+    `metric.segment_sq_norm(a, b)` w.r.t. its two endpoints $(a, b)$."""
+    num_segments, dim = xs.shape[0] - 1, xs.shape[1]
+
+    def segment(ab):
+        return 0.5 * num_segments * metric.segment_sq_norm(ab[:dim], ab[dim:])
+
+    ab = jnp.concatenate([xs[:-1], xs[1:]], axis=1)
+    return jax.vmap(jax.grad(segment))(ab), jax.vmap(jax.hessian(segment))(ab)
+
+
+def _assemble(h: SegmentHessians) -> tuple[Blocks, UpperBlocks]:
+    """The interior points' block-tridiagonal Hessian from the segment Hessians."""
+    dim = h.shape[-1] // 2
+    return h[:-1, dim:, dim:] + h[1:, :dim, :dim], h[1:-1, :dim, dim:]
 
 
 def energy_derivatives(metric: AbstractMetric, xs: Curve) -> tuple[Points, Blocks, UpperBlocks]:
@@ -39,18 +61,9 @@ def energy_derivatives(metric: AbstractMetric, xs: Curve) -> tuple[Points, Block
     `(grad, diag, upper)` with shapes `(n, D)`, `(n, D, D)` and `(n - 1, D, D)`;
     `upper[j]` couples interior points `j`, `j + 1`.
     """
-    num_segments, dim = xs.shape[0] - 1, xs.shape[1]
-
-    def segment(ab):
-        return 0.5 * num_segments * metric.segment_sq_norm(ab[:dim], ab[dim:])
-
-    ab = jnp.concatenate([xs[:-1], xs[1:]], axis=1)
-    g = jax.vmap(jax.grad(segment))(ab)
-    h = jax.vmap(jax.hessian(segment))(ab)
-    grad = g[:-1, dim:] + g[1:, :dim]
-    diag = h[:-1, dim:, dim:] + h[1:, :dim, :dim]
-    upper = h[1:-1, :dim, dim:]
-    return grad, diag, upper
+    dim = xs.shape[1]
+    g, h = _segment_derivatives(metric, xs)
+    return (g[:-1, dim:] + g[1:, :dim], *_assemble(h))
 
 
 SMALL_DIM = 4  # up to this block size, Cholesky is unrolled into fused elementwise ops
@@ -88,33 +101,61 @@ def _lapack_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
 def block_tridiagonal_solve(diag: Blocks, upper: UpperBlocks, rhs: Points) -> Points:
     r"""Solve $H x = r$ for a symmetric positive-definite block-tridiagonal $H$
     (diagonal blocks `diag`, super-diagonal blocks `upper`, sub-diagonal `upper`ᵀ) by
-    block Cholesky elimination in two scans: $O(n D^3)$. Gives NaN if $H$ is not
+    block cyclic reduction: $O(n D^3)$ work in $\lceil \log_2 n \rceil$ levels of
+    batched operations, so no sequential loop over the $n$ blocks (each loop iteration
+    costs microseconds of overhead on CPU and a kernel launch on GPU). It is block
+    Gaussian elimination in another order, so it gives NaN exactly when $H$ is not
     positive definite."""
     small = diag.shape[-1] <= SMALL_DIM
-    cholesky = _small_cholesky if small else jnp.linalg.cholesky
-    cho_solve = _small_cho_solve if small else _lapack_cho_solve
+    cholesky = jax.vmap(_small_cholesky if small else jnp.linalg.cholesky)
+    cho_solve = jax.vmap(_small_cho_solve if small else _lapack_cho_solve)
+    zero = jnp.zeros_like(diag[:1])
+    # Row i: lower[i] x_{i-1} + diag[i] x_i + upper[i] x_{i+1} = rhs[i].
+    lower = jnp.concatenate([zero, jnp.swapaxes(upper, 1, 2)])
+    upper = jnp.concatenate([upper, zero])
+    return _cyclic_reduction(cholesky, cho_solve, lower, diag, upper, rhs)
 
-    def forward(carry, inputs):
-        low_prev, y_prev = carry
-        a, b_prev, r = inputs
-        # S_j = A_j - B_{j-1}^T S_{j-1}^{-1} B_{j-1},  y_j = r_j - B_{j-1}^T S_{j-1}^{-1} y_{j-1}
-        low = cholesky(a - b_prev.T @ cho_solve(low_prev, b_prev))
-        y = r - b_prev.T @ cho_solve(low_prev, y_prev)
-        return (low, y), (low, y)
 
-    low0 = cholesky(diag[0])
-    _, (lows, ys) = jax.lax.scan(forward, (low0, rhs[0]), (diag[1:], upper, rhs[1:]))
-    lows = jnp.concatenate([low0[None], lows])
-    ys = jnp.concatenate([rhs[:1], ys])
-
-    def backward(x_next, inputs):
-        low, y, b = inputs
-        x = cho_solve(low, y - b @ x_next)
-        return x, x
-
-    x_last = cho_solve(lows[-1], ys[-1])
-    _, xs = jax.lax.scan(backward, x_last, (lows[:-1], ys[:-1], upper), reverse=True)
-    return jnp.concatenate([xs, x_last[None]])
+def _cyclic_reduction(cholesky, cho_solve, lower, diag, upper, rhs):
+    """One level: eliminate the even rows (a batched block solve), recurse on the odd
+    rows' Schur complement, then recover the even unknowns."""
+    n = diag.shape[0]
+    if n == 1:
+        return cho_solve(cholesky(diag), rhs)
+    if n % 2 == 0:  # append a decoupled row x = 0, so the first and last rows are even
+        eye = jnp.eye(diag.shape[-1], dtype=diag.dtype)[None]
+        zero = jnp.zeros_like(diag[:1])
+        x = _cyclic_reduction(
+            cholesky,
+            cho_solve,
+            jnp.concatenate([lower, zero]),
+            jnp.concatenate([diag, eye]),
+            jnp.concatenate([upper, zero]),
+            jnp.concatenate([rhs, jnp.zeros_like(rhs[:1])]),
+        )
+        return x[:-1]
+    # Even rows 0, 2, ..., n - 1: x_e = A_e^{-1} (r_e - L_e x_{e-1} - U_e x_{e+1}).
+    low = cholesky(diag[::2])
+    inv_lower, inv_upper = cho_solve(low, lower[::2]), cho_solve(low, upper[::2])
+    inv_rhs = cho_solve(low, rhs[::2])
+    # Odd row o = 2k + 1 couples to the even rows k and k + 1.
+    lo, do, uo, ro = lower[1::2], diag[1::2], upper[1::2], rhs[1::2]
+    x_odd = _cyclic_reduction(
+        cholesky,
+        cho_solve,
+        -lo @ inv_lower[:-1],
+        do - lo @ inv_upper[:-1] - uo @ inv_lower[1:],
+        -uo @ inv_upper[1:],
+        ro - jnp.einsum("kij,kj->ki", lo, inv_rhs[:-1]) - jnp.einsum("kij,kj->ki", uo, inv_rhs[1:]),
+    )
+    padded = jnp.pad(x_odd, ((1, 1), (0, 0)))
+    x_even = (
+        inv_rhs
+        - jnp.einsum("kij,kj->ki", inv_lower, padded[:-1])
+        - jnp.einsum("kij,kj->ki", inv_upper, padded[1:])
+    )
+    interleaved = jnp.stack([x_even[:-1], x_odd], axis=1).reshape(n - 1, -1)
+    return jnp.concatenate([interleaved, x_even[-1:]])
 
 
 def _laplacian_norm(num_segments: int, step: Points) -> Scalar:
@@ -157,29 +198,41 @@ class _BlockNewtonMinimiser(optx.AbstractMinimiser):
         metric, x0, x1 = args
         num_segments = y.shape[0] + 1
         grad, diag, upper = energy_derivatives(metric, _with_ends(y, x0, x1))
-        # Damp with mu * (the Euclidean energy's Hessian N L (x) I): large mu gives a
-        # short preconditioned-gradient step, mu -> 0 the Newton step.
         eye = jnp.eye(y.shape[1], dtype=y.dtype)
-        mu = state.damping * num_segments
-        delta = block_tridiagonal_solve(diag + 2 * mu * eye[None], upper - mu * eye[None], -grad)
+
+        def solve(damping):
+            # Damp with mu * (the Euclidean energy's Hessian N L (x) I): large mu gives
+            # a short preconditioned-gradient step, mu -> 0 the Newton step.
+            mu = damping * num_segments
+            return block_tridiagonal_solve(diag + 2 * mu * eye[None], upper - mu * eye[None], -grad)
+
+        def more_damping(carry):
+            damping = jnp.maximum(10 * carry[0], 1e-6)
+            return damping, solve(damping)
+
+        # Where the damped Hessian is indefinite (NaN from the block Cholesky), damp
+        # more within this step: a factorisation is much cheaper than a rejected step.
+        damping, delta = jax.lax.while_loop(
+            lambda carry: ~jnp.all(jnp.isfinite(carry[1])) & (carry[0] < self.max_damping),
+            more_damping,
+            (state.damping, solve(state.damping)),
+        )
         new_y = y + delta
         new_f = fn(new_y, args)[0]
-        predicted = 0.5 * (
-            -jnp.sum(grad * delta) + state.damping * _laplacian_norm(num_segments, delta)
-        )
+        predicted = 0.5 * (-jnp.sum(grad * delta) + damping * _laplacian_norm(num_segments, delta))
         actual = state.f - new_f
         finite = jnp.isfinite(new_f) & jnp.all(jnp.isfinite(delta))
         gain = actual / jnp.where(predicted > 0, predicted, jnp.inf)
         # At the round-off floor the energy change is noise: a lightly damped step
         # whose predicted and actual changes are both at that level is accepted.
         noise = 64 * jnp.finfo(y.dtype).eps * jnp.abs(state.f)
-        at_floor = (state.damping <= 1) & (predicted <= noise) & (jnp.abs(actual) <= noise)
+        at_floor = (damping <= 1) & (predicted <= noise) & (jnp.abs(actual) <= noise)
         accept = finite & ((gain > 0) | at_floor)
         # Nielsen's update of the damping.
         damping = jnp.where(
             accept,
-            state.damping * jnp.maximum(1 / 3, 1 - (2 * jnp.clip(gain, 0, 1) - 1) ** 3),
-            state.damping * state.growth,
+            damping * jnp.maximum(1 / 3, 1 - (2 * jnp.clip(gain, 0, 1) - 1) ** 3),
+            damping * state.growth,
         )
         growth = jnp.where(accept, 2.0, 2 * state.growth)
         converged = (self.norm(jnp.abs(delta) / (self.atol + self.rtol * jnp.abs(y))) < 1) & (

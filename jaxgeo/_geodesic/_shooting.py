@@ -5,13 +5,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float, Int
 
 from .._checks import finite_pair
 from .._custom_types import Curve, Input, Point, Scalar, Tangent
 from .._metric._base import AbstractMetric
+from .._sharding import sharded_map
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
 from ._bvp import default_solver, geodesic_bvp
@@ -332,19 +332,7 @@ def pairwise_distances(
     n, m = xs.shape[0], ys.shape[0]
     pairs = jnp.stack([jnp.repeat(xs, m, axis=0), jnp.tile(ys, (n, 1))], axis=1)  # (n m, 2, D)
 
-    def solve_pairs(block):
-        def one(pair):
-            return distance(metric, pair[0], pair[1], throw=False, **kwargs)
+    def one(pair):
+        return distance(metric, pair[0], pair[1], throw=False, **kwargs)
 
-        return jax.lax.map(one, block, batch_size=chunk_size)
-
-    devices = jax.devices() if devices is None else list(devices)
-    if len(devices) == 1:
-        return solve_pairs(pairs).reshape(n, m)
-    # Pad to a multiple of the device count with copies of the last pair.
-    padding = -pairs.shape[0] % len(devices)
-    pairs = jnp.concatenate([pairs, jnp.repeat(pairs[-1:], padding, axis=0)])
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("pairs",))
-    spec = jax.sharding.PartitionSpec("pairs")
-    sharded = jax.shard_map(solve_pairs, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-    return sharded(pairs)[: n * m].reshape(n, m)
+    return sharded_map(one, pairs, devices=devices, chunk_size=chunk_size).reshape(n, m)

@@ -1,0 +1,91 @@
+"""Batches over devices: `geodesic_bvp_batch` and `pairwise_distances` give the same
+results sharded over several (host) devices as on one, and as a loop over pairs."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgeo as jg
+from jaxgeo._sharding import sharded_map
+
+
+def _stein():
+    return jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.8], [0.8, 1.0]])))
+
+
+def test_geodesic_bvp_batch_equals_loop():
+    m = _stein()
+    pairs = jnp.asarray(np.random.default_rng(0).uniform(-4, 4, size=(5, 2, 2)))
+    inits = jax.vmap(lambda p: jg.straight_line(p[0], p[1], 16) + 0.01)(pairs)
+    for init in (None, inits):
+        for chunk_size in (None, 2):
+            batch = jg.geodesic_bvp_batch(
+                m, pairs[:, 0], pairs[:, 1], init=init, num_points=16, chunk_size=chunk_size
+            )
+            assert batch.xs.shape == (5, 16, 2)
+            assert bool(jnp.all(batch.result == jg.RESULTS.successful))
+            for i in range(5):
+                one = jg.geodesic_bvp(
+                    m,
+                    pairs[i, 0],
+                    pairs[i, 1],
+                    num_points=16,
+                    init=None if init is None else init[i],
+                )
+                np.testing.assert_allclose(batch.xs[i], one.xs, rtol=1e-10, atol=1e-10)
+                np.testing.assert_allclose(batch.length[i], one.length, rtol=1e-12)
+
+
+def test_batch_bad_input():
+    m = _stein()
+    with pytest.raises(ValueError, match=r"one shape \(B, D\), got \(3, 2\) and \(2, 2\)"):
+        jg.geodesic_bvp_batch(m, jnp.zeros((3, 2)), jnp.ones((2, 2)))
+    with pytest.raises(ValueError, match="never throw"):
+        jg.geodesic_bvp_batch(m, jnp.zeros((3, 2)), jnp.ones((3, 2)), throw=True)
+    with pytest.raises(ValueError, match="same leading size"):
+        sharded_map(lambda p: p[0], (jnp.zeros(3), jnp.zeros(2)))
+    with pytest.raises(ValueError, match="chunk_size"):
+        sharded_map(lambda p: p, jnp.zeros(3), chunk_size=0)
+
+
+SHARDED_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+import jaxgeo as jg
+assert len(jax.devices()) == 4, jax.devices()
+m = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.8], [0.8, 1.0]])))
+pairs = jnp.asarray(np.random.default_rng(0).uniform(-4, 4, size=(10, 2, 2)))  # 10 = 4k + 2
+for devices in (jax.devices(), jax.devices()[:3]):
+    sharded = jg.geodesic_bvp_batch(m, pairs[:, 0], pairs[:, 1], num_points=16, chunk_size=2,
+                                    devices=devices)
+    single = jg.geodesic_bvp_batch(m, pairs[:, 0], pairs[:, 1], num_points=16, chunk_size=2,
+                                   devices=jax.devices()[:1])
+    assert bool(jnp.all(sharded.result == jg.RESULTS.successful))
+    np.testing.assert_allclose(sharded.xs, single.xs, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(sharded.stats["num_steps"], single.stats["num_steps"])
+poincare = jg.MatrixMetric(lambda x: jnp.eye(2) / x[1] ** 2)
+xs = jnp.array([[0.0, 1.0], [1.0, 2.0], [-0.5, 0.5]])
+ys = xs[:2]
+sharded = jg.pairwise_distances(poincare, xs, ys, method="energy")
+single = jg.pairwise_distances(poincare, xs, ys, method="energy", devices=jax.devices()[:1])
+sq = ((xs[:, None] - ys[None]) ** 2).sum(-1)
+expected = np.arccosh(1 + sq / (2 * xs[:, None, 1] * ys[None, :, 1]))
+np.testing.assert_allclose(sharded, single, rtol=1e-12, atol=1e-12)
+np.testing.assert_allclose(sharded, expected, rtol=1e-6, atol=1e-8)
+print("ok", sharded.shape)
+"""
+
+
+@pytest.mark.slow
+def test_sharded_over_four_host_devices_equals_one_device():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    out = subprocess.run(
+        [sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ok (3, 2)" in out.stdout
