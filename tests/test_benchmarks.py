@@ -1,0 +1,31 @@
+"""The benchmark suite runs end to end in its smoke mode (tiny sizes, no peers)."""
+
+import pytest
+
+from benchmarks.__main__ import main
+
+
+def _cells(lines, prefix):
+    row = next(line for line in lines if line.startswith(prefix))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+@pytest.mark.slow
+def test_benchmark_smoke(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    lines = main(repeats=1, smoke=True, out=out, figures=tmp_path / "figures")
+    text = out.read_text()
+    for section in ("## W1", "## W2", "## W3", "## W4", "## Scaling"):
+        assert section in text
+    assert (tmp_path / "figures" / "scaling.png").stat().st_size > 10_000
+    # W1: the default solve is within 1e-5 of the converged 64-point length.
+    w1 = _cells(lines, "| jaxgeo | geodesic_bvp, default")
+    assert float(w1[6]) < 1e-5
+    # W2: every pair solved.
+    w2 = _cells(lines, "| jaxgeo | geodesic_bvp_batch, default")
+    assert w2[5] == "8/8"
+    # W3: the secant energy agrees with NumPy's; W4: the end point to 1e-9.
+    w3 = _cells(lines, "| 16 | jaxgeo | finite differences")
+    assert float(w3[5]) < 1e-5
+    w4 = _cells(lines, "| jaxgeo | exp_map")
+    assert float(w4[4]) < 1e-9
