@@ -16,6 +16,7 @@ import argparse
 import datetime
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def section_w2(report: Report, repeats: int, peers, smoke: bool) -> np.ndarray:
                 f"{r['successful']}/{len(pairs)}",
                 med,
                 worst,
-                f"steps median {r['steps'][0]:.0f}, max {r['steps'][1]}",
+                f"steps median {r['steps'][0]:.0f}, max {r['steps'][1]}" if r["steps"][1] else "",
             ]
         )
     for peer in peers:
@@ -429,6 +430,7 @@ def section_scaling(report: Report, repeats: int, smoke: bool, w3_rows, figure: 
         [[r["batch"], f"{r['time_s']:.3f}", f"{r['batch'] / r['time_s']:.0f}"] for r in batch],
     )
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -448,6 +450,14 @@ def section_scaling(report: Report, repeats: int, smoke: bool, w3_rows, figure: 
     axes[1].legend(fontsize=7)
     axes[2].loglog([r["batch"] for r in batch], [r["batch"] / r["time_s"] for r in batch], "o-")
     axes[2].set(xlabel="pairs B", ylabel="geodesics / s", title="W2: throughput vs batch")
+    ticks = (
+        [r["num_points"] for r in points],
+        sorted({r["dim"] for r in w3_rows}),
+        [r["batch"] for r in batch],
+    )
+    for ax, values in zip(axes, ticks):
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     fig.tight_layout()
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(figure, dpi=120)
@@ -467,8 +477,12 @@ def main(
     available = []
     report = Report()
     report("# jaxgeo benchmarks\n")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=out.parent
+    ).stdout.strip()
     report(
-        f"`python -m benchmarks{' --smoke' if smoke else ''}` on {datetime.date.today()}: "
+        f"`python -m benchmarks{' --smoke' if smoke else ''}` at commit {commit or 'unknown'} "
+        f"on {datetime.date.today()}: "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{jax.devices()[0].platform}; jaxgeo {jg.__version__}, jax {jax.__version__}. "
         f"Medians of {repeats} runs after a warm-up (compile time separate); float64 "

@@ -9,7 +9,6 @@ $$E = \frac{N}{2}\sum_i \langle \Delta_i, \Delta_i \rangle_{G(m_i)}, \qquad
 and $L^2 \le 2E$ with equality exactly for a constant-speed curve.
 """
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -31,8 +30,7 @@ def _check_curve(xs: Input, where: str) -> Curve:
 def segment_sq_norms(metric: AbstractMetric, xs: Input) -> Float[Array, " segments"]:
     r"""`metric.segment_sq_norm` of each segment: by default the midpoint rule
     $\langle \Delta_i, \Delta_i \rangle_{G(m_i)}$."""
-    xs = _check_curve(xs, "segment_sq_norms")
-    return jax.vmap(metric.segment_sq_norm)(xs[:-1], xs[1:])
+    return metric.curve_sq_norms(_check_curve(xs, "segment_sq_norms"))
 
 
 def with_energy_rule(metric: AbstractMetric, energy: str, where: str) -> AbstractMetric:

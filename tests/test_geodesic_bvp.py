@@ -269,6 +269,7 @@ def test_float32_endpoints_without_x64():
         _check_float32(jg.geodesic_bvp(metric, x0, x1, num_points=32))
 
 
+@pytest.mark.slow
 def test_unresolved_polyline_is_reported():
     """A polyline far from constant speed (L^2 / 2E < 1/2) is reported as
     `unresolved_curve`, not success; a well-resolved one is a success."""

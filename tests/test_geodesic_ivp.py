@@ -4,6 +4,7 @@ import diffrax as dfx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxgeo as jg
 
@@ -63,6 +64,7 @@ def test_speed_conserved_on_stein_metric():
     np.testing.assert_allclose(speeds, speeds[0], rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_exp_map_gradient_matches_finite_differences():
     x0 = jnp.array([0.3, 1.2])
     v0 = jnp.array([0.7, -0.4])

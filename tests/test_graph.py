@@ -53,6 +53,7 @@ def test_euclidean_grid_path_is_the_straight_line():
     np.testing.assert_allclose(curve, jg.straight_line(x0, x1, 20), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_graph_init_finds_the_shorter_geodesic():
     m, x0, x1 = _blob(), jnp.array([-2.0, 0.0]), jnp.array([2.0, 0.0])
     graph = jg.knn_graph(m, _grid(-3.0, 3.0, 25))
@@ -85,6 +86,7 @@ def test_part2_cases_converge_within_30_newton_steps(rho):
     assert abs(float(sol.energy - tight.energy)) <= 1e-10 * float(tight.energy)
 
 
+@pytest.mark.slow
 def test_graph_geodesic_vmap_equals_loop():
     m = _blob()
     graph = jg.knn_graph(m, _grid(-3.0, 3.0, 15), k=6)

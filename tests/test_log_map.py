@@ -13,6 +13,7 @@ from .helpers import poincare_distance, poincare_semicircle_geodesic, stein_gaus
 POINCARE = jg.MatrixMetric(lambda x: jnp.eye(2) / x[1] ** 2)
 
 
+@pytest.mark.slow
 def test_poincare_distance_closed_form():
     pairs = [
         (jnp.array([-1.0, 1.0]), jnp.array([1.0, 1.0])),
@@ -33,6 +34,7 @@ def test_log_inverts_exp():
     np.testing.assert_allclose(jg.log_map(POINCARE, x0, x1).v0, v0, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_shooting_bvp_is_the_exact_semicircle():
     # (-1, 1) -> (1, 1): the circle of radius sqrt(2) about the origin, 3pi/4 -> pi/4.
     x0, x1 = jnp.array([-1.0, 1.0]), jnp.array([1.0, 1.0])
@@ -124,6 +126,7 @@ def test_distance_methods_agree():
         jg.distance(metric, x0, x1, method="spline")
 
 
+@pytest.mark.slow
 def test_log_map_between_components_fails():
     # I / x_2^2 on both half-planes: the line x_2 = 0 is infinitely far away, so no
     # geodesic joins (0, 1) and (0, -1).

@@ -9,6 +9,8 @@ import pytest
 import jaxgeo as jg
 from jaxgeo._geodesic._newton import block_tridiagonal_solve, energy_derivatives
 
+from .helpers import poincare, poincare_distance
+
 
 @pytest.fixture
 def stein_metric_08():
@@ -39,7 +41,7 @@ def test_block_tridiagonal_solve_matches_dense(dim, n):
     rhs = rng.normal(size=(n, dim))
     h = _dense(diag, upper)
     assert np.all(np.linalg.eigvalsh(h) > 0)
-    x = block_tridiagonal_solve(jnp.asarray(diag), jnp.asarray(upper), jnp.asarray(rhs))
+    x = jax.jit(block_tridiagonal_solve)(jnp.asarray(diag), jnp.asarray(upper), jnp.asarray(rhs))
     np.testing.assert_allclose(np.asarray(x).ravel(), np.linalg.solve(h, rhs.ravel()), rtol=1e-10)
 
 
@@ -50,9 +52,9 @@ def test_block_tridiagonal_solve_flags_indefinite():
     # Positive-definite diagonal blocks, indefinite matrix: the coupling decides.
     for n in (7, 8, 33):
         eye = jnp.broadcast_to(jnp.eye(2), (n, 2, 2))
-        x = block_tridiagonal_solve(eye, 0.9 * eye[1:], jnp.ones((n, 2)))
+        x = jax.jit(block_tridiagonal_solve)(eye, 0.9 * eye[1:], jnp.ones((n, 2)))
         assert not jnp.all(jnp.isfinite(x)), n
-        x = block_tridiagonal_solve(eye, 0.4 * eye[1:], jnp.ones((n, 2)))
+        x = jax.jit(block_tridiagonal_solve)(eye, 0.4 * eye[1:], jnp.ones((n, 2)))
         assert jnp.all(jnp.isfinite(x)), n
 
 
@@ -84,14 +86,15 @@ def test_newton_matches_descent_and_converges_fast(rho):
     assert int(newton.stats["num_steps"]) < 100
 
 
-def test_default_solver_is_newton_for_small_dim(stein_metric_08):
-    x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
-    default = jg.geodesic_bvp(stein_metric_08, x0, x1)
-    newton = jg.geodesic_bvp(stein_metric_08, x0, x1, solver=jg.EnergyNewton())
-    assert int(default.stats["num_steps"]) == int(newton.stats["num_steps"])
-    np.testing.assert_allclose(default.xs, newton.xs)
+def test_default_solver_is_newton_for_small_dim():
+    from jaxgeo._geodesic._bvp import default_solver, NEWTON_MAX_DIM
+
+    assert isinstance(default_solver(2), jg.EnergyNewton)
+    assert isinstance(default_solver(NEWTON_MAX_DIM), jg.EnergyNewton)
+    assert isinstance(default_solver(NEWTON_MAX_DIM + 1), jg.EnergyDescent)
 
 
+@pytest.mark.slow
 def test_newton_gradient_matches_finite_differences():
     x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
 
@@ -104,3 +107,33 @@ def test_newton_gradient_matches_finite_differences():
     h = 1e-5
     fd = (length(0.8 + h) - length(0.8 - h)) / (2 * h)
     np.testing.assert_allclose(jax.grad(length)(0.8), fd, rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["poincare", "normal"])
+def test_newton_agrees_with_descent_and_shooting_on_closed_forms(case):
+    """The second-order solver, first-order descent and the ODE by shooting meet the
+    closed-form distance: the Poincaré half-plane and Fisher–Rao of Normal(mu, sigma)."""
+    if case == "poincare":
+        metric, x0, x1 = poincare, jnp.array([-1.0, 1.0]), jnp.array([1.5, 0.4])
+        expected = float(poincare_distance(x0, x1))
+    else:
+        metric = jg.FisherRaoMetric(jg.families.Normal())
+        x0, x1 = jnp.array([-1.0, 0.3]), jnp.array([1.5, 1.5])
+        expected = float(
+            np.sqrt(2)
+            * poincare_distance(
+                x0 / jnp.array([np.sqrt(2), 1.0]), x1 / jnp.array([np.sqrt(2), 1.0])
+            )
+        )
+    kw = dict(num_points=33, rtol=1e-12, atol=1e-12, max_steps=50_000)
+    newton = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyNewton(), **kw)
+    descent = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyDescent(), **kw)
+    assert int(newton.stats["num_steps"]) <= 30
+    np.testing.assert_allclose(newton.length, descent.length, rtol=1e-9)
+    np.testing.assert_allclose(newton.xs, descent.xs, atol=1e-6)
+    for init_solver in (jg.EnergyNewton(), jg.EnergyDescent()):
+        shooting = jg.geodesic_bvp(metric, x0, x1, solver=jg.Shooting(init_solver=init_solver))
+        np.testing.assert_allclose(shooting.length, expected, rtol=1e-8)
+    # The polyline's length approaches the closed form at second order.
+    np.testing.assert_allclose(newton.length, expected, rtol=2e-3)

@@ -9,6 +9,7 @@ import pytest
 import jaxgeo as jg
 
 
+@pytest.mark.slow
 def test_score_jacobian_metric_closed_form_and_matrix_free():
     cov = jnp.array([[1.0, 0.8], [0.8, 1.0]])
     precision = jnp.linalg.inv(cov)
@@ -31,6 +32,7 @@ def test_score_jacobian_metric_closed_form_and_matrix_free():
         jg.ScoreJacobianMetric(score, damping=0.0)
 
 
+@pytest.mark.slow
 def test_flax_nnx_and_linen_scores():
     from flax import linen, nnx
 

@@ -18,6 +18,7 @@ def _stein():
     return jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.8], [0.8, 1.0]])))
 
 
+@pytest.mark.slow
 def test_geodesic_bvp_batch_equals_loop():
     m = _stein()
     pairs = jnp.asarray(np.random.default_rng(0).uniform(-4, 4, size=(5, 2, 2)))

@@ -71,6 +71,7 @@ def test_sliced_score_matching_closed_form_and_minimiser():
     np.testing.assert_allclose(result.model.a, true.a, atol=0.5)
 
 
+@pytest.mark.slow
 def test_noise_conditional_score_learns_two_levels():
     sigmas = jg.train.noise_levels(1.0, 0.1, 4)
     model = jg.nn.NoiseConditionalScore(2, width=32, depth=2, key=jax.random.key(3))
@@ -195,6 +196,7 @@ def test_ensemble_trains_as_one_program():
     np.testing.assert_allclose(each.xs[2], single.xs, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_energy_score_is_a_gradient_and_conservative_closed_form_applies():
     model = jg.nn.EnergyScore(2, width=16, depth=2, key=jax.random.key(9))
     x, v = jnp.array([0.4, -1.1]), jnp.array([0.7, 0.2])
@@ -211,6 +213,7 @@ def test_energy_score_is_a_gradient_and_conservative_closed_form_applies():
         free(jnp.ones(3))
 
 
+@pytest.mark.slow
 def test_geodesic_length_gradient_wrt_network_parameters():
     model = jg.nn.MLPScore(2, width=4, depth=1, activation=jnp.tanh, key=jax.random.key(10))
     params, static = eqx.partition(model, eqx.is_inexact_array)

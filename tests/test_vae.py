@@ -40,6 +40,7 @@ def test_decoder_log_probs_match_closed_forms():
     np.testing.assert_allclose(categorical.mean(z), probs @ jnp.arange(3.0), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_vae_trains_and_variance_is_calibrated():
     images = jnp.asarray(jg.data.digits()[0][:400])
     result = jg.train.fit(

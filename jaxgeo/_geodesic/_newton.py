@@ -100,15 +100,16 @@ def _lapack_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
 
 def block_tridiagonal_solve(diag: Blocks, upper: UpperBlocks, rhs: Points) -> Points:
     r"""Solve $H x = r$ for a symmetric positive-definite block-tridiagonal $H$
-    (diagonal blocks `diag`, super-diagonal blocks `upper`, sub-diagonal `upper`ᵀ) by
-    block cyclic reduction: $O(n D^3)$ work in $\lceil \log_2 n \rceil$ levels of
-    batched operations, so no sequential loop over the $n$ blocks (each loop iteration
-    costs microseconds of overhead on CPU and a kernel launch on GPU). It is block
-    Gaussian elimination in another order, so it gives NaN exactly when $H$ is not
-    positive definite."""
+    (diagonal blocks `diag`, super-diagonal blocks `upper`, sub-diagonal `upper`ᵀ) in
+    $O(n D^3)$: block cyclic reduction halves the system level by level with batched
+    operations until `SEQUENTIAL_MAX` blocks are left, which block Cholesky elimination
+    solves in two short scans. Both are block Gaussian elimination (in different
+    orders), so the result is NaN exactly when $H$ is not positive definite. Reduction
+    shortens the sequential loops (microseconds of overhead per iteration on CPU, a
+    kernel launch on GPU); stopping it early keeps compile times short."""
     small = diag.shape[-1] <= SMALL_DIM
-    cholesky = jax.vmap(_small_cholesky if small else jnp.linalg.cholesky)
-    cho_solve = jax.vmap(_small_cho_solve if small else _lapack_cho_solve)
+    cholesky = _small_cholesky if small else jnp.linalg.cholesky
+    cho_solve = _small_cho_solve if small else _lapack_cho_solve
     zero = jnp.zeros_like(diag[:1])
     # Row i: lower[i] x_{i-1} + diag[i] x_i + upper[i] x_{i+1} = rhs[i].
     lower = jnp.concatenate([zero, jnp.swapaxes(upper, 1, 2)])
@@ -116,12 +117,41 @@ def block_tridiagonal_solve(diag: Blocks, upper: UpperBlocks, rhs: Points) -> Po
     return _cyclic_reduction(cholesky, cho_solve, lower, diag, upper, rhs)
 
 
+SEQUENTIAL_MAX = 16
+
+
+def _sequential_solve(cholesky, cho_solve, diag, upper, rhs):
+    """Block Cholesky elimination: a forward and a backward scan over the blocks."""
+
+    def forward(carry, inputs):
+        low_prev, y_prev = carry
+        a, b_prev, r = inputs
+        # S_j = A_j - B_{j-1}^T S_{j-1}^{-1} B_{j-1},  y_j = r_j - B_{j-1}^T S_{j-1}^{-1} y_{j-1}
+        low = cholesky(a - b_prev.T @ cho_solve(low_prev, b_prev))
+        y = r - b_prev.T @ cho_solve(low_prev, y_prev)
+        return (low, y), (low, y)
+
+    low0 = cholesky(diag[0])
+    _, (lows, ys) = jax.lax.scan(forward, (low0, rhs[0]), (diag[1:], upper, rhs[1:]))
+    lows = jnp.concatenate([low0[None], lows])
+    ys = jnp.concatenate([rhs[:1], ys])
+
+    def backward(x_next, inputs):
+        low, y, b = inputs
+        x = cho_solve(low, y - b @ x_next)
+        return x, x
+
+    x_last = cho_solve(lows[-1], ys[-1])
+    _, xs = jax.lax.scan(backward, x_last, (lows[:-1], ys[:-1], upper), reverse=True)
+    return jnp.concatenate([xs, x_last[None]])
+
+
 def _cyclic_reduction(cholesky, cho_solve, lower, diag, upper, rhs):
     """One level: eliminate the even rows (a batched block solve), recurse on the odd
     rows' Schur complement, then recover the even unknowns."""
     n = diag.shape[0]
-    if n == 1:
-        return cho_solve(cholesky(diag), rhs)
+    if n <= SEQUENTIAL_MAX:
+        return _sequential_solve(cholesky, cho_solve, diag, upper[:-1], rhs)
     if n % 2 == 0:  # append a decoupled row x = 0, so the first and last rows are even
         eye = jnp.eye(diag.shape[-1], dtype=diag.dtype)[None]
         zero = jnp.zeros_like(diag[:1])
@@ -135,9 +165,13 @@ def _cyclic_reduction(cholesky, cho_solve, lower, diag, upper, rhs):
         )
         return x[:-1]
     # Even rows 0, 2, ..., n - 1: x_e = A_e^{-1} (r_e - L_e x_{e-1} - U_e x_{e+1}).
-    low = cholesky(diag[::2])
-    inv_lower, inv_upper = cho_solve(low, lower[::2]), cho_solve(low, upper[::2])
-    inv_rhs = cho_solve(low, rhs[::2])
+    low = jax.vmap(cholesky)(diag[::2])
+    solve = jax.vmap(cho_solve)
+    inv_lower, inv_upper, inv_rhs = (
+        solve(low, lower[::2]),
+        solve(low, upper[::2]),
+        solve(low, rhs[::2]),
+    )
     # Odd row o = 2k + 1 couples to the even rows k and k + 1.
     lo, do, uo, ro = lower[1::2], diag[1::2], upper[1::2], rhs[1::2]
     x_odd = _cyclic_reduction(
@@ -206,16 +240,18 @@ class _BlockNewtonMinimiser(optx.AbstractMinimiser):
             mu = damping * num_segments
             return block_tridiagonal_solve(diag + 2 * mu * eye[None], upper - mu * eye[None], -grad)
 
-        def more_damping(carry):
-            damping = jnp.maximum(10 * carry[0], 1e-6)
-            return damping, solve(damping)
+        def attempt(carry):
+            damping, _, tried = carry
+            damping = jnp.where(tried, jnp.maximum(10 * damping, 1e-6), damping)
+            return damping, solve(damping), jnp.array(True)
 
         # Where the damped Hessian is indefinite (NaN from the block Cholesky), damp
         # more within this step: a factorisation is much cheaper than a rejected step.
-        damping, delta = jax.lax.while_loop(
-            lambda carry: ~jnp.all(jnp.isfinite(carry[1])) & (carry[0] < self.max_damping),
-            more_damping,
-            (state.damping, solve(state.damping)),
+        # (One loop, so the solve is traced once.)
+        damping, delta, _ = jax.lax.while_loop(
+            lambda c: ~c[2] | (~jnp.all(jnp.isfinite(c[1])) & (c[0] < self.max_damping)),
+            attempt,
+            (state.damping, jnp.zeros_like(grad), jnp.array(False)),
         )
         new_y = y + delta
         new_f = fn(new_y, args)[0]

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.scipy as jsp
 from jaxtyping import Array, Float
 
-from .._custom_types import MetricMatrix, Point, Scalar, Tangent
+from .._custom_types import Curve, MetricMatrix, Point, Scalar, Tangent
 
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -72,6 +72,16 @@ class AbstractMetric(eqx.Module):
         curve energies: the midpoint rule $\langle b - a, b - a\rangle_{G((a+b)/2)}$."""
         d = b - a
         return self.inner(0.5 * (a + b), d, d)
+
+    def curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
+        """`segment_sq_norm` of every segment of the polyline `xs` (`(N + 1, D)` → `(N,)`):
+        what discrete curve energies sum. Override where a whole curve is cheaper."""
+        return jax.vmap(self.segment_sq_norm)(xs[:-1], xs[1:])
+
+    def secant_curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
+        """`secant_sq_norm` of every segment of `xs`; overridden by pullbacks to decode
+        each curve point once (not twice)."""
+        return jax.vmap(self.secant_sq_norm)(xs[:-1], xs[1:])
 
     def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
         """A derivative-free alternative to `segment_sq_norm` (same value to second order

@@ -1,9 +1,10 @@
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._custom_types import MetricMatrix, Point, Scalar, Tangent
+from .._custom_types import Curve, MetricMatrix, Point, Scalar, Tangent
 from .._families import AbstractFamily
 from ._base import AbstractMetric
 from ._pullback import PullbackMetric
@@ -80,3 +81,8 @@ class PullbackFisherRaoMetric(PullbackMetric):
     def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
         self._check(a)
         return self.base.secant_sq_norm(self.f(a), self.f(b))
+
+    def secant_curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
+        self._check(xs[0])
+        fx = jax.vmap(self.f)(xs)
+        return jax.vmap(self.base.secant_sq_norm)(fx[:-1], fx[1:])

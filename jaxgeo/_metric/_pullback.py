@@ -7,7 +7,7 @@ import lineax as lx
 from jaxtyping import Array, Float
 
 from .._checks import check_point
-from .._custom_types import MetricMatrix, Point, Scalar, Tangent
+from .._custom_types import Curve, MetricMatrix, Point, Scalar, Tangent
 from ._base import AbstractMetric
 
 
@@ -86,6 +86,15 @@ class PullbackMetric(AbstractMetric):
         if self.base is None:
             return jnp.sum((fb - fa) ** 2)
         return self.base.segment_sq_norm(fa, fb)
+
+    def secant_curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
+        """`secant_sq_norm` of every segment of `xs`, decoding each point once: one
+        decoder pass over the curve, so the energy's cost is that of decoding it."""
+        self._check(xs[0])
+        fx = jax.vmap(self.f)(xs)
+        if self.base is None:
+            return jnp.sum((fx[1:] - fx[:-1]) ** 2, axis=1)
+        return jax.vmap(self.base.segment_sq_norm)(fx[:-1], fx[1:])
 
     def _gauss_newton_product(self, z: Point) -> Callable[[Tangent], Tangent]:
         r"""$u \mapsto J^\top G_{\mathrm{base}} J u$ from a JVP and a VJP."""

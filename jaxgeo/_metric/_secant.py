@@ -1,4 +1,6 @@
-from .._custom_types import MetricMatrix, Point, Scalar, Tangent
+from jaxtyping import Array, Float
+
+from .._custom_types import Curve, MetricMatrix, Point, Scalar, Tangent
 from ._base import AbstractMetric
 
 
@@ -32,3 +34,6 @@ class SecantRule(AbstractMetric):
 
     def segment_sq_norm(self, a: Point, b: Point) -> Scalar:
         return self.metric.secant_sq_norm(a, b)
+
+    def curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
+        return self.metric.secant_curve_sq_norms(xs)
