@@ -117,7 +117,7 @@ def block_tridiagonal_solve(diag: Blocks, upper: UpperBlocks, rhs: Points) -> Po
     return _cyclic_reduction(cholesky, cho_solve, lower, diag, upper, rhs)
 
 
-SEQUENTIAL_MAX = 16
+SEQUENTIAL_MAX = 16  # from here on down, two scans: cheaper to compile than more levels
 
 
 def _sequential_solve(cholesky, cho_solve, diag, upper, rhs):
@@ -299,13 +299,15 @@ class _BlockNewtonMinimiser(optx.AbstractMinimiser):
 
 class EnergyNewton(AbstractBoundarySolver):
     r"""Damped Newton on the discrete curve energy with its exact block-tridiagonal
-    Hessian: each step costs $O(N D^3)$ (per-segment `jax.hessian` and a block Cholesky
-    solve), and convergence is quadratic near the geodesic, typically in 5–30 steps
-    where first-order descent needs hundreds to thousands.
+    Hessian: each step costs $O(N D^3)$ (per-segment `jax.hessian` and a block solve by
+    cyclic reduction), and convergence is quadratic near the geodesic, typically in
+    5–30 steps where first-order descent needs hundreds to thousands.
 
     Global convergence comes from Levenberg–Marquardt damping with the Euclidean energy
     Hessian $N L \otimes I$ (so a heavily damped step is a preconditioned gradient step)
-    and Nielsen's gain-ratio update; steps that do not lower the energy are rejected.
+    and Nielsen's gain-ratio update; where the damped Hessian is indefinite the damping
+    grows tenfold within the step, and steps that do not lower the energy are rejected.
+    Where several geodesics compete, start it from [`jaxgeo.graph_geodesic`][].
     Stops when both the step and the energy change are below `atol + rtol * |value|`.
     Suited to moderate $D$ (the `(D, D)` blocks are dense); for large $D$ use
     [`jaxgeo.EnergyDescent`][].
