@@ -125,9 +125,9 @@ def geodesic_bvp_batch(
     `jax.distributed.initialize()`, every host's) with `jax.shard_map`, and on each
     device vmapped over `chunk_size` pairs at a time. Under `vmap` a chunk's solver
     loop runs until its slowest pair has converged, so on CPU, where vectorising wider
-    gains little, chunks of 16 pairs (the default there) give about twice the
-    geodesics per second of one vmap over 256 pairs; on GPU and TPU the default is all
-    of a device's pairs at once.
+    gains little, chunks of 16 pairs (the default there) give 1.2–1.8× the geodesics
+    per second of one vmap over 256 pairs (measured on W2 of `python -m benchmarks`);
+    on GPU and TPU the default is all of a device's pairs at once.
 
     **Arguments:** `x0s`, `x1s` of shape `(B, D)`; `init` (optional) initial curves of
     shape `(B, num_points, D)`, e.g. `jax.vmap` of [`jaxgeo.graph_geodesic`][];
