@@ -52,6 +52,7 @@ def _fast_and_default(metric, x, u, v, w):
     return dict(
         matrix=metric.matrix(x),
         inner=(metric.inner(x, u, v), default.inner(metric, x, u, v)),
+        sq_norm=(metric.sq_norm(x, u), default.inner(metric, x, u, u)),
         norm=(metric.norm(x, u), default.norm(metric, x, u)),
         solve=(metric.solve(x, w), default.solve(metric, x, w)),
         inverse_matrix=(metric.inverse_matrix(x), default.inverse_matrix(metric, x)),
@@ -65,6 +66,8 @@ def _assert_fast_equals_default(out, u, v, w):
     inv_scale = float(jnp.max(jnp.abs(out["inverse_matrix"][1])))
     uv = float(jnp.linalg.norm(u) * jnp.linalg.norm(v))
     np.testing.assert_allclose(*out["inner"], rtol=1e-9, atol=1e-11 * scale * uv)
+    uu = float(jnp.dot(u, u))
+    np.testing.assert_allclose(*out["sq_norm"], rtol=1e-9, atol=1e-11 * scale * uu)
     np.testing.assert_allclose(*out["norm"], rtol=1e-9, atol=1e-11 * np.sqrt(scale))
     atol_solve = 1e-10 * inv_scale * float(jnp.linalg.norm(w))
     np.testing.assert_allclose(*out["solve"], rtol=1e-8, atol=atol_solve)
@@ -184,6 +187,7 @@ def _ensemble_quantities(ensemble, members, x, u, v):
     return dict(
         matrix=ensemble.matrix(x),
         inner=ensemble.inner(x, u, v),
+        sq_norm=ensemble.sq_norm(x, u),
         solve=ensemble.solve(x, u),
         log_det=ensemble.log_det(x),
         member_matrices=jnp.stack([m.matrix(x) for m in members]),
@@ -206,6 +210,7 @@ def test_ensemble(build, getkey):
     assert float(jnp.max(jnp.abs(matrices[1] - matrices[0]))) > 0.01
     np.testing.assert_allclose(out["inner"], jnp.mean(out["member_inners"]), rtol=1e-12)
     np.testing.assert_allclose(out["inner"], u @ mean_matrix @ v, rtol=1e-10)
+    np.testing.assert_allclose(out["sq_norm"], u @ mean_matrix @ u, rtol=1e-10)
     np.testing.assert_allclose(out["solve"], jnp.linalg.solve(mean_matrix, u), rtol=1e-9)
     np.testing.assert_allclose(out["log_det"], jnp.linalg.slogdet(mean_matrix)[1], rtol=1e-10)
     # member(i) gives back member i.

@@ -78,6 +78,7 @@ def test_matrix_free_inner_and_solve_match_dense(with_base):
     z, u, v, w = (jnp.asarray(rng.normal(size=dim_in)) for _ in range(4))
     g = dense.matrix(z)
     np.testing.assert_allclose(dense.inner(z, u, v), u @ g @ v, rtol=1e-12)
+    np.testing.assert_allclose(dense.sq_norm(z, u), u @ g @ u, rtol=1e-12)
     np.testing.assert_allclose(dense.solve(z, w), jnp.linalg.solve(g, w), rtol=1e-9)
     np.testing.assert_allclose(jax.jit(cg.solve)(z, w), jnp.linalg.solve(g, w), rtol=1e-8)
     np.testing.assert_allclose(

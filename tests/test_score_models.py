@@ -18,6 +18,7 @@ def test_score_jacobian_metric_closed_form_and_matrix_free():
     expected = 0.5 * jnp.eye(2) + precision.T @ precision  # J_s = -Sigma^-1
     np.testing.assert_allclose(metric.matrix(x), expected, rtol=1e-12)
     np.testing.assert_allclose(metric.inner(x, u, v), u @ expected @ v, rtol=1e-12)
+    np.testing.assert_allclose(metric.sq_norm(x, u), u @ expected @ u, rtol=1e-12)
     # Conjugate gradients on lambda I + J^T J against the dense solve, for a nonlinear score.
     score = jg.scores.gmm(
         jnp.array([0.5, 0.5]),

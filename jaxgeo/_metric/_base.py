@@ -32,9 +32,14 @@ class AbstractMetric(eqx.Module):
         r"""The inner product $\langle u, v \rangle_{G(x)} = u^\top G(x) v$."""
         return jnp.dot(u, jnp.dot(self.matrix(x), v, precision=_HIGHEST))
 
+    def sq_norm(self, x: Point, v: Tangent) -> Scalar:
+        r"""$\langle v, v \rangle_{G(x)}$: `inner(x, v, v)`, overridden where the square
+        is cheaper than a general inner product (one Jacobian-vector product, not two)."""
+        return self.inner(x, v, v)
+
     def norm(self, x: Point, v: Tangent) -> Scalar:
         r"""The norm $\|v\|_{G(x)} = \sqrt{\langle v, v \rangle_{G(x)}}$."""
-        return safe_sqrt(self.inner(x, v, v))
+        return safe_sqrt(self.sq_norm(x, v))
 
     def solve(self, x: Point, w: Tangent) -> Tangent:
         """$G(x)^{-1} w$ (raising an index), by a Cholesky solve.
@@ -70,8 +75,7 @@ class AbstractMetric(eqx.Module):
     def segment_sq_norm(self, a: Point, b: Point) -> Scalar:
         r"""The squared length of the short segment from `a` to `b` used by discrete
         curve energies: the midpoint rule $\langle b - a, b - a\rangle_{G((a+b)/2)}$."""
-        d = b - a
-        return self.inner(0.5 * (a + b), d, d)
+        return self.sq_norm(0.5 * (a + b), b - a)
 
     def curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
         """`segment_sq_norm` of every segment of the polyline `xs` (`(N + 1, D)` → `(N,)`):
@@ -102,7 +106,7 @@ class AbstractMetric(eqx.Module):
         `solve` form them. Metrics with a cheaper closed form override this."""
 
         def lagrangian(y, w):
-            return 0.5 * self.inner(y, w, w)
+            return 0.5 * self.sq_norm(y, w)
 
         grad_x = jax.grad(lagrangian, argnums=0)(x, v)
         _, d_momentum = jax.jvp(lambda y: jax.grad(lagrangian, argnums=1)(y, v), (x,), (v,))

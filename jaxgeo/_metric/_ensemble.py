@@ -86,6 +86,9 @@ class EnsembleMetric(AbstractMetric):
     def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
         return jnp.mean(self.map_members(lambda m: m.inner(x, u, v)))
 
+    def sq_norm(self, x: Point, v: Tangent) -> Scalar:
+        return jnp.mean(self.map_members(lambda m: m.sq_norm(x, v)))
+
     def member(self, index: int) -> AbstractMetric:
         """The metric of one ensemble member."""
         arrays, static = eqx.partition(self.metrics, eqx.is_array)

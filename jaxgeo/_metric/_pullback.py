@@ -77,6 +77,13 @@ class PullbackMetric(AbstractMetric):
             return jnp.dot(ju, jv, precision=_HIGHEST)
         return self.base.inner(y, ju, jv)
 
+    def sq_norm(self, z: Point, v: Tangent) -> Scalar:
+        self._check(z)
+        y, jv = jax.jvp(self.f, (z,), (v,))
+        if self.base is None:
+            return jnp.dot(jv, jv, precision=_HIGHEST)
+        return self.base.sq_norm(y, jv)
+
     def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
         r"""$|f(b) - f(a)|^2$ (in the base metric's midpoint rule if there is one): the
         Jacobian-free segment energy, equal to the midpoint rule to second order.
@@ -102,7 +109,7 @@ class PullbackMetric(AbstractMetric):
         f_vjp = jax.linear_transpose(f_jvp, z)
 
         def lower(ju):  # G_base(y) Ju = grad of the base's quadratic form, matrix-free
-            return jax.grad(lambda t: 0.5 * self.base.inner(y, t, t))(ju)
+            return jax.grad(lambda t: 0.5 * self.base.sq_norm(y, t))(ju)
 
         def mv(u):
             ju = f_jvp(u)

@@ -52,6 +52,11 @@ class ScoreJacobianMetric(AbstractMetric):
         _, jvp = self._linearize(x)
         return self.damping * jnp.dot(u, v) + jnp.dot(jvp(u), jvp(v), precision=_HIGHEST)
 
+    def sq_norm(self, x: Point, v: Tangent) -> Scalar:
+        _, jvp = self._linearize(x)
+        jv = jvp(v)
+        return self.damping * jnp.dot(v, v) + jnp.dot(jv, jv, precision=_HIGHEST)
+
     def solve(self, x: Point, w: Tangent) -> Tangent:
         if x.shape[0] <= self.dense_max_dim:
             return super().solve(x, w)

@@ -17,6 +17,9 @@ class SecantRule(AbstractMetric):
     def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
         return self.metric.inner(x, u, v)
 
+    def sq_norm(self, x: Point, v: Tangent) -> Scalar:
+        return self.metric.sq_norm(x, v)
+
     def solve(self, x: Point, w: Tangent) -> Tangent:
         return self.metric.solve(x, w)
 
