@@ -494,12 +494,19 @@ def main(
         if reason is None:
             available.append(peer)
     report()
+    # Between sections, drop the compiled programs: each keeps memory mappings, and a
+    # long process runs out of them (vm.max_map_count), when XLA crashes.
     section_w1(report, repeats, available, smoke)
+    jax.clear_caches()
     section_w2(report, repeats, available, smoke)
+    jax.clear_caches()
     w3_rows = section_w3(report, repeats, available, smoke)
+    jax.clear_caches()
     section_w4(report, repeats, available)
+    jax.clear_caches()
     if not smoke:
         section_w5(report, repeats, bool(available))
+        jax.clear_caches()
     if not smoke:  # a subprocess with 4 host devices: tested in tests/test_sharding.py
         section_devices(report, repeats)
     section_scaling(report, repeats, smoke, w3_rows, figures / "scaling.png")

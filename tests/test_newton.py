@@ -60,11 +60,12 @@ def test_block_tridiagonal_solve_flags_indefinite():
 
 def test_energy_derivatives_match_autodiff(stein_metric_08):
     xs = jnp.stack([jnp.linspace(-4.0, 4.0, 12), -2.0 + jnp.sin(jnp.linspace(0, 3, 12))], -1)
-    grad, diag, upper = jax.jit(energy_derivatives)(stein_metric_08, xs)
+    value, grad, diag, upper = jax.jit(energy_derivatives)(stein_metric_08, xs)
 
     def energy(interior):
         return jg.curve_energy(stein_metric_08, xs.at[1:-1].set(interior))
 
+    np.testing.assert_allclose(value, energy(xs[1:-1]), rtol=1e-13)
     np.testing.assert_allclose(grad, jax.jit(jax.grad(energy))(xs[1:-1]), rtol=1e-10, atol=1e-12)
     full = jax.jit(jax.hessian(energy))(xs[1:-1]).reshape(20, 20)
     np.testing.assert_allclose(_dense(np.asarray(diag), np.asarray(upper)), full, atol=1e-10)
