@@ -7,7 +7,7 @@ workloads (`benchmarks.problems`), measured in one run.
 Writes `benchmarks/RESULTS.md` (median of `--repeats` runs after a warm-up, compile time
 separate, the ratio peer time / jaxgeo time per workload, and the accuracy each reached)
 and the scaling plots `figures/benchmarks/scaling.png`. Peers that are not installed are
-reported as such. A full run with the peers takes about 30 minutes on 2 CPU cores,
+reported as such. A full run with the peers takes about 16 minutes on 2 CPU cores,
 most of it geomstats; `--smoke` runs tiny sizes of jaxgeo's side only (seconds, for
 the tests).
 """
