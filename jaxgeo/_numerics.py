@@ -1,0 +1,43 @@
+"""Numerical conventions shared by the whole package, defined once: matmul precision,
+dtype-dependent tolerances and a square root safe to differentiate at zero."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+
+# Metric, Jacobian and Christoffel contractions: the default matmul precision of GPUs and
+# TPUs (bfloat16 passes) is not enough for curvature or for Newton's Hessians.
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+class Tolerance(NamedTuple):
+    """A default tolerance by precision: `double` in float64, `single` in float32 and
+    lower, where double-precision targets are below the round-off noise."""
+
+    double: float
+    single: float
+
+    def __call__(self, dtype) -> float:
+        return self.double if jnp.finfo(dtype).bits >= 64 else self.single
+
+
+# Polyline (energy) solvers: the discrete geodesic is O(1/N^2) from the true one, so
+# stopping at 1e-6 in float64 costs nothing in accuracy; float32 energies are noisy at 1e-5.
+POLYLINE_TOL = Tolerance(1e-6, 1e-4)
+# Adaptive geodesic ODE integration (exp maps): tight enough that the end point is
+# accurate to ~1e-9 in float64 (measured against closed forms on the sphere and the
+# Poincaré half-plane); float32 round-off sits near 1e-7.
+ODE_TOL = Tolerance(1e-10, 1e-6)
+# Multiple shooting's Newton iteration, on the end-point and join mismatches.
+SHOOTING_TOL = Tolerance(1e-10, 1e-5)
+# Conjugate gradients on (J^T G J) u = w: near machine precision, as a direct solve would be.
+CG_TOL = Tolerance(1e-12, 1e-6)
+
+
+def safe_sqrt(q: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+    """`sqrt(max(q, 0))` with a zero (not NaN) gradient at `q = 0`."""
+    positive = q > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, q, 1)), 0)
