@@ -32,6 +32,8 @@ from ._functional import (
 )
 from ._geodesic import (
     AbstractBoundarySolver as AbstractBoundarySolver,
+    AbstractPolylineSolver as AbstractPolylineSolver,
+    BoundaryProblem as BoundaryProblem,
     distance as distance,
     energy_descent_trace as energy_descent_trace,
     EnergyDescent as EnergyDescent,
@@ -45,12 +47,14 @@ from ._geodesic import (
     graph_geodesic as graph_geodesic,
     knn_graph as knn_graph,
     log_map as log_map,
-    LogMapSolution as LogMapSolution,
     pairwise_distances as pairwise_distances,
+    Richardson as Richardson,
     Shooting as Shooting,
 )
 from ._metric import (
     AbstractMetric as AbstractMetric,
+    AbstractPullbackMetric as AbstractPullbackMetric,
+    AbstractSecantMetric as AbstractSecantMetric,
     EnsembleMetric as EnsembleMetric,
     Euclidean as Euclidean,
     ExpectedPullbackMetric as ExpectedPullbackMetric,

@@ -22,6 +22,18 @@ def check_point(x: Array, name: str = "x", dim: int | None = None) -> None:
         raise ValueError(f"{name} has shape {shape}, expected ({dim},)")
 
 
+def check_curve(xs, where: str) -> Array:
+    """Return `xs` as an array, raising unless it is a polyline of shape
+    `(num_points, dim)` with at least two points."""
+    xs = jnp.asarray(xs)
+    if jnp.ndim(xs) != 2 or jnp.shape(xs)[0] < 2:
+        raise ValueError(
+            f"{where}: expected a curve of shape (num_points, dim) with num_points >= 2, "
+            f"got shape {jnp.shape(xs)}"
+        )
+    return xs
+
+
 def check_same_shape(a: Array, b: Array, names: str) -> None:
     if jnp.shape(a) != jnp.shape(b):
         raise ValueError(f"{names} must have the same shape, got {jnp.shape(a)} and {jnp.shape(b)}")

@@ -14,9 +14,9 @@ from jaxtyping import Array, Float
 from ._checks import check_point
 from ._custom_types import Christoffel, MetricMatrix, Point, Scalar, Tangent
 from ._metric._base import AbstractMetric
+from ._numerics import HIGHEST
 
 
-_HIGHEST = jax.lax.Precision.HIGHEST
 Riemann = Float[Array, "dim dim dim dim"]
 
 
@@ -30,7 +30,7 @@ def christoffel(metric: AbstractMetric, x: Point) -> Christoffel:
     lowered = 0.5 * (
         jnp.einsum("jli->lij", dg) + jnp.einsum("ilj->lij", dg) - jnp.einsum("ijl->lij", dg)
     )
-    return jnp.einsum("kl,lij->kij", metric.inverse_matrix(x), lowered, precision=_HIGHEST)
+    return jnp.einsum("kl,lij->kij", metric.inverse_matrix(x), lowered, precision=HIGHEST)
 
 
 def geodesic_acceleration(metric: AbstractMetric, x: Point, v: Tangent) -> Tangent:
@@ -52,8 +52,8 @@ def riemann_tensor(metric: AbstractMetric, x: Point) -> Riemann:
     # dgamma[l, j, k, i] = d_i Gamma^l_jk
     dgamma = jax.jacfwd(lambda y: christoffel(metric, y))(x)
     derivative = jnp.einsum("ljki->lijk", dgamma) - jnp.einsum("likj->lijk", dgamma)
-    product = jnp.einsum("lim,mjk->lijk", gamma, gamma, precision=_HIGHEST) - jnp.einsum(
-        "ljm,mik->lijk", gamma, gamma, precision=_HIGHEST
+    product = jnp.einsum("lim,mjk->lijk", gamma, gamma, precision=HIGHEST) - jnp.einsum(
+        "ljm,mik->lijk", gamma, gamma, precision=HIGHEST
     )
     return derivative + product
 

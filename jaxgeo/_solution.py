@@ -37,10 +37,12 @@ class GeodesicSolution(eqx.Module):
     - `energy`: the energy $E = \frac12\int_0^1 \langle\dot c, \dot c\rangle\,dt$.
     - `result`: a [`jaxgeo.RESULTS`][]; `RESULTS.successful` if the solve converged.
       Under `jax.vmap` use `throw=False` and inspect this per element.
-    - `stats`: a dict with `num_steps`, `max_steps`, `grad_norm` (the final gradient
-      norm of the energy w.r.t. the curve) and `constant_speed_ratio` $L^2 / 2E$,
-      which tends to 1 at convergence (equality in Cauchy–Schwarz); below 1/2 the
-      solve reports `RESULTS.unresolved_curve`.
+    - `stats`: a dict. Every producer gives `num_steps` (iterations of its outermost
+      loop) and `max_steps` (that loop's budget); the other keys are documented by
+      each producer: the polyline solvers ([`jaxgeo.AbstractPolylineSolver`][]:
+      `grad_norm`, `constant_speed_ratio`), [`jaxgeo.Shooting`][] (`residual`,
+      `init_num_steps`), [`jaxgeo.Richardson`][] (`coarse_length`, `fine_length`)
+      and [`jaxgeo.geodesic_ivp`][] (`speed_drift`).
     """
 
     ts: Float[Array, " points"]

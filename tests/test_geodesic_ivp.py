@@ -9,7 +9,7 @@ import pytest
 import jaxgeo as jg
 
 
-POINCARE = jg.MatrixMetric(lambda x: jnp.eye(2) / x[1] ** 2)
+POINCARE = jg.MatrixMetric(lambda x: jnp.eye(2, dtype=x.dtype) / x[1] ** 2)
 
 
 def test_poincare_vertical_geodesic():

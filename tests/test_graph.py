@@ -80,9 +80,10 @@ def test_part2_cases_converge_within_30_newton_steps(rho):
     init = None
     if rho == 0.95:
         init = jg.graph_geodesic(jg.knn_graph(m, _grid(-6.0, 6.0, 41)), x0, x1)
-    sol = jg.geodesic_bvp(m, x0, x1, init=init, rtol=1e-10, atol=1e-10, max_steps=30)
+    solver = jg.EnergyNewton(rtol=1e-10, atol=1e-10)
+    sol = jg.geodesic_bvp(m, x0, x1, init=init, solver=solver, max_steps=30)
     assert sol.result == jg.RESULTS.successful
-    tight = jg.geodesic_bvp(m, x0, x1, init=sol.xs, rtol=1e-13, atol=1e-13)
+    tight = jg.geodesic_bvp(m, x0, x1, init=sol.xs, solver=jg.EnergyNewton(rtol=1e-13, atol=1e-13))
     assert abs(float(sol.energy - tight.energy)) <= 1e-10 * float(tight.energy)
 
 

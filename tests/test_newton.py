@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import jaxgeo as jg
-from jaxgeo._geodesic._newton import block_tridiagonal_solve, energy_derivatives
+from jaxgeo._geodesic._newton import energy_derivatives
+from jaxgeo._linalg import block_tridiagonal_solve
 
 from .helpers import poincare, poincare_distance
 
@@ -76,7 +77,7 @@ def test_newton_matches_descent_and_converges_fast(rho):
     cov = jnp.array([[1.0, rho], [rho, 1.0]])
     metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), cov))
     x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
-    newton = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyNewton(), rtol=1e-10, atol=1e-10)
+    newton = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyNewton(rtol=1e-10, atol=1e-10))
     descent = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyDescent(), max_steps=20_000)
     assert newton.result == jg.RESULTS.successful
     assert descent.result == jg.RESULTS.successful
@@ -88,7 +89,7 @@ def test_newton_matches_descent_and_converges_fast(rho):
 
 
 def test_default_solver_is_newton_for_small_dim():
-    from jaxgeo._geodesic._bvp import default_solver, NEWTON_MAX_DIM
+    from jaxgeo._geodesic._default import default_polyline_solver as default_solver, NEWTON_MAX_DIM
 
     assert isinstance(default_solver(2), jg.EnergyNewton)
     assert isinstance(default_solver(NEWTON_MAX_DIM), jg.EnergyNewton)
@@ -102,7 +103,7 @@ def test_newton_gradient_matches_finite_differences():
     def length(rho):
         cov = jnp.array([[1.0, rho], [rho, 1.0]])
         metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), cov))
-        sol = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyNewton(), rtol=1e-12, atol=1e-12)
+        sol = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyNewton(rtol=1e-12, atol=1e-12))
         return sol.length
 
     h = 1e-5
@@ -127,9 +128,10 @@ def test_newton_agrees_with_descent_and_shooting_on_closed_forms(case):
                 x0 / jnp.array([np.sqrt(2), 1.0]), x1 / jnp.array([np.sqrt(2), 1.0])
             )
         )
-    kw = dict(num_points=33, rtol=1e-12, atol=1e-12, max_steps=50_000)
-    newton = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyNewton(), **kw)
-    descent = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyDescent(), **kw)
+    kw = dict(num_points=33, max_steps=50_000)
+    tol = dict(rtol=1e-12, atol=1e-12)
+    newton = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyNewton(**tol), **kw)
+    descent = jg.geodesic_bvp(metric, x0, x1, solver=jg.EnergyDescent(**tol), **kw)
     assert int(newton.stats["num_steps"]) <= 30
     np.testing.assert_allclose(newton.length, descent.length, rtol=1e-9)
     np.testing.assert_allclose(newton.xs, descent.xs, atol=1e-6)

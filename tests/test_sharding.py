@@ -72,8 +72,10 @@ for devices in (jax.devices(), jax.devices()[:3]):
 poincare = jg.MatrixMetric(lambda x: jnp.eye(2) / x[1] ** 2)
 xs = jnp.array([[0.0, 1.0], [1.0, 2.0], [-0.5, 0.5]])
 ys = xs[:2]
-sharded = jg.pairwise_distances(poincare, xs, ys, method="energy")
-single = jg.pairwise_distances(poincare, xs, ys, method="energy", devices=jax.devices()[:1])
+sharded = jg.pairwise_distances(poincare, xs, ys, solver=jg.Richardson())
+single = jg.pairwise_distances(
+    poincare, xs, ys, solver=jg.Richardson(), devices=jax.devices()[:1]
+)
 sq = ((xs[:, None] - ys[None]) ** 2).sum(-1)
 expected = np.arccosh(1 + sq / (2 * xs[:, None, 1] * ys[None, :, 1]))
 np.testing.assert_allclose(sharded, single, rtol=1e-12, atol=1e-12)

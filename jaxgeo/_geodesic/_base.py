@@ -4,77 +4,127 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from equinox import AbstractVar
 from jaxtyping import Array, Int
 
 from .._curve import curve_energy, curve_length, curve_velocities
-from .._custom_types import Curve, Point
+from .._custom_types import Curve, Point, Scalar
 from .._metric._base import AbstractMetric
+from .._numerics import POLYLINE_TOL
 from .._solution import GeodesicSolution, RESULTS
+
+
+class BoundaryProblem(eqx.Module):
+    r"""A geodesic boundary-value problem, as [`jaxgeo.geodesic_bvp`][] hands it to an
+    [`jaxgeo.AbstractBoundarySolver`][].
+
+    **Fields:**
+
+    - `metric`: the [`jaxgeo.AbstractMetric`][].
+    - `x0`, `x1`: the endpoints, shape `(D,)`.
+    - `init`: the initial polyline, shape `(N + 1, D)`, on the uniform grid
+      $t_i = i/N$, with `init[0] == x0` and `init[-1] == x1`.
+    - `max_steps`: the iteration budget of the solve.
+    - `energy`: the segment-energy rule of the discrete energy, `"midpoint"` or
+      `"secant"` (see [`jaxgeo.curve_energy`][]).
+    """
+
+    metric: AbstractMetric
+    x0: Point
+    x1: Point
+    init: Curve
+    max_steps: int = eqx.field(static=True)
+    energy: str = eqx.field(static=True, default="midpoint")
+
+    @property
+    def num_points(self) -> int:
+        return self.init.shape[0]
+
+    def curve_energy(self, xs: Curve) -> Scalar:
+        """[`jaxgeo.curve_energy`][] of `xs` in the problem's segment rule."""
+        return curve_energy(self.metric, xs, energy=self.energy)
+
+    def curve_length(self, xs: Curve) -> Scalar:
+        """[`jaxgeo.curve_length`][] of `xs` in the problem's segment rule."""
+        return curve_length(self.metric, xs, energy=self.energy)
 
 
 class AbstractBoundarySolver(eqx.Module):
     """A method for the geodesic boundary-value problem: find the curve of least energy
-    between two points. Solvers hold configuration only; [`jaxgeo.geodesic_bvp`][]
-    is the entry point."""
+    between two points. Solvers hold configuration only (tolerances among it);
+    [`jaxgeo.geodesic_bvp`][] is the entry point."""
 
     @abc.abstractmethod
-    def solve(
-        self,
-        metric: AbstractMetric,
-        x0: Point,
-        x1: Point,
-        init: Curve,
-        *,
-        max_steps: int,
-        rtol: float,
-        atol: float,
-    ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
-        """Return the solved polyline (with `init`'s number of points), the result,
-        and the number of steps taken."""
+    def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
+        """Solve `problem`: the [`jaxgeo.GeodesicSolution`][] that
+        [`jaxgeo.geodesic_bvp`][] returns (before its `throw`), sampled at the times of
+        `problem.init`. Its `stats` hold at least `num_steps` and `max_steps`."""
 
-    def geodesic(
-        self,
-        metric: AbstractMetric,
-        x0: Point,
-        x1: Point,
-        init: Curve,
-        *,
-        max_steps: int,
-        rtol: float,
-        atol: float,
-    ) -> GeodesicSolution:
-        """The [`jaxgeo.GeodesicSolution`][] returned by [`jaxgeo.geodesic_bvp`][]
-        (before its `throw`). By default the polyline of `solve`, with its midpoint-rule
-        length and energy; solvers that find the exact geodesic override this."""
-        if init.shape[0] == 2:
-            xs, result, num_steps = init, RESULTS.successful, jnp.array(0)
+
+class AbstractPolylineSolver(AbstractBoundarySolver):
+    r"""A solver that minimises the discrete energy of a polyline over its interior
+    points. Subclasses implement `minimise`; the solution (`geodesic`) is the minimising
+    polyline with its length and energy in the problem's segment rule.
+
+    `stats` of the solution: `num_steps`, `max_steps`, `grad_norm` (the largest
+    component of the final energy gradient w.r.t. the interior points) and
+    `constant_speed_ratio` $L^2 / 2E$, which tends to 1 at convergence (equality in
+    Cauchy–Schwarz); below 1/2 the solve reports `RESULTS.unresolved_curve`.
+    """
+
+    rtol: AbstractVar[float | None]
+    atol: AbstractVar[float | None]
+
+    @abc.abstractmethod
+    def minimise(
+        self, problem: BoundaryProblem, rtol: float, atol: float
+    ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
+        """Minimise the discrete energy from `problem.init` (which has at least three
+        points) to the tolerances: the polyline (endpoints included), the result and
+        the number of steps taken."""
+
+    def tolerances(self, dtype) -> tuple[float, float]:
+        """`(rtol, atol)`: the solver's, or `POLYLINE_TOL` of the dtype where `None`."""
+        default = POLYLINE_TOL(dtype)
+        return (
+            default if self.rtol is None else self.rtol,
+            default if self.atol is None else self.atol,
+        )
+
+    def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
+        if problem.num_points == 2:
+            xs, result, num_steps = problem.init, RESULTS.successful, jnp.array(0)
         else:
-            xs, result, num_steps = self.solve(
-                metric, x0, x1, init, max_steps=max_steps, rtol=rtol, atol=atol
-            )
-        return polyline_solution(metric, xs, result, num_steps, max_steps)
+            rtol, atol = self.tolerances(problem.init.dtype)
+            xs, result, num_steps = self.minimise(problem, rtol, atol)
+        return polyline_solution(problem, xs, result, num_steps)
+
+
+# A converged discrete geodesic has nearly constant speed, L^2 / 2E -> 1; far below it
+# (segments too long for how fast the metric varies) the midpoint rule is unreliable.
+MIN_SPEED_RATIO = 0.5
 
 
 def polyline_solution(
-    metric: AbstractMetric, xs: Curve, result: RESULTS, num_steps, max_steps: int
+    problem: BoundaryProblem, xs: Curve, result: RESULTS, num_steps: Int[Array, ""]
 ) -> GeodesicSolution:
     """A polyline on the uniform grid as a [`jaxgeo.GeodesicSolution`][], with the
     convergence diagnostics `grad_norm` and `constant_speed_ratio` in `stats`."""
-    energy = curve_energy(metric, xs)
-    length = curve_length(metric, xs)
-    grad = jax.grad(lambda c: curve_energy(metric, c))(xs)
+    energy = problem.curve_energy(xs)
+    length = problem.curve_length(xs)
+    grad = jax.grad(problem.curve_energy)(xs)
     grad_norm = jnp.max(jnp.abs(grad[1:-1])) if xs.shape[0] > 2 else jnp.zeros((), xs.dtype)
     speed_ratio = length**2 / (2 * energy)
     stats = dict(
         num_steps=num_steps,
-        max_steps=max_steps,
+        max_steps=problem.max_steps,
         grad_norm=jax.lax.stop_gradient(grad_norm),
         constant_speed_ratio=speed_ratio,
     )
-    # A converged discrete geodesic has nearly constant speed (ratio -> 1). (Zero energy
-    # is not flagged: where the metric vanishes, zero may be the true distance.)
+    # (Zero energy is not flagged: where the metric vanishes, zero may be the true
+    # distance.)
     result = RESULTS.where(
-        (result == RESULTS.successful) & (energy > 0) & (speed_ratio < 0.5),
+        (result == RESULTS.successful) & (energy > 0) & (speed_ratio < MIN_SPEED_RATIO),
         RESULTS.unresolved_curve,
         result,
     )

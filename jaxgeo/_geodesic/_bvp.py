@@ -5,22 +5,68 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import finite_pair
-from .._curve import straight_line, with_energy_rule
+from .._curve import check_energy_rule, straight_line
 from .._custom_types import Input
 from .._metric._base import AbstractMetric
 from .._sharding import sharded_map
 from .._solution import GeodesicSolution, RESULTS
-from ._base import AbstractBoundarySolver
-from ._energy import EnergyDescent
-from ._newton import EnergyNewton
+from ._base import AbstractBoundarySolver, BoundaryProblem
+from ._default import default_polyline_solver
 
 
-NEWTON_MAX_DIM = 64  # above this, (D, D) Hessian blocks cost more than L-BFGS iterations
+# Pairs vmapped together per device on CPU (W2 of `python -m benchmarks`: 1.2-1.8x the
+# throughput of one vmap over 256 pairs, since a chunk stops with its slowest pair).
+CPU_CHUNK_SIZE = 16
 
 
-def default_tolerance(dtype) -> float:
-    """1e-6 in float64; 1e-4 in lower precision, where 1e-6 is below the noise."""
-    return 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4
+def boundary_problem(
+    metric: AbstractMetric,
+    x0: Input,
+    x1: Input,
+    *,
+    num_points: int,
+    init: Input | None,
+    max_steps: int,
+    energy: str,
+    where: str,
+) -> BoundaryProblem:
+    """Validate the arguments of a boundary-value entry point (trace-time shapes,
+    run-time finiteness) and build its [`jaxgeo.BoundaryProblem`][]."""
+    x0, x1 = finite_pair(x0, x1, ("x0", "x1"), where)
+    check_energy_rule(metric, energy, where)
+    if not isinstance(num_points, int) or num_points < 2:
+        raise ValueError(f"{where}: num_points must be an integer >= 2, got {num_points!r}")
+    if not isinstance(max_steps, int) or max_steps < 0:
+        raise ValueError(f"{where}: max_steps must be an integer >= 0, got {max_steps!r}")
+    if init is None:
+        init = straight_line(x0, x1, num_points)
+    else:
+        init = jnp.asarray(init, x0.dtype)
+        if init.shape != (num_points, x0.shape[0]):
+            raise ValueError(
+                f"{where}: init has shape {init.shape}, expected "
+                f"(num_points, dim) = {(num_points, x0.shape[0])}"
+            )
+        init = init.at[0].set(x0).at[-1].set(x1)
+    return BoundaryProblem(metric, x0, x1, init, max_steps=max_steps, energy=energy)
+
+
+def solve_boundary_problem(
+    problem: BoundaryProblem, solver: AbstractBoundarySolver | None, throw: bool, where: str
+) -> GeodesicSolution:
+    """`solver.geodesic(problem)` (default: by the dimension), raising on failure if
+    `throw`."""
+    if solver is None:
+        solver = default_polyline_solver(problem.x0.shape[0])
+    elif not isinstance(solver, AbstractBoundarySolver):
+        raise ValueError(
+            f"{where}: solver must be a jaxgeo.AbstractBoundarySolver (e.g. "
+            f"jaxgeo.EnergyNewton()), got {type(solver).__name__}"
+        )
+    sol = solver.geodesic(problem)
+    if throw:
+        sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
+    return sol
 
 
 @eqx.filter_jit
@@ -33,8 +79,6 @@ def geodesic_bvp(
     solver: AbstractBoundarySolver | None = None,
     init: Input | None = None,
     max_steps: int = 4096,
-    rtol: float | None = None,
-    atol: float | None = None,
     energy: str = "midpoint",
     throw: bool = True,
 ) -> GeodesicSolution:
@@ -59,17 +103,17 @@ def geodesic_bvp(
     **Other arguments:**
 
     - `num_points`: number of curve points including both endpoints ($\ge 2$).
-    - `solver`: an [`jaxgeo.AbstractBoundarySolver`][]. Default: [`jaxgeo.EnergyNewton`][]
-      (damped Newton with the block-tridiagonal Hessian) for `D <= 64`, else
-      [`jaxgeo.EnergyDescent`][] (L-BFGS in preconditioned coordinates); or
-      [`jaxgeo.Shooting`][].
+    - `solver`: an [`jaxgeo.AbstractBoundarySolver`][], holding its tolerances.
+      Default: [`jaxgeo.EnergyNewton`][] (damped Newton with the block-tridiagonal
+      Hessian) for `D <= 64`, else [`jaxgeo.EnergyDescent`][] (L-BFGS in
+      preconditioned coordinates); or [`jaxgeo.Shooting`][] (the exact ODE geodesic),
+      or [`jaxgeo.Richardson`][] (extrapolated length).
     - `init`: an initial curve of shape `(num_points, D)`; its endpoints are replaced
       by `x0` and `x1`. Default: the straight line.
     - `max_steps`: the iteration budget.
-    - `rtol`, `atol`: the solver's stopping tolerances; default 1e-6 in float64 and
-      1e-4 in float32.
     - `energy`: the discrete energy: `"midpoint"` (default, the metric at segment
-      midpoints) or `"secant"`, the metric's Jacobian-free `secant_sq_norm` (e.g.
+      midpoints) or `"secant"`, the Jacobian-free `secant_sq_norm` of an
+      [`jaxgeo.AbstractSecantMetric`][] (e.g.
       $N\sum_i |f(c_{i+1}) - f(c_i)|^2 / 2$ for a [`jaxgeo.PullbackMetric`][]: decoder
       passes only, for very large $D$). Length and energy are reported in the same rule.
     - `throw`: raise if the solve fails. Under `jax.vmap` use `throw=False` and
@@ -80,30 +124,17 @@ def geodesic_bvp(
     **Raises:** `ValueError` for malformed input (shapes, `num_points < 2`); a
     runtime error for non-finite endpoints, and, with `throw=True`, for a failed solve.
     """
-    x0, x1 = finite_pair(x0, x1, ("x0", "x1"), "geodesic_bvp")
-    metric = with_energy_rule(metric, energy, "geodesic_bvp")
-    if not isinstance(num_points, int) or num_points < 2:
-        raise ValueError(f"geodesic_bvp: num_points must be an integer >= 2, got {num_points!r}")
-    dtype = x0.dtype
-    if init is None:
-        init = straight_line(x0, x1, num_points)
-    else:
-        init = jnp.asarray(init, dtype)
-        if init.shape != (num_points, x0.shape[0]):
-            raise ValueError(
-                f"geodesic_bvp: init has shape {init.shape}, expected "
-                f"(num_points, dim) = {(num_points, x0.shape[0])}"
-            )
-        init = init.at[0].set(x0).at[-1].set(x1)
-    rtol = default_tolerance(dtype) if rtol is None else rtol
-    atol = default_tolerance(dtype) if atol is None else atol
-
-    if solver is None:
-        solver = default_solver(x0.shape[0])
-    sol = solver.geodesic(metric, x0, x1, init, max_steps=max_steps, rtol=rtol, atol=atol)
-    if throw:
-        sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
-    return sol
+    problem = boundary_problem(
+        metric,
+        x0,
+        x1,
+        num_points=num_points,
+        init=init,
+        max_steps=max_steps,
+        energy=energy,
+        where="geodesic_bvp",
+    )
+    return solve_boundary_problem(problem, solver, throw, "geodesic_bvp")
 
 
 @eqx.filter_jit
@@ -131,7 +162,8 @@ def geodesic_bvp_batch(
 
     **Arguments:** `x0s`, `x1s` of shape `(B, D)`; `init` (optional) initial curves of
     shape `(B, num_points, D)`, e.g. `jax.vmap` of [`jaxgeo.graph_geodesic`][];
-    `kwargs` go to [`jaxgeo.geodesic_bvp`][] (`num_points`, `solver`, `rtol`, ...).
+    `kwargs` go to [`jaxgeo.geodesic_bvp`][] (`num_points`, `solver`, `max_steps`,
+    `energy`).
 
     **Returns:** a [`jaxgeo.GeodesicSolution`][] whose fields have a leading batch axis.
     """
@@ -145,15 +177,10 @@ def geodesic_bvp_batch(
         raise ValueError("geodesic_bvp_batch: solves never throw; inspect `result` per pair")
     batch = (x0s, x1s) if init is None else (x0s, x1s, jnp.asarray(init))
     if chunk_size is None and (devices or jax.devices())[0].platform == "cpu":
-        chunk_size = 16
+        chunk_size = CPU_CHUNK_SIZE
 
     def one(pair):
         start = None if init is None else pair[2]
         return geodesic_bvp(metric, pair[0], pair[1], init=start, throw=False, **kwargs)
 
     return sharded_map(one, batch, devices=devices, chunk_size=chunk_size)
-
-
-def default_solver(dim: int) -> AbstractBoundarySolver:
-    """[`jaxgeo.EnergyNewton`][] up to `NEWTON_MAX_DIM`, else [`jaxgeo.EnergyDescent`][]."""
-    return EnergyNewton() if dim <= NEWTON_MAX_DIM else EnergyDescent()

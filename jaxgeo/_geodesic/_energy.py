@@ -1,6 +1,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import optimistix as optx
 from jaxtyping import Array, Float, Int
@@ -8,8 +9,9 @@ from jaxtyping import Array, Float, Int
 from .._curve import curve_energy, straight_line
 from .._custom_types import Curve, Point
 from .._metric._base import AbstractMetric
+from .._numerics import HIGHEST
 from .._solution import RESULTS
-from ._base import AbstractBoundarySolver, sine_basis
+from ._base import AbstractPolylineSolver, BoundaryProblem, sine_basis
 
 
 def _parametrisation(num_points: int, dtype, precondition: bool):
@@ -19,7 +21,7 @@ def _parametrisation(num_points: int, dtype, precondition: bool):
     basis = jnp.asarray(sine_basis(num_points, dtype)) if precondition else jnp.eye(n, dtype=dtype)
 
     def to_curve(z, a, b):
-        offsets = jnp.dot(basis, z, precision=jax.lax.Precision.HIGHEST)
+        offsets = jnp.dot(basis, z, precision=HIGHEST)
         return straight_line(a, b, num_points).at[1:-1].add(offsets)
 
     def from_curve(xs):
@@ -29,7 +31,7 @@ def _parametrisation(num_points: int, dtype, precondition: bool):
     return to_curve, from_curve
 
 
-class EnergyDescent(AbstractBoundarySolver):
+class EnergyDescent(AbstractPolylineSolver):
     r"""Minimise the discrete curve energy $E = \frac{N}{2}\sum_i
     \langle\Delta_i,\Delta_i\rangle_{G(m_i)}$ over the interior points, by optimistix.
 
@@ -43,17 +45,23 @@ class EnergyDescent(AbstractBoundarySolver):
 
     - `optimizer`: an optax `GradientTransformation` (first-order descent, e.g.
       `optax.adam(1e-2)`, run through `optimistix.OptaxMinimiser`) or an optimistix
-      minimiser (default: `optimistix.LBFGS`). Its tolerances are replaced by
-      those given to [`jaxgeo.geodesic_bvp`][].
+      minimiser (default: `optimistix.LBFGS`). Its own tolerances are replaced by
+      `rtol` and `atol`.
+    - `rtol`, `atol`: the stopping tolerances on the energy and the points (Cauchy
+      termination); default 1e-6 in float64 and 1e-4 in float32.
     - `precondition`: optimise in the preconditioned coordinates (default) or in
       the raw point coordinates.
     - `adjoint`: how to differentiate through the solve; the default
       `optimistix.ImplicitAdjoint()` uses the implicit function theorem at the minimum.
+
+    `stats`: see [`jaxgeo.AbstractPolylineSolver`][].
     """
 
     optimizer: optax.GradientTransformation | optx.AbstractMinimiser = optx.LBFGS(
         rtol=1e-6, atol=1e-6
     )
+    rtol: float | None = None
+    atol: float | None = None
     precondition: bool = eqx.field(static=True, default=True)
     adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint()
 
@@ -67,36 +75,31 @@ class EnergyDescent(AbstractBoundarySolver):
             f"optimistix minimiser, got {type(self.optimizer).__name__}"
         )
 
-    def solve(
-        self,
-        metric: AbstractMetric,
-        x0: Point,
-        x1: Point,
-        init: Curve,
-        *,
-        max_steps: int,
-        rtol: float,
-        atol: float,
+    def minimise(
+        self, problem: BoundaryProblem, rtol: float, atol: float
     ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
+        x0, x1, init = problem.x0, problem.x1, problem.init
         dtype = init.dtype
         if isinstance(self.optimizer, optx.AbstractMinimiser):
             # optimistix's quasi-Newton states hold arrays of the default float dtype
             # (float64 under jax_enable_x64), which breaks float32 solves: work in the
             # wider dtype and return the caller's.
-            work = jnp.promote_types(dtype, jnp.result_type(float))
+            work = np.promote_types(dtype, jnp.result_type(float))
             x0, x1, init = x0.astype(work), x1.astype(work), init.astype(work)
         to_curve, from_curve = _parametrisation(init.shape[0], init.dtype, self.precondition)
 
         def energy(z, args):
-            metric, a, b = args
-            return curve_energy(metric, to_curve(z, a, b))
+            problem, a, b = args
+            # (The metric sees the caller's dtype; the minimiser its working dtype.)
+            xs = to_curve(z, a, b).astype(dtype)
+            return problem.curve_energy(xs).astype(z.dtype)
 
         sol = optx.minimise(
             energy,
             self._minimiser(rtol, atol),
             from_curve(init),
-            args=(metric, x0, x1),
-            max_steps=max_steps,
+            args=(problem, x0, x1),
+            max_steps=problem.max_steps,
             adjoint=self.adjoint,
             throw=False,
         )

@@ -16,7 +16,8 @@ from jaxtyping import Array, Float, Int
 from .._checks import finite_pair
 from .._curve import straight_line
 from .._custom_types import Curve, Input, Point, Scalar
-from .._metric._base import AbstractMetric, safe_sqrt
+from .._metric._base import AbstractMetric
+from .._numerics import safe_sqrt
 
 
 Nodes = Float[Array, "nodes dim"]

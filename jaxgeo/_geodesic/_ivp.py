@@ -7,10 +7,13 @@ from .._checks import finite_pair
 from .._custom_types import Input, Point
 from .._functional import geodesic_acceleration
 from .._metric._base import AbstractMetric
+from .._numerics import ODE_TOL
 from .._solution import GeodesicSolution, RESULTS
 
 
-def _vector_field(t, state, metric):
+def geodesic_vector_field(t, state, metric):
+    r"""The geodesic equation as a first-order system, $(\dot x, \dot v) = (v,
+    -\Gamma(v, v))$, in diffrax's `(t, y, args)` form with the metric as `args`."""
     del t
     x, v = state
     return v, geodesic_acceleration(metric, x, v)
@@ -62,7 +65,7 @@ def geodesic_ivp(
     """
     x0, v0 = finite_pair(x0, v0, ("x0", "v0"), "geodesic_ivp")
     dtype = x0.dtype
-    tol = 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-6
+    tol = ODE_TOL(dtype)
     if stepsize_controller is None:
         stepsize_controller = dfx.PIDController(
             rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol
@@ -70,7 +73,7 @@ def geodesic_ivp(
     if saveat is None:
         saveat = dfx.SaveAt(ts=jnp.linspace(0, t1, num_points, dtype=dtype))
     sol = dfx.diffeqsolve(
-        dfx.ODETerm(_vector_field),
+        dfx.ODETerm(geodesic_vector_field),
         solver,
         t0=0.0,
         t1=t1,

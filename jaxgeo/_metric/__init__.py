@@ -1,4 +1,4 @@
-from ._base import AbstractMetric as AbstractMetric
+from ._base import AbstractMetric as AbstractMetric, AbstractSecantMetric as AbstractSecantMetric
 from ._ensemble import EnsembleMetric as EnsembleMetric
 from ._euclidean import Euclidean as Euclidean
 from ._fisher import (
@@ -7,6 +7,7 @@ from ._fisher import (
 )
 from ._matrix import MatrixMetric as MatrixMetric
 from ._pullback import (
+    AbstractPullbackMetric as AbstractPullbackMetric,
     ExpectedPullbackMetric as ExpectedPullbackMetric,
     PullbackMetric as PullbackMetric,
 )

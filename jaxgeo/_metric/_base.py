@@ -7,18 +7,21 @@ import jax.scipy as jsp
 from jaxtyping import Array, Float
 
 from .._custom_types import Curve, MetricMatrix, Point, Scalar, Tangent
-
-
-_HIGHEST = jax.lax.Precision.HIGHEST
+from .._numerics import HIGHEST, safe_sqrt
 
 
 class AbstractMetric(eqx.Module):
     r"""A Riemannian metric $G(x)$ on coordinates $x \in \mathbb{R}^D$.
 
     Subclasses implement one method, `matrix(x)`; everything else is derived from it.
-    Subclasses whose structure allows it override the derived methods with closed forms
-    (and every override is tested against the derived default). All methods act on a
-    single point: batch with `jax.vmap`.
+    All methods act on a single point: batch with `jax.vmap`.
+
+    Where its structure allows, a subclass overrides derived methods with closed forms
+    or matrix-free versions. These, and only these, are overridable (every override is
+    tested against the derived default): `inner`, `sq_norm`, `solve`,
+    `inverse_matrix`, `inverse_sqrt_apply`, `log_det` and `geodesic_acceleration`.
+    `norm` and `segment_sq_norm` are final. Metrics with a Jacobian-free segment energy
+    subclass [`jaxgeo.AbstractSecantMetric`][].
 
     Metrics are Equinox modules, hence pytrees: a metric holding a score network is
     differentiable in the network's parameters and can be vmapped over an ensemble.
@@ -30,7 +33,7 @@ class AbstractMetric(eqx.Module):
 
     def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
         r"""The inner product $\langle u, v \rangle_{G(x)} = u^\top G(x) v$."""
-        return jnp.dot(u, jnp.dot(self.matrix(x), v, precision=_HIGHEST))
+        return jnp.dot(u, jnp.dot(self.matrix(x), v, precision=HIGHEST))
 
     def sq_norm(self, x: Point, v: Tangent) -> Scalar:
         r"""$\langle v, v \rangle_{G(x)}$: `inner(x, v, v)`, overridden where the square
@@ -77,25 +80,6 @@ class AbstractMetric(eqx.Module):
         curve energies: the midpoint rule $\langle b - a, b - a\rangle_{G((a+b)/2)}$."""
         return self.sq_norm(0.5 * (a + b), b - a)
 
-    def curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
-        """`segment_sq_norm` of every segment of the polyline `xs` (`(N + 1, D)` → `(N,)`):
-        what discrete curve energies sum. Override where a whole curve is cheaper."""
-        return jax.vmap(self.segment_sq_norm)(xs[:-1], xs[1:])
-
-    def secant_curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
-        """`secant_sq_norm` of every segment of `xs`; overridden by pullbacks to decode
-        each curve point once (not twice)."""
-        return jax.vmap(self.secant_sq_norm)(xs[:-1], xs[1:])
-
-    def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
-        """A derivative-free alternative to `segment_sq_norm` (same value to second order
-        in `b - a`), for metrics that have one: e.g. `|f(b) - f(a)|^2` for a pullback.
-        Selected by `geodesic_bvp(..., energy="secant")`."""
-        raise ValueError(
-            f"{type(self).__name__} has no secant (Jacobian-free) segment energy; use "
-            'energy="midpoint"'
-        )
-
     def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
         r"""The geodesic acceleration $-\Gamma(v, v)$ at `x`, matrix-free.
 
@@ -113,7 +97,20 @@ class AbstractMetric(eqx.Module):
         return self.solve(x, grad_x - d_momentum)
 
 
-def safe_sqrt(q: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
-    """`sqrt(max(q, 0))` with a zero (not NaN) gradient at `q = 0`."""
-    positive = q > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, q, 1)), 0)
+class AbstractSecantMetric(AbstractMetric):
+    r"""A metric with a Jacobian-free (secant) segment energy: a value that agrees with
+    the midpoint rule `segment_sq_norm(a, b)` to second order in $b - a$ but needs no
+    derivatives, e.g. $|f(b) - f(a)|^2$ for a pullback through $f$, or a symmetrised KL
+    divergence for a Fisher–Rao metric. Selected by `energy="secant"` in
+    [`jaxgeo.geodesic_bvp`][] and [`jaxgeo.curve_energy`][]; only metrics of this type
+    offer it."""
+
+    @abc.abstractmethod
+    def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
+        """The secant squared length of the segment from `a` to `b`."""
+
+    def secant_curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
+        """`secant_sq_norm` of every segment of the polyline `xs` (`(N + 1, D)` →
+        `(N,)`). Overridable where a whole curve is cheaper (a pullback decodes each
+        point once, not twice)."""
+        return jax.vmap(self.secant_sq_norm)(xs[:-1], xs[1:])

@@ -1,16 +1,16 @@
 from collections.abc import Callable
 
-import jax
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._custom_types import Curve, MetricMatrix, Point, Scalar, Tangent
-from .._families import AbstractFamily
-from ._base import AbstractMetric
-from ._pullback import PullbackMetric
+from .._custom_types import MetricMatrix, Point, Scalar, Tangent
+from ..families._base import AbstractFamily
+from ._base import AbstractSecantMetric
+from ._pullback import AbstractPullbackMetric
 
 
-class FisherRaoMetric(AbstractMetric):
+class FisherRaoMetric(AbstractSecantMetric):
     r"""The Fisher–Rao metric of a distribution family on its parameter coordinates,
     $G(\eta) = I(\eta) = \mathbb{E}[\nabla_\eta \log p\,\nabla_\eta \log p^\top]$, from
     the family's closed form (block-wise for [`jaxgeo.families.Product`][]).
@@ -51,7 +51,7 @@ class FisherRaoMetric(AbstractMetric):
         return self._masked(lambda a, b: self.family.kl(a, b) + self.family.kl(b, a), a, b)
 
 
-class PullbackFisherRaoMetric(PullbackMetric):
+class PullbackFisherRaoMetric(AbstractPullbackMetric):
     r"""The Fisher–Rao metric pulled back through a decoder $z \mapsto \eta(z)$ of
     distribution parameters: $G(z) = J_\eta^\top I(\eta(z)) J_\eta$ (*Pulling back
     information geometry*, Arvanitidis et al. 2022). Matrix-free `inner` (two JVPs and
@@ -64,25 +64,14 @@ class PullbackFisherRaoMetric(PullbackMetric):
     `lambda z: family.constrain(net(z))`), `family`, `dense_max_dim`.
     """
 
-    def __init__(
-        self,
-        decoder: Callable[[Point], Float[Array, " params"]],
-        family: AbstractFamily,
-        dense_max_dim: int = 64,
-    ):
-        self.f = decoder
-        self.base = FisherRaoMetric(family)
-        self.dense_max_dim = dense_max_dim
+    decoder: Callable[[Point], Float[Array, " params"]]
+    family: AbstractFamily
+    dense_max_dim: int = eqx.field(static=True, default=64)
 
     @property
-    def family(self) -> AbstractFamily:
-        return self.base.family
+    def f(self) -> Callable[[Point], Float[Array, " params"]]:
+        return self.decoder
 
-    def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
-        self._check(a)
-        return self.base.secant_sq_norm(self.f(a), self.f(b))
-
-    def secant_curve_sq_norms(self, xs: Curve) -> Float[Array, " segments"]:
-        self._check(xs[0])
-        fx = jax.vmap(self.f)(xs)
-        return jax.vmap(self.base.secant_sq_norm)(fx[:-1], fx[1:])
+    @property
+    def base(self) -> FisherRaoMetric:
+        return FisherRaoMetric(self.family)

@@ -6,11 +6,9 @@ import jax.numpy as jnp
 
 from .._checks import call_score, check_point, check_value
 from .._custom_types import MetricMatrix, Point, Scalar, ScalarLike, Tangent
+from .._numerics import HIGHEST
 from ._base import AbstractMetric
 from ._pullback import cg_solve
-
-
-_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 class ScoreJacobianMetric(AbstractMetric):
@@ -46,16 +44,16 @@ class ScoreJacobianMetric(AbstractMetric):
         check_point(x)
         jac = jax.jacfwd(lambda y: call_score(self.score, y))(x)
         eye = jnp.eye(x.shape[0], dtype=x.dtype)
-        return self.damping * eye + jnp.dot(jac.T, jac, precision=_HIGHEST)
+        return self.damping * eye + jnp.dot(jac.T, jac, precision=HIGHEST)
 
     def inner(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
         _, jvp = self._linearize(x)
-        return self.damping * jnp.dot(u, v) + jnp.dot(jvp(u), jvp(v), precision=_HIGHEST)
+        return self.damping * jnp.dot(u, v) + jnp.dot(jvp(u), jvp(v), precision=HIGHEST)
 
     def sq_norm(self, x: Point, v: Tangent) -> Scalar:
         _, jvp = self._linearize(x)
         jv = jvp(v)
-        return self.damping * jnp.dot(v, v) + jnp.dot(jv, jv, precision=_HIGHEST)
+        return self.damping * jnp.dot(v, v) + jnp.dot(jv, jv, precision=HIGHEST)
 
     def solve(self, x: Point, w: Tangent) -> Tangent:
         if x.shape[0] <= self.dense_max_dim:
