@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import finite_pair
-from .._custom_types import Input, Point
+from .._custom_types import Input, Point, Tangent
 from .._functional import geodesic_acceleration
 from .._metric._base import AbstractMetric
 from .._numerics import ODE_TOL
@@ -17,6 +17,36 @@ def geodesic_vector_field(t, state, metric):
     del t
     x, v = state
     return v, geodesic_acceleration(metric, x, v)
+
+
+def geodesic_flow(
+    metric: AbstractMetric,
+    x0: Point,
+    v0: Tangent,
+    t1,
+    solver: dfx.AbstractSolver,
+    stepsize_controller: dfx.AbstractStepSizeController,
+    saveat: dfx.SaveAt,
+    max_steps: int,
+    adjoint: dfx.AbstractAdjoint,
+    dt0: float | None = None,
+) -> dfx.Solution:
+    """The geodesic flow from `(x0, v0)` over $[0, t_1]$: `diffrax.diffeqsolve` of
+    `geodesic_vector_field`, never throwing (callers report `sol.result`)."""
+    return dfx.diffeqsolve(
+        dfx.ODETerm(geodesic_vector_field),
+        solver,
+        t0=0.0,
+        t1=t1,
+        dt0=dt0,
+        y0=(x0, v0),
+        args=metric,
+        saveat=saveat,
+        stepsize_controller=stepsize_controller,
+        max_steps=max_steps,
+        adjoint=adjoint,
+        throw=False,
+    )
 
 
 @eqx.filter_jit
@@ -72,19 +102,8 @@ def geodesic_ivp(
         )
     if saveat is None:
         saveat = dfx.SaveAt(ts=jnp.linspace(0, t1, num_points, dtype=dtype))
-    sol = dfx.diffeqsolve(
-        dfx.ODETerm(geodesic_vector_field),
-        solver,
-        t0=0.0,
-        t1=t1,
-        dt0=dt0,
-        y0=(x0, v0),
-        args=metric,
-        saveat=saveat,
-        stepsize_controller=stepsize_controller,
-        max_steps=max_steps,
-        adjoint=adjoint,
-        throw=False,
+    sol = geodesic_flow(
+        metric, x0, v0, t1, solver, stepsize_controller, saveat, max_steps, adjoint, dt0
     )
     xs, vs = sol.ys
     speed0 = metric.norm(x0, v0)

@@ -12,7 +12,7 @@ from .._numerics import SHOOTING_TOL
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
-from ._ivp import geodesic_vector_field
+from ._ivp import geodesic_flow
 
 
 Segments = Float[Array, "segments dim"]
@@ -31,19 +31,16 @@ RESIDUAL_FACTOR = 1e3
 
 def _flow(metric: AbstractMetric, x: Point, v: Point, duration, tol: float, saveat):
     # DirectAdjoint: Newton needs forward mode, gradients of the result reverse mode.
-    sol = dfx.diffeqsolve(
-        dfx.ODETerm(geodesic_vector_field),
-        dfx.Tsit5(),
-        t0=0.0,
-        t1=duration,
-        dt0=None,
-        y0=(x, v),
-        args=metric,
-        saveat=saveat,
+    sol = geodesic_flow(
+        metric,
+        x,
+        v,
+        duration,
+        solver=dfx.Tsit5(),
         stepsize_controller=dfx.PIDController(rtol=tol, atol=tol),
-        adjoint=dfx.DirectAdjoint(),
+        saveat=saveat,
         max_steps=ODE_MAX_STEPS,
-        throw=False,
+        adjoint=dfx.DirectAdjoint(),
     )
     return sol.ys
 
