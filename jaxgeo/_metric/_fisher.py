@@ -5,7 +5,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._custom_types import Curve, MetricMatrix, Point, Scalar, Tangent
-from .._families import AbstractFamily
+from ..families._base import AbstractFamily
 from ._base import AbstractMetric
 from ._pullback import PullbackMetric
 
