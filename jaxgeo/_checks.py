@@ -5,6 +5,8 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array
 
 
@@ -78,3 +80,54 @@ def finite_pair(a, b, names: tuple[str, str], where: str) -> tuple[Array, Array]
         f"{where}: {names[0]} and {names[1]} must be finite (got NaN or inf)",
     )
     return a, b
+
+
+def check_input(x: Array, dim: int, name: str) -> None:
+    """Raise unless `x` is one input of a model that takes points of shape `(dim,)`
+    (`check_point`, with a message that names the shape the model takes)."""
+    check_point(x, name)
+    if jnp.shape(x)[0] != dim:
+        raise ValueError(f"{name} must have shape ({dim},), got shape {jnp.shape(x)}")
+
+
+def check_integer(value, name: str, minimum: int = 1) -> None:
+    """Raise unless `value` is a Python integer `>= minimum` (a count, a size)."""
+    if not isinstance(value, int) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def check_examples(data, where: str) -> None:
+    """Raise unless `data` is a non-empty pytree of arrays of examples: one common
+    leading (example) axis, and no NaN or infinite values."""
+    leaves = jtu.tree_leaves(data)
+    if not leaves:
+        raise ValueError(f"{where}: data is empty")
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(
+            f"{where}: every data array needs the same leading (example) axis, got shapes "
+            f"{[np.shape(leaf) for leaf in leaves]}"
+        )
+    for leaf in leaves:
+        arr = np.asarray(leaf)
+        if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
+            bad = int(np.sum(~np.isfinite(arr)))
+            raise ValueError(
+                f"{where}: the data contain {bad} NaN or infinite values (array of shape "
+                f"{arr.shape}); clean them before training"
+            )
+
+
+def check_same_length(a: Array, b: Array, names: tuple[str, str], where: str) -> None:
+    """Raise unless `a` and `b` have the same number of examples (leading axis)."""
+    if jnp.shape(a)[0] != jnp.shape(b)[0]:
+        raise ValueError(
+            f"{where}: {names[0]} {jnp.shape(a)} and {names[1]} {jnp.shape(b)} differ in length"
+        )
+
+
+def check_positive(value, name: str) -> None:
+    """Raise `ValueError` if a concrete `value` is not > 0 (NaN included); traced values
+    (under `jit`/`vmap`) pass through, to be checked at run time where needed."""
+    check_value(value, lambda v: v > 0, f"{name} must be > 0, got {value!r}")

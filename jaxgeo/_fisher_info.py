@@ -14,7 +14,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._families import AbstractFamily
+from .families._base import AbstractFamily
 
 
 Matrix = Float[Array, "p p"]

@@ -208,3 +208,15 @@ def test_bad_parameters_and_observations():
         mvn.log_prob(mvn.params(jnp.zeros(2), jnp.eye(2)), jnp.zeros(3))
     with pytest.raises(ValueError, match=r"covariance of shape \(2, 2\)"):
         mvn.params(jnp.zeros(2), jnp.eye(3))
+
+
+def test_dirichlet_validates_num_classes():
+    assert F.Dirichlet(2).num_params == 2
+    for bad in (1, 0, -3):
+        with pytest.raises(ValueError, match="Dirichlet: num_classes must be an integer >= 2"):
+            F.Dirichlet(bad)
+    # Not an integer: a ValueError from the check, or a TypeError first where runtime
+    # type checking is on (as in this test suite).
+    for bad in (2.0, "3", None):
+        with pytest.raises((ValueError, TypeError), match="num_classes"):
+            F.Dirichlet(bad)

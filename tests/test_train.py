@@ -97,7 +97,7 @@ def test_resume_gives_identical_parameters(tmp_path):
         optimizer=optax.adam(3e-3),
         batch_size=64,
         key=jax.random.key(5),
-        chunk_size=25,
+        steps_per_chunk=25,
         checkpoint_every=50,
     )
     loss = partial(jg.train.denoising_score_matching, sigma=0.2)
@@ -119,7 +119,7 @@ def test_resume_gives_identical_parameters(tmp_path):
     assert tree_allclose(resumed.model, straight.model, rtol=0, atol=0)
     np.testing.assert_array_equal(resumed.losses, straight.losses)
     # Same seed, same result, with or without checkpoints and whatever the chunking.
-    again = jg.train.fit(loss, model, data, num_steps=200, **dict(kwargs, chunk_size=40))
+    again = jg.train.fit(loss, model, data, num_steps=200, **dict(kwargs, steps_per_chunk=40))
     assert tree_allclose(again.model, straight.model, rtol=0, atol=0)
 
 
@@ -141,7 +141,7 @@ def test_bad_input(tmp_path):
             model,
             data,
             checkpoint_dir=tmp_path,
-            chunk_size=10,
+            steps_per_chunk=10,
             checkpoint_every=10,
             **dict(kwargs, **changes),
         )
@@ -162,8 +162,8 @@ def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="batch_size"):
         fit_here(batch_size=16)
     assert files() == before
-    with pytest.raises(ValueError, match="positive multiple of chunk_size"):
-        jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "x", chunk_size=3, **kwargs)
+    with pytest.raises(ValueError, match="positive multiple of steps_per_chunk"):
+        jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "x", steps_per_chunk=3, **kwargs)
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ def test_vae_trains_and_variance_is_calibrated():
         num_steps=600,
         batch_size=64,
         key=jax.random.key(2),
-        chunk_size=200,
+        steps_per_chunk=200,
     )
     assert result.losses[-100:].mean() < result.losses[:20].mean() - 20  # the ELBO rises
     vae = result.model

@@ -1,8 +1,8 @@
 """Small data sets with fixed seeds: `jaxgeo.data`."""
 
-from .._data import (
+from ._digits import digits as digits
+from ._toy import (
     circles as circles,
-    digits as digits,
     gaussian_mixture as gaussian_mixture,
     MIXTURE_COVARIANCES as MIXTURE_COVARIANCES,
     MIXTURE_MEANS as MIXTURE_MEANS,

@@ -1,17 +1,18 @@
 """Distribution families on parameter coordinates: `jaxgeo.families`."""
 
-from .._families import (
-    AbstractFamily as AbstractFamily,
-    Bernoulli as Bernoulli,
-    Beta as Beta,
+from ._base import AbstractFamily as AbstractFamily, kl_monte_carlo as kl_monte_carlo
+from ._circular import VonMises as VonMises
+from ._multivariate import (
     Categorical as Categorical,
     Dirichlet as Dirichlet,
+    MultivariateNormal as MultivariateNormal,
+)
+from ._product import Product as Product
+from ._univariate import (
+    Bernoulli as Bernoulli,
+    Beta as Beta,
     Exponential as Exponential,
     Gamma as Gamma,
-    kl_monte_carlo as kl_monte_carlo,
-    MultivariateNormal as MultivariateNormal,
     Normal as Normal,
     Poisson as Poisson,
-    Product as Product,
-    VonMises as VonMises,
 )

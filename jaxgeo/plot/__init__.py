@@ -1,7 +1,7 @@
 """Matplotlib figures: score fields, densities, metric ellipses, magnification factors,
 curves, energy landscapes, and GIF animations of optimisation histories."""
 
-from .._plot import (
+from ._plot import (
     animate as animate,
     animate_curves as animate_curves,
     curve as curve,

@@ -8,7 +8,9 @@ r"""Equinox score networks acting on one example.
   network, a true gradient (use `SteinMetric(..., conservative=True)` with it).
 """
 
+import abc
 from collections.abc import Callable
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -17,8 +19,8 @@ import numpy as np
 from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import check_point
-from ._custom_types import Point, Scalar, ScalarLike, Tangent
+from .._checks import check_input
+from .._custom_types import Point, Scalar, ScalarLike, Tangent
 
 
 class _Standardise(eqx.Module):
@@ -49,77 +51,81 @@ def _standardiser(dim: int, shift, scale) -> _Standardise:
     return _Standardise(as_tuple(shift, 0.0), scale)
 
 
-def _check_dim(x: Array, dim: int, name: str) -> None:
-    check_point(x)
-    if x.shape[0] != dim:
-        raise ValueError(f"{name} takes points of shape ({dim},), got shape {x.shape}")
+class _AbstractMLPScore(eqx.Module):
+    """An MLP on standardised inputs in $\\mathbb{R}^D$. The subclasses only choose the
+    architecture (`_architecture`); fields and `__init__` live here, once.
+
+    **Arguments:** `dim` $D$; `width` and `depth` of the MLP; `activation` (default: the
+    subclass's); `shift`, `scale` (default 0 and 1), the fixed input standardisation,
+    e.g. the data mean and standard deviation; `key`.
+    """
+
+    mlp: eqx.nn.MLP
+    standardise: _Standardise
+    dim: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        width: int = 128,
+        depth: int = 3,
+        activation: Callable[[Array], Array] | None = None,
+        shift: ArrayLike | None = None,
+        scale: ArrayLike | None = None,
+        key: PRNGKeyArray,
+    ):
+        in_size, out_size, default_activation = self._architecture(dim)
+        activation = default_activation if activation is None else activation
+        self.mlp = eqx.nn.MLP(in_size, out_size, width, depth, activation=activation, key=key)
+        self.standardise = _standardiser(dim, shift, scale)
+        self.dim = dim
+
+    @abc.abstractmethod
+    def _architecture(
+        self, dim: int
+    ) -> tuple[int, int | Literal["scalar"], Callable[[Array], Array]]:
+        """The MLP's input size, output size and default activation for points in R^dim."""
+
+    def _check(self, x: Point) -> None:
+        check_input(x, self.dim, f"{type(self).__name__} input")
 
 
-class MLPScore(eqx.Module):
+class MLPScore(_AbstractMLPScore):
     """A free-form score network $s_\\theta(x)$: an MLP from `(D,)` to `(D,)`.
 
     Inputs are standardised with fixed `shift` and `scale` (e.g. the data mean and
     standard deviation), outputs are divided by `scale` (the score of standardised
     data, mapped back).
 
-    **Arguments:** `dim` $D$; `width` and `depth` of the MLP; `activation`; `shift`,
-    `scale` (default 0 and 1); `key`.
+    **Arguments:** `dim` $D$; `width` and `depth` of the MLP; `activation` (default
+    SiLU); `shift`, `scale` (default 0 and 1); `key`.
     """
 
-    mlp: eqx.nn.MLP
-    standardise: _Standardise
-    dim: int = eqx.field(static=True)
-
-    def __init__(
-        self,
-        dim: int,
-        *,
-        width: int = 128,
-        depth: int = 3,
-        activation: Callable[[Array], Array] = jax.nn.silu,
-        shift: ArrayLike | None = None,
-        scale: ArrayLike | None = None,
-        key: PRNGKeyArray,
-    ):
-        self.mlp = eqx.nn.MLP(dim, dim, width, depth, activation=activation, key=key)
-        self.standardise = _standardiser(dim, shift, scale)
-        self.dim = dim
+    def _architecture(self, dim):
+        return dim, dim, jax.nn.silu
 
     def __call__(self, x: Point) -> Tangent:
-        _check_dim(x, self.dim, "MLPScore")
+        self._check(x)
         return self.standardise.unscale(self.mlp(self.standardise(x)))
 
 
-class NoiseConditionalScore(eqx.Module):
+class NoiseConditionalScore(_AbstractMLPScore):
     r"""A noise-conditional score $s_\theta(x, \sigma) \approx \nabla_x \log p_\sigma(x)$,
     the score of the data convolved with $N(0, \sigma^2 I)$ (Song & Ermon 2019):
     $s_\theta(x, \sigma) = \mathrm{MLP}([\tilde x, \log\sigma]) / \sigma$.
 
     Call it as `model(x, sigma)`; `model.at(sigma)` is the score at one noise level,
     a function of `x` alone that any metric accepts.
+
+    **Arguments:** as [`jaxgeo.nn.MLPScore`][] (default activation SiLU).
     """
 
-    mlp: eqx.nn.MLP
-    standardise: _Standardise
-    dim: int = eqx.field(static=True)
-
-    def __init__(
-        self,
-        dim: int,
-        *,
-        width: int = 128,
-        depth: int = 3,
-        activation: Callable[[Array], Array] = jax.nn.silu,
-        shift: ArrayLike | None = None,
-        scale: ArrayLike | None = None,
-        key: PRNGKeyArray,
-    ):
-        self.mlp = eqx.nn.MLP(dim + 1, dim, width, depth, activation=activation, key=key)
-        self.standardise = _standardiser(dim, shift, scale)
-        self.dim = dim
+    def _architecture(self, dim):
+        return dim + 1, dim, jax.nn.silu
 
     def __call__(self, x: Point, sigma: ScalarLike) -> Tangent:
-        _check_dim(x, self.dim, "NoiseConditionalScore")
+        self._check(x)
         sigma = jnp.asarray(sigma, x.dtype)
         features = jnp.concatenate([self.standardise(x), jnp.log(sigma)[None]])
         return self.standardise.unscale(self.mlp(features)) / sigma
@@ -139,33 +145,19 @@ class NoiseLevel(eqx.Module):
         return self.model(x, self.sigma)
 
 
-class EnergyScore(eqx.Module):
+class EnergyScore(_AbstractMLPScore):
     r"""The score of an energy-based model, $s_\theta(x) = -\nabla_x E_\theta(x)$ with
     $p_\theta \propto e^{-E_\theta}$ and $E_\theta$ a scalar MLP: a true gradient, whose
-    Jacobian (minus the Hessian of $E_\theta$) is symmetric."""
+    Jacobian (minus the Hessian of $E_\theta$) is symmetric.
 
-    mlp: eqx.nn.MLP
-    standardise: _Standardise
-    dim: int = eqx.field(static=True)
+    **Arguments:** as [`jaxgeo.nn.MLPScore`][] (default activation softplus)."""
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        width: int = 128,
-        depth: int = 3,
-        activation: Callable[[Array], Array] = jax.nn.softplus,
-        shift: ArrayLike | None = None,
-        scale: ArrayLike | None = None,
-        key: PRNGKeyArray,
-    ):
-        self.mlp = eqx.nn.MLP(dim, "scalar", width, depth, activation=activation, key=key)
-        self.standardise = _standardiser(dim, shift, scale)
-        self.dim = dim
+    def _architecture(self, dim):
+        return dim, "scalar", jax.nn.softplus
 
     def energy(self, x: Point) -> Scalar:
         """$E_\\theta(x)$, the negative unnormalised log-density."""
-        _check_dim(x, self.dim, "EnergyScore")
+        self._check(x)
         return self.mlp(self.standardise(x))
 
     def __call__(self, x: Point) -> Tangent:

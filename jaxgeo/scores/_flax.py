@@ -4,7 +4,7 @@ from typing import Any
 
 import equinox as eqx
 
-from ._custom_types import Point, Tangent
+from .._custom_types import Point, Tangent
 
 
 class NNXScore(eqx.Module):

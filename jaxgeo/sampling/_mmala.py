@@ -1,4 +1,4 @@
-r"""Riemannian-manifold samplers driven by any jaxgeo metric, in blackjax's style.
+r"""Manifold MALA driven by any jaxgeo metric, in blackjax's style.
 
 Simplified manifold MALA (Girolami and Calderhead 2011): from $x$, propose
 
@@ -19,23 +19,20 @@ and `inverse_sqrt_apply` (closed forms for the Stein and Monge metrics).
 
 [`jaxgeo.sampling.mmala`][] returns a `blackjax.SamplingAlgorithm` (`init(position)`,
 `step(key, state)`): compose with `jax.lax.scan`, `jax.vmap` over chains and
-`blackjax.diagnostics`. [`jaxgeo.sampling.rmhmc`][] adapts a metric to blackjax's RMHMC
-(`mass_matrix_fn = metric.matrix`); [`jaxgeo.sampling.step_size_warmup`][] tunes a step
-size by dual averaging (blackjax's) toward a target acceptance rate.
+`blackjax.diagnostics`.
 """
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from ._checks import check_point
-from ._custom_types import Point, Scalar
-from ._metric import AbstractMetric
+from .._checks import check_point, check_positive
+from .._custom_types import Point, Scalar
+from .._metric._base import AbstractMetric
 
 
 LogDensity = Callable[[Point], Scalar]
@@ -56,12 +53,6 @@ class MMALAInfo(NamedTuple):
     acceptance_rate: Scalar
     is_accepted: Bool[Array, ""]
     proposal: Point
-
-
-def _check_step_size(step_size, name: str = "mmala") -> None:
-    """A clear error for a concrete step size <= 0 (traced ones are checked at run time)."""
-    if isinstance(step_size, int | float | np.floating | np.integer) and not step_size > 0:
-        raise ValueError(f"{name}: the step size must be > 0, got {step_size!r}")
 
 
 def _divergence_drift(metric: AbstractMetric, x: Point) -> Point:
@@ -109,7 +100,7 @@ def mmala(
     """
     import blackjax
 
-    _check_step_size(step_size)
+    check_positive(step_size, "mmala: the step size")
 
     def init(position: ArrayLike) -> MMALAState:
         position = jnp.asarray(position)
@@ -151,83 +142,3 @@ def mmala(
         return state, info
 
     return blackjax.base.SamplingAlgorithm(init, step)
-
-
-def rmhmc(
-    logdensity_fn: LogDensity,
-    metric: AbstractMetric,
-    step_size: float | Float[ArrayLike, ""],
-    num_integration_steps: int,
-    **kwargs,
-):
-    """Riemannian-manifold HMC with `metric` as the position-dependent mass matrix:
-    blackjax's `rmhmc` (implicit-midpoint integrator for the non-separable Hamiltonian)
-    with `mass_matrix = metric.matrix`. Keyword arguments go to `blackjax.rmhmc`."""
-    import blackjax
-
-    _check_step_size(step_size, "rmhmc")
-    return blackjax.rmhmc(logdensity_fn, step_size, metric.matrix, num_integration_steps, **kwargs)
-
-
-class WarmupResult(NamedTuple):
-    """`state` after warm-up, the tuned `step_size`, and the per-step
-    `acceptance_rate` and `step_sizes` of the warm-up."""
-
-    state: Any
-    step_size: Scalar
-    acceptance_rate: Float[Array, " steps"]
-    step_sizes: Float[Array, " steps"]
-
-
-def step_size_warmup(
-    key: PRNGKeyArray,
-    make_algorithm: Callable[[Scalar], Any],
-    position: ArrayLike,
-    *,
-    num_steps: int = 1000,
-    target_acceptance: float = 0.574,
-    initial_step_size: float = 1.0,
-) -> WarmupResult:
-    """Tune a step size by dual averaging (blackjax's, Hoffman and Gelman 2014) so that
-    the mean acceptance rate approaches `target_acceptance`, running the chain
-    meanwhile. `make_algorithm(step_size)` builds the sampler, e.g.
-    `lambda eps: mmala(logdensity_fn, metric, eps)` (target 0.574, optimal for
-    MALA-type proposals, Roberts and Rosenthal 1998) or
-    `lambda eps: rmhmc(logdensity_fn, metric, eps, 5)` (target about 0.8). Returns the
-    final state and the averaged step size."""
-    import blackjax
-
-    if not 0 < target_acceptance < 1:
-        raise ValueError(f"step_size_warmup: target_acceptance in (0, 1), got {target_acceptance}")
-    if not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"step_size_warmup: num_steps must be an integer >= 1, got {num_steps!r}")
-    _check_step_size(initial_step_size, "step_size_warmup")
-    da_init, da_update, da_final = blackjax.adaptation.step_size.dual_averaging_adaptation(
-        target_acceptance
-    )
-    state = make_algorithm(initial_step_size).init(position)
-
-    def one_step(carry, key):
-        state, da_state = carry
-        eps = jnp.exp(da_state.log_step_size)
-        state, info = make_algorithm(eps).step(key, state)
-        da_state = da_update(da_state, info.acceptance_rate)
-        return (state, da_state), (info.acceptance_rate, eps)
-
-    keys = jax.random.split(key, num_steps)
-    (state, da_state), (rates, sizes) = jax.lax.scan(
-        one_step, (state, da_init(initial_step_size)), keys
-    )
-    return WarmupResult(state, da_final(da_state), rates, sizes)
-
-
-def sample_chain(key: PRNGKeyArray, algorithm, state, num_samples: int) -> tuple[Array, Any]:
-    """Run `algorithm.step` `num_samples` times from `state` in one `lax.scan`; return
-    the positions `(num_samples, D)` and the stacked infos."""
-
-    def one_step(state, key):
-        state, info = algorithm.step(key, state)
-        return state, (state.position, info)
-
-    _, (positions, infos) = jax.lax.scan(one_step, state, jax.random.split(key, num_samples))
-    return positions, infos

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from ._custom_types import Point, Scalar, Tangent
-from ._metric._base import AbstractMetric
+from .._custom_types import Point, Scalar, Tangent
+from .._metric._base import AbstractMetric
 
 
 Bounds = tuple[float, float]

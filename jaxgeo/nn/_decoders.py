@@ -1,5 +1,6 @@
-r"""Variational autoencoders with Gaussian, Bernoulli and Categorical decoders, and the
-calibrated-variance decoder of *Latent Space Oddity* (Arvanitidis, Hansen, Hauberg 2018).
+r"""Decoders: Gaussian, Bernoulli and Categorical likelihoods $p(x \mid z)$, the
+calibrated-variance decoder of *Latent Space Oddity* (Arvanitidis, Hansen, Hauberg 2018)
+and the extrapolating decoder of distribution parameters.
 
 The decoders expose the maps a latent metric pulls back: `GaussianDecoder.mean` and
 `.std` (for [`jaxgeo.ExpectedPullbackMetric`][]), `BernoulliDecoder.probs`,
@@ -8,43 +9,24 @@ variance by an RBF network whose precision decays away from the training codes,
 $\beta(z) = \sum_k w_k \exp(-\lambda_k |z - c_k|^2) + \zeta$, $\sigma = \beta^{-1/2}$.
 """
 
+import math
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
-from ._checks import check_point
-from ._custom_types import Point, Scalar
+from .._checks import check_input, check_point
+from .._custom_types import Point, Scalar
+from .._metric._pullback import ExpectedPullbackMetric
 
 
 Output = Float[Array, " out"]
-Latent = Float[Array, " latent"]
 
 
-def _check_input(x: Array, dim: int, name: str) -> None:
-    check_point(x, name)
-    if x.shape[0] != dim:
-        raise ValueError(f"{name} must have shape ({dim},), got {x.shape}")
-
-
-class Encoder(eqx.Module):
-    r"""Amortised Gaussian posterior $q(z \mid x) = N(\mu(x), \mathrm{diag}\,\sigma(x)^2)$."""
-
-    mlp: eqx.nn.MLP
-    latent_dim: int = eqx.field(static=True)
-    data_dim: int = eqx.field(static=True)
-
-    def __init__(self, data_dim: int, latent_dim: int, *, width: int, depth: int, key):
-        self.mlp = eqx.nn.MLP(data_dim, 2 * latent_dim, width, depth, jax.nn.tanh, key=key)
-        self.latent_dim, self.data_dim = latent_dim, data_dim
-
-    def __call__(self, x: Point) -> tuple[Latent, Latent]:
-        _check_input(x, self.data_dim, "Encoder input")
-        out = self.mlp(x)
-        return out[: self.latent_dim], jax.nn.softplus(out[self.latent_dim :]) + 1e-4
+def _gaussian_log_prob(x: Output, mean: Output, std: Output) -> Scalar:
+    return jnp.sum(-0.5 * ((x - mean) / std) ** 2 - jnp.log(std) - 0.5 * math.log(2 * math.pi))
 
 
 class GaussianDecoder(eqx.Module):
@@ -62,11 +44,11 @@ class GaussianDecoder(eqx.Module):
         self.latent_dim = latent_dim
 
     def mean(self, z: Point) -> Output:
-        _check_input(z, self.latent_dim, "latent point")
+        check_input(z, self.latent_dim, "latent point")
         return self.mlp(z)
 
     def std(self, z: Point) -> Output:
-        _check_input(z, self.latent_dim, "latent point")
+        check_input(z, self.latent_dim, "latent point")
         return jnp.exp(self.log_std)
 
     def log_prob(self, x: Output, z: Point) -> Scalar:
@@ -85,7 +67,7 @@ class BernoulliDecoder(eqx.Module):
         self.latent_dim = latent_dim
 
     def logits(self, z: Point) -> Output:
-        _check_input(z, self.latent_dim, "latent point")
+        check_input(z, self.latent_dim, "latent point")
         return self.mlp(z)
 
     def probs(self, z: Point) -> Output:
@@ -116,7 +98,7 @@ class CategoricalDecoder(eqx.Module):
         self.latent_dim, self.data_dim, self.num_classes = latent_dim, data_dim, num_classes
 
     def logits(self, z: Point) -> Float[Array, "out classes"]:
-        _check_input(z, self.latent_dim, "latent point")
+        check_input(z, self.latent_dim, "latent point")
         return self.mlp(z).reshape(self.data_dim, self.num_classes)
 
     def probs(self, z: Point) -> Float[Array, "out classes"]:
@@ -131,6 +113,11 @@ class CategoricalDecoder(eqx.Module):
         return jnp.sum(jnp.take_along_axis(log_p, x.astype(int)[:, None], axis=-1))
 
 
+def _rbf_features(z: Point, centres: Array, bandwidths: Array) -> Float[Array, " k"]:
+    r"""$\phi_k(z) = \exp(-\lambda_k |z - c_k|^2)$."""
+    return jnp.exp(-bandwidths * jnp.sum((z[None, :] - centres) ** 2, axis=-1))
+
+
 class RBFPrecision(eqx.Module):
     r"""$\beta(z) = \mathrm{softplus}(W)\,\phi(z) + \zeta$, with RBF features
     $\phi_k(z) = \exp(-\lambda_k |z - c_k|^2)$ at fixed centres $c_k$ (k-means of the
@@ -143,7 +130,7 @@ class RBFPrecision(eqx.Module):
     floor: float = eqx.field(static=True)
 
     def __call__(self, z: Point) -> Output:
-        features = jnp.exp(-self.bandwidths * jnp.sum((z[None, :] - self.centres) ** 2, axis=-1))
+        features = _rbf_features(z, self.centres, self.bandwidths)
         return jax.nn.softplus(self.raw_weights) @ features + self.floor
 
 
@@ -165,10 +152,8 @@ class CalibratedGaussianDecoder(eqx.Module):
     def log_prob(self, x: Output, z: Point) -> Scalar:
         return _gaussian_log_prob(x, self.mean(z), self.std(z))
 
-    def metric(self):
+    def metric(self) -> ExpectedPullbackMetric:
         """The expected pullback metric $J_\\mu^\\top J_\\mu + J_\\sigma^\\top J_\\sigma$."""
-        from ._metric import ExpectedPullbackMetric
-
         return ExpectedPullbackMetric(self.mean, self.std)
 
 
@@ -198,34 +183,9 @@ class ExtrapolatingDecoder(eqx.Module):
 
     def weight(self, z: Point) -> Scalar:
         """$w(z)$: about 1 on the data, 0 far away."""
-        sq = jnp.sum((z[None, :] - self.centres) ** 2, axis=-1)
-        return -jnp.expm1(-jnp.sum(jnp.exp(-self.bandwidths * sq)))
+        return -jnp.expm1(-jnp.sum(_rbf_features(z, self.centres, self.bandwidths)))
 
     def __call__(self, z: Point) -> Output:
         check_point(z, "ExtrapolatingDecoder: z", self.centres.shape[1])
         w = self.weight(z)
         return w * self.params_fn(z) + (1 - w) * self.far
-
-
-def _gaussian_log_prob(x, mean, std):
-    return jnp.sum(-0.5 * ((x - mean) / std) ** 2 - jnp.log(std) - 0.5 * np.log(2 * np.pi))
-
-
-class VAE(eqx.Module):
-    r"""A variational autoencoder: an [`jaxgeo.nn.Encoder`][] and any decoder with a
-    `log_prob(x, z)`. `elbo(x, key)` is the single-sample reparametrised evidence lower
-    bound $\mathbb{E}_q[\log p(x \mid z)] - \mathrm{KL}(q(z \mid x) \,\|\, N(0, I))$
-    for one example."""
-
-    encoder: Encoder
-    decoder: eqx.Module
-
-    def elbo(self, x: Array, key: PRNGKeyArray) -> Scalar:
-        mu, std = self.encoder(jnp.asarray(x, float))  # integer labels are fine too
-        z = mu + std * jax.random.normal(key, mu.shape, mu.dtype)
-        kl = 0.5 * jnp.sum(mu**2 + std**2 - 1 - 2 * jnp.log(std))
-        return self.decoder.log_prob(x, z) - kl
-
-    def encode(self, x: Point) -> Latent:
-        """The posterior mean $\\mu(x)$: the code of `x`."""
-        return self.encoder(x)[0]

@@ -1,4 +1,6 @@
-r"""Analytic Stein scores $s(x) = \nabla_x \log p(x)$ as Equinox modules."""
+r"""Analytic Stein scores $s(x) = \nabla_x \log p(x)$: the functions `gaussian`, `gmm`
+and `from_log_density`, and the Equinox modules they return (not exported: the
+functions are the public form)."""
 
 from collections.abc import Callable
 
@@ -8,11 +10,9 @@ import jax.numpy as jnp
 import jax.scipy as jsp
 from jaxtyping import Array, Float
 
-from ._checks import check_point, check_value
-from ._custom_types import Input, Point, Scalar, Tangent
-
-
-_HIGHEST = jax.lax.Precision.HIGHEST
+from .._checks import check_point, check_value
+from .._custom_types import Input, Point, Scalar, Tangent
+from .._numerics import HIGHEST
 
 
 def _check_gaussian(mean: Array, cov: Array, where: str) -> None:
@@ -41,7 +41,7 @@ def _precision_and_log_normaliser(cov: Array) -> tuple[Array, Array]:
 
 def _gaussian_log_prob(x: Point, mean: Array, precision: Array, log_norm: Array) -> Scalar:
     z = x - mean
-    return -0.5 * jnp.dot(z, jnp.dot(precision, z, precision=_HIGHEST)) - log_norm
+    return -0.5 * jnp.dot(z, jnp.dot(precision, z, precision=HIGHEST)) - log_norm
 
 
 class GaussianScore(eqx.Module):
@@ -68,7 +68,7 @@ class GaussianScore(eqx.Module):
 
     def __call__(self, x: Point) -> Tangent:
         check_point(x, dim=self.mean.shape[0])
-        return -jnp.dot(self.precision, x - self.mean, precision=_HIGHEST)
+        return -jnp.dot(self.precision, x - self.mean, precision=HIGHEST)
 
 
 class GMMScore(eqx.Module):

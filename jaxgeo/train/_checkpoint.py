@@ -1,0 +1,124 @@
+"""Checkpoints of [`jaxgeo.train.fit`][]: atomic writes, and the checks that a checkpoint
+belongs to this run (same model and optimiser structure, data, key, batch size) before
+it is resumed."""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray
+
+
+def fingerprint(tree) -> str:
+    """A hash of the paths, shapes and dtypes of a pytree's array leaves: stable across
+    processes (unlike a treedef's text, which shows function addresses)."""
+    leaves = jtu.tree_flatten_with_path(eqx.filter(tree, eqx.is_array))[0]
+    text = str([(jtu.keystr(path), leaf.shape, str(leaf.dtype)) for path, leaf in leaves])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def data_hash(data) -> str:
+    """A hash of the shapes, dtypes and bytes of a pytree's leaves."""
+    digest = hashlib.sha256()
+    for leaf in jtu.tree_leaves(data):
+        arr = np.ascontiguousarray(leaf)
+        digest.update(str((arr.shape, arr.dtype)).encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def key_data(key: PRNGKeyArray) -> Array:
+    """The raw bits of a key (typed `jax.random.key` or legacy `PRNGKey`)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return jnp.asarray(key)
+
+
+def run_meta(params, opt_state, data, key: PRNGKeyArray, num_steps: int, batch_size: int):
+    """What identifies a run: a checkpoint resumes only a run with the same meta."""
+    return dict(
+        fingerprint=fingerprint((params, opt_state)),
+        key=np.asarray(key_data(key)).ravel().tolist(),
+        data=data_hash(data),
+        num_steps=num_steps,
+        batch_size=batch_size,
+    )
+
+
+def save_checkpoint(directory: Path, model, opt_state, step: int, key, losses, meta: dict) -> None:
+    """Atomic: the state and losses go to files named by the step, then
+    `checkpoint.json`, which names them, is replaced in one `os.replace` (the commit).
+    A crash at any point leaves the previous checkpoint complete and in use."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state, losses_file = f"state-{step}.eqx", f"losses-{step}.npy"
+    eqx.tree_serialise_leaves(
+        directory / state, (model, opt_state, jnp.asarray(step), key_data(key))
+    )
+    np.save(directory / losses_file, np.asarray(losses))
+    previous = committed_files(directory)
+    info = dict(meta, step=step, state=state, losses=losses_file)
+    (directory / "checkpoint.json.tmp").write_text(json.dumps(info, indent=1))
+    os.replace(directory / "checkpoint.json.tmp", directory / "checkpoint.json")
+    for name in previous - {state, losses_file}:
+        (directory / name).unlink(missing_ok=True)
+
+
+def committed_files(directory: Path) -> set[str]:
+    """The files of the committed checkpoint in `directory` (none if there is none)."""
+    path = directory / "checkpoint.json"
+    if not path.exists():
+        return set()
+    info = json.loads(path.read_text())
+    return {info["state"], info["losses"]}
+
+
+def _verify(directory: Path, info: dict, meta: dict) -> None:
+    """Raise unless the checkpoint `info` was written by the run described by `meta`."""
+    if info.get("fingerprint") != meta["fingerprint"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written for a different model or "
+            f"optimiser (structure {info.get('fingerprint')}, this run's "
+            f"{meta['fingerprint']}); use another checkpoint_dir or delete it. "
+            "Nothing was overwritten."
+        )
+    if info.get("data") != meta["data"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written for different data; use "
+            "another checkpoint_dir or delete it. Nothing was overwritten."
+        )
+    if info.get("step", 0) > meta["num_steps"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} is at step {info['step']}, beyond this "
+            f"run's num_steps = {meta['num_steps']}"
+        )
+    if info.get("key") != meta["key"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written with a different key "
+            "(seed); resuming it would not reproduce this run. Nothing was overwritten."
+        )
+    if info.get("batch_size") != meta["batch_size"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written with batch_size "
+            f"{info.get('batch_size')}, this run uses {meta['batch_size']}; resuming would "
+            "not reproduce an uninterrupted run. Nothing was overwritten."
+        )
+
+
+def load_checkpoint(directory: Path, model, opt_state, key, meta: dict):
+    """The model, optimiser state, step and losses of the checkpoint in `directory`,
+    after checking that it belongs to this run (`meta`)."""
+    info = json.loads((directory / "checkpoint.json").read_text())
+    _verify(directory, info, meta)
+    model, opt_state, step, _ = eqx.tree_deserialise_leaves(
+        directory / info["state"], (model, opt_state, jnp.asarray(0), key_data(key))
+    )
+    losses = np.load(directory / info["losses"])
+    if int(step) != info["step"] or losses.shape[0] < int(step):
+        raise ValueError(f"fit: the checkpoint in {directory} is inconsistent; delete it")
+    return model, opt_state, int(step), losses

@@ -1,0 +1,185 @@
+r"""Second-stage training of decoders given fixed latent codes: the calibrated variance of
+*Latent Space Oddity* (Arvanitidis, Hansen, Hauberg 2018) and the extrapolating decoder
+of distribution parameters, both with RBFs at k-means centres of the codes."""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+import optax
+from jax.typing import ArrayLike
+from jaxtyping import Float, PRNGKeyArray
+
+from .._checks import check_same_length
+from ..nn._decoders import CalibratedGaussianDecoder, ExtrapolatingDecoder, RBFPrecision
+from ._fit import fit, FitResult
+
+
+def _rbf_centres(codes, num_centres: int, bandwidth_scale: float, seed: int, name: str):
+    r"""k-means centres of `codes` (scikit-learn) and bandwidths
+    $\lambda_k = \frac12 (a\,\bar d_k)^{-2}$, $\bar d_k$ the mean distance of cluster
+    k's codes to its centre, a = `bandwidth_scale` (Latent Space Oddity, Sec. 4)."""
+    from sklearn.cluster import KMeans
+
+    codes = np.asarray(codes, np.float64)
+    if codes.ndim != 2 or not np.all(np.isfinite(codes)):
+        raise ValueError(f"{name}: codes must be a finite (n, latent) array, got {codes.shape}")
+    kmeans = KMeans(num_centres, n_init=4, random_state=seed).fit(codes)
+    centres = kmeans.cluster_centers_
+    spread = np.array(
+        [
+            np.mean(np.linalg.norm(codes[kmeans.labels_ == k] - centres[k], axis=1))
+            for k in range(num_centres)
+        ]
+    )
+    spread = np.maximum(spread, 1e-3 * np.mean(spread))
+    return jnp.asarray(centres), jnp.asarray(0.5 / (bandwidth_scale * spread) ** 2)
+
+
+def rbf_precision(
+    codes: Float[ArrayLike, "n latent"],
+    data_dim: int,
+    *,
+    num_centres: int = 32,
+    bandwidth_scale: float = 1.0,
+    floor: float = 1e-2,
+    seed: int = 0,
+) -> RBFPrecision:
+    r"""An untrained [`jaxgeo.nn.RBFPrecision`][] for the latent `codes`: centres by
+    k-means (scikit-learn), bandwidths
+    $\lambda_k = \frac12 (a\,\bar d_k)^{-2}$ with $\bar d_k$ the mean distance of the
+    codes of cluster $k$ to its centre and $a$ = `bandwidth_scale` (Latent Space Oddity,
+    Sec. 4), precision floor $\zeta$ = `floor`."""
+    centres, bandwidths = _rbf_centres(codes, num_centres, bandwidth_scale, seed, "rbf_precision")
+    return RBFPrecision(
+        centres=centres,
+        bandwidths=bandwidths,
+        raw_weights=jnp.zeros((data_dim, num_centres)),
+        floor=floor,
+    )
+
+
+def extrapolating_decoder(
+    params_fn: Callable,
+    codes: Float[ArrayLike, "n latent"],
+    far: Float[ArrayLike, " params"],
+    *,
+    num_centres: int = 32,
+    bandwidth_scale: float = 1.0,
+    seed: int = 0,
+) -> ExtrapolatingDecoder:
+    r"""A [`jaxgeo.nn.ExtrapolatingDecoder`][] around `params_fn`, falling back to the
+    parameters `far` away from the latent `codes` (RBF centres and bandwidths as in
+    [`jaxgeo.train.rbf_precision`][]). The weight of `params_fn` is only about 0.5–0.9
+    on the codes (more with a larger `bandwidth_scale`, at the price of a wider reach), so
+    train or fine-tune `params_fn` *through* the blend with [`jaxgeo.train.fit`][],
+    freezing `centres`, `bandwidths` and `far`."""
+    centres, bandwidths = _rbf_centres(
+        codes, num_centres, bandwidth_scale, seed, "extrapolating_decoder"
+    )
+    return ExtrapolatingDecoder(params_fn, centres, bandwidths, jnp.asarray(far, centres.dtype))
+
+
+def _fit_part_given_codes(
+    log_likelihood: Callable, decoder, part: Callable, codes, data, **fit_kwargs
+) -> FitResult:
+    """[`jaxgeo.train.fit`][] of the mean negative `log_likelihood(decoder, z, x)` of
+    `data` given their fixed latent `codes`, training only the arrays of `part(decoder)`
+    (the rest of the decoder is frozen)."""
+    trainable = jtu.tree_map(lambda _: False, decoder)
+    trainable = eqx.tree_at(part, trainable, jtu.tree_map(eqx.is_inexact_array, part(decoder)))
+
+    def loss(model, batch, key):
+        del key
+        z, x = batch
+        return -jnp.mean(jax.vmap(lambda z, x: log_likelihood(model, z, x))(z, x))
+
+    return fit(loss, decoder, (codes, data), trainable=trainable, **fit_kwargs)
+
+
+def fit_extrapolating_decoder(
+    decoder: ExtrapolatingDecoder,
+    family,
+    codes: Float[ArrayLike, "n latent"],
+    data: ArrayLike,
+    *,
+    key: PRNGKeyArray,
+    num_steps: int,
+    batch_size: int = 128,
+    optimizer: optax.GradientTransformation | None = None,
+    **fit_kwargs,
+) -> FitResult:
+    r"""Maximum likelihood of `data` given their latent `codes` under a
+    [`jaxgeo.nn.ExtrapolatingDecoder`][] of `family` parameters, training only
+    `decoder.params_fn` (the blend's `centres`, `bandwidths` and `far` stay fixed).
+    Keyword arguments go to [`jaxgeo.train.fit`][] (e.g. `checkpoint_dir`). Returns the
+    [`jaxgeo.train.FitResult`][]."""
+    codes, data = jnp.asarray(codes), jnp.asarray(data)
+    check_same_length(codes, data, ("codes", "data"), "fit_extrapolating_decoder")
+    if not jtu.tree_leaves(eqx.filter(decoder.params_fn, eqx.is_inexact_array)):
+        raise ValueError(
+            "fit_extrapolating_decoder: decoder.params_fn holds no parameters to train (a "
+            "plain lambda hides them): pass a Module or eqx.Partial, e.g. "
+            "eqx.Partial(lambda net, z: family.constrain(net(z)), net)"
+        )
+    optimizer = optax.adam(1e-3) if optimizer is None else optimizer
+    return _fit_part_given_codes(
+        lambda model, z, x: family.log_prob(model(z), x),
+        decoder,
+        lambda d: d.params_fn,
+        codes,
+        data,
+        optimizer=optimizer,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        **fit_kwargs,
+    )
+
+
+def calibrate_variance(
+    mean_fn: Callable,
+    codes: Float[ArrayLike, "n latent"],
+    data: Float[ArrayLike, "m dim"],
+    *,
+    key: PRNGKeyArray,
+    num_centres: int = 32,
+    bandwidth_scale: float = 1.0,
+    floor: float = 1e-2,
+    num_steps: int = 2000,
+    batch_size: int = 256,
+    optimizer: optax.GradientTransformation | None = None,
+    **fit_kwargs,
+) -> CalibratedGaussianDecoder:
+    r"""Second-stage training of the calibrated variance (Latent Space Oddity): with the
+    decoder mean `mean_fn` frozen, fit the RBF precision $\beta(z)$ (centres from
+    k-means of `codes`) by maximum likelihood of `data` given their `codes`. Returns a
+    [`jaxgeo.nn.CalibratedGaussianDecoder`][]; its `metric()` is the expected pullback.
+    Keyword arguments go to [`jaxgeo.train.fit`][] (e.g. `checkpoint_dir`)."""
+    codes, data = jnp.asarray(codes), jnp.asarray(data)
+    check_same_length(codes, data, ("codes", "data"), "calibrate_variance")
+    precision = rbf_precision(
+        codes,
+        data.shape[1],
+        num_centres=num_centres,
+        bandwidth_scale=bandwidth_scale,
+        floor=floor,
+        seed=int(jax.random.randint(key, (), 0, 2**30)),
+    )
+    optimizer = optax.adam(1e-2) if optimizer is None else optimizer
+    result = _fit_part_given_codes(
+        lambda model, z, x: model.log_prob(x, z),
+        CalibratedGaussianDecoder(mean_fn, precision),
+        lambda d: d.precision.raw_weights,
+        codes,
+        data,
+        optimizer=optimizer,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        **fit_kwargs,
+    )
+    return result.model
