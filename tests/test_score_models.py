@@ -40,8 +40,10 @@ def test_flax_nnx_and_linen_scores():
 
     class NNXMLP(nnx.Module):
         def __init__(self, rngs):
-            self.hidden = nnx.Linear(2, 16, rngs=rngs)
-            self.out = nnx.Linear(16, 2, rngs=rngs)
+            # float64 parameters for float64 inputs: Flax defaults to float32, which
+            # strict dtype promotion rejects.
+            self.hidden = nnx.Linear(2, 16, param_dtype=jnp.float64, rngs=rngs)
+            self.out = nnx.Linear(16, 2, param_dtype=jnp.float64, rngs=rngs)
 
         def __call__(self, x):
             return self.out(jnp.tanh(self.hidden(x)))
@@ -49,7 +51,8 @@ def test_flax_nnx_and_linen_scores():
     class LinenMLP(linen.Module):
         @linen.compact
         def __call__(self, x):
-            return linen.Dense(2)(jnp.tanh(linen.Dense(16)(x)))
+            hidden = linen.Dense(16, param_dtype=jnp.float64)
+            return linen.Dense(2, param_dtype=jnp.float64)(jnp.tanh(hidden(x)))
 
     x0, x1 = jnp.array([-1.0, 0.5]), jnp.array([1.0, -0.5])
     nnx_model = NNXMLP(nnx.Rngs(0))

@@ -108,7 +108,7 @@ def metric_ellipses(
     semi_axes = 1 / jnp.sqrt(eigvals)
     if normalise:
         semi_axes = semi_axes / jnp.max(semi_axes, axis=-1, keepdims=True)
-    angles = jnp.linspace(0, 2 * jnp.pi, num_vertices)
+    angles = jnp.linspace(0, 2 * jnp.pi, num_vertices, dtype=eigvecs.dtype)
     circle = jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=-1)
     # v = r V diag(lambda^-1/2) u for u on the unit circle
     vs = jnp.einsum("nij,nj,kj->nki", eigvecs, radius * semi_axes, circle)
