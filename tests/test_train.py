@@ -221,7 +221,8 @@ def test_geodesic_length_gradient_wrt_network_parameters():
 
     def length(p):
         metric = jg.SteinMetric(eqx.combine(p, static))
-        return jg.geodesic_bvp(metric, x0, x1, num_points=16, rtol=1e-10, atol=1e-10).length
+        solver = jg.EnergyNewton(rtol=1e-10, atol=1e-10)
+        return jg.geodesic_bvp(metric, x0, x1, num_points=16, solver=solver).length
 
     grads = jax.grad(length)(params)
     flat, unravel = jax.flatten_util.ravel_pytree(params)
