@@ -1,4 +1,5 @@
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from .._custom_types import Curve
 from .._solution import GeodesicSolution, RESULTS
@@ -6,7 +7,7 @@ from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProbl
 from ._default import default_polyline_solver
 
 
-def refine(xs: Curve) -> Curve:
+def refine(xs: Curve) -> Float[Array, "refined dim"]:
     """The polyline with the midpoint of every segment inserted: `(N + 1, D)` →
     `(2N + 1, D)`, on the uniform grid again."""
     midpoints = 0.5 * (xs[:-1] + xs[1:])
