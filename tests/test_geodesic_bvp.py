@@ -11,6 +11,7 @@ from .helpers import (
     poincare,
     poincare_distance,
     poincare_partial,
+    poincare_semicircle_geodesic,
     stein_gaussian,
     straight_line,
 )
@@ -69,14 +70,28 @@ def test_poincare(metric):
 
 
 def test_poincare_second_order_in_num_points():
+    """Length, points and (discrete-momentum) velocities of the discrete geodesic
+    converge at second order to the semicircle's."""
     expected = float(poincare_distance(POINCARE_X0, POINCARE_X1))
-    errors = []
+    errors, point_errors, velocity_errors = [], [], []
     for num_points in (17, 33, 65):  # 16, 32, 64 segments
         sol = jg.geodesic_bvp(poincare_partial, POINCARE_X0, POINCARE_X1, num_points=num_points)
         assert sol.result == SUCCESS
         errors.append(abs(float(sol.length) - expected))
-    ratios = np.array(errors[:-1]) / np.array(errors[1:])
-    assert np.all((ratios > 3.5) & (ratios < 4.5)), (errors, ratios)
+        xs, _ = poincare_semicircle_geodesic(0.0, np.sqrt(2), 3 * np.pi / 4, np.pi / 4, num_points)
+        vs = jax.vmap(jax.jacfwd(lambda t: _semicircle_at(t)))(sol.ts)
+        point_errors.append(float(jnp.max(jnp.abs(sol.xs - xs))))
+        velocity_errors.append(float(jnp.max(jnp.abs(sol.vs - vs))))
+    for errs in (errors, point_errors, velocity_errors):
+        ratios = np.array(errs[:-1]) / np.array(errs[1:])
+        assert np.all((ratios > 3.5) & (ratios < 4.5)), (errs, ratios)
+
+
+def _semicircle_at(t):
+    """The constant-speed semicircle geodesic from POINCARE_X0 to POINCARE_X1 at time t."""
+    s0, s1 = np.log(np.tan(3 * np.pi / 8)), np.log(np.tan(np.pi / 8))
+    theta = 2 * jnp.arctan(jnp.exp(s0 + t * (s1 - s0)))
+    return np.sqrt(2) * jnp.stack([jnp.cos(theta), jnp.sin(theta)])
 
 
 @solvers

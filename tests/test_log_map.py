@@ -22,7 +22,7 @@ def test_poincare_distance_closed_form():
         (jnp.array([0.0, 1.0]), jnp.array([0.0, 4.0])),
     ]
     for x0, x1 in pairs:
-        sol = jg.log_map(POINCARE, x0, x1)
+        sol = jg.log_map(POINCARE, x0, x1, solver=jg.Shooting())
         assert sol.result == jg.RESULTS.successful
         np.testing.assert_allclose(sol.length, poincare_distance(x0, x1), rtol=1e-8)
         assert float(sol.stats["residual"]) < 1e-8
@@ -74,7 +74,7 @@ def test_stein_part2_distance_beats_polyline():
     # O(1/N^2) to the same value (Richardson extrapolation of 256/512 segments).
     metric = stein_gaussian(0.8)
     x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
-    sol = jg.log_map(metric, x0, x1)
+    sol = jg.log_map(metric, x0, x1, solver=jg.Shooting())
     assert sol.result == jg.RESULTS.successful
     shot = jg.geodesic_bvp(metric, x0, x1, solver=jg.Shooting())
     assert shot.result == jg.RESULTS.successful
@@ -115,13 +115,11 @@ def test_exp_of_log_and_symmetry_on_stein():
 def test_distance_methods_agree():
     metric = stein_gaussian(0.8)
     x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
-    shooting = jg.distance(metric, x0, x1)
-    energy = jg.distance(metric, x0, x1, solver=jg.Richardson())
+    shooting = jg.distance(metric, x0, x1, solver=jg.Shooting())
+    energy = jg.distance(metric, x0, x1)
     np.testing.assert_allclose(energy, shooting, rtol=1e-6)
     np.testing.assert_allclose(
-        jg.distance(
-            POINCARE, jnp.array([-1.0, 1.0]), jnp.array([1.0, 1.0]), solver=jg.Richardson()
-        ),
+        jg.distance(POINCARE, jnp.array([-1.0, 1.0]), jnp.array([1.0, 1.0])),
         poincare_distance(jnp.array([-1.0, 1.0]), jnp.array([1.0, 1.0])),
         rtol=1e-6,
     )
@@ -141,3 +139,67 @@ def test_log_map_between_components_fails():
     # geodesic joins (0, 1) and (0, -1).
     sol = jg.log_map(POINCARE, jnp.array([0.0, 1.0]), jnp.array([0.0, -1.0]), throw=False)
     assert sol.result != jg.RESULTS.successful
+
+
+def test_default_distance_and_log_map_are_fourth_order():
+    """The default (Richardson-extrapolated discrete geodesics) against closed forms:
+    below 1e-7 relative at the default 64 segments, and the error falls by about 16
+    when the segments double (fourth order), for the length and the log map."""
+    x0, v0 = jnp.array([0.3, 1.2]), jnp.array([3.0, 1.0])
+    x1 = jg.exp_map(POINCARE, x0, v0, rtol=1e-13, atol=1e-13)
+    exact = poincare_distance(x0, x1)
+    errors = []
+    for num_points in (9, 17, 33, 65):
+        sol = jg.log_map(POINCARE, x0, x1, num_points=num_points)
+        assert sol.result == jg.RESULTS.successful
+        errors.append(
+            (
+                float(abs(sol.length - exact) / exact),
+                float(jnp.linalg.norm(sol.vs[0] - v0) / jnp.linalg.norm(v0)),
+            )
+        )
+    assert errors[-1][0] < 1e-7 and errors[-1][1] < 1e-6, errors
+    for coarse, fine in zip(errors[:-1], errors[1:]):
+        assert coarse[0] / fine[0] > 12 and coarse[1] / fine[1] > 12, errors
+    np.testing.assert_allclose(jg.distance(POINCARE, x0, x1), exact, rtol=1e-7)
+
+
+@pytest.mark.slow
+def test_default_distance_on_part2_matches_shooting():
+    metric = stein_gaussian(0.8)
+    x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
+    exact = jg.log_map(metric, x0, x1, solver=jg.Shooting())
+    default = jg.log_map(metric, x0, x1)
+    np.testing.assert_allclose(default.length, exact.length, rtol=1e-7)
+    np.testing.assert_allclose(default.vs[0], exact.vs[0], rtol=1e-6)
+    np.testing.assert_allclose(default.xs, exact.xs, atol=1e-6)
+
+
+# --- bounded work: no input makes a call hang ------------------------------------------
+
+# The metric is NaN on the strip |x_1| < 1/2: no curve joins the two sides.
+SPLIT = jg.MatrixMetric(
+    lambda x: jnp.eye(2, dtype=x.dtype) * jnp.where(jnp.abs(x[0]) < 0.5, jnp.nan, 1.0)
+)
+LEFT, RIGHT = jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver", [None, jg.Shooting()], ids=["default", "shooting"])
+def test_no_geodesic_across_a_nan_region_fails_quickly(solver):
+    sol = jg.log_map(SPLIT, LEFT, RIGHT, solver=solver, throw=False)
+    assert sol.result != jg.RESULTS.successful
+    assert np.isnan(jg.distance(SPLIT, LEFT, RIGHT, solver=solver, throw=False))
+    with pytest.raises(Exception):
+        jg.distance(SPLIT, LEFT, RIGHT, solver=solver)
+    sol = jg.geodesic_bvp(SPLIT, LEFT, RIGHT, solver=solver, throw=False)
+    assert sol.result != jg.RESULTS.successful
+
+
+@pytest.mark.slow
+def test_shooting_with_a_tiny_budget_fails_quickly():
+    metric = stein_gaussian(0.8)
+    x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
+    sol = jg.geodesic_bvp(metric, x0, x1, solver=jg.Shooting(), max_steps=1, throw=False)
+    assert sol.result != jg.RESULTS.successful
+    assert int(sol.stats["num_steps"]) <= 1

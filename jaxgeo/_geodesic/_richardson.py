@@ -15,21 +15,33 @@ def refine(xs: Curve) -> Float[Array, "refined dim"]:
     return jnp.concatenate([interleaved, xs[-1:]])
 
 
-class Richardson(AbstractBoundarySolver):
-    r"""Richardson extrapolation of polyline lengths: the discrete geodesics with $N$
-    and $2N$ segments (the problem's polyline, and the same with every segment halved)
-    are solved by `solver`, and the length is $(4L_{2N} - L_N)/3$, which cancels the
-    $O(1/N^2)$ error of the midpoint rule. No ODE solves; about 1e-6 relative at
-    $N = 64$ on smooth metrics.
+def _extrapolate(fine, coarse):
+    """$(4 f - c)/3$: cancels the $O(h^2)$ term of an error expansion in even powers of
+    $h$ (with $f$ computed at $h/2$)."""
+    return (4 * fine - coarse) / 3
 
-    The solution is the finer polyline, with the extrapolated `length` and `energy`
-    $= \frac12 L^2$ (the energy of the constant-speed geodesic). `stats`: `num_steps`
-    (both solves together), `max_steps`, and the two polyline lengths `coarse_length`
-    and `fine_length`. Fails if either solve fails.
+
+class Richardson(AbstractBoundarySolver):
+    r"""The geodesic to fourth order from two discrete geodesics, by Richardson
+    extrapolation: the problem's polyline with $N$ segments, then the same with every
+    segment halved (started from the first solution, so it takes a few steps), both
+    solved by `solver`. The discrete geodesic of the symmetric midpoint rule has an
+    error expansion in even powers of $h = 1/N$, in its points, its discrete-momentum
+    velocities and its length; $(4 q_{2N} - q_N)/3$ cancels the $O(h^2)$ term of each,
+    leaving $O(h^4)$: about 1e-7 relative at $N = 64$ on smooth metrics (the Part II
+    geodesic: length 5e-8, initial velocity 1e-7), with no ODE solve.
+
+    The solution lives on the problem's $N + 1$ times: extrapolated points, velocities
+    (`vs[0]` is the log map $\log_{x_0}(x_1)$) and `length`; `energy` is
+    $\frac12 L^2$, the energy of the constant-speed geodesic. `stats`: `num_steps` of
+    both solves together, `max_steps`, and the two polylines' lengths `coarse_length`
+    and `fine_length`. Fails if either solve fails. The default solver of
+    [`jaxgeo.distance`][], [`jaxgeo.log_map`][] and [`jaxgeo.pairwise_distances`][].
 
     **Arguments:**
 
-    - `solver`: the polyline solver (default: as in [`jaxgeo.geodesic_bvp`][]).
+    - `solver`: the polyline solver, with its tolerances (default: as in
+      [`jaxgeo.geodesic_bvp`][]).
     """
 
     solver: AbstractPolylineSolver | None = None
@@ -44,17 +56,17 @@ class Richardson(AbstractBoundarySolver):
                 problem.metric,
                 problem.x0,
                 problem.x1,
-                refine(problem.init),
+                refine(coarse.xs),
                 max_steps=problem.max_steps,
                 energy=problem.energy,
             )
         )
-        length = (4 * fine.length - coarse.length) / 3
+        length = _extrapolate(fine.length, coarse.length)
         result = RESULTS.where(coarse.result == RESULTS.successful, fine.result, coarse.result)
         return GeodesicSolution(
-            ts=fine.ts,
-            xs=fine.xs,
-            vs=fine.vs,
+            ts=coarse.ts,
+            xs=_extrapolate(fine.xs[::2], coarse.xs),
+            vs=_extrapolate(fine.vs[::2], coarse.vs),
             length=length,
             energy=0.5 * length**2,
             result=result,

@@ -1,10 +1,12 @@
+from collections.abc import Callable
+
 import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import optimistix as optx
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._custom_types import Point, Scalar
 from .._metric._base import AbstractMetric
@@ -16,45 +18,73 @@ from ._ivp import geodesic_flow
 
 
 Segments = Float[Array, "segments dim"]
+Unknowns = tuple[Float[Array, "segments-1 dim"], Segments]
 
 # The segment flows are integrated this much tighter than Newton's tolerances, so that
 # integration error does not limit Newton's convergence.
 ODE_TOL_FACTOR = 1e-2
-# diffrax's step budget per segment flow.
-ODE_MAX_STEPS = 4096
+# The smallest step of a segment flow, relative to the segment's duration: below it
+# (a flow that runs into a singularity or a region where the metric is NaN keeps
+# rejecting steps) the integration stops and reports failure instead of spinning.
+ODE_MIN_STEP = 1e-10
 # A non-finite mismatch (a flow that left the metric's domain) is replaced by this.
 NONFINITE_MISMATCH = 1e12
 # Newton's root counts as found when the largest mismatch is below this many times
 # `atol` (relative to the chord's scale): Newton's own test is on the step size.
 RESIDUAL_FACTOR = 1e3
+# Newton diverges when a step is this much longer than the one before it (a quadratic
+# or even linear contraction would shrink it), as in optimistix's Newton.
+DIVERGENCE_RATE = 2.0
 
 
-def _flow(metric: AbstractMetric, x: Point, v: Point, duration, tol: float, saveat):
+def _flow(metric: AbstractMetric, state, duration, tol: float, max_steps: int, saveat):
+    """The geodesic flow of `state = (x, v)` over `duration`."""
     # DirectAdjoint: Newton needs forward mode, gradients of the result reverse mode.
+    controller = dfx.PIDController(rtol=tol, atol=tol, dtmin=ODE_MIN_STEP * duration)
+    x, v = state
     sol = geodesic_flow(
-        metric,
-        x,
-        v,
-        duration,
-        solver=dfx.Tsit5(),
-        stepsize_controller=dfx.PIDController(rtol=tol, atol=tol),
-        saveat=saveat,
-        max_steps=ODE_MAX_STEPS,
-        adjoint=dfx.DirectAdjoint(),
+        metric, x, v, duration, dfx.Tsit5(), controller, saveat, max_steps, dfx.DirectAdjoint()
     )
     return sol.ys
 
 
-def _residual(y, args):
-    metric, x0, x1, tol = args
-    xs_inner, vs = y
-    num_segments = vs.shape[0]
-    starts = jnp.concatenate([x0[None], xs_inner])
-    ends, end_velocities = jax.vmap(
-        lambda x, v: _flow(metric, x, v, 1 / num_segments, tol, dfx.SaveAt(t1=True))
-    )(starts, vs)
-    targets = jnp.concatenate([xs_inner, x1[None]])
-    return jtu.tree_map(_finite, (ends[:, 0] - targets, end_velocities[:-1, 0] - vs[1:]))
+class _ShootingArgs(eqx.Module):
+    metric: AbstractMetric
+    x0: Point
+    x1: Point
+    tol: float
+    max_ode_steps: int = eqx.field(static=True)
+
+    def segment_end(self, state: Float[Array, " twice_dim"], num_segments: int):
+        """Position and velocity (concatenated) at the end of a segment's flow."""
+        dim = state.shape[0] // 2
+        end = _flow(
+            self.metric,
+            (state[:dim], state[dim:]),
+            1 / num_segments,
+            self.tol,
+            self.max_ode_steps,
+            dfx.SaveAt(t1=True),
+        )
+        return _finite(jnp.concatenate([end[0][0], end[1][0]]))
+
+    def starts(self, y: Unknowns) -> Float[Array, "segments twice_dim"]:
+        xs_inner, vs = y
+        return jnp.concatenate([jnp.concatenate([self.x0[None], xs_inner]), vs], axis=1)
+
+    def mismatch(self, y: Unknowns, ends: Float[Array, "segments twice_dim"]) -> Unknowns:
+        """The shooting conditions' mismatches: each flow's end against the next start
+        (position and velocity), the last end against $x_1$ (position)."""
+        xs_inner, vs = y
+        dim = vs.shape[1]
+        targets = jnp.concatenate([xs_inner, self.x1[None]])
+        return ends[:, :dim] - targets, ends[:-1, dim:] - vs[1:]
+
+
+def _residual(y: Unknowns, args: _ShootingArgs) -> Unknowns:
+    num_segments = y[1].shape[0]
+    ends = jax.vmap(lambda s: args.segment_end(s, num_segments))(args.starts(y))
+    return args.mismatch(y, ends)
 
 
 @jax.custom_jvp
@@ -71,6 +101,107 @@ def _finite_jvp(primals, tangents):
     # The mask depends on the primal only, so that the rule stays transposable
     # (reverse mode through the implicit-function adjoint).
     return _finite(r), jnp.where(jnp.isfinite(r), dr, 0.0)
+
+
+def _newton_matrix(flow_jacobians: Float[Array, "segments twice_dim twice_dim"]):
+    r"""The Jacobian of the shooting conditions, assembled from each segment's flow
+    Jacobian $\Phi_k = \partial(x, v)_{\mathrm{end}} / \partial(x_k, v_k)$: block
+    bidiagonal, $[\Phi_k, -I]$ in the rows of segment $k$. Unknowns are ordered
+    $(v_0, (x_1, v_1), \dots, (x_{K-1}, v_{K-1}))$, conditions
+    $((x, v)$ joins of segments $0..K-2$, the end point of segment $K-1)$."""
+    num_segments, twice_dim = flow_jacobians.shape[:2]
+    dim = twice_dim // 2
+    size = (2 * num_segments - 1) * dim
+    matrix = jnp.zeros((size, size), flow_jacobians.dtype)
+    minus_eye = -jnp.eye(twice_dim, dtype=flow_jacobians.dtype)
+    for k in range(num_segments):
+        rows = slice(2 * dim * k, 2 * dim * k + (twice_dim if k < num_segments - 1 else dim))
+        block = flow_jacobians[k, : rows.stop - rows.start]
+        if k == 0:
+            matrix = matrix.at[rows, :dim].set(block[:, dim:])
+        else:
+            start = dim + twice_dim * (k - 1)
+            matrix = matrix.at[rows, start : start + twice_dim].set(block)
+        if k < num_segments - 1:
+            start = dim + twice_dim * k
+            matrix = matrix.at[rows, start : start + twice_dim].set(minus_eye)
+    return matrix
+
+
+class _ShootingState(eqx.Module):
+    step_size: Scalar
+    previous_step_size: Scalar
+    num_steps: Int[Array, ""]
+    terminate: Bool[Array, ""]
+    result: optx.RESULTS
+
+
+class _ShootingNewton(optx.AbstractRootFinder):
+    """Newton's method on the shooting conditions with their block-bidiagonal Jacobian:
+    each step pushes $2D$ tangents through each segment's flow (vmapped over segments),
+    not $2KD$ through all of them, and solves the $(2K-1)D$ system by LU. Stops when the
+    step is below the tolerances; fails when the flows leave the metric's domain or the
+    steps grow (divergence). For use by `Shooting` only (`args` are `_ShootingArgs`)."""
+
+    rtol: float
+    atol: float
+    norm: Callable[[PyTree], Scalar] = optx.max_norm
+
+    def init(self, fn, y, args, options, f_struct, aux_struct, tags):
+        del fn, y, args, options, aux_struct, tags
+        dtype = f_struct[0].dtype
+        return _ShootingState(
+            step_size=jnp.array(jnp.inf, dtype),
+            previous_step_size=jnp.array(jnp.inf, dtype),
+            num_steps=jnp.array(0),
+            terminate=jnp.array(False),
+            result=optx.RESULTS.successful,
+        )
+
+    def step(self, fn, y, args, options, state, tags):
+        del fn, options, tags
+        xs_inner, vs = y
+        num_segments, dim = vs.shape
+        jacobians, ends = jax.vmap(
+            jax.jacfwd(lambda s: (args.segment_end(s, num_segments),) * 2, has_aux=True)
+        )(args.starts(y))
+        mismatch_x, mismatch_v = args.mismatch(y, ends)
+        rhs = jnp.concatenate(
+            [
+                jnp.concatenate([mismatch_x[:-1], mismatch_v], axis=1).reshape(-1),
+                mismatch_x[-1],
+            ]
+        )
+        delta = jnp.linalg.solve(_newton_matrix(jacobians), -rhs)
+        delta_v0, rest = delta[:dim], delta[dim:].reshape(num_segments - 1, 2 * dim)
+        step = (rest[:, :dim], jnp.concatenate([delta_v0[None], rest[:, dim:]]))
+        new_y = jtu.tree_map(jnp.add, y, step)
+        step_size = self.norm(
+            jtu.tree_map(lambda d, z: d / (self.atol + self.rtol * jnp.abs(z)), step, new_y)
+        )
+        finite = jnp.all(jnp.isfinite(delta)) & jnp.all(jnp.abs(rhs) < NONFINITE_MISMATCH)
+        converged = finite & (step_size < 1)
+        diverged = ~finite | (
+            (state.num_steps >= 1) & (step_size > DIVERGENCE_RATE * state.step_size)
+        )
+        new_state = _ShootingState(
+            step_size=step_size,
+            previous_step_size=state.step_size,
+            num_steps=state.num_steps + 1,
+            terminate=converged | diverged,
+            result=optx.RESULTS.where(
+                diverged & ~converged, optx.RESULTS.nonlinear_divergence, optx.RESULTS.successful
+            ),
+        )
+        return jtu.tree_map(lambda new, old: jnp.where(finite, new, old), new_y, y), new_state, None
+
+    def terminate(self, fn, y, args, options, state, tags):
+        del fn, y, args, options, tags
+        return state.terminate, state.result
+
+    def postprocess(self, fn, y, aux, args, options, state, tags, result):
+        del fn, args, options, state, tags, result
+        return y, aux, {}
 
 
 class Shooting(AbstractBoundarySolver):
@@ -98,17 +229,25 @@ class Shooting(AbstractBoundarySolver):
     - `rtol`, `atol`: Newton's tolerances; the ODE is integrated at 1/100 of them.
       Default 1e-10 in float64, 1e-5 in float32.
     - `max_steps`: Newton's iteration budget.
+    - `max_ode_steps`: the step budget of each segment's integration.
     - `init_solver`: the polyline solver of the initial curve (default: as in
       [`jaxgeo.geodesic_bvp`][]).
 
     Gradients (forward and reverse mode) go through the implicit function theorem at
-    the root. Each Newton step costs $K$ ODE solves with $2KD$ tangents.
+    the root. Each Newton step integrates the $K$ segments with $2D$ tangents each (the
+    Jacobian of the conditions is block bidiagonal) and solves a $(2K-1)D$ linear system.
+
+    Every loop is bounded: the initial solve by the problem's `max_steps`, Newton by
+    `max_steps` here (and by the problem's, whichever is smaller; it also stops early
+    when its steps grow), each segment's integration by `max_ode_steps` steps of at least
+    `1e-10` of the segment's duration (a flow into a singularity fails fast).
     """
 
     num_segments: int = eqx.field(static=True, default=8)
     rtol: float | None = eqx.field(static=True, default=None)
     atol: float | None = eqx.field(static=True, default=None)
-    max_steps: int = eqx.field(static=True, default=64)
+    max_steps: int = eqx.field(static=True, default=32)
+    max_ode_steps: int = eqx.field(static=True, default=1024)
     init_solver: AbstractPolylineSolver | None = None
 
     def __check_init__(self):
@@ -123,6 +262,9 @@ class Shooting(AbstractBoundarySolver):
             default if self.rtol is None else self.rtol,
             default if self.atol is None else self.atol,
         )
+
+    def _ode_tolerance(self, dtype) -> float:
+        return ODE_TOL_FACTOR * min(self._tolerances(dtype))
 
     def _shoot(
         self, problem: BoundaryProblem, guess: GeodesicSolution
@@ -143,13 +285,14 @@ class Shooting(AbstractBoundarySolver):
         xs0 = jnp.where(finite, xs0, x0[None, :] + grid[:, None] * (x1 - x0)[None, :])
         vs0 = jnp.where(finite, vs0, jnp.broadcast_to(x1 - x0, vs0.shape))
         y0 = jax.lax.stop_gradient((xs0[1:], vs0))
-        args = (metric, x0, x1, ODE_TOL_FACTOR * min(rtol, atol))
+        args = _ShootingArgs(metric, x0, x1, self._ode_tolerance(dtype), self.max_ode_steps)
+        max_steps = min(self.max_steps, problem.max_steps)
         sol = optx.root_find(
             _residual,
-            optx.Newton(rtol=rtol, atol=atol),
+            _ShootingNewton(rtol=rtol, atol=atol),
             y0,
             args=args,
-            max_steps=self.max_steps,
+            max_steps=max_steps,
             throw=False,
         )
         xs_inner, vs = sol.value
@@ -165,7 +308,7 @@ class Shooting(AbstractBoundarySolver):
             RESULTS.nonlinear_divergence,
             result,
         )
-        stats = dict(num_steps=sol.stats["num_steps"], max_steps=self.max_steps, residual=residual)
+        stats = dict(num_steps=sol.stats["num_steps"], max_steps=max_steps, residual=residual)
         return jnp.concatenate([x0[None], xs_inner]), vs, result, stats
 
     def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
@@ -179,11 +322,12 @@ class Shooting(AbstractBoundarySolver):
         num_segments = self.num_segments
         ts = guess.ts
         begins = jnp.arange(num_segments, dtype=ts.dtype) / num_segments
-        tol = ODE_TOL_FACTOR * min(self._tolerances(ts.dtype))
+        tol = self._ode_tolerance(ts.dtype)
 
         def sample(x, v, begin):
             local = jnp.clip(ts - begin, 0, 1 / num_segments)
-            return _flow(metric, x, v, 1 / num_segments, tol, dfx.SaveAt(ts=local))
+            saveat = dfx.SaveAt(ts=local)
+            return _flow(metric, (x, v), 1 / num_segments, tol, self.max_ode_steps, saveat)
 
         xs_all, vs_all = jax.vmap(sample)(starts, vs, begins)
         segment = jnp.clip(jnp.floor(ts * num_segments).astype(int), 0, num_segments - 1)
