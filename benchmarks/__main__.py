@@ -31,6 +31,7 @@ import jaxgeo as jg
 
 from . import fisher_rao, problems, workloads
 from .peers import geomstats_peer, stochman_peer
+from .report import cell, markdown_table
 
 
 PEERS = (stochman_peer, geomstats_peer)
@@ -40,16 +41,8 @@ def _rel(value, reference) -> float:
     return abs(float(value) - float(reference)) / abs(float(reference))
 
 
-def _fmt(x, digits=3) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}g}"
-    return str(x)
-
-
 def _ms(seconds) -> str:
-    return _fmt(None if seconds is None else 1e3 * seconds)
+    return cell(None if seconds is None else 1e3 * seconds)
 
 
 class Report:
@@ -63,10 +56,8 @@ class Report:
         self.lines.append(line)
 
     def table(self, header: list[str], rows: list[list]) -> None:
-        self("| " + " | ".join(header) + " |")
-        self("|" + "---|" * len(header))
-        for row in rows:
-            self("| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |")
+        for line in markdown_table(header, rows):
+            self(line)
         self()
 
 

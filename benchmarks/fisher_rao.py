@@ -53,7 +53,7 @@ import numpy as np
 
 import jaxgeo as jg
 
-from ._timing import timed
+from .report import table_header, table_row, timed
 
 
 @dataclass(frozen=True)
@@ -214,8 +214,8 @@ def main(repeats: int = 5, backend: str | None = "numpy") -> list[dict]:
     )
 
     references = []
-    print("\n| case | reference distance | how | geomstats method |")
-    print("|---|---|---|---|")
+    print()
+    print("\n".join(table_header(["case", "reference distance", "how", "geomstats method"])))
     for case, g in zip(CASES, gs_results):
         how_gs = g["how"] if g else "n/a"
         if case.closed_form is not None:
@@ -230,13 +230,21 @@ def main(repeats: int = 5, backend: str | None = "numpy") -> list[dict]:
             ref = exact
             how = f"shooting, 32 segments, tol 1e-12 (energy, 512 segments: rel. diff. {gap:.1e})"
         references.append(ref)
-        print(f"| {case.name} | {ref:.15f} | {how} | {how_gs} |")
+        print(table_row([case.name, f"{ref:.15f}", how, how_gs]))
 
-    print(
-        "\n| case | method | compile (s) | run (ms) | distance | rel. error "
-        "| geomstats (ms) | geomstats rel. error | geomstats / jaxgeo time |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    header = [
+        "case",
+        "method",
+        "compile (s)",
+        "run (ms)",
+        "distance",
+        "rel. error",
+        "geomstats (ms)",
+        "geomstats rel. error",
+        "geomstats / jaxgeo time",
+    ]
+    print()
+    print("\n".join(table_header(header)))
     rows = []
     for case, ref, g in zip(CASES, references, gs_results):
         metric = jg.FisherRaoMetric(case.family())
@@ -253,9 +261,21 @@ def main(repeats: int = 5, backend: str | None = "numpy") -> list[dict]:
             except Exception as error:  # a failed solve raises at run time
                 row["failed"] = error_message(error)
                 rows.append(row)
+                failed = f"failed: {row['failed'].split(' (')[0]}"
                 print(
-                    f"| {case.name} | {name} | - | - | failed: {row['failed'].split(' (')[0]} | - "
-                    f"| {gs_ms:.3g} | {gs_error:.1e} | - |"
+                    table_row(
+                        [
+                            case.name,
+                            name,
+                            "-",
+                            "-",
+                            failed,
+                            "-",
+                            f"{gs_ms:.3g}",
+                            f"{gs_error:.1e}",
+                            "-",
+                        ]
+                    )
                 )
                 continue
             dist = float(dist)
@@ -267,9 +287,19 @@ def main(repeats: int = 5, backend: str | None = "numpy") -> list[dict]:
             )
             rows.append(row)
             print(
-                f"| {case.name} | {name} | {compile_s:.1f} | {row['run_ms']:.3g} "
-                f"| {dist:.12f} | {row['error']:.1e} | {gs_ms:.3g} | {gs_error:.1e} "
-                f"| {gs_ms / row['run_ms']:.2g} |"
+                table_row(
+                    [
+                        case.name,
+                        name,
+                        f"{compile_s:.1f}",
+                        f"{row['run_ms']:.3g}",
+                        f"{dist:.12f}",
+                        f"{row['error']:.1e}",
+                        f"{gs_ms:.3g}",
+                        f"{gs_error:.1e}",
+                        f"{gs_ms / row['run_ms']:.2g}",
+                    ]
+                )
             )
     return rows
 

@@ -11,8 +11,6 @@
    metric's closed form for conservative scores (two Hessian-vector products).
 """
 
-import argparse
-
 import jax
 
 
@@ -24,7 +22,7 @@ import numpy as np
 
 import jaxgeo as jg
 
-from ._timing import timed
+from .report import command_line, table_header, table_row, timed
 
 
 def stein(dim: int, conservative: bool = False) -> jg.SteinMetric:
@@ -53,11 +51,14 @@ def main(repeats: int = 7, max_christoffel_dim: int = 128) -> None:
         f"{t * 1e3:.2f} ms, end point {np.asarray(end).round(8).tolist()}, "
         f"error {float(jnp.max(jnp.abs(end - ref))):.1e}"
     )
-    print(
-        "| D | matrix-free (us) | conservative closed form (us) | via christoffel (us) "
-        "| max abs difference |"
-    )
-    print("|---|---|---|---|---|")
+    header = [
+        "D",
+        "matrix-free (us)",
+        "conservative closed form (us)",
+        "via christoffel (us)",
+        "max abs difference",
+    ]
+    print("\n".join(table_header(header)))
     for dim in (2, 16, 128, 1024):
         m = stein(dim)
         x = jnp.asarray(np.random.default_rng(1).normal(size=dim))
@@ -75,13 +76,17 @@ def main(repeats: int = 7, max_christoffel_dim: int = 128) -> None:
         else:
             full_us = "skipped (D^3 tensor)"
         print(
-            f"| {dim} | {t_free * 1e6:.0f} | {t_closed * 1e6:.0f} | {full_us} | {max(diffs):.1e} |"
+            table_row(
+                [
+                    f"{dim}",
+                    f"{t_free * 1e6:.0f}",
+                    f"{t_closed * 1e6:.0f}",
+                    full_us,
+                    f"{max(diffs):.1e}",
+                ]
+            )
         )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--max-christoffel-dim", type=int, default=128)
-    args = parser.parse_args()
-    main(args.repeats, args.max_christoffel_dim)
+    main(**command_line(__doc__, repeats=7, max_christoffel_dim=128))

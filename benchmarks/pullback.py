@@ -11,16 +11,19 @@ N/2 sum |f(c_{i+1}) - f(c_i)|^2 (`curve_energy(..., energy="secant")`). Each
 configuration runs in its own process so that its peak resident memory (RSS) is its own.
 """
 
-import argparse
 import json
+import os
 import subprocess
 import sys
 
+from .report import command_line, table_header, table_row
+
 
 CHILD = r"""
-import json, resource, sys, time
+import json, resource, sys
 import jax, jax.numpy as jnp
 import jaxgeo as jg
+from benchmarks.report import timed
 
 dim, path = int(sys.argv[1]), sys.argv[2]
 keys = jax.random.split(jax.random.key(0), 3)
@@ -40,22 +43,18 @@ metric, rule = {
 t = jnp.linspace(0, 1, 64)
 curve = jnp.stack([jnp.cos(3 * t), jnp.sin(2 * t)], axis=1)
 step = jax.jit(jax.value_and_grad(lambda c: jg.curve_energy(metric, c, energy=rule)))
-jax.block_until_ready(step(curve))
-times = []
-for _ in range(20):
-    start = time.perf_counter()
-    jax.block_until_ready(step(curve))
-    times.append(time.perf_counter() - start)
-times.sort()
+(energy, _), _, seconds = timed(step, curve, repeats=20)
 rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-energy = float(step(curve)[0])
-print(json.dumps(dict(ms=1e3 * times[len(times) // 2], rss_mib=rss_mib, energy=energy)))
+print(json.dumps(dict(ms=1e3 * seconds, rss_mib=rss_mib, energy=float(energy))))
 """
 
 
 def run(dim: int, path: str) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(dim), path], capture_output=True, text=True
+        [sys.executable, "-c", CHILD, str(dim), path],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),  # finds `benchmarks`
     )
     if out.returncode != 0:
         return dict(error=out.stderr.strip().splitlines()[-1])
@@ -64,8 +63,7 @@ def run(dim: int, path: str) -> dict:
 
 def main(dims=(64, 784, 4096, 16384)) -> None:
     paths = ("dense", "matrix-free", "Jacobian-free")
-    print("| D | " + " | ".join(f"{p} (ms, peak RSS MiB)" for p in paths) + " | energies |")
-    print("|---|" + "---|" * (len(paths) + 1))
+    print("\n".join(table_header(["D", *(f"{p} (ms, peak RSS MiB)" for p in paths), "energies"])))
     for dim in dims:
         cells, energies = [], []
         for path in paths:
@@ -75,10 +73,8 @@ def main(dims=(64, 784, 4096, 16384)) -> None:
                 continue
             cells.append(f"{r['ms']:.2f} ms, {r['rss_mib']:.0f}")
             energies.append(f"{r['energy']:.5g}")
-        print(f"| {dim} | " + " | ".join(cells) + f" | {' / '.join(energies)} |")
+        print(table_row([str(dim), *cells, " / ".join(energies)]))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dims", type=int, nargs="+", default=[64, 784, 4096, 16384])
-    main(tuple(parser.parse_args().dims))
+    main(**command_line(__doc__, dims=(64, 784, 4096, 16384)))

@@ -9,8 +9,6 @@ the 64-D digits: one model; an ensemble of 8 trained at once (stacked with
 Times exclude compilation (a first short run compiles every program).
 """
 
-import argparse
-import time
 from functools import partial
 
 import equinox as eqx
@@ -19,6 +17,8 @@ import jax.numpy as jnp
 import optax
 
 import jaxgeo as jg
+
+from .report import command_line, table_header, table_row, timed, wall_time
 
 
 BATCH = 256
@@ -34,14 +34,25 @@ def make(dim, data):
     return build
 
 
+def train(loss, model, data, num_steps):
+    """The trained model's arrays after `num_steps` steps of `fit`, in one compiled chunk."""
+    result = jg.train.fit(
+        loss,
+        model,
+        data,
+        optimizer=OPTIMIZER,
+        batch_size=BATCH,
+        key=jax.random.key(0),
+        num_steps=num_steps,
+        steps_per_chunk=num_steps,
+    )
+    return eqx.filter(result.model, eqx.is_array)
+
+
 def throughput(loss, model, data, num_steps) -> float:
     """Examples per second of `fit` after a compiling warm-up run."""
-    kwargs = dict(optimizer=OPTIMIZER, batch_size=BATCH, key=jax.random.key(0))
-    jg.train.fit(loss, model, data, num_steps=num_steps, chunk_size=num_steps, **kwargs)
-    start = time.perf_counter()
-    result = jg.train.fit(loss, model, data, num_steps=num_steps, chunk_size=num_steps, **kwargs)
-    jax.block_until_ready(eqx.filter(result.model, eqx.is_array))
-    return num_steps * BATCH / (time.perf_counter() - start)
+    _, _, seconds = timed(train, loss, model, data, num_steps, repeats=1)
+    return num_steps * BATCH / seconds
 
 
 def main(num_steps: int = 2000, members: int = 8) -> None:
@@ -50,11 +61,14 @@ def main(num_steps: int = 2000, members: int = 8) -> None:
         "two moons (D = 2)": jnp.asarray(jg.data.two_moons(2000), jnp.float32),
         "digits (D = 64)": jnp.asarray(jg.data.digits()[0], jnp.float32),
     }
-    print(
-        f"| data | single model (ex/s) | {members} at once (total ex/s) "
-        f"| {members} one after another (total ex/s) | speed-up |"
-    )
-    print("|---|---|---|---|---|")
+    header = [
+        "data",
+        "single model (ex/s)",
+        f"{members} at once (total ex/s)",
+        f"{members} one after another (total ex/s)",
+        "speed-up",
+    ]
+    print("\n".join(table_header(header)))
     for name, data in sets.items():
         build = make(data.shape[1], data)
         keys = jax.random.split(jax.random.key(1), members)
@@ -62,30 +76,21 @@ def main(num_steps: int = 2000, members: int = 8) -> None:
         stacked = eqx.filter_vmap(build)(keys)
         at_once = members * throughput(jg.train.ensemble_loss(loss), stacked, data, num_steps)
         # The same loss and optimiser objects: one compiled program serves every member
-        # (it was compiled by the single-model run above).
-        optimizer = OPTIMIZER
-        start = time.perf_counter()
-        for key in keys:
-            jg.train.fit(
-                loss,
-                build(key),
-                data,
-                optimizer=optimizer,
-                batch_size=BATCH,
-                key=jax.random.key(0),
-                num_steps=num_steps,
-                chunk_size=num_steps,
-            )
-        sequential = members * num_steps * BATCH / (time.perf_counter() - start)
+        # (it was compiled by the single-model run above), so no warm-up here.
+        _, seconds = wall_time(lambda: [train(loss, build(key), data, num_steps) for key in keys])
+        sequential = members * num_steps * BATCH / seconds
         print(
-            f"| {name} | {single:,.0f} | {at_once:,.0f} | {sequential:,.0f} "
-            f"| {at_once / sequential:.2f}x |"
+            table_row(
+                [
+                    name,
+                    f"{single:,.0f}",
+                    f"{at_once:,.0f}",
+                    f"{sequential:,.0f}",
+                    f"{at_once / sequential:.2f}x",
+                ]
+            )
         )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-steps", type=int, default=2000)
-    parser.add_argument("--members", type=int, default=8)
-    args = parser.parse_args()
-    main(args.num_steps, args.members)
+    main(**command_line(__doc__, num_steps=2000, members=8))

@@ -15,7 +15,7 @@ import numpy as np
 import jaxgeo as jg
 
 from . import problems
-from ._timing import timed
+from .report import timed
 
 
 def stein_metric() -> jg.SteinMetric:

@@ -29,7 +29,7 @@ from matplotlib.colors import SymLogNorm
 
 import jaxgeo as jg
 
-from ._cli import run
+from ._common import draw_polyline, output_dir, run, save_figure
 
 
 LIM = (-5.0, 5.0)
@@ -83,9 +83,7 @@ def plot_curvature(path: Path, grid: int, pairs: list) -> list[dict]:
             rows.append(dict(metric=name, x0=x0, x1=x1, length=float(sol.length)))
         ax.set(title=f"Stein metric, {name}: S(x) (symlog)", xlim=LIM, ylim=LIM, aspect="equal")
         rows.append(dict(metric=name, s_min=float(np.min(s)), s_max=float(np.max(s))))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return rows
 
 
@@ -111,9 +109,7 @@ def plot_spray(path: Path, grid: int, num_directions: int, length: float) -> dic
         aspect="equal",
         title=f"{num_directions} geodesics of length {length} from {x0.tolist()}",
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     drift = float(jnp.max(sols.stats["speed_drift"]))
     return dict(successful=int(ok.sum()), total=num_directions, max_speed_drift=drift)
 
@@ -129,15 +125,7 @@ def plot_shooting(path: Path, grid: int) -> dict:
     jg.plot.curve(
         ax, shot.xs, color="tab:orange", lw=3, label=f"shooting, L = {float(shot.length):.6f}"
     )
-    jg.plot.curve(
-        ax,
-        bvp.xs,
-        color="tab:blue",
-        marker="o",
-        ms=2.5,
-        lw=1,
-        label=f"energy polyline (64 pts), L = {float(bvp.length):.6f}",
-    )
+    draw_polyline(ax, bvp.xs, lw=1, label=f"energy polyline (64 pts), L = {float(bvp.length):.6f}")
     ax.scatter(
         *np.asarray(shot.xs[:-1:32]).T,
         marker="s",
@@ -149,9 +137,7 @@ def plot_shooting(path: Path, grid: int) -> dict:
     )
     ax.legend(loc="upper left", fontsize=8)
     ax.set(xlim=LIM, ylim=LIM, aspect="equal", title="Part II geodesic: shooting vs energy descent")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return dict(
         shooting=float(shot.length),
         energy=float(bvp.length),
@@ -163,8 +149,7 @@ def main(*, seed: int = 0, out_dir: str | Path = "figures/curvature", smoke: boo
     """Make the curvature, spray and shooting figures; print and return their numbers.
     `seed` is unused (deterministic); `smoke=True` uses coarse grids."""
     del seed
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     grid = 30 if smoke else 150
     pairs = [((-4.0, -2.0), (4.0, -2.0)), ((-3.5, 3.0), (3.5, -3.5))]
     curvature = plot_curvature(out / "scalar_curvature.png", grid, pairs)

@@ -39,7 +39,20 @@ import optax
 
 import jaxgeo as jg
 
-from ._cli import run
+from ._common import (
+    checkpointing,
+    dict_table,
+    digit_strips,
+    latent_box,
+    latent_geodesics,
+    magnification,
+    output_dir,
+    pick_pairs,
+    run,
+    save_figure,
+    train_digit_vae,
+    write_table,
+)
 
 
 F = jg.families
@@ -98,17 +111,8 @@ def normal_geodesics(out: Path, num_points: int) -> list[dict]:
             density = np.exp(-0.5 * ((grid - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
             ax.plot(grid, density, color=colour)
         ax.set(xlabel="x", ylabel="density", title=f"{rows[0]['pair']}: {name}", ylim=(0, 1.0))
-    fig.tight_layout()
-    fig.savefig(out / "normal.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "normal.png")
     return rows
-
-
-def clip_colours(mesh, span: float = 15.0):
-    """Show the top `span` of log sqrt(det G): far from the data G vanishes and its
-    logarithm would take the whole colour scale."""
-    top = float(np.nanmax(mesh.get_array()))
-    mesh.set_clim(top - span, top)
 
 
 # --- (b) the toy experiment of Pulling back information geometry --------------------------
@@ -170,9 +174,7 @@ def fit_decoder(family, far, codes, xs, *, key, num_steps, checkpoint_dir):
         key=k_fit,
         num_steps=num_steps,
         optimizer=optax.adam(optax.cosine_decay_schedule(3e-3, num_steps, alpha=0.05)),
-        chunk_size=100,
-        checkpoint_every=500 if num_steps % 500 == 0 else 100,
-        checkpoint_dir=checkpoint_dir,
+        **checkpointing(num_steps, 100, checkpoint_dir, every=500),
     )
     return result.model, float(np.mean(result.losses[-100:]))
 
@@ -225,9 +227,7 @@ def toy_experiment(out: Path, seed: int, smoke: bool, num_points: int) -> list[d
             checkpoint_dir=out / "checkpoints" / f"toy-{name}",
         )
         r = toy_geodesics(family, decoder, z0, z1, num_points)
-        mesh = jg.plot.magnification_factor(ax, r["metric"], lim, lim, num=40 if smoke else 100)
-        clip_colours(mesh)
-        fig.colorbar(mesh, ax=ax, label=r"$\log\sqrt{\det G(z)}$")
+        magnification(fig, ax, r["metric"], lim, lim, num=40 if smoke else 100, clip=True)
         ax.scatter(*np.asarray(codes).T, s=3, c="tab:green", alpha=0.5)
         jg.plot.curve(ax, r["kl"].xs, color="w", lw=2.5, label="geodesic (KL energy)")
         jg.plot.curve(
@@ -243,9 +243,7 @@ def toy_experiment(out: Path, seed: int, smoke: bool, num_points: int) -> list[d
             )
         )
     axes[0].legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "toy.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "toy.png")
     return rows
 
 
@@ -258,27 +256,14 @@ def digits_vae(out: Path, seed: int, smoke: bool, num_points: int) -> list[dict]
     images, labels = jg.data.digits()
     data = jnp.asarray(images > 0.5, jnp.float64)
     family = F.Product(F.Bernoulli(), data.shape[1])
-    key_enc, key_dec, key_fit, key_tune = jax.random.split(jax.random.key(seed), 4)
-    width = 64 if smoke else 128
-    vae = jg.nn.VAE(
-        jg.nn.Encoder(64, 2, width=width, depth=2, key=key_enc),
-        jg.nn.BernoulliDecoder(2, 64, width=width, depth=2, key=key_dec),
-    )
-    num_steps = 400 if smoke else 10_000
-    result = jg.train.fit(
-        jg.train.elbo_loss,
-        vae,
+    vae, codes, _, key_tune = train_digit_vae(
         data,
-        optimizer=optax.adam(optax.cosine_decay_schedule(2e-3, num_steps, alpha=0.05)),
-        num_steps=num_steps,
-        batch_size=128,
-        key=key_fit,
-        chunk_size=200,
-        checkpoint_every=1000 if num_steps % 1000 == 0 else 200,
+        jg.nn.BernoulliDecoder,
+        seed=seed,
+        num_steps=10_000,
+        smoke=smoke,
         checkpoint_dir=out / "checkpoints" / "digits-vae",
     )
-    vae = result.model
-    codes = jax.vmap(vae.encode)(data)
     # Second stage: the decoder, with the encoder's codes fixed, through the blend to p = 1/2.
     decoder = jg.train.extrapolating_decoder(
         vae.decoder.probs,
@@ -295,20 +280,11 @@ def digits_vae(out: Path, seed: int, smoke: bool, num_points: int) -> list[dict]
         data,
         key=key_tune,
         num_steps=tune_steps,
-        chunk_size=100,
-        checkpoint_every=100 if smoke else 1000,
-        checkpoint_dir=out / "checkpoints" / "digits-decoder",
+        **checkpointing(tune_steps, 100, out / "checkpoints" / "digits-decoder"),
     ).model
     metric = jg.PullbackFisherRaoMetric(decoder, family)
 
-    rng = np.random.default_rng(seed)
-    ends = []
-    for a, b in DIGIT_PAIRS:
-        i = rng.choice(np.flatnonzero(labels == a))
-        j = rng.choice(np.flatnonzero((labels == b) & (np.arange(len(labels)) != i)))
-        ends.append((i, j))
-    z0 = codes[jnp.array([i for i, _ in ends])]
-    z1 = codes[jnp.array([j for _, j in ends])]
+    z0, z1 = pick_pairs(codes, labels, DIGIT_PAIRS, seed)
     # The KL energy: robust where G nearly vanishes (see toy_geodesics).
     solve = eqx.filter_jit(
         jax.vmap(
@@ -331,37 +307,30 @@ def digits_vae(out: Path, seed: int, smoke: bool, num_points: int) -> list[dict]
         for k, (a, b) in enumerate(DIGIT_PAIRS)
     ]
 
-    margin = 1.0
-    lo, hi = np.asarray(codes.min(0)) - margin, np.asarray(codes.max(0)) + margin
-    xlim, ylim = (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
-    k = DIGIT_PAIRS.index((4, 9))
-    shown = np.linspace(0, num_points - 1, 10).round().astype(int)
+    xlim, ylim = latent_box(codes, margin=1.0)
     fig = plt.figure(figsize=(15, 6.5))
-    ax = fig.add_subplot(1, 2, 1)
-    mesh = jg.plot.magnification_factor(ax, metric, xlim, ylim, num=40 if smoke else 110)
-    clip_colours(mesh)
-    fig.colorbar(mesh, ax=ax, label=r"$\log\sqrt{\det G(z)}$")
-    ax.scatter(*np.asarray(codes).T, c=labels, cmap="tab10", s=3, alpha=0.6)
-    for j in range(len(DIGIT_PAIRS)):
-        jg.plot.curve(ax, sols.xs[j], color="w", lw=2.2)
-        ax.plot(*np.asarray(lines[j]).T, color="w", ls=":", lw=1.2)
-    ax.set(
+    latent_geodesics(
+        fig,
+        fig.add_subplot(1, 2, 1),
+        metric,
+        codes,
+        labels,
+        sols.xs,
+        lines,
+        lw=2.2,
         title="pulled-back Fisher–Rao geodesics (solid), lines (dotted)",
         xlim=xlim,
         ylim=ylim,
-        aspect="equal",
+        num=40 if smoke else 110,
+        clip=True,
     )
-    for r, (curve, name) in enumerate([(sols.xs[k], "geodesic"), (lines[k], "line")]):
-        decoded = np.asarray(jax.vmap(decoder)(curve[shown]))
-        for c, image in enumerate(decoded):
-            sub = fig.add_subplot(4, 20, 20 * (r + 1) + 11 + c)
-            sub.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-            sub.set(xticks=[], yticks=[])
-            if c == 0:
-                sub.set_ylabel(name, fontsize=8)
+    # The images in two rows of ten at the right of a 4 x 20 grid.
+    strips = [[fig.add_subplot(4, 20, 20 * (r + 1) + 11 + c) for c in range(10)] for r in range(2)]
+    k = DIGIT_PAIRS.index((4, 9))
+    curves = [("geodesic", sols.xs[k]), ("line", lines[k])]
+    digit_strips(strips, curves, num=10, decode=decoder, fontsize=8)
     fig.text(0.72, 0.78, "pixel probabilities decoded along 4 -> 9", ha="center")
-    fig.savefig(out / "digits.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "digits.png", tight=False)
     return rows
 
 
@@ -394,7 +363,7 @@ def classifier_spectra(out: Path, seed: int, smoke: bool) -> list[dict]:
             num_steps=steps - previous,
             batch_size=128,
             key=jax.random.key(seed + steps),
-            chunk_size=steps - previous,
+            steps_per_chunk=steps - previous,
             progress=False,
         ).model
         previous = steps
@@ -430,9 +399,7 @@ def classifier_spectra(out: Path, seed: int, smoke: bool) -> list[dict]:
             title=f"{st['steps']} steps, accuracy {st['accuracy']:.2f}, cosine {st['cosine']:.2f}",
         )
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "fisher.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "fisher.png")
     return [
         dict(
             steps=st["steps"],
@@ -459,65 +426,47 @@ def main(
     *, seed: int = 0, out_dir: str | Path = "figures/information_geometry", smoke: bool = False
 ) -> dict:
     """Run (a)-(d); print and return the key numbers."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     num_points = 32 if smoke else 64
     normal = normal_geodesics(out, num_points)
     toy = toy_experiment(out, seed, smoke, num_points)
     digits = digits_vae(out, seed, smoke, num_points)
     spectra = classifier_spectra(out, seed, smoke)
 
-    table = [
-        "(a) Fisher–Rao distances between Normals (jg.distance, default settings)",
-        "",
-        "| pair | distance | closed form | rel. error | straight-line length |",
-        "|---|---|---|---|---|",
+    sections = [  # title, header, row template, rows
+        (
+            "(a) Fisher–Rao distances between Normals (jg.distance, default settings)",
+            "pair | distance | closed form | rel. error | straight-line length",
+            "{pair} | {distance:.8f} | {exact:.8f} | {rel_error:.1e} | {line:.4f}",
+            normal,
+        ),
+        (
+            "(b) toy decoders: pulled-back Fisher–Rao lengths (KL rule)",
+            "family | NLL | geodesic (KL energy): solved, length, L^2/2E "
+            "| midpoint-rule geodesic: result, length, L^2/2E | straight line",
+            "{family} | {nll:.3f} | {kl_solved}, {kl_length:.3f}, {kl_speed:.3f} "
+            "| {result}, {mid_length:.3f}, {mid_speed:.3f} | {line_length:.3f}",
+            [dict(r, result=result_name(r)) for r in toy],
+        ),
+        (
+            "(c) Bernoulli VAE on binarised digits: pulled-back Fisher–Rao lengths (KL rule)",
+            "digits | solved | geodesic | straight line",
+            "{digits} | {solved} | {geodesic:.3f} | {line:.3f}",
+            digits,
+        ),
+        (
+            "(d) small classifier on digits: Fisher information vs empirical Fisher",
+            "steps | accuracy | top eigenvalue: true | empirical | trace: true | empirical "
+            "| cosine",
+            "{steps} | {accuracy:.3f} | {true_top:.4g} | {empirical_top:.4g} | {true_trace:.4g} "
+            "| {empirical_trace:.4g} | {cosine:.3f}",
+            spectra,
+        ),
     ]
-    table += [
-        f"| {r['pair']} | {r['distance']:.8f} | {r['exact']:.8f} | {r['rel_error']:.1e} "
-        f"| {r['line']:.4f} |"
-        for r in normal
-    ]
-    table += [
-        "",
-        "(b) toy decoders: pulled-back Fisher–Rao lengths (KL rule)",
-        "",
-        "| family | NLL | geodesic (KL energy): solved, length, L^2/2E "
-        "| midpoint-rule geodesic: result, length, L^2/2E | straight line |",
-        "|---|---|---|---|---|",
-    ]
-    table += [
-        f"| {r['family']} | {r['nll']:.3f} | {r['kl_solved']}, {r['kl_length']:.3f}, "
-        f"{r['kl_speed']:.3f} | {result_name(r)}, {r['mid_length']:.3f}, "
-        f"{r['mid_speed']:.3f} | {r['line_length']:.3f} |"
-        for r in toy
-    ]
-    table += [
-        "",
-        "(c) Bernoulli VAE on binarised digits: pulled-back Fisher–Rao lengths (KL rule)",
-        "",
-        "| digits | solved | geodesic | straight line |",
-        "|---|---|---|---|",
-    ]
-    table += [
-        f"| {r['digits']} | {r['solved']} | {r['geodesic']:.3f} | {r['line']:.3f} |" for r in digits
-    ]
-    table += [
-        "",
-        "(d) small classifier on digits: Fisher information vs empirical Fisher",
-        "",
-        "| steps | accuracy | top eigenvalue: true | empirical | trace: true | empirical "
-        "| cosine |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    table += [
-        f"| {r['steps']} | {r['accuracy']:.3f} | {r['true_top']:.4g} "
-        f"| {r['empirical_top']:.4g} | {r['true_trace']:.4g} | {r['empirical_trace']:.4g} "
-        f"| {r['cosine']:.3f} |"
-        for r in spectra
-    ]
-    (out / "table.md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
+    table = []
+    for title, header, row, rows in sections:
+        table += ["", title, "", *dict_table(header, row, rows)]
+    write_table(out, table[1:])
     print(f"figures written to {out}/")
     return dict(normal=normal, toy=toy, digits=digits, spectra=spectra)
 

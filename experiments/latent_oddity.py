@@ -30,11 +30,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import optax
 
 import jaxgeo as jg
 
-from ._cli import run
+from ._common import (
+    checkpointing,
+    dict_table,
+    digit_strip_figure,
+    latent_box,
+    latent_geodesics,
+    magnification,
+    output_dir,
+    pick_pairs,
+    run,
+    save_figure,
+    train_digit_vae,
+    write_table,
+)
 
 
 PAIRS = [(0, 0), (3, 3), (0, 1), (4, 9), (2, 7), (6, 8)]  # digit labels of the end points
@@ -44,39 +56,25 @@ def train(seed: int, out: Path, smoke: bool):
     """Stage 1: the VAE by the ELBO. Stage 2: the calibrated variance (mean frozen)."""
     images, labels = jg.data.digits()
     data = jnp.asarray(images)
-    key_enc, key_dec, key_fit, key_cal = jax.random.split(jax.random.key(seed), 4)
-    width = 64 if smoke else 128
-    vae = jg.nn.VAE(
-        jg.nn.Encoder(64, 2, width=width, depth=2, key=key_enc),
-        jg.nn.GaussianDecoder(2, 64, width=width, depth=2, key=key_dec),
-    )
-    num_steps = 400 if smoke else 20_000
-    result = jg.train.fit(
-        jg.train.elbo_loss,
-        vae,
+    vae, codes, losses, key_cal = train_digit_vae(
         data,
-        optimizer=optax.adam(optax.cosine_decay_schedule(2e-3, num_steps, alpha=0.05)),
-        num_steps=num_steps,
-        batch_size=128,
-        key=key_fit,
-        chunk_size=200,
-        checkpoint_every=1000 if num_steps % 1000 == 0 else 200,
+        jg.nn.GaussianDecoder,
+        seed=seed,
+        num_steps=20_000,
+        smoke=smoke,
         checkpoint_dir=out / "checkpoints" / "vae",
     )
-    vae = result.model
-    codes = jax.vmap(vae.encode)(data)
+    num_steps = 200 if smoke else 3000
     decoder = jg.train.calibrate_variance(
         vae.decoder.mean,
         codes,
         data,
         key=key_cal,
         num_centres=16 if smoke else 64,
-        num_steps=200 if smoke else 3000,
-        chunk_size=100,
-        checkpoint_every=100 if smoke else 1000,
-        checkpoint_dir=out / "checkpoints" / "calibration",
+        num_steps=num_steps,
+        **checkpointing(num_steps, 100, out / "checkpoints" / "calibration"),
     )
-    return vae, decoder, codes, images, labels, result.losses
+    return vae, decoder, codes, images, labels, losses
 
 
 def nearest_code_distance(codes):
@@ -90,14 +88,12 @@ def main(
     *, seed: int = 0, out_dir: str | Path = "figures/latent_oddity", smoke: bool = False
 ) -> dict:
     """Train, calibrate, draw; print and return the table."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     vae, decoder, codes, images, labels, losses = train(seed, out, smoke)
     expected = decoder.metric()
     deterministic = jg.PullbackMetric(vae.decoder.mean)
     margin = 1.5
-    lo, hi = np.asarray(codes.min(0)) - margin, np.asarray(codes.max(0)) + margin
-    xlim, ylim = (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+    xlim, ylim = latent_box(codes, margin)
     grid = 40 if smoke else 120
 
     # (a) magnification factors
@@ -106,16 +102,12 @@ def main(
         (axes[0], deterministic, r"mean decoder: $J_\mu^\top J_\mu$"),
         (axes[1], expected, r"calibrated: $J_\mu^\top J_\mu + J_\sigma^\top J_\sigma$"),
     ]:
-        mesh = jg.plot.magnification_factor(ax, metric, xlim, ylim, num=grid)
-        fig.colorbar(mesh, ax=ax, label=r"$\log\sqrt{\det G(z)}$")
+        magnification(fig, ax, metric, xlim, ylim, num=grid)
         ax.scatter(*np.asarray(codes).T, c=labels, cmap="tab10", s=4)
         ax.set(title=title, xlim=xlim, ylim=ylim, aspect="equal")
-    fig.tight_layout()
-    fig.savefig(out / "magnification.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "magnification.png")
 
     # (b) geodesics between codes, and (d) the table
-    rng = np.random.default_rng(seed)
     distance_to_data = nearest_code_distance(codes)
     # The data region: within the 99th percentile of the codes' nearest-neighbour distances.
     d = np.sqrt(((np.asarray(codes)[:, None] - np.asarray(codes)[None]) ** 2).sum(-1))
@@ -125,13 +117,7 @@ def main(
     solve = jax.jit(
         jax.vmap(partial(jg.geodesic_bvp, expected, num_points=num_points, throw=False))
     )
-    ends = []
-    for a, b in PAIRS:
-        i = rng.choice(np.flatnonzero(labels == a))
-        j = rng.choice(np.flatnonzero((labels == b) & (np.arange(len(labels)) != i)))
-        ends.append((i, j))
-    z0 = codes[jnp.array([i for i, _ in ends])]
-    z1 = codes[jnp.array([j for _, j in ends])]
+    z0, z1 = pick_pairs(codes, labels, PAIRS, seed)
     sols = solve(z0, z1)
     lines = jax.vmap(lambda a, b: jg.straight_line(a, b, num_points))(z0, z1)
     line_lengths = jax.vmap(lambda c: jg.curve_length(expected, c))(lines)
@@ -151,50 +137,43 @@ def main(
             )
         )
     fig, ax = plt.subplots(figsize=(7, 6.5))
-    mesh = jg.plot.magnification_factor(ax, expected, xlim, ylim, num=grid)
-    fig.colorbar(mesh, ax=ax, label=r"$\log\sqrt{\det G(z)}$")
-    ax.scatter(*np.asarray(codes).T, c=labels, cmap="tab10", s=3, alpha=0.6)
-    for k in range(len(PAIRS)):
-        jg.plot.curve(ax, sols.xs[k], color="w", lw=2.5)
-        ax.plot(*np.asarray(lines[k]).T, color="w", ls=":", lw=1.2)
-    ax.set(
+    latent_geodesics(
+        fig,
+        ax,
+        expected,
+        codes,
+        labels,
+        sols.xs,
+        lines,
+        lw=2.5,
         title="geodesics (solid) and straight lines (dotted), expected metric",
         xlim=xlim,
         ylim=ylim,
-        aspect="equal",
+        num=grid,
     )
-    fig.tight_layout()
-    fig.savefig(out / "geodesics.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "geodesics.png")
 
     # (c) decoded images along one geodesic and its straight line (digits 4 -> 9)
     k = PAIRS.index((4, 9))
-    shown = np.linspace(0, num_points - 1, 10).round().astype(int)
-    fig, axes = plt.subplots(2, len(shown), figsize=(1.3 * len(shown), 3.1))
-    for row, curve, name in [(axes[0], sols.xs[k], "geodesic"), (axes[1], lines[k], "line")]:
-        decoded = jax.vmap(decoder.mean)(curve[shown])
-        for ax, image in zip(row, np.asarray(decoded)):
-            ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-            ax.set(xticks=[], yticks=[])
-        row[0].set_ylabel(name)
-    fig.suptitle("decoded along the geodesic and the straight line (4 -> 9)")
-    fig.tight_layout()
-    fig.savefig(out / "decoded.png", dpi=100)
-    plt.close(fig)
+    digit_strip_figure(
+        out / "decoded.png",
+        [("geodesic", sols.xs[k]), ("line", lines[k])],
+        num=10,
+        decode=decoder.mean,
+        title="decoded along the geodesic and the straight line (4 -> 9)",
+        height=3.1,
+    )
 
     sigma_near = float(jnp.median(jax.vmap(lambda z: jnp.mean(decoder.std(z)))(codes)))
-    far = jnp.asarray(hi + 3.0)
+    far = jnp.asarray(np.asarray(codes.max(0)) + margin + 3.0)
     sigma_far = float(jnp.mean(decoder.std(far)))
-    table = [
-        "| digits | result | geodesic length | straight-line length | off-data points: geodesic "
-        "| off-data points: line |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        table.append(
-            f"| {r['digits']} | {r['result']} | {r['geodesic']:.3f} | {r['line']:.3f} "
-            f"| {100 * r['off_data_geodesic']:.0f}% | {100 * r['off_data_line']:.0f}% |"
-        )
+    table = dict_table(
+        "digits | result | geodesic length | straight-line length | off-data points: geodesic "
+        "| off-data points: line",
+        "{digits} | {result} | {geodesic:.3f} | {line:.3f} | {off_data_geodesic:.0%} "
+        "| {off_data_line:.0%}",
+        rows,
+    )
     table += [
         "",
         f"final ELBO (mean of the last 500 steps): {-float(np.mean(losses[-500:])):.2f}; "
@@ -203,8 +182,7 @@ def main(
         f"calibrated sigma: median over the codes {sigma_near:.3f}, at {np.round(far, 2)} "
         f"{sigma_far:.3f} (ratio {sigma_far / sigma_near:.0f})",
     ]
-    (out / "table.md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
+    write_table(out, table)
     print(f"figures written to {out}/")
     return dict(rows=rows, sigma_near=sigma_near, sigma_far=sigma_far, threshold=threshold)
 

@@ -14,7 +14,6 @@ writes under figures/learned_score/:
 Trained models are checkpointed under <out-dir>/checkpoints/: a rerun resumes them.
 """
 
-import time
 from functools import partial
 from pathlib import Path
 
@@ -35,7 +34,16 @@ import optax
 
 import jaxgeo as jg
 
-from ._cli import run
+from ._common import (
+    checkpointing,
+    dict_table,
+    digit_strip_figure,
+    output_dir,
+    run,
+    save_figure,
+    wall_time,
+    write_table,
+)
 
 
 LIM = (-5.0, 5.0)
@@ -62,20 +70,19 @@ def train_noise_conditional(data, *, key, num_steps, sigma_min, width, checkpoin
         key=key_model,
     )
     sigmas = jg.train.noise_levels(1.0, sigma_min, 10)
-    start = time.perf_counter()
-    result = jg.train.fit(
-        partial(jg.train.multiscale_denoising_score_matching, sigmas=sigmas),
-        model,
-        data,
-        optimizer=optax.adam(optax.cosine_decay_schedule(2e-3, num_steps)),
-        num_steps=num_steps,
-        batch_size=512,
-        key=key_fit,
-        chunk_size=250,
-        checkpoint_every=1000 if num_steps % 1000 == 0 else 250,
-        checkpoint_dir=checkpoint_dir,
+    result, seconds = wall_time(
+        lambda: jg.train.fit(
+            partial(jg.train.multiscale_denoising_score_matching, sigmas=sigmas),
+            model,
+            data,
+            optimizer=optax.adam(optax.cosine_decay_schedule(2e-3, num_steps)),
+            num_steps=num_steps,
+            batch_size=512,
+            key=key_fit,
+            **checkpointing(num_steps, 250, checkpoint_dir),
+        )
     )
-    return result.model.at(sigma_min), time.perf_counter() - start
+    return result.model.at(sigma_min), seconds
 
 
 def two_d_cases(seed: int, out: Path, smoke: bool) -> dict:
@@ -118,9 +125,7 @@ def two_d_cases(seed: int, out: Path, smoke: bool) -> dict:
             ax.scatter(*np.asarray(data[:400]).T, s=2, c="k", alpha=0.3)
             jg.plot.score_field(ax, score, LIM, LIM, num=15)
             ax.set(title=f"{name}: {title} score", aspect="equal", xlim=LIM, ylim=LIM)
-    fig.tight_layout()
-    fig.savefig(out / "score_fields.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "score_fields.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 6))
     for ax, (name, (data, true)) in zip(axes, cases.items()):
@@ -137,9 +142,7 @@ def two_d_cases(seed: int, out: Path, smoke: bool) -> dict:
             )
         ax.legend(loc="upper left")
         ax.set(title=f"{name}: Stein geodesics", aspect="equal", xlim=LIM, ylim=LIM)
-    fig.tight_layout()
-    fig.savefig(out / "geodesics.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "geodesics.png")
     return dict(rows=rows, train_times=train_times)
 
 
@@ -154,20 +157,18 @@ def moons_ensemble(seed: int, out: Path, smoke: bool, num_members: int = 8) -> d
 
     models = eqx.filter_vmap(make)(keys)
     num_steps = 300 if smoke else 3000
-    start = time.perf_counter()
-    result = jg.train.fit(
-        jg.train.ensemble_loss(partial(jg.train.denoising_score_matching, sigma=0.1)),
-        models,
-        data,
-        optimizer=optax.adam(optax.cosine_decay_schedule(2e-3, num_steps)),
-        num_steps=num_steps,
-        batch_size=256,
-        key=jax.random.key(seed + 8),
-        chunk_size=100,
-        checkpoint_every=1000 if num_steps % 1000 == 0 else 100,
-        checkpoint_dir=out / "checkpoints" / "moons",
+    result, seconds = wall_time(
+        lambda: jg.train.fit(
+            jg.train.ensemble_loss(partial(jg.train.denoising_score_matching, sigma=0.1)),
+            models,
+            data,
+            optimizer=optax.adam(optax.cosine_decay_schedule(2e-3, num_steps)),
+            num_steps=num_steps,
+            batch_size=256,
+            key=jax.random.key(seed + 8),
+            **checkpointing(num_steps, 100, out / "checkpoints" / "moons"),
+        )
     )
-    seconds = time.perf_counter() - start
     metric = jg.EnsembleMetric(eqx.filter_vmap(jg.SteinMetric)(result.model))
     x0, x1 = jnp.array([-1.0, 0.1]), jnp.array([1.0, 0.1])
     members, mean = jg.ensemble_geodesics(metric, x0, x1)
@@ -181,9 +182,7 @@ def moons_ensemble(seed: int, out: Path, smoke: bool, num_members: int = 8) -> d
     ax.plot(*np.stack([x0, x1]).T, "k:", label="straight line")
     ax.legend(loc="lower right")
     ax.set(title="two moons: ensemble Stein geodesics", xlim=lim_x, ylim=lim_y, aspect="equal")
-    fig.tight_layout()
-    fig.savefig(out / "moons_ensemble.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "moons_ensemble.png")
     ok = members.result == jg.RESULTS.successful
     spread = float(jnp.max(jnp.linalg.norm(members.xs - mean.xs[None], axis=-1)))
     return dict(
@@ -216,17 +215,13 @@ def digits_geodesic(seed: int, out: Path, smoke: bool) -> dict:
     metric = jg.SteinMetric(score, damping=1.0)
     sol = jg.geodesic_bvp(metric, a, b, num_points=num_points, throw=False)
     line = jg.straight_line(a, b, num_points)
-    shown = np.linspace(0, num_points - 1, 9).round().astype(int)
-    fig, axes = plt.subplots(2, len(shown), figsize=(1.3 * len(shown), 3.2))
-    for row, (curve, name) in zip(axes, [(sol.xs, "geodesic"), (line, "straight line")]):
-        for ax, i in zip(row, shown):
-            ax.imshow(np.asarray(curve[i]).reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-            ax.set(xticks=[], yticks=[])
-        row[0].set_ylabel(name)
-    fig.suptitle("digits 1 -> 7 under the Stein metric of a noise-conditional score (sigma = 0.1)")
-    fig.tight_layout()
-    fig.savefig(out / "digits.png", dpi=100)
-    plt.close(fig)
+    digit_strip_figure(
+        out / "digits.png",
+        [("geodesic", sol.xs), ("straight line", line)],
+        num=9,
+        title="digits 1 -> 7 under the Stein metric of a noise-conditional score (sigma = 0.1)",
+        height=3.2,
+    )
     # How far each curve strays from the data: distance to the nearest training image.
     data = jnp.asarray(images)
 
@@ -247,20 +242,15 @@ def main(
     *, seed: int = 0, out_dir: str | Path = "figures/learned_score", smoke: bool = False
 ) -> dict:
     """Make the learned-score figures; print and return their numbers."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     two_d = two_d_cases(seed, out, smoke)
     moons = moons_ensemble(seed, out, smoke)
     digits = digits_geodesic(seed, out, smoke)
-    lines = [
-        "| case | x0 | x1 | analytic length | learned length | relative | result |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in two_d["rows"]:
-        lines.append(
-            f"| {r['case']} | {r['x0']} | {r['x1']} | {r['analytic']:.4f} | {r['learned']:.4f} "
-            f"| {100 * r['relative']:+.1f}% | {r['result']} |"
-        )
+    lines = dict_table(
+        "case | x0 | x1 | analytic length | learned length | relative | result",
+        "{case} | {x0} | {x1} | {analytic:.4f} | {learned:.4f} | {relative:+.1%} | {result}",
+        two_d["rows"],
+    )
     lines += [
         "",
         f"training (s): {', '.join(f'{k} {v:.1f}' for k, v in two_d['train_times'].items())}, "
@@ -275,8 +265,7 @@ def main(
         f"image: geodesic {digits['geodesic_max_nearest']:.3f}, "
         f"line {digits['line_max_nearest']:.3f}",
     ]
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(out, lines)
     print(f"figures written to {out}/")
     return dict(two_d=two_d, moons=moons, digits=digits)
 

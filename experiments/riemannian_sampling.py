@@ -14,7 +14,6 @@ chains are run. Writes under figures/riemannian_sampling/:
                second, per step and per gradient evaluation
 """
 
-import time
 from pathlib import Path
 
 import jax
@@ -33,7 +32,7 @@ import numpy as np
 
 import jaxgeo as jg
 
-from ._cli import run
+from ._common import dict_table, output_dir, run, save_figure, timed, write_table
 
 
 RHO = 0.95
@@ -119,10 +118,7 @@ def run_sampler(key, make, target_acceptance, start, *, num_chains, num_warmup, 
         )
 
     keys = jax.random.split(key_run, num_chains)
-    jax.block_until_ready(sample(keys, warmed.state))  # compile
-    begin = time.perf_counter()
-    positions, infos = jax.block_until_ready(sample(keys, warmed.state))
-    seconds = time.perf_counter() - begin
+    (positions, infos), _, seconds = timed(sample, keys, warmed.state, repeats=1)
     ess = np.asarray(blackjax.diagnostics.effective_sample_size(positions))
     return dict(
         positions=np.asarray(positions),
@@ -134,12 +130,15 @@ def run_sampler(key, make, target_acceptance, start, *, num_chains, num_warmup, 
     )
 
 
+def per_gradient(ess: float | None) -> str:
+    return "n/a" if ess is None else f"{ess:.4f}"
+
+
 def main(
     *, seed: int = 0, out_dir: str | Path = "figures/riemannian_sampling", smoke: bool = False
 ) -> dict:
     """Run every sampler on every target; print and return the table."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     sizes = (
         dict(num_chains=4, num_warmup=300, num_samples=500)
         if smoke
@@ -185,22 +184,14 @@ def main(
             )
             if j == 0:
                 ax.set_ylabel(target)
-    fig.tight_layout()
-    fig.savefig(out / "chains.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "chains.png", dpi=90)
 
-    table = [
-        "| target | sampler | step size | acceptance | ESS | ESS / s | ESS / step "
-        "| ESS / gradient |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        per_grad = "n/a" if r["ess_per_gradient"] is None else f"{r['ess_per_gradient']:.4f}"
-        table.append(
-            f"| {r['target']} | {r['sampler']} | {r['step_size']:.3g} | {r['acceptance']:.2f} "
-            f"| {r['ess']:.0f} | {r['ess_per_second']:.0f} | {r['ess_per_step']:.4f} "
-            f"| {per_grad} |"
-        )
+    table = dict_table(
+        "target | sampler | step size | acceptance | ESS | ESS / s | ESS / step | ESS / gradient",
+        "{target} | {sampler} | {step_size:.3g} | {acceptance:.2f} | {ess:.0f} "
+        "| {ess_per_second:.0f} | {ess_per_step:.4f} | {per_gradient}",
+        [dict(r, per_gradient=per_gradient(r["ess_per_gradient"])) for r in rows],
+    )
     table += [
         "",
         f"{sizes['num_chains']} chains x {sizes['num_samples']} samples after "
@@ -210,8 +201,7 @@ def main(
         f"same points); RMHMC takes {RMHMC_STEPS} implicit-midpoint steps, each a "
         "fixed-point iteration of gradient evaluations (not counted: see ESS / s).",
     ]
-    (out / "table.md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
+    write_table(out, table)
     print(f"figures written to {out}/")
     return dict(rows=rows)
 

@@ -12,7 +12,6 @@ writes under figures/stein_gaussian/:
   table.md                (e) lengths, energies, steps and results
 """
 
-import time
 from pathlib import Path
 
 import jax
@@ -20,6 +19,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import equinox as eqx
 import jax.numpy as jnp
 import matplotlib
 
@@ -30,7 +30,7 @@ import numpy as np
 
 import jaxgeo as jg
 
-from ._cli import run
+from ._common import dict_table, draw_polyline, output_dir, run, save_figure, wall_time, write_table
 
 
 X0 = jnp.array([-4.0, -2.0])
@@ -39,7 +39,7 @@ LIM = (-5.0, 5.0)
 RHOS = (0.0, 0.8, 0.95)
 
 
-def gaussian(rho: float, mean=(0.0, 0.0)) -> jg.scores.GaussianScore:
+def gaussian(rho: float, mean=(0.0, 0.0)) -> eqx.Module:
     return jg.scores.gaussian(jnp.asarray(mean), jnp.array([[1.0, rho], [rho, 1.0]]))
 
 
@@ -59,9 +59,7 @@ def plot_score_fields(path: Path, grid: int) -> None:
         jg.plot.score_field(ax, score, LIM, LIM, num=15)
         ax.set(title=f"{title}: mean {mean}", aspect="equal")
     fig.suptitle(r"Stein score $s(x) = \nabla_x \log p(x) = -\Sigma^{-1}(x - \mu)$")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_metric_transform(path: Path) -> None:
@@ -92,9 +90,7 @@ def plot_metric_transform(path: Path) -> None:
             ax.set_title(f"{name}, {case}\n|P| = 1, |TP| = {np.linalg.norm(tp):.3f}")
             ax.legend(loc="lower right", fontsize=8)
     fig.suptitle("Unit-circle vectors P (grey) and TP (red), s = (2, 2)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def draw_background(ax, rho: float, grid: int, ellipses: bool = True) -> jg.SteinMetric:
@@ -110,10 +106,9 @@ def draw_background(ax, rho: float, grid: int, ellipses: bool = True) -> jg.Stei
 
 def solve_geodesic(rho: float, num_points: int) -> dict:
     metric = jg.SteinMetric(gaussian(rho))
-    start = time.perf_counter()
-    sol = jg.geodesic_bvp(metric, X0, X1, num_points=num_points, throw=False)
-    jax.block_until_ready(sol)
-    seconds = time.perf_counter() - start
+    sol, seconds = wall_time(
+        lambda: jg.geodesic_bvp(metric, X0, X1, num_points=num_points, throw=False)
+    )
     line = jg.straight_line(X0, X1, num_points)
     return dict(
         rho=rho,
@@ -135,24 +130,14 @@ def plot_geodesic(path: Path, row: dict, grid: int, ax=None) -> None:
     draw_background(ax, row["rho"], grid)
     line = np.stack([np.asarray(X0), np.asarray(X1)])
     ax.plot(*line.T, "r-", lw=1.5, label=f"straight line, L = {row['line_length']:.3f}")
-    jg.plot.curve(
-        ax,
-        row["sol"].xs,
-        color="tab:blue",
-        marker="o",
-        ms=2.5,
-        lw=1.5,
-        label=f"geodesic, L = {row['length']:.3f}",
-    )
+    draw_polyline(ax, row["sol"].xs, lw=1.5, label=f"geodesic, L = {row['length']:.3f}")
     ax.set_title(
         rf"Stein metric $(s s^\top + I)^{{-1}}$, $\rho = {row['rho']}$"
         "\n(ellipses: unit balls of g, rescaled)"
     )
     ax.legend(loc="upper left", fontsize=8)
     if own:
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path, dpi=110)
 
 
 def animate_descent(path: Path, rho: float, grid: int, num_steps: int, save_every: int) -> float:
@@ -181,22 +166,16 @@ def plot_energy_landscape(path: Path, grid: int) -> None:
         ax.set(
             title=rf"$\langle d, d\rangle_{{g(x)}}$, $d = (1, 0)$, $\rho = {rho}$", aspect="equal"
         )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
-def format_table(rows: list[dict]) -> str:
-    lines = [
-        "| rho | geodesic length | straight-line length | energy | L^2/2E | steps | result |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['rho']} | {r['length']:.6f} | {r['line_length']:.6f} | {r['energy']:.6f} "
-            f"| {r['ratio']:.8f} | {r['steps']} | {r['result']} |"
-        )
-    return "\n".join(lines)
+def format_table(rows: list[dict]) -> list[str]:
+    return dict_table(
+        "rho | geodesic length | straight-line length | energy | L^2/2E | steps | result",
+        "{rho} | {length:.6f} | {line_length:.6f} | {energy:.6f} | {ratio:.8f} | {steps} "
+        "| {result}",
+        rows,
+    )
 
 
 def main(
@@ -207,8 +186,7 @@ def main(
     `seed` is unused (everything here is deterministic) and kept for the common
     experiment signature; `smoke=True` shrinks grids and animations for tests."""
     del seed
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     grid = 40 if smoke else 160
     num_steps, save_every = (40, 20) if smoke else (3000, 100)
 
@@ -223,15 +201,11 @@ def main(
         row["adam_energy"] = animate_descent(
             out / f"geodesic_{tag}.gif", row["rho"], grid, num_steps, save_every
         )
-    fig.tight_layout()
-    fig.savefig(out / "geodesics.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "geodesics.png", dpi=110)
     plot_energy_landscape(out / "energy_landscape.png", grid)
 
-    table = format_table(rows)
-    (out / "table.md").write_text(table + "\n")
     print(f"Stein metric (s s^T + I)^-1, geodesic from {X0.tolist()} to {X1.tolist()}, 60 points")
-    print(table)
+    write_table(out, format_table(rows))
     for r in rows:
         print(
             f"rho={r['rho']}: solve {r['seconds'] * 1e3:.1f} ms (incl. compile); "

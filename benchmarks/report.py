@@ -1,0 +1,74 @@
+"""Timing, markdown tables and the command line, shared by the benchmarks and the
+experiments (`experiments._common` imports them from here: they need neither jaxgeo nor
+matplotlib, so a benchmark that imports them stays light, while the experiments' own
+helpers, which train models and draw figures, stay out of the benchmarks)."""
+
+import argparse
+import time
+
+import jax
+import numpy as np
+
+
+def wall_time(fn, *args):
+    """`(output, seconds)` of one call of `fn(*args)`, until its output is ready."""
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - start
+
+
+def timed(fn, *args, repeats: int):
+    """`(output, compile seconds, median seconds)`: the first call of `fn(*args)` is the
+    compile time (tracing, compilation and one run), then the median of `repeats` further
+    calls, each waited for with `jax.block_until_ready`."""
+    out, compile_s = wall_time(fn, *args)
+    times = []
+    for _ in range(repeats):
+        out, seconds = wall_time(fn, *args)
+        times.append(seconds)
+    return out, compile_s, float(np.median(times))
+
+
+def cell(x, digits: int = 3) -> str:
+    """A table cell: strings as they are, floats to `digits` significant digits, `–` for
+    None and non-finite floats."""
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def table_row(cells) -> str:
+    """One markdown table row; cells that are not strings go through `cell`."""
+    return "| " + " | ".join(c if isinstance(c, str) else cell(c) for c in cells) + " |"
+
+
+def table_header(header) -> list[str]:
+    """The header row and the separator of a markdown table."""
+    return [table_row(header), "|" + "---|" * len(header)]
+
+
+def markdown_table(header, rows) -> list[str]:
+    """The lines of a markdown table (see `table_row` for the cells)."""
+    return table_header(header) + [table_row(row) for row in rows]
+
+
+def command_line(doc: str, **defaults) -> dict:
+    """Parse the command line into `main`'s keyword arguments: one option `--name`
+    (underscores become hyphens) per keyword default, of the default's type; a `False`
+    default makes a flag and a tuple default takes one or more values. The description
+    is the first line of `doc`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in defaults.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            if default:
+                raise ValueError(f"command_line: {option} is a flag, its default is False")
+            parser.add_argument(option, action="store_true")
+        elif isinstance(default, tuple):
+            parser.add_argument(option, type=type(default[0]), nargs="+", default=default)
+        else:
+            parser.add_argument(option, type=type(default), default=default)
+    args = vars(parser.parse_args())
+    return {k: tuple(v) if isinstance(defaults[k], tuple) else v for k, v in args.items()}
