@@ -10,17 +10,17 @@ Three pairs of distributions, in jaxgeo's parameter coordinates (float64):
      of the exact ODE geodesic by multiple shooting (`jg.Shooting`, 32 segments, Newton
      tolerances 1e-12, so ODE tolerances 1e-14), checked against an independent
      discretisation, the Richardson-extrapolated energy polyline (`distance(...,
-     method="energy")`, 512 segments, tolerances 1e-13); the run stops if the two differ
+     solver=Richardson(...))`, 512 segments, tolerances 1e-13); the run stops if the two differ
      by more than 1e-9 relative;
   3. Categorical(0.2, 0.3, 0.5) - Categorical(0.6, 0.2, 0.2), coordinates the first K - 1
      probabilities; closed form 2 arccos(sum_i sqrt(p_i q_i)).
 
 jaxgeo (`FisherRaoMetric` of `jg.families.*`), each method jitted as one function of the
-two endpoints: `distance` at its defaults (multiple shooting from an `EnergyNewton`
-polyline); `distance(method="energy")` (Richardson extrapolation of two `EnergyNewton`
-polylines, no ODE); and the same two with `EnergyDescent` (L-BFGS) in place of
-`EnergyNewton`: `geodesic_bvp(solver=Shooting(init_solver=EnergyDescent())).length` and
-`distance(method="energy", solver=EnergyDescent())`. Reported: compile time (the first
+two endpoints: `distance` at its defaults (`Richardson`: extrapolation of two
+`EnergyNewton` polylines, no ODE); `distance(solver=Shooting())` (multiple shooting from
+an `EnergyNewton` polyline); and the same two with `EnergyDescent` (L-BFGS) in place of
+`EnergyNewton`: `distance(solver=Richardson(EnergyDescent()))` and
+`distance(solver=Shooting(init_solver=EnergyDescent()))`. Reported: compile time (the first
 call: tracing, compilation and one solve), median wall time of `--repeats` further calls
 (`block_until_ready`), the distance and its error relative to the reference. A method that
 raises is reported as failed, with its error message.
@@ -105,13 +105,13 @@ CASES = (
 
 
 METHODS = {
-    "distance (default: shooting)": lambda m, a, b: jg.distance(m, a, b),
-    'distance(method="energy")': lambda m, a, b: jg.distance(m, a, b, method="energy"),
-    "shooting from EnergyDescent": lambda m, a, b: (
-        jg.geodesic_bvp(m, a, b, solver=jg.Shooting(init_solver=jg.EnergyDescent())).length
+    "distance (default: Richardson)": lambda m, a, b: jg.distance(m, a, b),
+    "distance(solver=Shooting())": lambda m, a, b: jg.distance(m, a, b, solver=jg.Shooting()),
+    "shooting from EnergyDescent": lambda m, a, b: jg.distance(
+        m, a, b, solver=jg.Shooting(init_solver=jg.EnergyDescent())
     ),
-    "energy, EnergyDescent": lambda m, a, b: jg.distance(
-        m, a, b, method="energy", solver=jg.EnergyDescent()
+    "Richardson, EnergyDescent": lambda m, a, b: jg.distance(
+        m, a, b, solver=jg.Richardson(jg.EnergyDescent())
     ),
 }
 
@@ -170,21 +170,15 @@ def run_geomstats(backend: str, repeats: int) -> dict:
 
 def beta_reference(metric: jg.FisherRaoMetric, a, b) -> tuple[float, float]:
     """The Beta distance by tight multiple shooting, and by the extrapolated energy."""
-    shooting = jg.Shooting(num_segments=32, rtol=1e-12, atol=1e-12, init_solver=jg.EnergyDescent())
-    exact = jg.geodesic_bvp(
-        metric, a, b, num_points=129, solver=shooting, rtol=1e-10, atol=1e-10, max_steps=20_000
-    ).length
-    energy = jg.distance(
-        metric,
-        a,
-        b,
-        method="energy",
-        solver=jg.EnergyDescent(),
-        num_points=513,
-        rtol=1e-13,
-        atol=1e-13,
-        max_steps=100_000,
+    shooting = jg.Shooting(
+        num_segments=32,
+        rtol=1e-12,
+        atol=1e-12,
+        init_solver=jg.EnergyDescent(rtol=1e-10, atol=1e-10),
     )
+    exact = jg.geodesic_bvp(metric, a, b, num_points=129, solver=shooting, max_steps=20_000).length
+    extrapolated = jg.Richardson(jg.EnergyDescent(rtol=1e-13, atol=1e-13))
+    energy = jg.distance(metric, a, b, solver=extrapolated, num_points=513, max_steps=100_000)
     return float(exact), float(energy)
 
 

@@ -25,17 +25,22 @@ def stein_metric() -> jg.SteinMetric:
 
 def w1_references(smoke: bool = False) -> dict:
     """The true (ODE) length of the W1 geodesic, by multiple shooting at tolerance 1e-12
-    (smoke: the extrapolated energy), and the converged 64-point discrete length."""
+    (smoke: the default extrapolated distance), and the converged 64-point discrete
+    length."""
     m, x0, x1 = stein_metric(), jnp.asarray(problems.W1_X0), jnp.asarray(problems.W1_X1)
     if smoke:
-        true = jg.distance(m, x0, x1, method="energy")
+        true = jg.distance(m, x0, x1)
     else:
-        shooting = jg.Shooting(num_segments=32, rtol=1e-12, atol=1e-12)
-        true = jg.geodesic_bvp(
-            m, x0, x1, num_points=129, solver=shooting, rtol=1e-10, atol=1e-10
-        ).length
+        shooting = jg.Shooting(
+            num_segments=32,
+            rtol=1e-12,
+            atol=1e-12,
+            init_solver=jg.EnergyNewton(rtol=1e-10, atol=1e-10),
+        )
+        true = jg.geodesic_bvp(m, x0, x1, num_points=129, solver=shooting).length
+    tight = jg.EnergyNewton(rtol=1e-13, atol=1e-13)
     discrete = jg.geodesic_bvp(
-        m, x0, x1, num_points=problems.NUM_POINTS, rtol=1e-13, atol=1e-13, max_steps=1000
+        m, x0, x1, num_points=problems.NUM_POINTS, solver=tight, max_steps=1000
     )
     return dict(true=float(true), discrete=float(discrete.length))
 
@@ -47,16 +52,18 @@ def _w1_methods(num_points: int, smoke: bool) -> dict:
         "geodesic_bvp, default (EnergyNewton, 64-point polyline)": lambda a, b: (
             jg.geodesic_bvp(m, a, b, **kw).length
         ),
-        "distance(method='energy') (two Newton polylines, Richardson)": lambda a, b: jg.distance(
-            m, a, b, method="energy", **kw
+        "distance, default (Richardson: two Newton polylines, extrapolated)": lambda a, b: (
+            jg.distance(m, a, b, **kw)
         ),
-        "distance, default (multiple shooting of the ODE)": lambda a, b: jg.distance(m, a, b),
+        "distance(solver=Shooting()) (multiple shooting of the ODE)": lambda a, b: jg.distance(
+            m, a, b, solver=jg.Shooting()
+        ),
         "geodesic_bvp(solver=EnergyDescent()) (L-BFGS)": lambda a, b: (
             jg.geodesic_bvp(m, a, b, solver=jg.EnergyDescent(), **kw).length
         ),
     }
     if smoke:  # shooting compiles for 15 s
-        del methods["distance, default (multiple shooting of the ODE)"]
+        del methods["distance(solver=Shooting()) (multiple shooting of the ODE)"]
     return methods
 
 
@@ -70,11 +77,11 @@ def w1(repeats: int, num_points: int = problems.NUM_POINTS, smoke: bool = False)
 
 
 def w2_references(pairs: np.ndarray, smoke: bool = False) -> np.ndarray:
-    """True lengths of the W2 geodesics (`distance`: multiple shooting; smoke: the
-    extrapolated energy), NaN where unsolved."""
-    m, method = stein_metric(), "energy" if smoke else "shooting"
+    """True lengths of the W2 geodesics (`distance` by multiple shooting; smoke: the
+    default extrapolated distance), NaN where unsolved."""
+    m, solver = stein_metric(), None if smoke else jg.Shooting()
     return np.asarray(
-        jax.jit(jax.vmap(lambda a, b: jg.distance(m, a, b, method=method, throw=False)))(
+        jax.jit(jax.vmap(lambda a, b: jg.distance(m, a, b, solver=solver, throw=False)))(
             jnp.asarray(pairs[:, 0]), jnp.asarray(pairs[:, 1])
         )
     )
@@ -83,7 +90,7 @@ def w2_references(pairs: np.ndarray, smoke: bool = False) -> np.ndarray:
 W2_SETTINGS = {
     "geodesic_bvp_batch, default (chunks of 16 pairs on CPU)": {},
     "geodesic_bvp_batch(chunk_size=B) (one vmap over all pairs)": dict(chunk_size=-1),
-    "distance(method='energy') (Richardson), in chunks of 16": dict(method="energy"),
+    "distance, default (Richardson), in chunks of 16": dict(distance=True),
 }
 
 
@@ -101,9 +108,9 @@ def w2(
         kwargs = {k: len(pairs) if v == -1 else v for k, v in W2_SETTINGS[setting].items()}
 
         def solve(x0s, x1s, kwargs=kwargs):
-            if kwargs.get("method") == "energy":
+            if kwargs.get("distance"):
                 lengths = jax.lax.map(
-                    lambda p: jg.distance(m, *p, num_points=num_points, throw=False, **kwargs),
+                    lambda p: jg.distance(m, *p, num_points=num_points, throw=False),
                     (x0s, x1s),
                     batch_size=16,
                 )

@@ -65,15 +65,22 @@ def check_value(value, predicate: Callable[[Array], Array], message: str) -> Non
         raise ValueError(message)
 
 
-def finite_pair(a, b, names: tuple[str, str], where: str) -> tuple[Array, Array]:
-    """Validate two single points of one shape (trace time) and finiteness (run time,
-    `eqx.error_if`); return them as arrays of their common floating dtype."""
+def point_pair(a, b, names: tuple[str, str], where: str) -> tuple[Array, Array]:
+    """Validate two single points of one shape (trace time); return them as arrays of
+    their common floating dtype."""
     a, b = jnp.asarray(a), jnp.asarray(b)
     check_point(a, names[0])
     check_point(b, names[1])
     check_same_shape(a, b, f"{where}: {names[0]} and {names[1]}")
     dtype = jnp.result_type(a, b)
-    a, b = a.astype(dtype), b.astype(dtype)
+    return a.astype(dtype), b.astype(dtype)
+
+
+def finite_pair(a, b, names: tuple[str, str], where: str) -> tuple[Array, Array]:
+    """`point_pair`, and finiteness checked at run time (`eqx.error_if`). (Entry points
+    that return a solution report non-finite input in its `result` instead: a host
+    callback would keep their compiled programs out of JAX's persistent cache.)"""
+    a, b = point_pair(a, b, names, where)
     a = eqx.error_if(
         a,
         ~(jnp.all(jnp.isfinite(a)) & jnp.all(jnp.isfinite(b))),

@@ -13,6 +13,10 @@ class RESULTS(dfx.RESULTS):  # pyright: ignore
     Extends `diffrax.RESULTS` and `optimistix.RESULTS` (e.g. `max_steps_reached`,
     `nonlinear_max_steps_reached`)."""
 
+    nonfinite_arguments = (
+        "The arguments must be finite (got NaN or inf): the endpoints x0 and x1, or the "
+        "initial point x0 and velocity v0."
+    )
     nonfinite_energy = (
         "The curve energy became NaN or infinite: the metric is undefined somewhere "
         "along the curve (check the score and the damping)."
@@ -52,3 +56,12 @@ class GeodesicSolution(eqx.Module):
     energy: Scalar
     result: RESULTS
     stats: dict[str, Any]
+
+
+def raise_if_failed(sol: GeodesicSolution, throw: bool) -> GeodesicSolution:
+    """With `throw`, raise the failure that `sol.result` names (`eqx.error_if`). Entry
+    points call this outside their compiled core, whose programs then hold no host
+    callback and can be stored by JAX's persistent compilation cache."""
+    if throw:
+        sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
+    return sol

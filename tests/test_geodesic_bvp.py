@@ -207,17 +207,14 @@ def test_gradient_matches_finite_differences():
 )
 def test_optax_solvers(optimizer, max_steps):
     reference = jg.geodesic_bvp(poincare_partial, POINCARE_X0, POINCARE_X1, num_points=32)
-    # optax's bias correction raises a float to an int32 power: not allowed under strict
-    # dtype promotion, which is an optax matter.
-    with jax.numpy_dtype_promotion("standard"):
-        sol = jg.geodesic_bvp(
-            poincare_partial,
-            POINCARE_X0,
-            POINCARE_X1,
-            num_points=32,
-            solver=jg.EnergyDescent(optimizer=optimizer),
-            max_steps=max_steps,
-        )
+    sol = jg.geodesic_bvp(
+        poincare_partial,
+        POINCARE_X0,
+        POINCARE_X1,
+        num_points=32,
+        solver=jg.EnergyDescent(optimizer=optimizer),
+        max_steps=max_steps,
+    )
     assert sol.result == SUCCESS
     assert reference.result == SUCCESS
     np.testing.assert_allclose(sol.length, reference.length, atol=1e-6)

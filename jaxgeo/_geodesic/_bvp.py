@@ -4,12 +4,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import finite_pair
+from .._checks import point_pair
 from .._curve import check_energy_rule, straight_line
 from .._custom_types import Input
 from .._metric._base import AbstractMetric
 from .._sharding import sharded_map
-from .._solution import GeodesicSolution, RESULTS
+from .._solution import GeodesicSolution, raise_if_failed, RESULTS
 from ._base import AbstractBoundarySolver, BoundaryProblem
 from ._default import default_polyline_solver
 
@@ -30,9 +30,9 @@ def boundary_problem(
     energy: str,
     where: str,
 ) -> BoundaryProblem:
-    """Validate the arguments of a boundary-value entry point (trace-time shapes,
-    run-time finiteness) and build its [`jaxgeo.BoundaryProblem`][]."""
-    x0, x1 = finite_pair(x0, x1, ("x0", "x1"), where)
+    """Validate the arguments of a boundary-value entry point (trace-time shapes) and
+    build its [`jaxgeo.BoundaryProblem`][]."""
+    x0, x1 = point_pair(x0, x1, ("x0", "x1"), where)
     check_energy_rule(metric, energy, where)
     if not isinstance(num_points, int) or num_points < 2:
         raise ValueError(f"{where}: num_points must be an integer >= 2, got {num_points!r}")
@@ -51,11 +51,33 @@ def boundary_problem(
     return BoundaryProblem(metric, x0, x1, init, max_steps=max_steps, energy=energy)
 
 
+@eqx.filter_jit
 def solve_boundary_problem(
-    problem: BoundaryProblem, solver: AbstractBoundarySolver | None, throw: bool, where: str
+    metric: AbstractMetric,
+    x0: Input,
+    x1: Input,
+    init: Input | None,
+    solver: AbstractBoundarySolver | None,
+    *,
+    num_points: int,
+    max_steps: int,
+    energy: str,
+    where: str,
 ) -> GeodesicSolution:
-    """`solver.geodesic(problem)` (default: by the dimension), raising on failure if
-    `throw`."""
+    """The compiled part of a boundary-value entry point: validate, build the problem,
+    `solver.geodesic(problem)` (default solver by the dimension), and report
+    non-finite endpoints in `result`. It never raises at run time (no host callbacks),
+    so that JAX's persistent compilation cache can store it."""
+    problem = boundary_problem(
+        metric,
+        x0,
+        x1,
+        num_points=num_points,
+        init=init,
+        max_steps=max_steps,
+        energy=energy,
+        where=where,
+    )
     if solver is None:
         solver = default_polyline_solver(problem.x0.shape[0])
     elif not isinstance(solver, AbstractBoundarySolver):
@@ -64,12 +86,12 @@ def solve_boundary_problem(
             f"jaxgeo.EnergyNewton()), got {type(solver).__name__}"
         )
     sol = solver.geodesic(problem)
-    if throw:
-        sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
-    return sol
+    finite = jnp.all(jnp.isfinite(problem.x0)) & jnp.all(jnp.isfinite(problem.x1))
+    return eqx.tree_at(
+        lambda s: s.result, sol, RESULTS.where(finite, sol.result, RESULTS.nonfinite_arguments)
+    )
 
 
-@eqx.filter_jit
 def geodesic_bvp(
     metric: AbstractMetric,
     x0: Input,
@@ -121,20 +143,22 @@ def geodesic_bvp(
 
     **Returns:** a [`jaxgeo.GeodesicSolution`][].
 
-    **Raises:** `ValueError` for malformed input (shapes, `num_points < 2`); a
-    runtime error for non-finite endpoints, and, with `throw=True`, for a failed solve.
+    **Raises:** `ValueError` for malformed input (shapes, `num_points < 2`); with
+    `throw=True`, a runtime error for a failed solve, non-finite endpoints
+    (`RESULTS.nonfinite_arguments`) among them.
     """
-    problem = boundary_problem(
+    sol = solve_boundary_problem(
         metric,
         x0,
         x1,
+        init,
+        solver,
         num_points=num_points,
-        init=init,
         max_steps=max_steps,
         energy=energy,
         where="geodesic_bvp",
     )
-    return solve_boundary_problem(problem, solver, throw, "geodesic_bvp")
+    return raise_if_failed(sol, throw)
 
 
 @eqx.filter_jit

@@ -1,6 +1,5 @@
 from collections.abc import Sequence
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -8,13 +7,12 @@ from jaxtyping import Array, Float
 from .._custom_types import Input, Scalar
 from .._metric._base import AbstractMetric
 from .._sharding import sharded_map
-from .._solution import GeodesicSolution, RESULTS
+from .._solution import GeodesicSolution, raise_if_failed, RESULTS
 from ._base import AbstractBoundarySolver
-from ._bvp import boundary_problem, solve_boundary_problem
+from ._bvp import solve_boundary_problem
 from ._richardson import Richardson
 
 
-@eqx.filter_jit
 def log_map(
     metric: AbstractMetric,
     x0: Input,
@@ -41,19 +39,19 @@ def log_map(
     **Returns:** a [`jaxgeo.GeodesicSolution`][]: `vs[0]` is the log map, `length`
     $= \|\log_{x_0}(x_1)\|_{G(x_0)}$ the geodesic distance.
     """
-    problem = boundary_problem(
+    solver = Richardson() if solver is None else solver
+    sol = solve_boundary_problem(
         metric,
         x0,
         x1,
+        init,
+        solver,
         num_points=num_points,
-        init=init,
         max_steps=max_steps,
         energy="midpoint",
         where="log_map",
     )
-    return solve_boundary_problem(
-        problem, Richardson() if solver is None else solver, throw, "log_map"
-    )
+    return raise_if_failed(sol, throw)
 
 
 def distance(

@@ -94,15 +94,17 @@ class EnergyDescent(AbstractPolylineSolver):
             xs = to_curve(z, a, b).astype(dtype)
             return problem.curve_energy(xs).astype(z.dtype)
 
-        sol = optx.minimise(
-            energy,
-            self._minimiser(rtol, atol),
-            from_curve(init),
-            args=(problem, x0, x1),
-            max_steps=problem.max_steps,
-            adjoint=self.adjoint,
-            throw=False,
-        )
+        # (Standard promotion for optax's updates; see `energy_descent_trace`.)
+        with jax.numpy_dtype_promotion("standard"):
+            sol = optx.minimise(
+                energy,
+                self._minimiser(rtol, atol),
+                from_curve(init),
+                args=(problem, x0, x1),
+                max_steps=problem.max_steps,
+                adjoint=self.adjoint,
+                throw=False,
+            )
         xs = to_curve(sol.value, x0, x1).astype(dtype)
         return xs, RESULTS.promote(sol.result), sol.stats["num_steps"]
 
@@ -140,7 +142,10 @@ def energy_descent_trace(
 
     def step(_, carry):
         z, state = carry
-        updates, state = optimizer.update(jax.grad(energy)(z), state, z)
+        # (optax's Adam raises a float to an int32 power, which strict dtype promotion
+        # rejects: the update runs under standard promotion, as in `jaxgeo.train.fit`.)
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = optimizer.update(jax.grad(energy)(z), state, z)
         return optax.apply_updates(z, updates), state
 
     def chunk(carry, _):

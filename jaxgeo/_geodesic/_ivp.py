@@ -3,12 +3,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import finite_pair
+from .._checks import point_pair
 from .._custom_types import Input, Point, Tangent
 from .._functional import geodesic_acceleration
 from .._metric._base import AbstractMetric
 from .._numerics import ODE_TOL
-from .._solution import GeodesicSolution, RESULTS
+from .._solution import GeodesicSolution, raise_if_failed, RESULTS
 
 
 def geodesic_vector_field(t, state, metric):
@@ -49,7 +49,6 @@ def geodesic_flow(
     )
 
 
-@eqx.filter_jit
 def geodesic_ivp(
     metric: AbstractMetric,
     x0: Input,
@@ -93,7 +92,44 @@ def geodesic_ivp(
     number of steps and `speed_drift`, the largest relative change of the speed
     $\|\dot x\|_{G(x)}$ along the saved points (zero for an exact geodesic).
     """
-    x0, v0 = finite_pair(x0, v0, ("x0", "v0"), "geodesic_ivp")
+    sol = _geodesic_ivp(
+        metric,
+        x0,
+        v0,
+        t1,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        stepsize_controller=stepsize_controller,
+        saveat=saveat,
+        num_points=num_points,
+        dt0=dt0,
+        max_steps=max_steps,
+        adjoint=adjoint,
+    )
+    return raise_if_failed(sol, throw)
+
+
+@eqx.filter_jit
+@eqx.filter_jit
+def _geodesic_ivp(
+    metric: AbstractMetric,
+    x0: Input,
+    v0: Input,
+    t1: float = 1.0,
+    *,
+    solver: dfx.AbstractSolver = dfx.Tsit5(),
+    rtol: float | None = None,
+    atol: float | None = None,
+    stepsize_controller: dfx.AbstractStepSizeController | None = None,
+    saveat: dfx.SaveAt | None = None,
+    num_points: int = 65,
+    dt0: float | None = None,
+    max_steps: int = 4096,
+    adjoint: dfx.AbstractAdjoint = dfx.RecursiveCheckpointAdjoint(),
+) -> GeodesicSolution:
+    """The compiled part of [`jaxgeo.geodesic_ivp`][] (no host callbacks: cacheable)."""
+    x0, v0 = point_pair(x0, v0, ("x0", "v0"), "geodesic_ivp")
     dtype = x0.dtype
     tol = ODE_TOL(dtype)
     if stepsize_controller is None:
@@ -110,6 +146,8 @@ def geodesic_ivp(
     speeds = jax.vmap(metric.norm)(xs, vs)
     result = RESULTS.promote(sol.result)
     result = RESULTS.where(jnp.all(jnp.isfinite(xs)), result, RESULTS.nonfinite_energy)
+    finite = jnp.all(jnp.isfinite(x0)) & jnp.all(jnp.isfinite(v0))
+    result = RESULTS.where(finite, result, RESULTS.nonfinite_arguments)
     drift = jnp.max(jnp.abs(speeds - speed0)) / jnp.where(speed0 > 0, speed0, 1)
     out = GeodesicSolution(
         ts=sol.ts,
@@ -124,8 +162,6 @@ def geodesic_ivp(
             speed_drift=jax.lax.stop_gradient(drift),
         ),
     )
-    if throw:
-        out = result.error_if(out, result != RESULTS.successful)
     return out
 
 

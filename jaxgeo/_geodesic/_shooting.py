@@ -18,7 +18,8 @@ from ._ivp import geodesic_flow
 
 
 Segments = Float[Array, "segments dim"]
-Unknowns = tuple[Float[Array, "segments-1 dim"], Segments]
+Unknowns = tuple[Float[Array, "joins dim"], Segments]  # inner starts, start velocities
+Mismatch = tuple[Segments, Float[Array, "joins dim"]]  # ends, velocity joins
 
 # The segment flows are integrated this much tighter than Newton's tolerances, so that
 # integration error does not limit Newton's convergence.
@@ -72,7 +73,7 @@ class _ShootingArgs(eqx.Module):
         xs_inner, vs = y
         return jnp.concatenate([jnp.concatenate([self.x0[None], xs_inner]), vs], axis=1)
 
-    def mismatch(self, y: Unknowns, ends: Float[Array, "segments twice_dim"]) -> Unknowns:
+    def mismatch(self, y: Unknowns, ends: Float[Array, "segments twice_dim"]) -> Mismatch:
         """The shooting conditions' mismatches: each flow's end against the next start
         (position and velocity), the last end against $x_1$ (position)."""
         xs_inner, vs = y
@@ -81,7 +82,7 @@ class _ShootingArgs(eqx.Module):
         return ends[:, :dim] - targets, ends[:-1, dim:] - vs[1:]
 
 
-def _residual(y: Unknowns, args: _ShootingArgs) -> Unknowns:
+def _residual(y: Unknowns, args: _ShootingArgs) -> Mismatch:
     num_segments = y[1].shape[0]
     ends = jax.vmap(lambda s: args.segment_end(s, num_segments))(args.starts(y))
     return args.mismatch(y, ends)
