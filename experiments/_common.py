@@ -15,6 +15,7 @@ import optax
 import jaxgeo as jg
 from benchmarks.report import (
     command_line,
+    enable_compilation_cache,
     markdown_table,
     timed as timed,
     wall_time as wall_time,
@@ -25,7 +26,10 @@ LOG_DET_LABEL = r"$\log\sqrt{\det G(z)}$"
 
 
 def run(main: Callable, doc: str, out_dir: str) -> None:
-    """The command line shared by every experiment: `--seed`, `--out-dir`, `--smoke`."""
+    """The command line shared by every experiment: `--seed`, `--out-dir`, `--smoke`.
+    JAX's persistent compilation cache is on (see `benchmarks.report`), so a second run
+    loads the compiled solvers instead of compiling them again."""
+    print(f"JAX compilation cache: {enable_compilation_cache()}")
     main(**command_line(doc, seed=0, out_dir=out_dir, smoke=False))
 
 

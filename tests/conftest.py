@@ -4,8 +4,14 @@ import jax
 import jax.random as jr
 import pytest
 
+from benchmarks.report import enable_compilation_cache
+
 
 jax.config.update("jax_enable_x64", True)
+# JAX's persistent compilation cache: a later test process (CI's slow step after the
+# default run, a rerun, the notebook kernels this session starts) loads what an earlier
+# one compiled instead of compiling it again.
+enable_compilation_cache()
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 

@@ -29,3 +29,17 @@ def test_benchmark_smoke(tmp_path):
     assert float(w3[5]) < 1e-5
     w4 = _cells(lines, "| jaxgeo | exp_map")
     assert float(w4[4]) < 1e-9
+
+
+@pytest.mark.slow
+def test_learned_metric_benchmark_smoke():
+    from benchmarks.learned import main as learned
+
+    rows = {row["call"].split(",")[0]: row for row in learned(repeats=1, smoke=True)}
+    # The default distance and log map reach the reference (512-segment extrapolation,
+    # checked against multiple shooting) to 1e-6 on the learned metric.
+    assert rows["distance"]["error"] < 1e-6
+    assert rows["log_map"]["error"] < 1e-6
+    assert rows["geodesic_bvp"]["error"] < 1e-3
+    pairwise = rows["pairwise_distances"]
+    assert pairwise["finite"] == pairwise["entries"]

@@ -95,6 +95,11 @@ def test_pairwise_distances_symmetric():
     np.testing.assert_allclose(jnp.diagonal(d), 0.0, atol=1e-8)
     off = ~np.eye(3, dtype=bool)
     np.testing.assert_allclose(np.asarray(d)[off], np.asarray(expected)[off], rtol=1e-7)
+    # Without ys: the pairs i < j only, mirrored, with an exact zero diagonal.
+    within = jg.pairwise_distances(POINCARE, pts, chunk_size=4)
+    np.testing.assert_array_equal(within, within.T)
+    np.testing.assert_array_equal(jnp.diagonal(within), 0.0)
+    np.testing.assert_allclose(np.asarray(within)[off], np.asarray(expected)[off], rtol=1e-7)
 
 
 @pytest.mark.slow

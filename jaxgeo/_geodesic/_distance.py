@@ -2,6 +2,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Input, Scalar
@@ -86,7 +87,7 @@ def distance(
 def pairwise_distances(
     metric: AbstractMetric,
     xs: Float[Array, "n dim"],
-    ys: Float[Array, "m dim"],
+    ys: Float[Array, "m dim"] | None = None,
     *,
     solver: AbstractBoundarySolver | None = None,
     num_points: int = 65,
@@ -95,19 +96,27 @@ def pairwise_distances(
     devices: Sequence[jax.Device] | None = None,
 ) -> Float[Array, "n m"]:
     """Geodesic distances between every `xs[i]` and `ys[j]`, shape `(n, m)`, by
-    [`jaxgeo.distance`][] (`solver`, `num_points`, `max_steps` go there).
+    [`jaxgeo.distance`][] (`solver`, `num_points`, `max_steps` go there). Without `ys`,
+    the symmetric matrix of distances within `xs`: only the $n(n-1)/2$ pairs $i < j$
+    are solved, and the diagonal is zero.
 
-    The `n m` pairs are split evenly over `devices` (default: all of `jax.devices()`;
-    one device means no sharding) with `jax.shard_map`; each device solves its pairs
+    The pairs are split evenly over `devices` (default: all of `jax.devices()`; one
+    device means no sharding) with `jax.shard_map`; each device solves its pairs
     `chunk_size` at a time (vmapped within a chunk, `lax.map` over chunks) to bound
     memory. A pair whose solve fails gives NaN."""
-    xs, ys = jnp.asarray(xs), jnp.asarray(ys)
+    xs = jnp.asarray(xs)
+    symmetric = ys is None
+    ys = xs if symmetric else jnp.asarray(ys)
     if xs.ndim != 2 or ys.ndim != 2 or xs.shape[1] != ys.shape[1]:
         raise ValueError(
             f"pairwise_distances: expected xs (n, D) and ys (m, D), got {xs.shape} and {ys.shape}"
         )
     n, m = xs.shape[0], ys.shape[0]
-    pairs = jnp.stack([jnp.repeat(xs, m, axis=0), jnp.tile(ys, (n, 1))], axis=1)  # (n m, 2, D)
+    if symmetric:
+        rows, cols = np.triu_indices(n, k=1)
+    else:
+        rows, cols = np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
+    pairs = jnp.stack([xs[rows], ys[cols]], axis=1)  # (pairs, 2, D)
 
     def one(pair):
         return distance(
@@ -120,4 +129,8 @@ def pairwise_distances(
             throw=False,
         )
 
-    return sharded_map(one, pairs, devices=devices, chunk_size=chunk_size).reshape(n, m)
+    if len(rows) == 0:
+        return jnp.zeros((n, m), xs.dtype)
+    lengths = sharded_map(one, pairs, devices=devices, chunk_size=chunk_size)
+    out = jnp.zeros((n, m), lengths.dtype).at[rows, cols].set(lengths)
+    return out + out.T if symmetric else out
