@@ -1,3 +1,5 @@
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import diffrax as dfx
@@ -58,10 +60,18 @@ class GeodesicSolution(eqx.Module):
     stats: dict[str, Any]
 
 
-def raise_if_failed(sol: GeodesicSolution, throw: bool) -> GeodesicSolution:
-    """With `throw`, raise the failure that `sol.result` names (`eqx.error_if`). Entry
-    points call this outside their compiled core, whose programs then hold no host
-    callback and can be stored by JAX's persistent compilation cache."""
-    if throw:
-        sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
-    return sol
+def raise_outside_jit(entry_point: Callable[..., GeodesicSolution]):
+    """Compile an entry point `fn(..., throw=True) -> GeodesicSolution` whose body
+    ignores `throw` with `eqx.filter_jit`, and raise the failure its `result` names
+    (`throw=True`, `eqx.error_if`) after the compiled program: a program that holds a
+    host callback is never written to JAX's persistent compilation cache."""
+    compiled = eqx.filter_jit(entry_point)
+
+    @functools.wraps(entry_point)
+    def raising(*args, throw: bool = True, **kwargs) -> GeodesicSolution:
+        sol = compiled(*args, throw=False, **kwargs)
+        if throw:
+            sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
+        return sol
+
+    return raising

@@ -100,6 +100,20 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
         return polyline_solution(problem, xs, result, num_steps)
 
 
+class TerminateOnState:
+    """optimistix's `terminate` and `postprocess` for our own iterative solvers, whose
+    `step` decides when to stop: the state's `terminate` and `result`, and the iterate
+    as the solution."""
+
+    def terminate(self, fn, y, args, options, state, tags):
+        del fn, y, args, options, tags
+        return state.terminate, state.result
+
+    def postprocess(self, fn, y, aux, args, options, state, tags, result):
+        del fn, args, options, state, tags, result
+        return y, aux, {}
+
+
 # A converged discrete geodesic has nearly constant speed, L^2 / 2E -> 1; far below it
 # (segments too long for how fast the metric varies) the midpoint rule is unreliable.
 MIN_SPEED_RATIO = 0.5

@@ -9,7 +9,7 @@ from .._curve import check_energy_rule, straight_line
 from .._custom_types import Input
 from .._metric._base import AbstractMetric
 from .._sharding import sharded_map
-from .._solution import GeodesicSolution, raise_if_failed, RESULTS
+from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
 from ._base import AbstractBoundarySolver, BoundaryProblem
 from ._default import default_polyline_solver
 
@@ -51,47 +51,7 @@ def boundary_problem(
     return BoundaryProblem(metric, x0, x1, init, max_steps=max_steps, energy=energy)
 
 
-@eqx.filter_jit
-def solve_boundary_problem(
-    metric: AbstractMetric,
-    x0: Input,
-    x1: Input,
-    init: Input | None,
-    solver: AbstractBoundarySolver | None,
-    *,
-    num_points: int,
-    max_steps: int,
-    energy: str,
-    where: str,
-) -> GeodesicSolution:
-    """The compiled part of a boundary-value entry point: validate, build the problem,
-    `solver.geodesic(problem)` (default solver by the dimension), and report
-    non-finite endpoints in `result`. It never raises at run time (no host callbacks),
-    so that JAX's persistent compilation cache can store it."""
-    problem = boundary_problem(
-        metric,
-        x0,
-        x1,
-        num_points=num_points,
-        init=init,
-        max_steps=max_steps,
-        energy=energy,
-        where=where,
-    )
-    if solver is None:
-        solver = default_polyline_solver(problem.x0.shape[0])
-    elif not isinstance(solver, AbstractBoundarySolver):
-        raise ValueError(
-            f"{where}: solver must be a jaxgeo.AbstractBoundarySolver (e.g. "
-            f"jaxgeo.EnergyNewton()), got {type(solver).__name__}"
-        )
-    sol = solver.geodesic(problem)
-    finite = jnp.all(jnp.isfinite(problem.x0)) & jnp.all(jnp.isfinite(problem.x1))
-    return eqx.tree_at(
-        lambda s: s.result, sol, RESULTS.where(finite, sol.result, RESULTS.nonfinite_arguments)
-    )
-
-
+@raise_outside_jit
 def geodesic_bvp(
     metric: AbstractMetric,
     x0: Input,
@@ -147,18 +107,28 @@ def geodesic_bvp(
     `throw=True`, a runtime error for a failed solve, non-finite endpoints
     (`RESULTS.nonfinite_arguments`) among them.
     """
-    sol = solve_boundary_problem(
+    del throw  # raised outside the compiled program (`raise_outside_jit`)
+    problem = boundary_problem(
         metric,
         x0,
         x1,
-        init,
-        solver,
         num_points=num_points,
+        init=init,
         max_steps=max_steps,
         energy=energy,
         where="geodesic_bvp",
     )
-    return raise_if_failed(sol, throw)
+    if solver is None:
+        solver = default_polyline_solver(problem.x0.shape[0])
+    elif not isinstance(solver, AbstractBoundarySolver):
+        raise ValueError(
+            "geodesic_bvp: solver must be a jaxgeo.AbstractBoundarySolver (e.g. "
+            f"jaxgeo.EnergyNewton()), got {type(solver).__name__}"
+        )
+    sol = solver.geodesic(problem)
+    finite = jnp.all(jnp.isfinite(problem.x0)) & jnp.all(jnp.isfinite(problem.x1))
+    result = RESULTS.where(finite, sol.result, RESULTS.nonfinite_arguments)
+    return eqx.tree_at(lambda s: s.result, sol, result)
 
 
 @eqx.filter_jit

@@ -8,9 +8,9 @@ from jaxtyping import Array, Float
 from .._custom_types import Input, Scalar
 from .._metric._base import AbstractMetric
 from .._sharding import sharded_map
-from .._solution import GeodesicSolution, raise_if_failed, RESULTS
+from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
-from ._bvp import solve_boundary_problem
+from ._bvp import geodesic_bvp
 from ._richardson import Richardson
 
 
@@ -41,18 +41,16 @@ def log_map(
     $= \|\log_{x_0}(x_1)\|_{G(x_0)}$ the geodesic distance.
     """
     solver = Richardson() if solver is None else solver
-    sol = solve_boundary_problem(
+    return geodesic_bvp(
         metric,
         x0,
         x1,
-        init,
-        solver,
+        solver=solver,
         num_points=num_points,
+        init=init,
         max_steps=max_steps,
-        energy="midpoint",
-        where="log_map",
+        throw=throw,
     )
-    return raise_if_failed(sol, throw)
 
 
 def distance(

@@ -1,5 +1,4 @@
 import diffrax as dfx
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -8,7 +7,7 @@ from .._custom_types import Input, Point, Tangent
 from .._functional import geodesic_acceleration
 from .._metric._base import AbstractMetric
 from .._numerics import ODE_TOL
-from .._solution import GeodesicSolution, raise_if_failed, RESULTS
+from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
 
 
 def geodesic_vector_field(t, state, metric):
@@ -49,6 +48,7 @@ def geodesic_flow(
     )
 
 
+@raise_outside_jit
 def geodesic_ivp(
     metric: AbstractMetric,
     x0: Input,
@@ -92,43 +92,7 @@ def geodesic_ivp(
     number of steps and `speed_drift`, the largest relative change of the speed
     $\|\dot x\|_{G(x)}$ along the saved points (zero for an exact geodesic).
     """
-    sol = _geodesic_ivp(
-        metric,
-        x0,
-        v0,
-        t1,
-        solver=solver,
-        rtol=rtol,
-        atol=atol,
-        stepsize_controller=stepsize_controller,
-        saveat=saveat,
-        num_points=num_points,
-        dt0=dt0,
-        max_steps=max_steps,
-        adjoint=adjoint,
-    )
-    return raise_if_failed(sol, throw)
-
-
-@eqx.filter_jit
-@eqx.filter_jit
-def _geodesic_ivp(
-    metric: AbstractMetric,
-    x0: Input,
-    v0: Input,
-    t1: float = 1.0,
-    *,
-    solver: dfx.AbstractSolver = dfx.Tsit5(),
-    rtol: float | None = None,
-    atol: float | None = None,
-    stepsize_controller: dfx.AbstractStepSizeController | None = None,
-    saveat: dfx.SaveAt | None = None,
-    num_points: int = 65,
-    dt0: float | None = None,
-    max_steps: int = 4096,
-    adjoint: dfx.AbstractAdjoint = dfx.RecursiveCheckpointAdjoint(),
-) -> GeodesicSolution:
-    """The compiled part of [`jaxgeo.geodesic_ivp`][] (no host callbacks: cacheable)."""
+    del throw  # raised outside the compiled program (`raise_outside_jit`)
     x0, v0 = point_pair(x0, v0, ("x0", "v0"), "geodesic_ivp")
     dtype = x0.dtype
     tol = ODE_TOL(dtype)

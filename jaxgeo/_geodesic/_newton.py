@@ -11,7 +11,7 @@ from .._custom_types import Curve, Point, Scalar
 from .._linalg import block_tridiagonal_solve, Blocks, Points, UpperBlocks
 from .._metric._base import AbstractMetric
 from .._solution import RESULTS
-from ._base import AbstractPolylineSolver, BoundaryProblem
+from ._base import AbstractPolylineSolver, BoundaryProblem, TerminateOnState
 
 
 SegmentGradients = Float[Array, "segments twice_dim"]
@@ -109,7 +109,7 @@ class _NewtonState(eqx.Module):
     result: optx.RESULTS
 
 
-class _BlockNewtonMinimiser(optx.AbstractMinimiser):
+class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
     """Levenberg–Marquardt-damped Newton on the discrete curve energy; for use by
     `EnergyNewton` only (`args` is the [`jaxgeo.BoundaryProblem`][])."""
 
@@ -201,14 +201,6 @@ class _BlockNewtonMinimiser(optx.AbstractMinimiser):
             ),
         )
         return keep(trial, y), new_state, None
-
-    def terminate(self, fn, y, args, options, state, tags):
-        del fn, y, args, options, tags
-        return state.terminate, state.result
-
-    def postprocess(self, fn, y, aux, args, options, state, tags, result):
-        del fn, args, options, state, tags, result
-        return y, aux, {}
 
 
 class EnergyNewton(AbstractPolylineSolver):

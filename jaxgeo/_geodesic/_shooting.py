@@ -12,7 +12,7 @@ from .._custom_types import Point, Scalar
 from .._metric._base import AbstractMetric
 from .._numerics import SHOOTING_TOL
 from .._solution import GeodesicSolution, RESULTS
-from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
+from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem, TerminateOnState
 from ._default import default_polyline_solver
 from ._ivp import geodesic_flow
 
@@ -137,7 +137,7 @@ class _ShootingState(eqx.Module):
     result: optx.RESULTS
 
 
-class _ShootingNewton(optx.AbstractRootFinder):
+class _ShootingNewton(TerminateOnState, optx.AbstractRootFinder):
     """Newton's method on the shooting conditions with their block-bidiagonal Jacobian:
     each step pushes $2D$ tangents through each segment's flow (vmapped over segments),
     not $2KD$ through all of them, and solves the $(2K-1)D$ system by LU. Stops when the
@@ -195,14 +195,6 @@ class _ShootingNewton(optx.AbstractRootFinder):
             ),
         )
         return jtu.tree_map(lambda new, old: jnp.where(finite, new, old), new_y, y), new_state, None
-
-    def terminate(self, fn, y, args, options, state, tags):
-        del fn, y, args, options, tags
-        return state.terminate, state.result
-
-    def postprocess(self, fn, y, aux, args, options, state, tags, result):
-        del fn, args, options, state, tags, result
-        return y, aux, {}
 
 
 class Shooting(AbstractBoundarySolver):
