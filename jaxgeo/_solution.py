@@ -4,6 +4,7 @@ from typing import Any
 
 import diffrax as dfx
 import equinox as eqx
+import jax
 from jaxtyping import Array, Float
 
 from ._custom_types import Curve, Scalar
@@ -70,8 +71,13 @@ def raise_outside_jit(entry_point: Callable[..., GeodesicSolution]):
     @functools.wraps(entry_point)
     def raising(*args, throw: bool = True, **kwargs) -> GeodesicSolution:
         sol = compiled(*args, throw=False, **kwargs)
-        if throw:
-            sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
+        if not throw:
+            return sol
+        failed = sol.result != RESULTS.successful
+        if isinstance(failed, jax.core.Tracer):  # inside the caller's jit or vmap
+            return sol.result.error_if(sol, failed)
+        if failed:  # eager: checked here, without a compiled callback (1 ms per call)
+            raise eqx.EquinoxRuntimeError(RESULTS[sol.result])
         return sol
 
     return raising
