@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from equinox import AbstractVar
-from jaxtyping import Array, Int
+from jaxtyping import Array, Float, Int
 
 from .._curve import curve_energy, curve_length, segment_sq_norm
 from .._custom_types import Curve, Point, Scalar
@@ -119,10 +119,32 @@ class TerminateOnState:
 MIN_SPEED_RATIO = 0.5
 
 
-def discrete_velocities(problem: BoundaryProblem, xs: Curve) -> Curve:
+def segment_gradients(
+    problem: BoundaryProblem, xs: Curve
+) -> tuple[Float[Array, "segments dim"], Float[Array, "segments dim"]]:
+    r"""$(\partial_a e(c_k, c_{k+1}), \partial_b e(c_k, c_{k+1}))_k$, each of shape
+    `(N, D)`: the gradients of the segment energies $e(a, b) = \frac N2$
+    `segment_sq_norm(a, b)` (the problem's rule) w.r.t. their two ends, in one pass.
+    They give both the energy's gradient at the interior points,
+    $\partial_b e(c_{k-1}, c_k) + \partial_a e(c_k, c_{k+1})$, and the discrete momenta
+    (`discrete_velocities`)."""
+    num_segments = xs.shape[0] - 1
+
+    def segment(a, b):
+        return 0.5 * num_segments * segment_sq_norm(problem.metric, a, b, problem.energy)
+
+    return jax.vmap(jax.grad(segment, argnums=(0, 1)))(xs[:-1], xs[1:])
+
+
+def discrete_velocities(
+    problem: BoundaryProblem,
+    xs: Curve,
+    gradients: tuple[Float[Array, "segments dim"], Float[Array, "segments dim"]],
+) -> Curve:
     r"""The velocities at the points of a discrete geodesic `xs`, from its discrete
-    momenta: with the segment energies $e(a, b)$ of the problem's rule (the midpoint
-    rule $e(a, b) = \frac N2 \langle b - a, b - a\rangle_{G((a+b)/2)}$ is a discrete
+    momenta, given the `segment_gradients` of `xs`: with the segment energies $e(a, b)$
+    of the problem's rule (the midpoint rule
+    $e(a, b) = \frac N2 \langle b - a, b - a\rangle_{G((a+b)/2)}$ is a discrete
     Lagrangian $h\,\mathcal L(\frac{a+b}2, \frac{b-a}h)$, $h = 1/N$), the discrete
     Legendre transform gives $p_k = -\partial_a e(c_k, c_{k+1})$ and
     $p_N = \partial_b e(c_{N-1}, c_N)$ (Marsden & West, *Discrete mechanics and
@@ -130,14 +152,8 @@ def discrete_velocities(problem: BoundaryProblem, xs: Curve) -> Curve:
     so the error is $O(1/N^2)$ with an expansion in even powers of $1/N$ (which
     [`jaxgeo.Richardson`][] cancels); finite differences of the points are far worse
     at the ends, where the geodesic's Euclidean speed changes fastest."""
-    num_segments = xs.shape[0] - 1
-
-    def segment(a, b):
-        return 0.5 * num_segments * segment_sq_norm(problem.metric, a, b, problem.energy)
-
-    starts = -jax.vmap(jax.grad(segment, argnums=0))(xs[:-1], xs[1:])
-    end = jax.grad(segment, argnums=1)(xs[-2], xs[-1])
-    momenta = jnp.concatenate([starts, end[None]])
+    starts, ends = gradients
+    momenta = jnp.concatenate([-starts, ends[-1:]])
     return jax.vmap(problem.metric.solve)(xs, momenta)
 
 
@@ -148,8 +164,9 @@ def polyline_solution(
     convergence diagnostics `grad_norm` and `constant_speed_ratio` in `stats`."""
     energy = problem.curve_energy(xs)
     length = problem.curve_length(xs)
-    grad = jax.grad(problem.curve_energy)(xs)
-    grad_norm = jnp.max(jnp.abs(grad[1:-1])) if xs.shape[0] > 2 else jnp.zeros((), xs.dtype)
+    gradients = segment_gradients(problem, xs)
+    starts, ends = gradients
+    grad_norm = jnp.max(jnp.abs(ends[:-1] + starts[1:]), initial=0.0)
     speed_ratio = length**2 / (2 * energy)
     stats = dict(
         num_steps=num_steps,
@@ -167,7 +184,7 @@ def polyline_solution(
     return GeodesicSolution(
         ts=jnp.linspace(0, 1, xs.shape[0], dtype=xs.dtype),
         xs=xs,
-        vs=discrete_velocities(problem, xs),
+        vs=discrete_velocities(problem, xs, gradients),
         length=length,
         energy=energy,
         result=RESULTS.where(jnp.isfinite(energy), result, RESULTS.nonfinite_energy),

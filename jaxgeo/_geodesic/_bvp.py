@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import point_pair
+from .._checks import check_integer, point_pair
 from .._curve import check_energy_rule, straight_line
 from .._custom_types import Input
 from .._metric._base import AbstractMetric
@@ -34,10 +34,8 @@ def boundary_problem(
     build its [`jaxgeo.BoundaryProblem`][]."""
     x0, x1 = point_pair(x0, x1, ("x0", "x1"), where)
     check_energy_rule(metric, energy, where)
-    if not isinstance(num_points, int) or num_points < 2:
-        raise ValueError(f"{where}: num_points must be an integer >= 2, got {num_points!r}")
-    if not isinstance(max_steps, int) or max_steps < 0:
-        raise ValueError(f"{where}: max_steps must be an integer >= 0, got {max_steps!r}")
+    check_integer(num_points, f"{where}: num_points", minimum=2)
+    check_integer(max_steps, f"{where}: max_steps", minimum=0)
     if init is None:
         init = straight_line(x0, x1, num_points)
     else:

@@ -261,9 +261,10 @@ class Shooting(AbstractBoundarySolver):
 
     def _shoot(
         self, problem: BoundaryProblem, guess: GeodesicSolution
-    ) -> tuple[Segments, Segments, RESULTS, dict]:
-        """Solve the shooting conditions from the polyline `guess`: the positions and
-        velocities at the segment starts, the result and `stats`."""
+    ) -> tuple[Unknowns, _ShootingArgs, RESULTS, dict]:
+        """Newton on the shooting conditions from the polyline `guess`: the unknowns
+        (inner segment starts, start velocities), the conditions' arguments, Newton's
+        result and `stats`."""
         metric, x0, x1 = problem.metric, problem.x0, problem.x1
         dtype = x0.dtype
         rtol, atol = self._tolerances(dtype)
@@ -289,20 +290,8 @@ class Shooting(AbstractBoundarySolver):
             throw=False,
         )
         xs_inner, vs = sol.value
-        mismatch_x, mismatch_v = _residual(sol.value, args)
-        residual = jnp.maximum(
-            jnp.max(jnp.abs(mismatch_x)), jnp.max(jnp.abs(mismatch_v), initial=0.0)
-        )
-        residual = jax.lax.stop_gradient(residual)
-        scale = 1 + jnp.max(jnp.abs(x1 - x0))
-        result = RESULTS.promote(sol.result)
-        result = RESULTS.where(
-            (result == RESULTS.successful) & ~(residual <= RESIDUAL_FACTOR * atol * scale),
-            RESULTS.nonlinear_divergence,
-            result,
-        )
-        stats = dict(num_steps=sol.stats["num_steps"], max_steps=max_steps, residual=residual)
-        return jnp.concatenate([x0[None], xs_inner]), vs, result, stats
+        stats = dict(num_steps=sol.stats["num_steps"], max_steps=max_steps)
+        return (xs_inner, vs), args, RESULTS.promote(sol.result), stats
 
     def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
         metric, x0, x1 = problem.metric, problem.x0, problem.x1
@@ -310,23 +299,39 @@ class Shooting(AbstractBoundarySolver):
             default_polyline_solver(x0.shape[0]) if self.init_solver is None else self.init_solver
         )
         guess = init_solver.geodesic(problem)
-        starts, vs, result, stats = self._shoot(problem, guess)
-        # Sample each segment's flow at the polyline's times that fall in it.
+        unknowns, args, result, stats = self._shoot(problem, guess)
+        # Sample each segment's flow at the polyline's times that fall in it; the last
+        # time, t = 1, is past every segment, so each flow's end is sampled too.
         num_segments = self.num_segments
         ts = guess.ts
         begins = jnp.arange(num_segments, dtype=ts.dtype) / num_segments
-        tol = self._ode_tolerance(ts.dtype)
 
-        def sample(x, v, begin):
+        def sample(state, begin):
             local = jnp.clip(ts - begin, 0, 1 / num_segments)
             saveat = dfx.SaveAt(ts=local)
-            return _flow(metric, (x, v), 1 / num_segments, tol, self.max_ode_steps, saveat)
+            dim = state.shape[0] // 2
+            state = (state[:dim], state[dim:])
+            return _flow(metric, state, 1 / num_segments, args.tol, self.max_ode_steps, saveat)
 
-        xs_all, vs_all = jax.vmap(sample)(starts, vs, begins)
+        xs_all, vs_all = jax.vmap(sample)(args.starts(unknowns), begins)
+        # The shooting conditions at the root: Newton's own test is on its step size.
+        ends = jnp.concatenate([xs_all[:, -1], vs_all[:, -1]], axis=1)
+        mismatch_x, mismatch_v = args.mismatch(unknowns, ends)
+        residual = jax.lax.stop_gradient(
+            jnp.maximum(jnp.max(jnp.abs(mismatch_x)), jnp.max(jnp.abs(mismatch_v), initial=0.0))
+        )
+        atol = self._tolerances(ts.dtype)[1]
+        scale = 1 + jnp.max(jnp.abs(x1 - x0))
+        result = RESULTS.where(
+            (result == RESULTS.successful) & ~(residual <= RESIDUAL_FACTOR * atol * scale),
+            RESULTS.nonlinear_divergence,
+            result,
+        )
         segment = jnp.clip(jnp.floor(ts * num_segments).astype(int), 0, num_segments - 1)
         index = jnp.arange(ts.shape[0])
-        speed: Scalar = metric.norm(x0, vs[0])
-        stats["init_num_steps"] = guess.stats["num_steps"]
+        v0 = unknowns[1][0]
+        speed: Scalar = metric.norm(x0, v0)
+        stats.update(residual=residual, init_num_steps=guess.stats["num_steps"])
         return GeodesicSolution(
             ts=ts,
             xs=xs_all[segment, index].at[-1].set(x1),
