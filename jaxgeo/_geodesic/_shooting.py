@@ -161,8 +161,7 @@ class _ShootingNewton(TerminateOnState, optx.AbstractRootFinder):
 
     def step(self, fn, y, args, options, state, tags):
         del fn, options, tags
-        xs_inner, vs = y
-        num_segments, dim = vs.shape
+        num_segments, dim = y[1].shape
         jacobians, ends = jax.vmap(
             jax.jacfwd(lambda s: (args.segment_end(s, num_segments),) * 2, has_aux=True)
         )(args.starts(y))
