@@ -97,12 +97,7 @@ NOISE_ULPS = 64
 
 
 class _NewtonState(eqx.Module):
-    # The energy and its derivatives at the current points: computed once, at the
-    # trial point of the step that moved there.
-    f: Scalar
-    grad: Points
-    diag: Blocks
-    upper: UpperBlocks
+    f: Scalar  # the energy at the current points
     damping: Scalar
     growth: Scalar
     terminate: Bool[Array, ""]
@@ -121,12 +116,8 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags):
         del fn, options, aux_struct, tags
-        f, grad, diag, upper = _derivatives(args, y)
         return _NewtonState(
-            f=f,
-            grad=grad,
-            diag=diag,
-            upper=upper,
+            f=_energy(y, args),
             damping=jnp.array(self.initial_damping, f_struct.dtype),
             growth=jnp.array(NIELSEN_GROWTH, f_struct.dtype),
             terminate=jnp.array(False),
@@ -137,13 +128,17 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
         del fn, options, tags
         num_segments = y.shape[0] + 1
         eye = jnp.eye(y.shape[1], dtype=y.dtype)
+        # The derivatives at the current points, here only (not also in `init`), so
+        # that the compiled program holds one copy of the Hessian's computation; after a
+        # rejected step they are recomputed, at the price of one pass.
+        _, grad, hess_diag, hess_upper = _derivatives(args, y)
 
         def solve(damping):
             # Damp with mu * (the Euclidean energy's Hessian N L (x) I): large mu gives
             # a short preconditioned-gradient step, mu -> 0 the Newton step.
             mu = damping * num_segments
-            diag = state.diag + 2 * mu * eye[None]
-            return block_tridiagonal_solve(diag, state.upper - mu * eye[None], -state.grad)
+            diag = hess_diag + 2 * mu * eye[None]
+            return block_tridiagonal_solve(diag, hess_upper - mu * eye[None], -grad)
 
         def attempt(carry):
             damping, _, tried = carry
@@ -158,13 +153,9 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
             attempt,
             (state.damping, jnp.zeros_like(y), jnp.array(False)),
         )
-        # The trial point's energy and derivatives: the acceptance test needs the
-        # energy, and an accepted step's next solve the derivatives.
         trial = y + delta
-        new_f, new_grad, new_diag, new_upper = _derivatives(args, trial)
-        predicted = 0.5 * (
-            -jnp.sum(state.grad * delta) + damping * _laplacian_norm(num_segments, delta)
-        )
+        new_f = _energy(trial, args)
+        predicted = 0.5 * (-jnp.sum(grad * delta) + damping * _laplacian_norm(num_segments, delta))
         actual = state.f - new_f
         finite = jnp.isfinite(new_f) & jnp.all(jnp.isfinite(delta))
         gain = actual / jnp.where(predicted > 0, predicted, jnp.inf)
@@ -190,9 +181,6 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
 
         new_state = _NewtonState(
             f=keep(new_f, state.f),
-            grad=keep(new_grad, state.grad),
-            diag=keep(new_diag, state.diag),
-            upper=keep(new_upper, state.upper),
             damping=damping,
             growth=jnp.where(accept, NIELSEN_GROWTH, 2 * state.growth).astype(state.growth.dtype),
             terminate=converged | diverged,
