@@ -29,7 +29,7 @@ import numpy as np
 
 import jaxgeo as jg
 
-from . import fisher_rao, problems, workloads
+from . import fisher_rao, learned, problems, workloads
 from .peers import geomstats_peer, stochman_peer
 from .report import cell, markdown_table
 
@@ -379,6 +379,87 @@ def section_w5(report: Report, repeats: int, with_peers: bool) -> None:
     )
 
 
+def _score_weights(score) -> tuple[list, np.ndarray, np.ndarray]:
+    """An `MLPScore`'s layers `(W, b)`, shift and scale as NumPy, for a peer to copy."""
+    layers = [(np.asarray(layer.weight), np.asarray(layer.bias)) for layer in score.mlp.layers]
+    return layers, np.asarray(score.standardise.shift), np.asarray(score.standardise.scale)
+
+
+def _learned_rows(rows: list[dict]) -> list[list]:
+    return [
+        [
+            "jaxgeo",
+            r["call"],
+            r["compile_s"],
+            _ms(r["run_s"]),
+            r["error"],
+            "",
+        ]
+        for r in rows
+    ]
+
+
+def section_w6(report: Report, repeats: int, peers) -> None:
+    report("## W6: a learned metric, the Stein metric of an `MLPScore` on a 2-D ring\n")
+    out = learned.w6(repeats)
+    report(
+        "`jg.nn.MLPScore(2, width=64, depth=2)` trained in the benchmark (denoising score "
+        "matching, 3,000 steps, seed 1) on 5,000 ring points; `SteinMetric(score, "
+        "damping=1)`. Single calls: (2, 0) → (0, 2), a quarter of the ring; reference "
+        f"length {out['reference']:.12f} (512-segment Richardson at tolerance 1e-12; "
+        f"32-segment multiple shooting at 1e-12 differs by {out['shooting_gap']:.1e}). "
+        "Compile = the first call (trace, compile, one run) with no persistent cache. "
+        "Peers: the same network, weights copied into torch, the Stein metric written in "
+        "torch; their 64 curve points measured under jaxgeo's midpoint rule.\n"
+    )
+    rows = _learned_rows(out["rows"])
+    bvp = next(r for r in out["rows"] if r["call"].startswith("geodesic_bvp"))
+    score_weights = _score_weights(out["score"])
+    metric = jg.SteinMetric(out["score"], damping=1.0)
+    a, b = out["pair"]
+    for peer in peers:
+        if not hasattr(peer, "w6"):
+            continue
+        for r in _peer_rows(peer, "w6", *score_weights, 1.0, np.asarray(a), np.asarray(b), repeats):
+            if "error" in r:
+                rows.append([peer.NAME, r["setting"], None, "failed", r["error"][:80], ""])
+                continue
+            length = float(jg.curve_length(metric, np.asarray(r["curve"], np.float64)))
+            rows.append(
+                [
+                    peer.NAME,
+                    f"{r['setting']}; {r['note']}; midpoint length {length:.7f}",
+                    None,
+                    _ms(r["time_s"]),
+                    _rel(length, out["reference"]),
+                    f"{r['time_s'] / bvp['run_s']:.0f}× (vs geodesic_bvp, default)",
+                ]
+            )
+    report.table(
+        ["library", "call / setting", "compile (s)", "time (ms)", "rel. error", "peer / jaxgeo"],
+        rows,
+    )
+
+
+def section_w7(report: Report, repeats: int) -> None:
+    report("## W7: dimension: a 64-D learned score (digits) and a 784-D decoder pullback\n")
+    rows = learned.w7(repeats)
+    gaps = {r["case"]: r["reference_gap"] for r in rows}
+    report(
+        "(a) `MLPScore(64, width=128, depth=2)` trained on scikit-learn's digits (2,000 "
+        "steps, seed 1), its Stein metric (damping 1), images 0 → 10. (b) The W3 decoder "
+        "2 → 64 → 64 → 784 in float64, `PullbackMetric` (JᵀJ), W3_Z0 → W3_Z1. Reference: "
+        "256-segment Richardson at tolerance 1e-12 (its change from 128 segments: "
+        + "; ".join(f"{case}: {gap:.1e}" for case, gap in gaps.items())
+        + "). Above D = 8 the default polyline solver is L-BFGS (`EnergyDescent`); "
+        "`EnergyNewton` with its dense (D, D) Hessian blocks is shown for comparison.\n"
+    )
+    report.table(
+        ["case", "call", "compile (s)", "time (ms)", "rel. error"],
+        [[r["case"], r["call"], r["compile_s"], _ms(r["run_s"]), r["error"]] for r in rows],
+    )
+
+
 def section_devices(report: Report, repeats: int) -> None:
     num_pairs = 256
     out = workloads.device_scaling(num_pairs, repeats)
@@ -497,6 +578,11 @@ def main(
     jax.clear_caches()
     if not smoke:
         section_w5(report, repeats, bool(available))
+        jax.clear_caches()
+    if not smoke:  # W6 and W7 train networks: their smoke test is benchmarks.learned's
+        section_w6(report, repeats, available)
+        jax.clear_caches()
+        section_w7(report, repeats)
         jax.clear_caches()
     if not smoke:  # a subprocess with 4 host devices: tested in tests/test_sharding.py
         section_devices(report, repeats)

@@ -1,20 +1,27 @@
-"""Time to result on a learned metric (W6, jaxgeo's side): the Stein metric of an
-`MLPScore` trained on a noisy 2-D ring.
+"""Time to result on learned metrics (W6, W7; jaxgeo's side). Run within
+`python -m benchmarks` (with stochman on W6), or alone:
 
     python -m benchmarks.learned [--repeats 3] [--smoke]
 
-The data: 5,000 points at radius 2 + N(0, 0.2^2), uniform in angle (seed 0). The score:
-`jg.nn.MLPScore(2, width=64, depth=2)` trained by denoising score matching
-(sigma = 0.1, Adam 1e-3, 3,000 steps of 256, seed 1); the metric `SteinMetric(score,
-damping=1)`. For each call a user reaches for first, the compile time (the first call:
-tracing, compilation and one run, in this process with no persistent cache) and the
-median of `--repeats` further calls, and for the distances the error relative to a
-reference: the 512-segment Richardson-extrapolated geodesic at tolerance 1e-12,
-checked against multiple shooting (32 segments, 1e-12).
+W6, the Stein metric of a score network on a 2-D ring. Data: 5,000 points at radius
+2 + N(0, 0.2^2), uniform in angle (seed 0). Score: `jg.nn.MLPScore(2, width=64,
+depth=2)` trained by denoising score matching (sigma = 0.1, Adam 1e-3, 3,000 steps of
+256, seed 1); metric `SteinMetric(score, damping=1)`. Pairs: a quarter of the ring,
+(2, 0) -> (0, 2), for the single calls; 30 data points (seed 2) for
+`pairwise_distances` (the 435 pairs i < j, end to end: compile and solve);
+`knn_graph` on 500 data points.
 
-Pairs: a quarter of the ring, (2, 0) -> (0, 2), for the single calls; 30 data points
-(seed 2) for `pairwise_distances` (the 435 pairs i < j, end to end: compile and solve).
-`knn_graph` is built on 500 data points.
+W7, dimension. (a) The digits (64-D, scikit-learn's `load_digits` in [0, 1]): an
+`MLPScore(64, width=128, depth=2)` trained by denoising score matching (sigma = 0.1,
+Adam 1e-3, 2,000 steps of 128, seed 1), its Stein metric (damping 1), between the
+images 0 and 10. (b) The 784-D pullback `J^T J` of the W3 decoder 2 -> 64 -> 64 -> 784
+(`benchmarks.problems`), float64, between `W3_Z0` and `W3_Z1`.
+
+For each call, the compile time (the first call: tracing, compilation and one run, in
+this process with no persistent cache) and the median of `--repeats` further calls;
+for lengths, the error relative to a reference: the Richardson-extrapolated geodesic
+with 512 segments at tolerance 1e-12 (W6, checked against 32-segment multiple shooting
+at 1e-12) or 256 segments (W7, checked against 128).
 """
 
 import functools
@@ -31,7 +38,11 @@ import optax
 
 import jaxgeo as jg
 
+from . import problems
 from .report import command_line, markdown_table, timed
+
+
+TIGHT = jg.EnergyNewton(rtol=1e-12, atol=1e-12)
 
 
 def ring(n: int, seed: int = 0) -> np.ndarray:
@@ -41,58 +52,71 @@ def ring(n: int, seed: int = 0) -> np.ndarray:
     return np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
 
 
-def trained_metric(num_steps: int) -> tuple[jg.SteinMetric, np.ndarray]:
-    data = ring(5000)
-    model = jg.nn.MLPScore(
-        2, width=64, depth=2, scale=jnp.asarray(data.std(0)), key=jax.random.key(0)
-    )
+def _trained_score(data: np.ndarray, num_steps: int, batch_size: int, **architecture):
+    model = jg.nn.MLPScore(data.shape[1], key=jax.random.key(0), **architecture)
     fit = jg.train.fit(
         functools.partial(jg.train.denoising_score_matching, sigma=0.1),
         model,
         jnp.asarray(data),
         optimizer=optax.adam(1e-3),
         num_steps=num_steps,
-        batch_size=256,
+        batch_size=batch_size,
         key=jax.random.key(1),
         steps_per_chunk=min(num_steps, 1000),
     )
-    return jg.SteinMetric(fit.model, damping=1.0), data
+    return fit.model
 
 
-def references(metric, a, b) -> tuple[float, float]:
-    """The reference length (512-segment Richardson at 1e-12) and its difference from
-    32-segment multiple shooting at 1e-12."""
-    tight = jg.EnergyNewton(rtol=1e-12, atol=1e-12)
-    extrapolated = jg.distance(metric, a, b, solver=jg.Richardson(tight), num_points=513)
-    shooting = jg.Shooting(num_segments=32, rtol=1e-12, atol=1e-12, init_solver=tight)
-    shot = jg.distance(metric, a, b, solver=shooting, num_points=257)
-    return float(extrapolated), float(abs(shot - extrapolated) / extrapolated)
+def ring_score(num_steps: int) -> tuple[jg.nn.MLPScore, np.ndarray]:
+    """The W6 score network and its training data."""
+    data = ring(5000)
+    score = _trained_score(data, num_steps, 256, width=64, depth=2, scale=data.std(0))
+    return score, data
 
 
-def main(repeats: int = 3, smoke: bool = False) -> list[dict]:
-    start = time.perf_counter()
-    metric, data = trained_metric(200 if smoke else 3000)
-    print(f"trained the score in {time.perf_counter() - start:.1f} s")
-    a, b = jnp.array([2.0, 0.0]), jnp.array([0.0, 2.0])
-    reference, shooting_gap = references(metric, a, b)
-    print(f"reference length {reference:.12f} (multiple shooting differs by {shooting_gap:.1e})")
-    lengths = {  # each returns a length, compared with the reference
+def _reference(metric, a, b, num_points: int) -> float:
+    extrapolated = jg.distance(metric, a, b, solver=jg.Richardson(TIGHT), num_points=num_points)
+    return float(extrapolated)
+
+
+def _row(name: str, call, repeats: int, reference: float | None) -> dict:
+    value, compile_s, run_s = timed(call, repeats=repeats)
+    error = None if reference is None else abs(float(value) - reference) / reference
+    return dict(call=name, compile_s=compile_s, run_s=run_s, error=error)
+
+
+def _length_calls(metric, a, b) -> dict:
+    return {
         "geodesic_bvp, default (64-point polyline)": lambda: jg.geodesic_bvp(metric, a, b).length,
         "distance, default (Richardson)": lambda: jg.distance(metric, a, b),
         "log_map, default (Richardson)": lambda: jg.log_map(metric, a, b).length,
-        "distance(solver=Shooting())": lambda: jg.distance(metric, a, b, solver=jg.Shooting()),
     }
+
+
+def w6(repeats: int = 3, smoke: bool = False) -> dict:
+    """W6: the rows (call, compile_s, run_s, error), the reference length and its gap to
+    multiple shooting, the score network and the pair."""
+    start = time.perf_counter()
+    score, data = ring_score(200 if smoke else 3000)
+    print(f"W6: trained the score in {time.perf_counter() - start:.1f} s", flush=True)
+    metric = jg.SteinMetric(score, damping=1.0)
+    a, b = jnp.array([2.0, 0.0]), jnp.array([0.0, 2.0])
+    reference = _reference(metric, a, b, 513)
+    shooting = jg.Shooting(num_segments=32, rtol=1e-12, atol=1e-12, init_solver=TIGHT)
+    shot = jg.distance(metric, a, b, solver=shooting, num_points=257)
+    gap = abs(float(shot) - reference) / reference
+    print(f"W6: reference length {reference:.12f} (multiple shooting differs by {gap:.1e})")
+    lengths = _length_calls(metric, a, b)
+    if not smoke:  # multiple shooting compiles for tens of seconds
+        lengths["distance(solver=Shooting())"] = lambda: jg.distance(
+            metric, a, b, solver=jg.Shooting()
+        )
     others = {
         "exp_map, v0 = (0, 1)": lambda: jg.exp_map(metric, a, jnp.array([0.0, 1.0])),
         "knn_graph, 500 samples, k = 8": lambda: jg.knn_graph(metric, data[:500]).lengths,
     }
-    if smoke:  # multiple shooting compiles for tens of seconds
-        del lengths["distance(solver=Shooting())"]
-    rows = []
-    for name, call in {**lengths, **others}.items():
-        value, compile_s, run_s = timed(call, repeats=repeats)
-        error = abs(float(value) - reference) / reference if name in lengths else None
-        rows.append(dict(call=name, compile_s=compile_s, run_s=run_s, error=error))
+    rows = [_row(name, call, repeats, reference) for name, call in lengths.items()]
+    rows += [_row(name, call, repeats, None) for name, call in others.items()]
     points = jnp.asarray(ring(5000, seed=2)[: 6 if smoke else 30])
     start = time.perf_counter()
     matrix = jax.block_until_ready(jg.pairwise_distances(metric, points))
@@ -109,8 +133,67 @@ def main(repeats: int = 3, smoke: bool = False) -> list[dict]:
             entries=matrix.size,
         )
     )
-    table = [
+    return dict(rows=rows, reference=reference, shooting_gap=gap, score=score, pair=(a, b))
+
+
+def _w3_decoder(dim: int):
+    w = {k: jnp.asarray(v, jnp.float64) for k, v in problems.decoder_weights(dim).items()}
+
+    def decoder(z):
+        h = jnp.tanh(w["W1"] @ z + w["b1"])
+        return w["W3"] @ jnp.tanh(w["W2"] @ h + w["b2"]) + w["b3"]
+
+    return decoder
+
+
+def w7(repeats: int = 3, smoke: bool = False) -> list[dict]:
+    """W7: rows (case, call, compile_s, run_s, error) for the 64-D digits Stein metric
+    and the 784-D decoder pullback, each with its reference and the reference's own
+    change from half its segments (`reference_gap`)."""
+    images, _ = jg.data.digits()
+    start = time.perf_counter()
+    score = _trained_score(
+        images,
+        100 if smoke else 2000,
+        128,
+        width=128,
+        depth=2,
+        shift=images.mean(0),
+        scale=images.std(0) + 0.05,
+    )
+    print(f"W7: trained the digits score in {time.perf_counter() - start:.1f} s", flush=True)
+    cases = {
+        "digits, 64-D Stein metric of an MLPScore": (
+            jg.SteinMetric(score, damping=1.0),
+            jnp.asarray(images[0]),
+            jnp.asarray(images[10]),
+        ),
+        "784-D decoder pullback (latent 2-D)": (
+            jg.PullbackMetric(_w3_decoder(784 if not smoke else 16)),
+            jnp.asarray(problems.W3_Z0),
+            jnp.asarray(problems.W3_Z1),
+        ),
+    }
+    rows = []
+    for case, (metric, a, b) in cases.items():
+        fine, coarse = (65, 33) if smoke else (257, 129)
+        reference = _reference(metric, a, b, fine)
+        gap = abs(_reference(metric, a, b, coarse) - reference) / reference
+        print(f"W7 {case}: reference length {reference:.12f} (half the segments: {gap:.1e})")
+        calls = _length_calls(metric, a, b)
+        if a.shape[0] > 8:  # the default there is L-BFGS: Newton's dense blocks for comparison
+            calls["geodesic_bvp(solver=EnergyNewton())"] = lambda: (
+                jg.geodesic_bvp(metric, a, b, solver=jg.EnergyNewton()).length
+            )
+        for name, call in calls.items():
+            rows.append(dict(case=case, reference_gap=gap, **_row(name, call, repeats, reference)))
+    return rows
+
+
+def table(rows: list[dict]) -> list[list[str]]:
+    return [
         [
+            *([r["case"]] if "case" in r else []),
             r["call"],
             "–" if r["compile_s"] is None else f"{r['compile_s']:.2f}",
             f"{1e3 * r['run_s']:.1f}",
@@ -118,8 +201,15 @@ def main(repeats: int = 3, smoke: bool = False) -> list[dict]:
         ]
         for r in rows
     ]
-    print("\n".join(markdown_table(["call", "compile (s)", "run (ms)", "rel. error"], table)))
-    return rows
+
+
+def main(repeats: int = 3, smoke: bool = False) -> dict:
+    rows6 = w6(repeats, smoke)["rows"]
+    header = ["call", "compile (s)", "run (ms)", "rel. error"]
+    print("\n".join(markdown_table(header, table(rows6))))
+    rows7 = w7(repeats, smoke)
+    print("\n".join(markdown_table(["case", *header], table(rows7))))
+    return dict(w6=rows6, w7=rows7)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def sharded_map(
 
     The batch is split evenly over `devices` (default: all of `jax.devices()`, which
     after `jax.distributed.initialize()` spans every host) with `jax.shard_map` on a 1-D
-    `Mesh`; it is padded to a multiple of the device count with copies of its last
+    `Mesh`; it is padded to whole chunks on every device with copies of its last
     element, which are dropped from the result. On each device `fn` is vmapped over
     `chunk_size` elements at a time (`lax.map`), so memory stays bounded and each chunk's
     solver loops stop when that chunk has converged; `chunk_size=None` vmaps the whole
@@ -38,17 +38,26 @@ def sharded_map(
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"sharded_map: chunk_size must be a positive integer, got {chunk_size!r}")
 
+    devices = jax.devices() if devices is None else list(devices)
+    # Pad to whole chunks on every device with copies of the last element (dropped
+    # from the result): `lax.map` would trace a ragged remainder a second time, which
+    # doubles the compile time of a solver.
+    per_device = -(-size // len(devices))
+    if chunk_size is not None:
+        chunk_size = min(chunk_size, per_device)
+        per_device = -(-per_device // chunk_size) * chunk_size
+    padding = per_device * len(devices) - size
+    batch = jtu.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padding, axis=0)]), batch)
+
     def local(block):
         if chunk_size is None:
             return jax.vmap(fn)(block)
         return jax.lax.map(fn, block, batch_size=chunk_size)
 
-    devices = jax.devices() if devices is None else list(devices)
     if len(devices) == 1:
-        return local(batch)
-    padding = -size % len(devices)
-    batch = jtu.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padding, axis=0)]), batch)
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
-    spec = jax.sharding.PartitionSpec("batch")
-    out = jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)(batch)
+        out = local(batch)
+    else:
+        mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
+        spec = jax.sharding.PartitionSpec("batch")
+        out = jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)(batch)
     return jtu.tree_map(lambda a: a[:size], out)

@@ -27,7 +27,7 @@ POINCARE_X0 = jnp.array([-1.0, 1.0])
 POINCARE_X1 = jnp.array([1.0, 1.0])
 
 
-# The default solver (EnergyNewton for D <= 64) and L-BFGS energy descent.
+# The default solver (EnergyNewton for D <= 8) and L-BFGS energy descent.
 SOLVERS = {"default": None, "lbfgs": jg.EnergyDescent()}
 solvers = pytest.mark.parametrize("solver", list(SOLVERS.values()), ids=list(SOLVERS))
 

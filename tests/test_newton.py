@@ -31,10 +31,25 @@ def _dense(diag, upper):
 
 
 @pytest.mark.parametrize(
-    "dim,n", [(1, 9), (2, 9), (3, 9), (4, 9), (5, 9), (8, 9), (2, 1), (2, 2), (2, 62), (5, 33)]
+    "dim,n",
+    [
+        (1, 9),
+        (2, 9),
+        (3, 9),
+        (4, 9),
+        (5, 9),
+        (8, 9),
+        (2, 1),
+        (2, 2),
+        (2, 62),
+        (5, 33),
+        (3, 131),
+        (6, 70),
+    ],
 )
 def test_block_tridiagonal_solve_matches_dense(dim, n):
-    # Cyclic reduction: odd and even sizes, a single block, and the LAPACK path (D > 4).
+    # Cyclic reduction: odd and even sizes, one and two levels, a single block, and the
+    # LAPACK path (D > 4).
     rng = np.random.default_rng(dim + 100 * n)
     a = rng.normal(size=(n, dim, dim))
     diag = a @ a.transpose(0, 2, 1) + 3 * dim * np.eye(dim)

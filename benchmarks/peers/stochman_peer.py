@@ -381,3 +381,54 @@ def w3_geodesic(repeats: int) -> dict:
                 )
             )
     return dict(rows[0], converged=rows[1])
+
+
+# ---------------------------------------------------------------------------- W6
+
+
+def _learned_stein(layers, shift, scale, damping):
+    """The Stein metric of W6's score network, its weights copied into torch: s(x) =
+    MLP((x − shift) / scale) / scale (SiLU between the layers), G = (I − s sᵀ / (λ +
+    |s|²)) / λ (Sherman–Morrison), float64."""
+    import torch
+    from stochman.manifold import Manifold
+
+    weights = [(torch.tensor(w), torch.tensor(b)) for w, b in layers]
+    shift, scale = torch.tensor(shift), torch.tensor(scale)
+
+    class LearnedStein(Manifold):
+        def metric(self, points):
+            h = (points - shift) / scale
+            for i, (w, b) in enumerate(weights):
+                h = h @ w.T + b
+                if i < len(weights) - 1:
+                    h = torch.nn.functional.silu(h)
+            s = h / scale
+            outer = s[:, :, None] * s[:, None, :]
+            denom = damping + (s * s).sum(-1)
+            eye = torch.eye(points.shape[-1], dtype=points.dtype)
+            return (eye - outer / denom[:, None, None]) / damping
+
+    return LearnedStein()
+
+
+def w6(layers, shift, scale, damping: float, x0: np.ndarray, x1: np.ndarray, repeats: int):
+    """stochman's default and its best W1 setting on the W6 network: the 64 curve
+    points of each (the caller measures their length under jaxgeo's metric)."""
+    import torch
+
+    manifold = _learned_stein(layers, shift, scale, damping)
+    a, b = torch.tensor(np.asarray(x0)), torch.tensor(np.asarray(x1))
+    rows = []
+    with _threads():
+        for setting, best in ((DEFAULT_SETTING, False), (BEST_SETTING, True)):
+            (points, success), time_s = _timed(lambda: _minimize(manifold, a, b, best), repeats)
+            rows.append(
+                dict(
+                    setting=setting,
+                    time_s=time_s,
+                    curve=points[0].numpy(),
+                    note=f"DiscreteCurve 64 nodes, eval_grid 64; stochman success={success}",
+                )
+            )
+    return rows

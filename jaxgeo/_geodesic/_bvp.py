@@ -85,7 +85,7 @@ def geodesic_bvp(
     - `num_points`: number of curve points including both endpoints ($\ge 2$).
     - `solver`: an [`jaxgeo.AbstractBoundarySolver`][], holding its tolerances.
       Default: [`jaxgeo.EnergyNewton`][] (damped Newton with the block-tridiagonal
-      Hessian) for `D <= 64`, else [`jaxgeo.EnergyDescent`][] (L-BFGS in
+      Hessian) for `D <= 8`, else [`jaxgeo.EnergyDescent`][] (L-BFGS in
       preconditioned coordinates); or [`jaxgeo.Shooting`][] (the exact ODE geodesic),
       or [`jaxgeo.Richardson`][] (extrapolated length).
     - `init`: an initial curve of shape `(num_points, D)`; its endpoints are replaced
@@ -171,8 +171,13 @@ def geodesic_bvp_batch(
     if chunk_size is None and (devices or jax.devices())[0].platform == "cpu":
         chunk_size = CPU_CHUNK_SIZE
 
+    return _solve_batch(metric, batch, devices, chunk_size, kwargs)
+
+
+@eqx.filter_jit  # one trace per metric structure and batch shape, not one per call
+def _solve_batch(metric, batch, devices, chunk_size, kwargs) -> GeodesicSolution:
     def one(pair):
-        start = None if init is None else pair[2]
+        start = pair[2] if len(pair) == 3 else None
         return geodesic_bvp(metric, pair[0], pair[1], init=start, throw=False, **kwargs)
 
     return sharded_map(one, batch, devices=devices, chunk_size=chunk_size)

@@ -1,5 +1,6 @@
 from collections.abc import Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -116,19 +117,22 @@ def pairwise_distances(
         rows, cols = np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
     pairs = jnp.stack([xs[rows], ys[cols]], axis=1)  # (pairs, 2, D)
 
-    def one(pair):
-        return distance(
-            metric,
-            pair[0],
-            pair[1],
-            solver=solver,
-            num_points=num_points,
-            max_steps=max_steps,
-            throw=False,
-        )
-
     if len(rows) == 0:
         return jnp.zeros((n, m), xs.dtype)
-    lengths = sharded_map(one, pairs, devices=devices, chunk_size=chunk_size)
+    lengths = _pair_distances(
+        metric,
+        pairs,
+        devices,
+        chunk_size,
+        dict(solver=solver, num_points=num_points, max_steps=max_steps),
+    )
     out = jnp.zeros((n, m), lengths.dtype).at[rows, cols].set(lengths)
     return out + out.T if symmetric else out
+
+
+@eqx.filter_jit  # one trace per metric structure and number of pairs, not one per call
+def _pair_distances(metric, pairs, devices, chunk_size, kwargs) -> Float[Array, " pairs"]:
+    def one(pair):
+        return distance(metric, pair[0], pair[1], throw=False, **kwargs)
+
+    return sharded_map(one, pairs, devices=devices, chunk_size=chunk_size)

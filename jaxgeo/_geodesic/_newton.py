@@ -194,8 +194,8 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
 class EnergyNewton(AbstractPolylineSolver):
     r"""Damped Newton on the discrete curve energy with its exact block-tridiagonal
     Hessian: each step costs $O(N D^3)$ (one forward-over-reverse pass over the segments
-    for the energy, gradient and Hessian at the trial point, and a block solve by cyclic
-    reduction), and convergence is quadratic near the geodesic, typically in 5–30 steps
+    for the energy's gradient and Hessian, a block-tridiagonal solve and the energy at
+    the trial point), and convergence is quadratic near the geodesic, typically in 5–30 steps
     where first-order descent needs hundreds to thousands.
 
     Global convergence comes from Levenberg–Marquardt damping with the Euclidean energy
@@ -204,8 +204,9 @@ class EnergyNewton(AbstractPolylineSolver):
     grows tenfold within the step, and steps that do not lower the energy are rejected.
     Where several geodesics compete, start it from [`jaxgeo.graph_geodesic`][].
     Stops when both the step and the energy change are below `atol + rtol * |value|`.
-    Suited to moderate $D$ (the `(D, D)` blocks are dense); for large $D$ use
-    [`jaxgeo.EnergyDescent`][].
+    Suited to small $D$ (the Hessian costs $2D + 1$ passes over the metric per step, and
+    its `(D, D)` blocks are dense); above `D = 8` L-BFGS ([`jaxgeo.EnergyDescent`][]) is
+    the default.
 
     **Arguments:**
 

@@ -1,6 +1,9 @@
 r"""Linear algebra of discrete curves: solves with symmetric positive-definite
 block-tridiagonal matrices (the Hessians of discrete curve energies)."""
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import jax.scipy as jsp
@@ -40,8 +43,33 @@ def _small_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
     return jnp.stack(x)
 
 
+def _matmul(a: Array, b: Array) -> Array:
+    """Batched `a @ b` of small blocks as a broadcast sum, which XLA fuses with its
+    neighbours (a dot of 2 x 2 blocks is a kernel of its own: slower to compile and run)."""
+    if b.ndim == a.ndim - 1:  # matrix-vector
+        return jnp.sum(a * b[..., None, :], axis=-1)
+    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
+
+
+def _dot(a: Array, b: Array) -> Array:
+    """Batched `a @ b`, matrix-matrix or matrix-vector, by `dot_general`."""
+    if b.ndim == a.ndim - 1:
+        return jnp.einsum("...ij,...j->...i", a, b)
+    return jnp.matmul(a, b)
+
+
 def _lapack_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
     return jsp.linalg.cho_solve((low, True), b)
+
+
+class _BlockOps(NamedTuple):
+    cholesky: Callable[[Array], Array]
+    cho_solve: Callable[[Array, Array], Array]
+    matmul: Callable[[Array, Array], Array]  # batched matrix-matrix and matrix-vector
+
+
+_SMALL_OPS = _BlockOps(_small_cholesky, _small_cho_solve, _matmul)
+_LAPACK_OPS = _BlockOps(jnp.linalg.cholesky, _lapack_cho_solve, _dot)
 
 
 def block_tridiagonal_solve(diag: Blocks, upper: UpperBlocks, rhs: Points) -> Points:
@@ -53,57 +81,55 @@ def block_tridiagonal_solve(diag: Blocks, upper: UpperBlocks, rhs: Points) -> Po
     orders), so the result is NaN exactly when $H$ is not positive definite. Reduction
     shortens the sequential loops (microseconds of overhead per iteration on CPU, a
     kernel launch on GPU); stopping it early keeps compile times short."""
-    small = diag.shape[-1] <= SMALL_DIM
-    cholesky = _small_cholesky if small else jnp.linalg.cholesky
-    cho_solve = _small_cho_solve if small else _lapack_cho_solve
+    ops = _SMALL_OPS if diag.shape[-1] <= SMALL_DIM else _LAPACK_OPS
     zero = jnp.zeros_like(diag[:1])
     # Row i: lower[i] x_{i-1} + diag[i] x_i + upper[i] x_{i+1} = rhs[i].
     lower = jnp.concatenate([zero, jnp.swapaxes(upper, 1, 2)])
     upper = jnp.concatenate([upper, zero])
-    return _cyclic_reduction(cholesky, cho_solve, lower, diag, upper, rhs)
+    return _cyclic_reduction(ops, lower, diag, upper, rhs)
 
 
-SEQUENTIAL_MAX = 128  # up to here two scans: fewer levels compile faster (0.6 s each on CPU)
+SEQUENTIAL_MAX = 32  # from here on down, two scans: cheaper to compile than more levels
 
 
-def _sequential_solve(cholesky, cho_solve, diag, upper, rhs):
+def _sequential_solve(ops: _BlockOps, diag, upper, rhs):
     """Block Cholesky elimination: a forward and a backward scan over the blocks."""
 
     def forward(carry, inputs):
         low_prev, y_prev = carry
         a, b_prev, r = inputs
         # S_j = A_j - B_{j-1}^T S_{j-1}^{-1} B_{j-1},  y_j = r_j - B_{j-1}^T S_{j-1}^{-1} y_{j-1}
-        low = cholesky(a - b_prev.T @ cho_solve(low_prev, b_prev))
-        y = r - b_prev.T @ cho_solve(low_prev, y_prev)
+        b_t = b_prev.T
+        low = ops.cholesky(a - ops.matmul(b_t, ops.cho_solve(low_prev, b_prev)))
+        y = r - ops.matmul(b_t, ops.cho_solve(low_prev, y_prev))
         return (low, y), (low, y)
 
-    low0 = cholesky(diag[0])
+    low0 = ops.cholesky(diag[0])
     _, (lows, ys) = jax.lax.scan(forward, (low0, rhs[0]), (diag[1:], upper, rhs[1:]))
     lows = jnp.concatenate([low0[None], lows])
     ys = jnp.concatenate([rhs[:1], ys])
 
     def backward(x_next, inputs):
         low, y, b = inputs
-        x = cho_solve(low, y - b @ x_next)
+        x = ops.cho_solve(low, y - ops.matmul(b, x_next))
         return x, x
 
-    x_last = cho_solve(lows[-1], ys[-1])
+    x_last = ops.cho_solve(lows[-1], ys[-1])
     _, xs = jax.lax.scan(backward, x_last, (lows[:-1], ys[:-1], upper), reverse=True)
     return jnp.concatenate([xs, x_last[None]])
 
 
-def _cyclic_reduction(cholesky, cho_solve, lower, diag, upper, rhs):
+def _cyclic_reduction(ops: _BlockOps, lower, diag, upper, rhs):
     """One level: eliminate the even rows (a batched block solve), recurse on the odd
     rows' Schur complement, then recover the even unknowns."""
     n = diag.shape[0]
     if n <= SEQUENTIAL_MAX:
-        return _sequential_solve(cholesky, cho_solve, diag, upper[:-1], rhs)
+        return _sequential_solve(ops, diag, upper[:-1], rhs)
     if n % 2 == 0:  # append a decoupled row x = 0, so the first and last rows are even
         eye = jnp.eye(diag.shape[-1], dtype=diag.dtype)[None]
         zero = jnp.zeros_like(diag[:1])
         x = _cyclic_reduction(
-            cholesky,
-            cho_solve,
+            ops,
             jnp.concatenate([lower, zero]),
             jnp.concatenate([diag, eye]),
             jnp.concatenate([upper, zero]),
@@ -111,28 +137,24 @@ def _cyclic_reduction(cholesky, cho_solve, lower, diag, upper, rhs):
         )
         return x[:-1]
     # Even rows 0, 2, ..., n - 1: x_e = A_e^{-1} (r_e - L_e x_{e-1} - U_e x_{e+1}).
-    low = jax.vmap(cholesky)(diag[::2])
-    solve = jax.vmap(cho_solve)
+    low = jax.vmap(ops.cholesky)(diag[::2])
+    solve = jax.vmap(ops.cho_solve)
     inv_lower, inv_upper, inv_rhs = (
         solve(low, lower[::2]),
         solve(low, upper[::2]),
         solve(low, rhs[::2]),
     )
+    mm = ops.matmul
     # Odd row o = 2k + 1 couples to the even rows k and k + 1.
     lo, do, uo, ro = lower[1::2], diag[1::2], upper[1::2], rhs[1::2]
     x_odd = _cyclic_reduction(
-        cholesky,
-        cho_solve,
-        -lo @ inv_lower[:-1],
-        do - lo @ inv_upper[:-1] - uo @ inv_lower[1:],
-        -uo @ inv_upper[1:],
-        ro - jnp.einsum("kij,kj->ki", lo, inv_rhs[:-1]) - jnp.einsum("kij,kj->ki", uo, inv_rhs[1:]),
+        ops,
+        -mm(lo, inv_lower[:-1]),
+        do - mm(lo, inv_upper[:-1]) - mm(uo, inv_lower[1:]),
+        -mm(uo, inv_upper[1:]),
+        ro - mm(lo, inv_rhs[:-1]) - mm(uo, inv_rhs[1:]),
     )
     padded = jnp.pad(x_odd, ((1, 1), (0, 0)))
-    x_even = (
-        inv_rhs
-        - jnp.einsum("kij,kj->ki", inv_lower, padded[:-1])
-        - jnp.einsum("kij,kj->ki", inv_upper, padded[1:])
-    )
+    x_even = inv_rhs - mm(inv_lower, padded[:-1]) - mm(inv_upper, padded[1:])
     interleaved = jnp.stack([x_even[:-1], x_odd], axis=1).reshape(n - 1, -1)
     return jnp.concatenate([interleaved, x_even[-1:]])
