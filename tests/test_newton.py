@@ -1,6 +1,8 @@
 """The second-order boundary solver: its linear algebra against dense references, and
 its solutions against first-order descent."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,7 +49,8 @@ def _dense(diag, upper):
         (6, 70),
     ],
 )
-def test_block_tridiagonal_solve_matches_dense(dim, n):
+@pytest.mark.parametrize("sequential_max", [None, 4], ids=["default", "reduction"])
+def test_block_tridiagonal_solve_matches_dense(dim, n, sequential_max):
     # Cyclic reduction: odd and even sizes, one and two levels, a single block, and the
     # LAPACK path (D > 4).
     rng = np.random.default_rng(dim + 100 * n)
@@ -57,20 +60,23 @@ def test_block_tridiagonal_solve_matches_dense(dim, n):
     rhs = rng.normal(size=(n, dim))
     h = _dense(diag, upper)
     assert np.all(np.linalg.eigvalsh(h) > 0)
-    x = jax.jit(block_tridiagonal_solve)(jnp.asarray(diag), jnp.asarray(upper), jnp.asarray(rhs))
+    solve = jax.jit(functools.partial(block_tridiagonal_solve, sequential_max=sequential_max))
+    x = solve(jnp.asarray(diag), jnp.asarray(upper), jnp.asarray(rhs))
     np.testing.assert_allclose(np.asarray(x).ravel(), np.linalg.solve(h, rhs.ravel()), rtol=1e-10)
 
 
-def test_block_tridiagonal_solve_flags_indefinite():
+@pytest.mark.parametrize("sequential_max", [None, 4], ids=["default", "reduction"])
+def test_block_tridiagonal_solve_flags_indefinite(sequential_max):
+    solve = jax.jit(functools.partial(block_tridiagonal_solve, sequential_max=sequential_max))
     diag = -jnp.ones((4, 2, 2)) * jnp.eye(2)[None]
-    x = block_tridiagonal_solve(diag, jnp.zeros((3, 2, 2)), jnp.ones((4, 2)))
+    x = solve(diag, jnp.zeros((3, 2, 2)), jnp.ones((4, 2)))
     assert not jnp.all(jnp.isfinite(x))
     # Positive-definite diagonal blocks, indefinite matrix: the coupling decides.
     for n in (7, 8, 33):
         eye = jnp.broadcast_to(jnp.eye(2), (n, 2, 2))
-        x = jax.jit(block_tridiagonal_solve)(eye, 0.9 * eye[1:], jnp.ones((n, 2)))
+        x = solve(eye, 0.9 * eye[1:], jnp.ones((n, 2)))
         assert not jnp.all(jnp.isfinite(x)), n
-        x = jax.jit(block_tridiagonal_solve)(eye, 0.4 * eye[1:], jnp.ones((n, 2)))
+        x = solve(eye, 0.4 * eye[1:], jnp.ones((n, 2)))
         assert jnp.all(jnp.isfinite(x)), n
 
 

@@ -19,6 +19,14 @@ from ._default import default_polyline_solver
 CPU_CHUNK_SIZE = 16
 
 
+def default_chunk_size(chunk_size: int | None, devices: Sequence[jax.Device] | None) -> int | None:
+    """`chunk_size`, else `CPU_CHUNK_SIZE` on CPU and all of a device's pairs at once
+    (`None`) on accelerators."""
+    if chunk_size is None and (devices or jax.devices())[0].platform == "cpu":
+        return CPU_CHUNK_SIZE
+    return chunk_size
+
+
 def boundary_problem(
     metric: AbstractMetric,
     x0: Input,
@@ -168,8 +176,7 @@ def geodesic_bvp_batch(
     if "throw" in kwargs:
         raise ValueError("geodesic_bvp_batch: solves never throw; inspect `result` per pair")
     batch = (x0s, x1s) if init is None else (x0s, x1s, jnp.asarray(init))
-    if chunk_size is None and (devices or jax.devices())[0].platform == "cpu":
-        chunk_size = CPU_CHUNK_SIZE
+    chunk_size = default_chunk_size(chunk_size, devices)
 
     return _solve_batch(metric, batch, devices, chunk_size, kwargs)
 

@@ -72,24 +72,30 @@ _SMALL_OPS = _BlockOps(_small_cholesky, _small_cho_solve, _matmul)
 _LAPACK_OPS = _BlockOps(jnp.linalg.cholesky, _lapack_cho_solve, _dot)
 
 
-def block_tridiagonal_solve(diag: Blocks, upper: UpperBlocks, rhs: Points) -> Points:
+def block_tridiagonal_solve(
+    diag: Blocks, upper: UpperBlocks, rhs: Points, *, sequential_max: int | None = None
+) -> Points:
     r"""Solve $H x = r$ for a symmetric positive-definite block-tridiagonal $H$
     (diagonal blocks `diag`, super-diagonal blocks `upper`, sub-diagonal `upper`ᵀ) in
     $O(n D^3)$: block cyclic reduction halves the system level by level with batched
     operations until `SEQUENTIAL_MAX` blocks are left, which block Cholesky elimination
-    solves in two short scans. Both are block Gaussian elimination (in different
-    orders), so the result is NaN exactly when $H$ is not positive definite. Reduction
-    shortens the sequential loops (microseconds of overhead per iteration on CPU, a
-    kernel launch on GPU); stopping it early keeps compile times short."""
+    solves in two scans. Both are block Gaussian elimination (in different orders), so
+    the result is NaN exactly when $H$ is not positive definite. On accelerators,
+    reduction shortens the sequential loops (a kernel launch per iteration); on CPU an
+    iteration costs about a microsecond, as much as a reduction level per block, and
+    each level adds about 0.3 s of compile time, so the CPU solves by the scans alone.
+    `sequential_max` overrides that choice (the number of blocks left to the scans)."""
     ops = _SMALL_OPS if diag.shape[-1] <= SMALL_DIM else _LAPACK_OPS
     zero = jnp.zeros_like(diag[:1])
     # Row i: lower[i] x_{i-1} + diag[i] x_i + upper[i] x_{i+1} = rhs[i].
     lower = jnp.concatenate([zero, jnp.swapaxes(upper, 1, 2)])
     upper = jnp.concatenate([upper, zero])
-    return _cyclic_reduction(ops, lower, diag, upper, rhs)
+    if sequential_max is None:
+        sequential_max = diag.shape[0] if jax.default_backend() == "cpu" else SEQUENTIAL_MAX
+    return _cyclic_reduction(ops, sequential_max, lower, diag, upper, rhs)
 
 
-SEQUENTIAL_MAX = 32  # from here on down, two scans: cheaper to compile than more levels
+SEQUENTIAL_MAX = 32  # on accelerators, from here on down two scans
 
 
 def _sequential_solve(ops: _BlockOps, diag, upper, rhs):
@@ -119,17 +125,18 @@ def _sequential_solve(ops: _BlockOps, diag, upper, rhs):
     return jnp.concatenate([xs, x_last[None]])
 
 
-def _cyclic_reduction(ops: _BlockOps, lower, diag, upper, rhs):
+def _cyclic_reduction(ops: _BlockOps, sequential_max: int, lower, diag, upper, rhs):
     """One level: eliminate the even rows (a batched block solve), recurse on the odd
     rows' Schur complement, then recover the even unknowns."""
     n = diag.shape[0]
-    if n <= SEQUENTIAL_MAX:
+    if n <= sequential_max:
         return _sequential_solve(ops, diag, upper[:-1], rhs)
     if n % 2 == 0:  # append a decoupled row x = 0, so the first and last rows are even
         eye = jnp.eye(diag.shape[-1], dtype=diag.dtype)[None]
         zero = jnp.zeros_like(diag[:1])
         x = _cyclic_reduction(
             ops,
+            sequential_max,
             jnp.concatenate([lower, zero]),
             jnp.concatenate([diag, eye]),
             jnp.concatenate([upper, zero]),
@@ -149,6 +156,7 @@ def _cyclic_reduction(ops: _BlockOps, lower, diag, upper, rhs):
     lo, do, uo, ro = lower[1::2], diag[1::2], upper[1::2], rhs[1::2]
     x_odd = _cyclic_reduction(
         ops,
+        sequential_max,
         -mm(lo, inv_lower[:-1]),
         do - mm(lo, inv_upper[:-1]) - mm(uo, inv_lower[1:]),
         -mm(uo, inv_upper[1:]),
