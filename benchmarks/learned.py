@@ -162,14 +162,15 @@ def w7(repeats: int = 3, smoke: bool = False) -> list[dict]:
         scale=images.std(0) + 0.05,
     )
     print(f"W7: trained the digits score in {time.perf_counter() - start:.1f} s", flush=True)
+    decoder_dim = 16 if smoke else 784
     cases = {
         "digits, 64-D Stein metric of an MLPScore": (
             jg.SteinMetric(score, damping=1.0),
             jnp.asarray(images[0]),
             jnp.asarray(images[10]),
         ),
-        "784-D decoder pullback (latent 2-D)": (
-            jg.PullbackMetric(_w3_decoder(784 if not smoke else 16)),
+        f"{decoder_dim}-D decoder pullback (latent 2-D)": (
+            jg.PullbackMetric(_w3_decoder(decoder_dim)),
             jnp.asarray(problems.W3_Z0),
             jnp.asarray(problems.W3_Z1),
         ),
