@@ -52,9 +52,8 @@ def _w1_methods(num_points: int, smoke: bool) -> dict:
         "geodesic_bvp, default (EnergyNewton, 64-point polyline)": lambda a, b: (
             jg.geodesic_bvp(m, a, b, **kw).length
         ),
-        "distance, default (Richardson: two Newton polylines, extrapolated)": lambda a, b: (
-            jg.distance(m, a, b, **kw)
-        ),
+        "distance, default (Richardson: Newton polylines of 128 and 256 segments, "
+        "extrapolated)": lambda a, b: jg.distance(m, a, b),
         "distance(solver=Shooting()) (multiple shooting of the ODE)": lambda a, b: jg.distance(
             m, a, b, solver=jg.Shooting()
         ),
@@ -90,7 +89,7 @@ def w2_references(pairs: np.ndarray, smoke: bool = False) -> np.ndarray:
 W2_SETTINGS = {
     "geodesic_bvp_batch, default (chunks of 16 pairs on CPU)": {},
     "geodesic_bvp_batch(chunk_size=B) (one vmap over all pairs)": dict(chunk_size=-1),
-    "distance, default (Richardson), in chunks of 16": dict(distance=True),
+    "distance, default (Richardson, 128 and 256 segments), in chunks of 16": dict(distance=True),
 }
 
 
@@ -110,7 +109,7 @@ def w2(
         def solve(x0s, x1s, kwargs=kwargs):
             if kwargs.get("distance"):
                 lengths = jax.lax.map(
-                    lambda p: jg.distance(m, *p, num_points=num_points, throw=False),
+                    lambda p: jg.distance(m, *p, throw=False),
                     (x0s, x1s),
                     batch_size=16,
                 )
