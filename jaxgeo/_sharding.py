@@ -44,7 +44,7 @@ def sharded_map(
     # doubles the compile time of a solver.
     per_device = -(-size // len(devices))
     if chunk_size is not None:
-        chunk_size = min(chunk_size, per_device)
+        chunk_size = max(1, min(chunk_size, per_device))
         per_device = -(-per_device // chunk_size) * chunk_size
     padding = per_device * len(devices) - size
     batch = jtu.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padding, axis=0)]), batch)

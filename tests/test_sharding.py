@@ -42,6 +42,33 @@ def test_geodesic_bvp_batch_equals_loop():
                 np.testing.assert_allclose(batch.length[i], one.length, rtol=1e-12)
 
 
+@pytest.mark.slow
+def test_batched_entry_points_compile_once_per_structure():
+    # New points of the same shapes reuse the compiled programs: nothing is compiled again.
+    compiles = []
+
+    def record(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(record)
+    metric = jg.MatrixMetric(lambda x: jnp.eye(2, dtype=x.dtype) * (1 + x[0] ** 2))
+    points = jnp.asarray(np.random.default_rng(1).normal(size=(5, 2)))
+    moved, reversed_ = points + 0.5, points[::-1]
+    try:
+        for call in (
+            lambda xs: jg.pairwise_distances(metric, xs, num_points=9),
+            lambda xs: jg.geodesic_bvp_batch(metric, xs, reversed_, num_points=9).length,
+        ):
+            first = call(points)
+            count = len(compiles)
+            second = call(moved)
+            assert len(compiles) == count
+            assert np.all(np.isfinite(first)) and np.all(np.isfinite(second))
+    finally:
+        jax.monitoring.unregister_event_duration_listener(record)
+
+
 def test_batch_bad_input():
     m = _stein()
     with pytest.raises(ValueError, match=r"one shape \(B, D\), got \(3, 2\) and \(2, 2\)"):
