@@ -182,7 +182,7 @@ def w7(repeats: int = 3, smoke: bool = False) -> list[dict]:
         gap = abs(_reference(metric, a, b, coarse) - reference) / reference
         print(f"W7 {case}: reference length {reference:.12f} (half the segments: {gap:.1e})")
         calls = _length_calls(metric, a, b)
-        if a.shape[0] > 8:  # the default there is L-BFGS: Newton's dense blocks for comparison
+        if a.shape[0] > 8 and not smoke:  # the default there is L-BFGS: Newton for comparison
             calls["geodesic_bvp(solver=EnergyNewton())"] = lambda: (
                 jg.geodesic_bvp(metric, a, b, solver=jg.EnergyNewton()).length
             )
