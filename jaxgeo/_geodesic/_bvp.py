@@ -14,8 +14,9 @@ from ._base import AbstractBoundarySolver, BoundaryProblem
 from ._default import default_polyline_solver
 
 
-# Pairs vmapped together per device on CPU (W2 of `python -m benchmarks`: 1.2-1.8x the
-# throughput of one vmap over 256 pairs, since a chunk stops with its slowest pair).
+# Pairs vmapped together per device on CPU: bounded memory at no cost in throughput (W2
+# of `python -m benchmarks`: chunks of 16, 64 and 256 pairs all about 1,800 geodesics/s,
+# a chunk's loop stopping with its slowest pair, vectorising wider gaining as much).
 CPU_CHUNK_SIZE = 16
 
 
@@ -155,10 +156,10 @@ def geodesic_bvp_batch(
     batch is sharded evenly over `devices` (default: all of `jax.devices()`; after
     `jax.distributed.initialize()`, every host's) with `jax.shard_map`, and on each
     device vmapped over `chunk_size` pairs at a time. Under `vmap` a chunk's solver
-    loop runs until its slowest pair has converged, so on CPU, where vectorising wider
-    gains little, chunks of 16 pairs (the default there) give 1.2–1.8× the geodesics
-    per second of one vmap over 256 pairs (measured on W2 of `python -m benchmarks`);
-    on GPU and TPU the default is all of a device's pairs at once.
+    loop runs until its slowest pair has converged; on CPU, chunks of 16 pairs (the
+    default there) bound memory at the same throughput as one vmap over 256 pairs
+    (measured on W2 of `python -m benchmarks`); on GPU and TPU the default is all of a
+    device's pairs at once. One compiled program per metric structure and batch shape.
 
     **Arguments:** `x0s`, `x1s` of shape `(B, D)`; `init` (optional) initial curves of
     shape `(B, num_points, D)`, e.g. `jax.vmap` of [`jaxgeo.graph_geodesic`][];
