@@ -396,20 +396,6 @@ def _piecewise_linear_length(metric, curve: np.ndarray, pieces: int = 32) -> flo
     return float(jg.curve_length(metric, np.concatenate([points, curve[-1:]])))
 
 
-def _learned_rows(rows: list[dict]) -> list[list]:
-    return [
-        [
-            "jaxgeo",
-            r["call"],
-            r["compile_s"],
-            _ms(r["run_s"]),
-            r["error"],
-            "",
-        ]
-        for r in rows
-    ]
-
-
 def section_w6(report: Report, repeats: int, peers) -> None:
     report("## W6: a learned metric, the Stein metric of an `MLPScore` on a 2-D ring\n")
     out = learned.w6(repeats)
@@ -424,7 +410,9 @@ def section_w6(report: Report, repeats: int, peers) -> None:
         "torch; the length of their 64-point curve measured as a piecewise-linear curve "
         "with every segment cut in 32.\n"
     )
-    rows = _learned_rows(out["rows"])
+    rows = [
+        ["jaxgeo", r["call"], r["compile_s"], _ms(r["run_s"]), r["error"], ""] for r in out["rows"]
+    ]
     bvp = next(r for r in out["rows"] if r["call"].startswith("geodesic_bvp"))
     score_weights = _score_weights(out["score"])
     metric = jg.SteinMetric(out["score"], damping=1.0)
@@ -588,10 +576,9 @@ def main(
     jax.clear_caches()
     section_w4(report, repeats, available)
     jax.clear_caches()
-    if not smoke:
+    if not smoke:  # W6 and W7 train networks: their smoke test is benchmarks.learned's
         section_w5(report, repeats, bool(available))
         jax.clear_caches()
-    if not smoke:  # W6 and W7 train networks: their smoke test is benchmarks.learned's
         section_w6(report, repeats, available)
         jax.clear_caches()
         section_w7(report, repeats)

@@ -40,6 +40,7 @@ import jaxgeo as jg
 
 from . import problems
 from .report import command_line, enable_compilation_cache, markdown_table, timed
+from .workloads import w3_decoder
 
 
 TIGHT = jg.EnergyNewton(rtol=1e-12, atol=1e-12)
@@ -138,16 +139,6 @@ def w6(repeats: int = 3, smoke: bool = False) -> dict:
     return dict(rows=rows, reference=reference, shooting_gap=gap, score=score, pair=(a, b))
 
 
-def _w3_decoder(dim: int):
-    w = {k: jnp.asarray(v, jnp.float64) for k, v in problems.decoder_weights(dim).items()}
-
-    def decoder(z):
-        h = jnp.tanh(w["W1"] @ z + w["b1"])
-        return w["W3"] @ jnp.tanh(w["W2"] @ h + w["b2"]) + w["b3"]
-
-    return decoder
-
-
 def w7(repeats: int = 3, smoke: bool = False) -> list[dict]:
     """W7: rows (case, call, compile_s, run_s, error) for the 64-D digits Stein metric
     and the 784-D decoder pullback, each with its reference and the reference's own
@@ -172,7 +163,7 @@ def w7(repeats: int = 3, smoke: bool = False) -> list[dict]:
             jnp.asarray(images[10]),
         ),
         f"{decoder_dim}-D decoder pullback (latent 2-D)": (
-            jg.PullbackMetric(_w3_decoder(decoder_dim)),
+            jg.PullbackMetric(w3_decoder(decoder_dim, jnp.float64)),
             jnp.asarray(problems.W3_Z0),
             jnp.asarray(problems.W3_Z1),
         ),

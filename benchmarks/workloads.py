@@ -135,7 +135,7 @@ def w2(
     return rows
 
 
-def _decoder(dim: int, dtype=jnp.float32):
+def w3_decoder(dim: int, dtype=jnp.float32):
     w = {k: jnp.asarray(v, dtype) for k, v in problems.decoder_weights(dim).items()}
 
     def decoder(z):
@@ -148,7 +148,7 @@ def _decoder(dim: int, dtype=jnp.float32):
 def w3_energy(dim: int, repeats: int) -> list[dict]:
     """One curve energy and its gradient w.r.t. the 64 curve points, float32, against
     the floor: one forward and one backward pass of the decoder over the 64 points."""
-    decoder = _decoder(dim)
+    decoder = w3_decoder(dim)
     curve = jnp.asarray(problems.w3_curve())
     pullback = jg.PullbackMetric(decoder)
 
@@ -179,7 +179,7 @@ def w3_energy(dim: int, repeats: int) -> list[dict]:
 
 
 def w3_geodesic(repeats: int, dim: int = problems.W3_GEODESIC_DIM) -> list[dict]:
-    pullback = jg.PullbackMetric(_decoder(dim, jnp.float64))
+    pullback = jg.PullbackMetric(w3_decoder(dim, jnp.float64))
     z0, z1 = jnp.asarray(problems.W3_Z0), jnp.asarray(problems.W3_Z1)
     rows = []
     for setting, energy in (
