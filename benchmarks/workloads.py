@@ -87,9 +87,9 @@ def w2_references(pairs: np.ndarray, smoke: bool = False) -> np.ndarray:
 
 
 W2_SETTINGS = {
-    "geodesic_bvp_batch, default (chunks of 16 pairs on CPU)": {},
+    "geodesic_bvp_batch, default (one pair at a time on CPU)": {},
     "geodesic_bvp_batch(chunk_size=B) (one vmap over all pairs)": dict(chunk_size=-1),
-    "distance, default (Richardson, 128 and 256 segments), in chunks of 16": dict(distance=True),
+    "distance, default (Richardson, 128 and 256 segments), one pair at a time": dict(distance=True),
 }
 
 
@@ -108,11 +108,8 @@ def w2(
 
         def solve(x0s, x1s, kwargs=kwargs):
             if kwargs.get("distance"):
-                lengths = jax.lax.map(
-                    lambda p: jg.distance(m, *p, throw=False),
-                    (x0s, x1s),
-                    batch_size=16,
-                )
+                # One pair at a time, as `pairwise_distances` does on CPU.
+                lengths = jax.lax.map(lambda p: jg.distance(m, *p, throw=False), (x0s, x1s))
                 return lengths, jnp.isfinite(lengths), jnp.zeros(len(lengths), int)
             sol = jg.geodesic_bvp_batch(
                 m, x0s, x1s, num_points=num_points, devices=devices, **kwargs

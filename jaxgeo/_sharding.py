@@ -52,6 +52,8 @@ def sharded_map(
     def local(block):
         if chunk_size is None:
             return jax.vmap(fn)(block)
+        if chunk_size == 1:  # one element at a time: no vmap, so no batched loops
+            return jax.lax.map(fn, block)
         return jax.lax.map(fn, block, batch_size=chunk_size)
 
     if len(devices) == 1:

@@ -24,7 +24,7 @@ def test_geodesic_bvp_batch_equals_loop():
     pairs = jnp.asarray(np.random.default_rng(0).uniform(-4, 4, size=(5, 2, 2)))
     inits = jax.vmap(lambda p: jg.straight_line(p[0], p[1], 16) + 0.01)(pairs)
     for init in (None, inits):
-        for chunk_size in (None, 2):
+        for chunk_size in (None, 1, 2):  # vmap all, one at a time, chunks
             batch = jg.geodesic_bvp_batch(
                 m, pairs[:, 0], pairs[:, 1], init=init, num_points=16, chunk_size=chunk_size
             )

@@ -14,10 +14,13 @@ from ._base import AbstractBoundarySolver, BoundaryProblem
 from ._default import default_polyline_solver
 
 
-# Pairs vmapped together per device on CPU: bounded memory at no cost in throughput (W2
-# of `python -m benchmarks`: chunks of 16, 64 and 256 pairs all about 1,800 geodesics/s,
-# a chunk's loop stopping with its slowest pair, vectorising wider gaining as much).
-CPU_CHUNK_SIZE = 16
+# Pairs solved together per device on CPU: one at a time. A solve already vectorises over
+# its polyline, so vmapping pairs gains nothing on a CPU, while a vmapped chunk's loops
+# run until its slowest pair has converged. Measured (W2 of `python -m benchmarks`,
+# Part II, 1,024 pairs): one at a time 2,400 geodesics/s and 3.1 s compile, chunks of 16
+# 1,770/s and 3.7 s; W6 (a score network), a 30 x 30 `pairwise_distances`: 7.7 s
+# against 9.4 s after compiling.
+CPU_CHUNK_SIZE = 1
 
 
 def default_chunk_size(chunk_size: int | None, devices: Sequence[jax.Device] | None) -> int | None:
@@ -156,10 +159,11 @@ def geodesic_bvp_batch(
     batch is sharded evenly over `devices` (default: all of `jax.devices()`; after
     `jax.distributed.initialize()`, every host's) with `jax.shard_map`, and on each
     device vmapped over `chunk_size` pairs at a time. Under `vmap` a chunk's solver
-    loop runs until its slowest pair has converged; on CPU, chunks of 16 pairs (the
-    default there) bound memory at the same throughput as one vmap over 256 pairs
-    (measured on W2 of `python -m benchmarks`); on GPU and TPU the default is all of a
-    device's pairs at once. One compiled program per metric structure and batch shape.
+    loop runs until its slowest pair has converged; on CPU the default is one pair at a
+    time (a solve is already vectorised along its polyline there, and pairs then stop
+    when they converge: 1.3x the throughput of chunks of 16 on W2 of
+    `python -m benchmarks`); on GPU and TPU it is all of a device's pairs at once. One
+    compiled program per metric structure and batch shape.
 
     **Arguments:** `x0s`, `x1s` of shape `(B, D)`; `init` (optional) initial curves of
     shape `(B, num_points, D)`, e.g. `jax.vmap` of [`jaxgeo.graph_geodesic`][];

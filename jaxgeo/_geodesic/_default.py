@@ -3,8 +3,10 @@ from ._energy import EnergyDescent
 from ._newton import EnergyNewton
 
 
-# A Newton step differentiates the metric along 2D + 1 directions at every segment
-# (forward-over-reverse) where an L-BFGS step needs one gradient, and the ratio of
+# A Newton step differentiates the metric along D + 1 directions at every segment
+# (forward-over-reverse; 2D + 1 when the table below was measured, before the midpoint
+# rule's Hessian went through (midpoint, difference): W6 bvp 12 -> 7 ms since) where an
+# L-BFGS step needs one gradient, and the ratio of
 # L-BFGS to Newton iterations grows only slowly with D (about 4-40 measured), so the
 # metric's cost cancels and D decides. Measured (64-point geodesics, float64, 2-core
 # CPU, run time after compiling, Newton / L-BFGS): Part II Gaussian D = 2: 1.2 / 10.5 ms;
