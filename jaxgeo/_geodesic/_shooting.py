@@ -40,13 +40,20 @@ DIVERGENCE_RATE = 2.0
 
 def _flow(metric: AbstractMetric, state, duration, tol: float, max_steps: int, saveat):
     """The geodesic flow of `state = (x, v)` over `duration`."""
-    # DirectAdjoint: Newton needs forward mode, gradients of the result reverse mode.
+    # DirectAdjoint: the solution's gradients, forward and reverse mode.
     controller = dfx.PIDController(rtol=tol, atol=tol, dtmin=ODE_MIN_STEP * duration)
     x, v = state
     sol = geodesic_flow(
         metric, x, v, duration, dfx.Tsit5(), controller, saveat, max_steps, dfx.DirectAdjoint()
     )
     return sol.ys
+
+
+def _segments_field(t, state, metric: AbstractMetric):
+    """The geodesic vector field of every segment's state at once."""
+    del t
+    x, v = state
+    return v, jax.vmap(metric.geodesic_acceleration)(x, v)
 
 
 class _ShootingArgs(eqx.Module):
@@ -68,6 +75,47 @@ class _ShootingArgs(eqx.Module):
             dfx.SaveAt(t1=True),
         )
         return _finite(jnp.concatenate([end[0][0], end[1][0]]))
+
+    def segment_ends_and_jacobians(
+        self, starts: Float[Array, "segments twice_dim"]
+    ) -> tuple[Float[Array, "segments twice_dim"], Float[Array, "segments twice_dim twice_dim"]]:
+        r"""Every segment's end state and flow Jacobian $\Phi_k$, from one integration of
+        all segments together (one step size, every component within the tolerances:
+        max norm) pushed forward along the $2D$ unit tangents, each applied to all
+        segments at once (the flows are independent, so one tangent gives every
+        segment's column). Forward mode only (`diffrax.ForwardMode`, a plain loop): the
+        iterates are not differentiated, gradients go through the root. One loop, not a
+        vmap of per-segment loops, is much cheaper to trace and compile."""
+        num_segments, twice_dim = starts.shape
+        dim = twice_dim // 2
+        duration = 1 / num_segments
+        controller = dfx.PIDController(
+            rtol=self.tol, atol=self.tol, dtmin=ODE_MIN_STEP * duration, norm=optx.max_norm
+        )
+
+        def ends(starts):
+            sol = dfx.diffeqsolve(
+                dfx.ODETerm(_segments_field),
+                dfx.Tsit5(),
+                t0=0.0,
+                t1=duration,
+                dt0=None,
+                y0=(starts[:, :dim], starts[:, dim:]),
+                args=self.metric,
+                saveat=dfx.SaveAt(t1=True),
+                stepsize_controller=controller,
+                max_steps=self.max_ode_steps,
+                adjoint=dfx.ForwardMode(),
+                throw=False,
+            )
+            x, v = sol.ys
+            return _finite(jnp.concatenate([x[0], v[0]], axis=1))
+
+        basis = jnp.broadcast_to(
+            jnp.eye(twice_dim, dtype=starts.dtype)[:, None], (twice_dim, *starts.shape)
+        )
+        values, columns = jax.vmap(lambda t: jax.jvp(ends, (starts,), (t,)))(basis)
+        return values[0], jnp.moveaxis(columns, 0, -1)
 
     def starts(self, y: Unknowns) -> Float[Array, "segments twice_dim"]:
         xs_inner, vs = y
@@ -162,9 +210,7 @@ class _ShootingNewton(TerminateOnState, optx.AbstractRootFinder):
     def step(self, fn, y, args, options, state, tags):
         del fn, options, tags
         num_segments, dim = y[1].shape
-        jacobians, ends = jax.vmap(
-            jax.jacfwd(lambda s: (args.segment_end(s, num_segments),) * 2, has_aux=True)
-        )(args.starts(y))
+        ends, jacobians = args.segment_ends_and_jacobians(args.starts(y))
         mismatch_x, mismatch_v = args.mismatch(y, ends)
         rhs = jnp.concatenate(
             [
