@@ -14,20 +14,26 @@ from ._base import AbstractBoundarySolver, BoundaryProblem
 from ._default import default_polyline_solver
 
 
-# Pairs solved together per device on CPU: one at a time. A solve already vectorises over
-# its polyline, so vmapping pairs gains nothing on a CPU, while a vmapped chunk's loops
-# run until its slowest pair has converged. Measured (W2 of `python -m benchmarks`,
-# Part II, 1,024 pairs): one at a time 2,400 geodesics/s and 3.1 s compile, chunks of 16
-# 1,770/s and 3.7 s; W6 (a score network), a 30 x 30 `pairwise_distances`: 7.7 s
-# against 9.4 s after compiling.
+# Pairs solved together per device on CPU. With one CPU device, one at a time: a solve
+# already vectorises over its polyline, so vmapping pairs gains nothing, while a vmapped
+# chunk's loops run until its slowest pair has converged. Measured (W2 of
+# `python -m benchmarks`, Part II): one at a time 3,400 geodesics/s and 3.1 s compile,
+# chunks of 16 1,770/s and 3.7 s; W6 (a score network), a 30 x 30 `pairwise_distances`:
+# 7.7 s against 9.4 s after compiling. With several host devices
+# (`--xla_force_host_platform_device_count`), each loop iteration costs far more, and
+# chunks of 16 win: two devices, W2, one at a time 1,070/s, chunks of 4 1,470/s, of 16
+# 4,670/s, of 64 3,050/s.
 CPU_CHUNK_SIZE = 1
+CPU_MULTI_DEVICE_CHUNK_SIZE = 16
 
 
 def default_chunk_size(chunk_size: int | None, devices: Sequence[jax.Device] | None) -> int | None:
-    """`chunk_size`, else `CPU_CHUNK_SIZE` on CPU and all of a device's pairs at once
-    (`None`) on accelerators."""
-    if chunk_size is None and (devices or jax.devices())[0].platform == "cpu":
-        return CPU_CHUNK_SIZE
+    """`chunk_size`, else on CPU `CPU_CHUNK_SIZE` (one device) or
+    `CPU_MULTI_DEVICE_CHUNK_SIZE` (several), and all of a device's pairs at once (`None`)
+    on accelerators."""
+    devices = jax.devices() if devices is None else list(devices)
+    if chunk_size is None and devices[0].platform == "cpu":
+        return CPU_CHUNK_SIZE if len(devices) == 1 else CPU_MULTI_DEVICE_CHUNK_SIZE
     return chunk_size
 
 
@@ -159,10 +165,11 @@ def geodesic_bvp_batch(
     batch is sharded evenly over `devices` (default: all of `jax.devices()`; after
     `jax.distributed.initialize()`, every host's) with `jax.shard_map`, and on each
     device vmapped over `chunk_size` pairs at a time. Under `vmap` a chunk's solver
-    loop runs until its slowest pair has converged; on CPU the default is one pair at a
-    time (a solve is already vectorised along its polyline there, and pairs then stop
-    when they converge: 1.3x the throughput of chunks of 16 on W2 of
-    `python -m benchmarks`); on GPU and TPU it is all of a device's pairs at once. One
+    loop runs until its slowest pair has converged; on one CPU device the default is one
+    pair at a time (a solve is already vectorised along its polyline there, and pairs
+    then stop when they converge: 1.9x the throughput of chunks of 16 on W2 of
+    `python -m benchmarks`), on several host devices chunks of 16 (there each loop
+    iteration costs more); on GPU and TPU it is all of a device's pairs at once. One
     compiled program per metric structure and batch shape.
 
     **Arguments:** `x0s`, `x1s` of shape `(B, D)`; `init` (optional) initial curves of
