@@ -18,6 +18,8 @@ def check_point(x: Array, name: str = "x", dim: int | None = None) -> None:
             f"{name} must be a single point of shape (dim,), got shape {shape}. "
             "jaxgeo functions act on one point: batch with jax.vmap."
         )
+    if shape[0] == 0:
+        raise ValueError(f"{name} must have at least one coordinate, got shape {shape}")
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise ValueError(f"{name} must have a floating dtype, got {jnp.result_type(x)}")
     if dim is not None and shape[0] != dim:

@@ -130,3 +130,16 @@ def test_log_density_must_be_scalar():
 def test_curve_of_wrong_shape(shape):
     with pytest.raises(ValueError, match="num_points >= 2"):
         jg.curve_length(jg.Euclidean(2), jnp.zeros(shape))
+
+
+def test_points_without_coordinates():
+    metric = jg.MatrixMetric(lambda x: jnp.eye(x.shape[0], dtype=x.dtype))
+    with pytest.raises(ValueError, match="at least one coordinate"):
+        jg.geodesic_bvp(metric, jnp.zeros(0), jnp.zeros(0))
+
+
+def test_ivp_backwards_in_time_has_a_positive_length():
+    sol = jg.geodesic_ivp(jg.Euclidean(2), jnp.zeros(2), jnp.array([3.0, 4.0]), t1=-1.0)
+    assert sol.result == jg.RESULTS.successful
+    assert jnp.allclose(sol.xs[-1], jnp.array([-3.0, -4.0]))
+    assert jnp.allclose(sol.length, 5.0) and jnp.allclose(sol.energy, 12.5)

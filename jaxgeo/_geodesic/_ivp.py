@@ -117,8 +117,9 @@ def geodesic_ivp(
         ts=sol.ts,
         xs=xs,
         vs=vs,
-        length=t1 * speed0,
-        energy=0.5 * t1 * speed0**2,
+        # Over [0, t1] or, backwards in time, [t1, 0]: a length is never negative.
+        length=jnp.abs(t1) * speed0,
+        energy=0.5 * jnp.abs(t1) * speed0**2,
         result=result,
         stats=dict(
             num_steps=sol.stats["num_steps"],
