@@ -1,5 +1,6 @@
 """Score networks, score-matching losses and the training loop (checkpoints, resume)."""
 
+import shutil
 from functools import partial
 
 import equinox as eqx
@@ -121,6 +122,71 @@ def test_resume_gives_identical_parameters(tmp_path):
     # Same seed, same result, with or without checkpoints and whatever the chunking.
     again = jg.train.fit(loss, model, data, num_steps=200, **dict(kwargs, steps_per_chunk=40))
     assert tree_allclose(again.model, straight.model, rtol=0, atol=0)
+
+
+def _flip_bytes(path, start, count=64):
+    data = bytearray(path.read_bytes())
+    data[start : start + count] = bytes(b ^ 0xFF for b in data[start : start + count])
+    path.write_bytes(bytes(data))
+
+
+CORRUPTIONS = {
+    # 64 bytes flipped inside the state (same size): parameters silently wrong before.
+    "state bytes flipped": (
+        lambda d: _flip_bytes(d / "state-20.eqx", (d / "state-20.eqx").stat().st_size // 2),
+        "corrupted",
+    ),
+    # The losses' payload overwritten (the header intact).
+    "losses payload overwritten": (
+        lambda d: _flip_bytes(d / "losses-20.npy", 200, 16),
+        "corrupted",
+    ),
+    "state truncated": (
+        lambda d: (d / "state-20.eqx").write_bytes(
+            (d / "state-20.eqx").read_bytes()[: (d / "state-20.eqx").stat().st_size // 2]
+        ),
+        "corrupted",
+    ),
+    "state missing": (lambda d: (d / "state-20.eqx").unlink(), "corrupted"),
+    "checkpoint.json not JSON": (
+        lambda d: (d / "checkpoint.json").write_text('{"step": 20 "state"'),
+        "damaged: not JSON",
+    ),
+    "checkpoint.json without fields": (
+        lambda d: (d / "checkpoint.json").write_text("[]"),
+        "damaged: fields missing",
+    ),
+}
+
+
+def test_damaged_checkpoints_are_refused_and_kept(tmp_path):
+    """A checkpoint whose files changed after they were committed (checked by SHA-256)
+    or whose `checkpoint.json` is unreadable is refused with an error that names the
+    file, and nothing is overwritten."""
+    loss = partial(jg.train.denoising_score_matching, sigma=0.2)
+    kwargs = dict(
+        optimizer=optax.adam(1e-3),
+        num_steps=20,
+        batch_size=8,
+        key=jax.random.key(0),
+        steps_per_chunk=10,
+        checkpoint_every=10,
+    )
+    data, model = gaussian_data(100), small_mlp(jax.random.key(0))
+    good = tmp_path / "good"
+    jg.train.fit(loss, model, data, checkpoint_dir=good, **kwargs)
+    assert jg.train.fit(loss, model, data, checkpoint_dir=good, **kwargs).resumed_from == 20
+    for k, (name, (damage, message)) in enumerate(CORRUPTIONS.items()):
+        directory = tmp_path / f"case{k}"
+        shutil.copytree(good, directory)
+        damage(directory)
+        before = {p.name: p.read_bytes() for p in directory.iterdir()}
+        with pytest.raises(ValueError, match=message):
+            jg.train.fit(loss, model, data, checkpoint_dir=directory, **kwargs)
+        assert {p.name: p.read_bytes() for p in directory.iterdir()} == before, name
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(ValueError, match="existing file, not a directory"):
+        jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "a-file", **kwargs)
 
 
 def test_bad_input(tmp_path):

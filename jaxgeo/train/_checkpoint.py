@@ -1,6 +1,7 @@
-"""Checkpoints of [`jaxgeo.train.fit`][]: atomic writes, and the checks that a checkpoint
-belongs to this run (same model and optimiser structure, data, key, batch size) before
-it is resumed."""
+"""Checkpoints of [`jaxgeo.train.fit`][]: atomic writes with the SHA-256 of every file,
+and the checks that a checkpoint is intact (its files unchanged since they were
+committed) and belongs to this run (same model and optimiser structure, data, key,
+batch size) before it is resumed."""
 
 import hashlib
 import json
@@ -55,6 +56,7 @@ def save_checkpoint(directory: Path, model, opt_state, step: int, key, losses, m
     """Atomic: the state and losses go to files named by the step, then
     `checkpoint.json`, which names them, is replaced in one `os.replace` (the commit).
     A crash at any point leaves the previous checkpoint complete and in use."""
+    check_directory(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state, losses_file = f"state-{step}.eqx", f"losses-{step}.npy"
     eqx.tree_serialise_leaves(
@@ -62,20 +64,69 @@ def save_checkpoint(directory: Path, model, opt_state, step: int, key, losses, m
     )
     np.save(directory / losses_file, np.asarray(losses))
     previous = committed_files(directory)
-    info = dict(meta, step=step, state=state, losses=losses_file)
+    sha256 = {name: file_sha256(directory / name) for name in (state, losses_file)}
+    info = dict(meta, step=step, state=state, losses=losses_file, sha256=sha256)
     (directory / "checkpoint.json.tmp").write_text(json.dumps(info, indent=1))
     os.replace(directory / "checkpoint.json.tmp", directory / "checkpoint.json")
     for name in previous - {state, losses_file}:
         (directory / name).unlink(missing_ok=True)
 
 
+def check_directory(directory: Path) -> None:
+    """Raise unless `directory` is a directory or does not exist yet."""
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(
+            f"fit: checkpoint_dir {directory} is an existing file, not a directory; pass "
+            "a directory (it is created if missing)"
+        )
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_info(directory: Path) -> dict:
+    """The committed checkpoint's `checkpoint.json`, or a clear error if unreadable."""
+    path = directory / "checkpoint.json"
+    try:
+        info = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        info = f"not JSON ({error})"
+    if not isinstance(info, dict) or not {"state", "losses", "step"} <= info.keys():
+        raise ValueError(
+            f"fit: {path} is damaged: {info if isinstance(info, str) else 'fields missing'}; "
+            "the checkpoint cannot be trusted. Delete the directory to start again. "
+            "Nothing was overwritten."
+        )
+    return info
+
+
 def committed_files(directory: Path) -> set[str]:
     """The files of the committed checkpoint in `directory` (none if there is none)."""
-    path = directory / "checkpoint.json"
-    if not path.exists():
+    check_directory(directory)
+    if not (directory / "checkpoint.json").exists():
         return set()
-    info = json.loads(path.read_text())
+    info = read_info(directory)
     return {info["state"], info["losses"]}
+
+
+def _verify_files(directory: Path, info: dict) -> None:
+    """Raise unless the checkpoint's files are those it committed (SHA-256)."""
+    for name, expected in info.get("sha256", {}).items():
+        path = directory / name
+        actual = file_sha256(path) if path.exists() else "missing"
+        if actual != expected:
+            raise ValueError(
+                f"fit: {path} is corrupted or was changed after it was written (its "
+                f"SHA-256 {actual[:16]}... differs from the committed {expected[:16]}...); "
+                "delete the directory to start again. Nothing was overwritten."
+            )
+    if "sha256" not in info:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} has no checksums (written by an older "
+            "jaxgeo), so it cannot be verified; delete it to start again."
+        )
 
 
 def _verify(directory: Path, info: dict, meta: dict) -> None:
@@ -113,8 +164,9 @@ def _verify(directory: Path, info: dict, meta: dict) -> None:
 def load_checkpoint(directory: Path, model, opt_state, key, meta: dict):
     """The model, optimiser state, step and losses of the checkpoint in `directory`,
     after checking that it belongs to this run (`meta`)."""
-    info = json.loads((directory / "checkpoint.json").read_text())
+    info = read_info(directory)
     _verify(directory, info, meta)
+    _verify_files(directory, info)
     model, opt_state, step, _ = eqx.tree_deserialise_leaves(
         directory / info["state"], (model, opt_state, jnp.asarray(0), key_data(key))
     )

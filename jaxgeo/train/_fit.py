@@ -71,8 +71,9 @@ def fit(
     - `checkpoint_dir`: where to write checkpoints (model, optimiser state, step, key
       and the losses so far) every `checkpoint_every` steps (a multiple of
       `steps_per_chunk`) and at the end. If it holds a checkpoint of this run, training
-      resumes from it; a checkpoint of another architecture or seed is an error, and
-      is never overwritten.
+      resumes from it; a checkpoint of another architecture or seed, or one whose
+      files changed after they were written (SHA-256 recorded in `checkpoint.json`)
+      or whose `checkpoint.json` is unreadable, is an error, and is never overwritten.
     - `progress`: show a progress bar; default: only on a terminal.
     - `trainable`: an Equinox filter (function or pytree of bools) choosing the
       trained leaves; the rest is frozen. Default: every inexact array.
