@@ -211,6 +211,18 @@ def test_bad_parameters_and_observations():
         mvn.log_prob(mvn.params(jnp.zeros(2), jnp.eye(2)), jnp.zeros(3))
     with pytest.raises(ValueError, match=r"covariance of shape \(2, 2\)"):
         mvn.params(jnp.zeros(2), jnp.eye(3))
+    # An indefinite or non-symmetric covariance: an error, also under jit (was NaN).
+    for cov, message in [
+        ([[1.0, 2.0], [2.0, 1.0]], "positive definite"),
+        ([[1.0, 0.5], [0.0, 1.0]], "symmetric"),
+    ]:
+        with pytest.raises(Exception, match=message):
+            mvn.params(jnp.zeros(2), jnp.array(cov))
+        with pytest.raises(Exception, match=message):
+            jax.jit(mvn.params)(jnp.zeros(2), jnp.array(cov))
+    np.testing.assert_allclose(
+        mvn.params(jnp.zeros(2), jnp.array([[4.0, 2.0], [2.0, 2.0]])), [0, 0, 2, 1, 1]
+    )
 
 
 def test_dirichlet_validates_num_classes():

@@ -43,8 +43,21 @@ class MultivariateNormal(AbstractFamily):
                 f"MultivariateNormal({self.dim}) needs a mean of shape ({self.dim},) and a "
                 f"covariance of shape ({self.dim}, {self.dim}), got {mean.shape}, {cov.shape}"
             )
+        asymmetry = jnp.max(jnp.abs(cov - cov.T)) > 1e3 * jnp.finfo(cov.dtype).eps * jnp.max(
+            jnp.abs(cov)
+        )
+        cov = eqx.error_if(
+            cov, asymmetry, f"MultivariateNormal({self.dim}).params: cov must be symmetric"
+        )
+        chol = jnp.linalg.cholesky(cov)
+        chol = eqx.error_if(
+            chol,
+            ~jnp.all(jnp.isfinite(chol)),
+            f"MultivariateNormal({self.dim}).params: cov must be positive definite (finite, "
+            "with positive eigenvalues); its Cholesky factorisation failed",
+        )
         rows, cols = np.tril_indices(self.dim)
-        return jnp.concatenate([mean, jnp.linalg.cholesky(cov)[rows, cols]])
+        return jnp.concatenate([mean, chol[rows, cols]])
 
     def _diag(self, eta):
         return jnp.diag(self.mean_cholesky(eta)[1])
