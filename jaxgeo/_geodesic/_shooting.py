@@ -14,7 +14,7 @@ from .._numerics import SHOOTING_TOL
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem, TerminateOnState
 from ._default import default_polyline_solver
-from ._ivp import geodesic_flow
+from ._ivp import geodesic_flow, geodesic_vector_field
 
 
 Segments = Float[Array, "segments dim"]
@@ -47,13 +47,6 @@ def _flow(metric: AbstractMetric, state, duration, tol: float, max_steps: int, s
         metric, x, v, duration, dfx.Tsit5(), controller, saveat, max_steps, dfx.DirectAdjoint()
     )
     return sol.ys
-
-
-def _segments_field(t, state, metric: AbstractMetric):
-    """The geodesic vector field of every segment's state at once."""
-    del t
-    x, v = state
-    return v, jax.vmap(metric.geodesic_acceleration)(x, v)
 
 
 class _ShootingArgs(eqx.Module):
@@ -95,7 +88,8 @@ class _ShootingArgs(eqx.Module):
 
         def ends(starts):
             sol = dfx.diffeqsolve(
-                dfx.ODETerm(_segments_field),
+                # The geodesic vector field of every segment's state at once.
+                dfx.ODETerm(jax.vmap(geodesic_vector_field, in_axes=(None, 0, None))),
                 dfx.Tsit5(),
                 t0=0.0,
                 t1=duration,

@@ -113,7 +113,12 @@ def committed_files(directory: Path) -> set[str]:
 
 def _verify_files(directory: Path, info: dict) -> None:
     """Raise unless the checkpoint's files are those it committed (SHA-256)."""
-    for name, expected in info.get("sha256", {}).items():
+    if "sha256" not in info:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} has no checksums (written by an older "
+            "jaxgeo), so it cannot be verified; delete it to start again."
+        )
+    for name, expected in info["sha256"].items():
         path = directory / name
         actual = file_sha256(path) if path.exists() else "missing"
         if actual != expected:
@@ -122,11 +127,6 @@ def _verify_files(directory: Path, info: dict) -> None:
                 f"SHA-256 {actual[:16]}... differs from the committed {expected[:16]}...); "
                 "delete the directory to start again. Nothing was overwritten."
             )
-    if "sha256" not in info:
-        raise ValueError(
-            f"fit: the checkpoint in {directory} has no checksums (written by an older "
-            "jaxgeo), so it cannot be verified; delete it to start again."
-        )
 
 
 def _verify(directory: Path, info: dict, meta: dict) -> None:
