@@ -160,15 +160,20 @@ def test_jit_equals_eager_and_no_retrace():
 _TOL = 1e-7
 
 
-def _length(cov, damping, x1):
-    metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), cov), damping=damping)
-    sol = jg.geodesic_bvp(
-        metric, STEIN_X0, x1, num_points=32, solver=jg.EnergyNewton(rtol=_TOL, atol=_TOL)
-    )
-    return sol.length
+@pytest.mark.parametrize(
+    "solver",
+    [
+        jg.EnergyNewton(rtol=_TOL, atol=_TOL),
+        # The implicit-function gradients of multiple shooting, also through the metric.
+        pytest.param(jg.Shooting(), marks=pytest.mark.slow),
+    ],
+    ids=["newton", "shooting"],
+)
+def test_gradient_matches_finite_differences(solver):
+    def _length(cov, damping, x1):
+        metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), cov), damping=damping)
+        return jg.geodesic_bvp(metric, STEIN_X0, x1, num_points=32, solver=solver).length
 
-
-def test_gradient_matches_finite_differences():
     cov = jnp.array([[1.0, 0.8], [0.8, 1.0]])
     damping = jnp.array(1.0)
     args = (cov, damping, STEIN_X1)

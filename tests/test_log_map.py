@@ -48,11 +48,14 @@ def test_shooting_bvp_is_the_exact_semicircle():
     speeds = jax.vmap(POINCARE.norm)(sol.xs, sol.vs)
     np.testing.assert_allclose(speeds, length, rtol=1e-9)
     assert float(sol.stats["residual"]) < 1e-10
-    # Reverse-mode gradient of the exact length through the implicit function theorem.
-    grad = jax.grad(
-        lambda b: jg.geodesic_bvp(POINCARE, x0, b, num_points=33, solver=jg.Shooting()).length
-    )(x1)
-    np.testing.assert_allclose(grad, jax.grad(poincare_distance, argnums=1)(x0, x1), rtol=1e-7)
+    # Reverse- and forward-mode gradients of the exact length through the implicit
+    # function theorem.
+    def length(a, b):
+        return jg.geodesic_bvp(POINCARE, a, b, num_points=33, solver=jg.Shooting()).length
+
+    expected = jax.grad(poincare_distance, argnums=(0, 1))(x0, x1)
+    for mode in (jax.grad, jax.jacfwd):
+        np.testing.assert_allclose(mode(length, argnums=(0, 1))(x0, x1), expected, rtol=1e-7)
 
 
 @pytest.mark.slow

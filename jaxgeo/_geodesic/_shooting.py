@@ -1,25 +1,25 @@
-from collections.abc import Callable
-
 import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import optimistix as optx
-from jaxtyping import Array, Bool, Float, Int, PyTree
+from jaxtyping import Array, Float, Int
 
 from .._custom_types import Point, Scalar
 from .._metric._base import AbstractMetric
 from .._numerics import SHOOTING_TOL
 from .._solution import GeodesicSolution, RESULTS
-from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem, TerminateOnState
+from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
-from ._ivp import geodesic_flow, geodesic_vector_field
+from ._ivp import geodesic_vector_field
 
 
 Segments = Float[Array, "segments dim"]
 Unknowns = tuple[Float[Array, "joins dim"], Segments]  # inner starts, start velocities
 Mismatch = tuple[Segments, Float[Array, "joins dim"]]  # ends, velocity joins
+Samples = tuple[Float[Array, "times segments dim"], Float[Array, "times segments dim"]]
+FlowJacobians = Float[Array, "segments twice_dim twice_dim"]
 
 # The segment flows are integrated this much tighter than Newton's tolerances, so that
 # integration error does not limit Newton's convergence.
@@ -34,100 +34,123 @@ NONFINITE_MISMATCH = 1e12
 # `atol` (relative to the chord's scale): Newton's own test is on the step size.
 RESIDUAL_FACTOR = 1e3
 # Newton diverges when a step is this much longer than the one before it (a quadratic
-# or even linear contraction would shrink it), as in optimistix's Newton.
+# or even linear contraction would shrink it).
 DIVERGENCE_RATE = 2.0
 
 
-def _flow(metric: AbstractMetric, state, duration, tol: float, max_steps: int, saveat):
-    """The geodesic flow of `state = (x, v)` over `duration`."""
-    # DirectAdjoint: the solution's gradients, forward and reverse mode.
-    controller = dfx.PIDController(rtol=tol, atol=tol, dtmin=ODE_MIN_STEP * duration)
-    x, v = state
-    sol = geodesic_flow(
-        metric, x, v, duration, dfx.Tsit5(), controller, saveat, max_steps, dfx.DirectAdjoint()
-    )
-    return sol.ys
+class _Segments(eqx.Module):
+    """The shooting problem: the metric, the end points, and how every segment's flow
+    is integrated (ODE tolerance and step budget) and sampled (at `save_times`: local
+    times within a segment's duration $1/K$, sorted, ending at $1/K$)."""
 
-
-class _ShootingArgs(eqx.Module):
     metric: AbstractMetric
     x0: Point
     x1: Point
+    save_times: Float[Array, " times"]
     tol: float
     max_ode_steps: int = eqx.field(static=True)
 
-    def segment_end(self, state: Float[Array, " twice_dim"], num_segments: int):
-        """Position and velocity (concatenated) at the end of a segment's flow."""
-        dim = state.shape[0] // 2
-        end = _flow(
-            self.metric,
-            (state[:dim], state[dim:]),
-            1 / num_segments,
-            self.tol,
-            self.max_ode_steps,
-            dfx.SaveAt(t1=True),
+    def _solve(self, field, starts, y0, saveat, adjoint, norm=optx.max_norm):
+        duration = 1 / starts.shape[0]
+        # One step size for all segments, every state component within the tolerances
+        # (max norm); a flow that keeps rejecting steps (into a singularity, or where
+        # the metric is NaN) stops at `dtmin` and fails instead of spinning.
+        controller = dfx.PIDController(
+            rtol=self.tol, atol=self.tol, dtmin=ODE_MIN_STEP * duration, norm=norm
         )
-        return _finite(jnp.concatenate([end[0][0], end[1][0]]))
+        return dfx.diffeqsolve(
+            dfx.ODETerm(field),
+            dfx.Tsit5(),
+            t0=0.0,
+            t1=duration,
+            dt0=None,
+            y0=y0,
+            args=self.metric,
+            saveat=saveat,
+            stepsize_controller=controller,
+            max_steps=self.max_ode_steps,
+            adjoint=adjoint,
+            throw=False,
+        ).ys
 
-    def segment_ends_and_jacobians(
+    def flows(self, starts: Float[Array, "segments twice_dim"]) -> Samples:
+        """Every segment's geodesic flow from its start state `(x, v)`, integrated
+        together (one loop, the vector field vmapped over segments) and sampled at
+        `save_times`: positions and velocities, shape `(times, segments, dim)`.
+        Differentiable in forward and reverse mode (`diffrax.DirectAdjoint`)."""
+        dim = starts.shape[1] // 2
+        return self._solve(
+            _segments_vector_field,
+            starts,
+            (starts[:, :dim], starts[:, dim:]),
+            dfx.SaveAt(ts=self.save_times),
+            dfx.DirectAdjoint(),
+        )
+
+    def flows_and_jacobians(
         self, starts: Float[Array, "segments twice_dim"]
-    ) -> tuple[Float[Array, "segments twice_dim"], Float[Array, "segments twice_dim twice_dim"]]:
-        r"""Every segment's end state and flow Jacobian $\Phi_k$, from one integration of
-        all segments together (one step size, every component within the tolerances:
-        max norm) pushed forward along the $2D$ unit tangents, each applied to all
-        segments at once (the flows are independent, so one tangent gives every
-        segment's column). Forward mode only (`diffrax.ForwardMode`, a plain loop): the
-        iterates are not differentiated, gradients go through the root. One loop, not a
-        vmap of per-segment loops, is much cheaper to trace and compile."""
+    ) -> tuple[Samples, FlowJacobians]:
+        r"""`flows`, with every segment's flow Jacobian $\Phi_k = \partial(x, v)_{\rm end}
+        / \partial(x, v)_{\rm start}$ from the variational equations $\dot\Phi =
+        Df\,\Phi$, $\Phi(0) = I$ (its $2D$ columns are JVPs of the geodesic vector field
+        $f$). The step size is controlled on the states only, as forward-mode
+        differentiation of the flows would. A plain loop, never differentiated."""
         num_segments, twice_dim = starts.shape
         dim = twice_dim // 2
-        duration = 1 / num_segments
-        controller = dfx.PIDController(
-            rtol=self.tol, atol=self.tol, dtmin=ODE_MIN_STEP * duration, norm=optx.max_norm
-        )
-
-        def ends(starts):
-            sol = dfx.diffeqsolve(
-                # The geodesic vector field of every segment's state at once.
-                dfx.ODETerm(jax.vmap(geodesic_vector_field, in_axes=(None, 0, None))),
-                dfx.Tsit5(),
-                t0=0.0,
-                t1=duration,
-                dt0=None,
-                y0=(starts[:, :dim], starts[:, dim:]),
-                args=self.metric,
-                saveat=dfx.SaveAt(t1=True),
-                stepsize_controller=controller,
-                max_steps=self.max_ode_steps,
-                adjoint=dfx.ForwardMode(),
-                throw=False,
+        eye = jnp.eye(twice_dim, dtype=starts.dtype)
+        saveat = dfx.SaveAt(
+            subs=(
+                dfx.SubSaveAt(ts=self.save_times, fn=lambda t, y, args: y[:2]),
+                dfx.SubSaveAt(t1=True, fn=lambda t, y, args: y[2]),
             )
-            x, v = sol.ys
-            return _finite(jnp.concatenate([x[0], v[0]], axis=1))
-
-        basis = jnp.broadcast_to(
-            jnp.eye(twice_dim, dtype=starts.dtype)[:, None], (twice_dim, *starts.shape)
         )
-        values, columns = jax.vmap(lambda t: jax.jvp(ends, (starts,), (t,)))(basis)
-        return values[0], jnp.moveaxis(columns, 0, -1)
+        samples, jacobians = self._solve(
+            _variational_vector_field,
+            starts,
+            (starts[:, :dim], starts[:, dim:], jnp.broadcast_to(eye, (num_segments, *eye.shape))),
+            saveat,
+            dfx.ForwardMode(),
+            norm=lambda error: optx.max_norm(error[:2]),
+        )
+        return samples, jacobians[0]
 
     def starts(self, y: Unknowns) -> Float[Array, "segments twice_dim"]:
+        """The segments' start states `(x, v)` from the unknowns (and $x_0$)."""
         xs_inner, vs = y
         return jnp.concatenate([jnp.concatenate([self.x0[None], xs_inner]), vs], axis=1)
 
-    def mismatch(self, y: Unknowns, ends: Float[Array, "segments twice_dim"]) -> Mismatch:
-        """The shooting conditions' mismatches: each flow's end against the next start
-        (position and velocity), the last end against $x_1$ (position)."""
+    def mismatch(self, y: Unknowns, samples: Samples) -> Float[Array, " conditions"]:
+        """The shooting conditions' mismatches in Newton's order: the $(x, v)$ joins of
+        segments $0..K-2$ (each flow's end against the next start), then the last
+        flow's end against $x_1$."""
         xs_inner, vs = y
-        dim = vs.shape[1]
-        targets = jnp.concatenate([xs_inner, self.x1[None]])
-        return ends[:, :dim] - targets, ends[:-1, dim:] - vs[1:]
+        ends_x, ends_v = _finite(samples[0][-1]), _finite(samples[1][-1])
+        joins = jnp.concatenate([ends_x[:-1] - xs_inner, ends_v[:-1] - vs[1:]], axis=1)
+        return jnp.concatenate([joins.reshape(-1), ends_x[-1] - self.x1])
 
 
-def _residual(y: Unknowns, args: _ShootingArgs) -> Mismatch:
-    num_segments = y[1].shape[0]
-    ends = jax.vmap(lambda s: args.segment_end(s, num_segments))(args.starts(y))
-    return args.mismatch(y, ends)
+def _segments_vector_field(t, state, metric):
+    """The geodesic vector field of every segment's `(x, v)` at once."""
+    return jax.vmap(geodesic_vector_field, in_axes=(None, 0, None))(t, state, metric)
+
+
+def _variational_vector_field(t, state, metric):
+    r"""The geodesic vector field $f$ of every segment with its variational equations:
+    $(f(x, v), Df(x, v)\,\Phi)$, one JVP per column of $\Phi$."""
+
+    def one_segment(x, v, jacobian):
+        dim = x.shape[0]
+        field, linear = jax.linearize(lambda x, v: geodesic_vector_field(t, (x, v), metric), x, v)
+        column = lambda c: jnp.concatenate(linear(c[:dim], c[dim:]))  # noqa: E731
+        return (*field, jax.vmap(column, in_axes=1, out_axes=1)(jacobian))
+
+    return jax.vmap(one_segment)(*state)
+
+
+def _unknowns_step(delta: Float[Array, " unknowns"], num_segments: int, dim: int) -> Unknowns:
+    r"""Newton's flat unknowns $(v_0, (x_1, v_1), \dots)$ as `(xs_inner, vs)`."""
+    delta_v0, rest = delta[:dim], delta[dim:].reshape(num_segments - 1, 2 * dim)
+    return rest[:, :dim], jnp.concatenate([delta_v0[None], rest[:, dim:]])
 
 
 @jax.custom_jvp
@@ -171,82 +194,135 @@ def _newton_matrix(flow_jacobians: Float[Array, "segments twice_dim twice_dim"])
     return matrix
 
 
-class _ShootingState(eqx.Module):
-    step_size: Scalar
-    previous_step_size: Scalar
+class _Root(eqx.Module):
+    """Newton's result: the unknowns, their flows (from the last step) and flow
+    Jacobians, the number of steps and why it stopped."""
+
+    unknowns: Unknowns
+    samples: Samples
+    jacobians: FlowJacobians
     num_steps: Int[Array, ""]
-    terminate: Bool[Array, ""]
-    result: optx.RESULTS
+    status: Int[Array, ""]  # 0: budget spent, 1: converged, 2: diverged
 
 
-class _ShootingNewton(TerminateOnState, optx.AbstractRootFinder):
-    """Newton's method on the shooting conditions with their block-bidiagonal Jacobian:
-    each step pushes $2D$ tangents through each segment's flow (vmapped over segments),
-    not $2KD$ through all of them, and solves the $(2K-1)D$ system by LU. Stops when the
-    step is below the tolerances; fails when the flows leave the metric's domain or the
-    steps grow (divergence). For use by `Shooting` only (`args` are `_ShootingArgs`)."""
+def _result(status: Int[Array, ""]) -> RESULTS:
+    return RESULTS.where(
+        status == 1,
+        RESULTS.successful,
+        RESULTS.where(
+            status == 2, RESULTS.nonlinear_divergence, RESULTS.nonlinear_max_steps_reached
+        ),
+    )
 
-    rtol: float
-    atol: float
-    norm: Callable[[PyTree], Scalar] = optx.max_norm
 
-    def init(self, fn, y, args, options, f_struct, aux_struct, tags):
-        del fn, y, args, options, aux_struct, tags
-        dtype = f_struct[0].dtype
-        return _ShootingState(
-            step_size=jnp.array(jnp.inf, dtype),
-            previous_step_size=jnp.array(jnp.inf, dtype),
-            num_steps=jnp.array(0),
-            terminate=jnp.array(False),
-            result=optx.RESULTS.successful,
-        )
+def _newton(segments: _Segments, y0: Unknowns, rtol: float, atol: float, max_steps: int) -> _Root:
+    """Newton's method on the shooting conditions, at most `max_steps` integrations.
+    Stops when the step is below the tolerances (the iterate is then kept: its flows
+    are the ones just integrated, its error below that step); fails when the flows
+    leave the metric's domain or the steps grow (divergence)."""
+    num_segments, dim = y0[1].shape
+    dtype = y0[1].dtype
 
-    def step(self, fn, y, args, options, state, tags):
-        del fn, options, tags
-        num_segments, dim = y[1].shape
-        ends, jacobians = args.segment_ends_and_jacobians(args.starts(y))
-        mismatch_x, mismatch_v = args.mismatch(y, ends)
-        rhs = jnp.concatenate(
-            [
-                jnp.concatenate([mismatch_x[:-1], mismatch_v], axis=1).reshape(-1),
-                mismatch_x[-1],
-            ]
-        )
+    def step(carry):
+        y, _, _, previous_step_size, num_steps, _ = carry
+        samples, jacobians = segments.flows_and_jacobians(segments.starts(y))
+        rhs = segments.mismatch(y, samples)
         delta = jnp.linalg.solve(_newton_matrix(jacobians), -rhs)
-        delta_v0, rest = delta[:dim], delta[dim:].reshape(num_segments - 1, 2 * dim)
-        step = (rest[:, :dim], jnp.concatenate([delta_v0[None], rest[:, dim:]]))
+        step = _unknowns_step(delta, num_segments, dim)
         new_y = jtu.tree_map(jnp.add, y, step)
-        step_size = self.norm(
-            jtu.tree_map(lambda d, z: d / (self.atol + self.rtol * jnp.abs(z)), step, new_y)
+        step_size = optx.max_norm(
+            jtu.tree_map(lambda d, z: d / (atol + rtol * jnp.abs(z)), step, new_y)
         )
         finite = jnp.all(jnp.isfinite(delta)) & jnp.all(jnp.abs(rhs) < NONFINITE_MISMATCH)
         converged = finite & (step_size < 1)
-        diverged = ~finite | (
-            (state.num_steps >= 1) & (step_size > DIVERGENCE_RATE * state.step_size)
-        )
-        new_state = _ShootingState(
-            step_size=step_size,
-            previous_step_size=state.step_size,
-            num_steps=state.num_steps + 1,
-            terminate=converged | diverged,
-            result=optx.RESULTS.where(
-                diverged & ~converged, optx.RESULTS.nonlinear_divergence, optx.RESULTS.successful
-            ),
-        )
-        return jtu.tree_map(lambda new, old: jnp.where(finite, new, old), new_y, y), new_state, None
+        diverged = ~finite | ((num_steps >= 1) & (step_size > DIVERGENCE_RATE * previous_step_size))
+        status = jnp.where(converged, 1, jnp.where(diverged, 2, 0))
+        # The last step of the budget only evaluates, so that the flows are the iterate's.
+        keep = (status > 0) | (num_steps + 1 >= max_steps)
+        y = jtu.tree_map(lambda new, old: jnp.where(keep, old, new), new_y, y)
+        return y, samples, jacobians, step_size, num_steps + 1, status
+
+    def running(carry):
+        num_steps, status = carry[-2:]
+        return (status == 0) & (num_steps < max_steps)
+
+    twice_dim = 2 * dim
+    zeros = jnp.zeros((segments.save_times.shape[0], num_segments, dim), dtype)
+    init = (
+        y0,
+        (zeros, zeros),
+        jnp.zeros((num_segments, twice_dim, twice_dim), dtype),
+        jnp.array(jnp.inf, dtype),
+        jnp.array(0),
+        jnp.array(0),
+    )
+    y, samples, jacobians, _, num_steps, status = jax.lax.while_loop(running, step, init)
+    return _Root(y, samples, jacobians, num_steps, status)
+
+
+@eqx.filter_custom_jvp
+def _shoot(segments: _Segments, y0: Unknowns, *, rtol: float, atol: float, max_steps: int):
+    """Newton's root of the shooting conditions from `y0`: `(unknowns, samples,
+    num_steps, status)` of its `_Root`, differentiated by the implicit function
+    theorem."""
+    root = _newton(segments, y0, rtol, atol, max_steps)
+    return root.unknowns, root.samples, root.num_steps, root.status
+
+
+@_shoot.def_jvp
+def _shoot_jvp(primals, tangents, *, rtol, atol, max_steps):
+    r"""At the root $y^*$ of $r(y, p) = 0$ ($p$: metric and end points, in `segments`),
+    $\mathrm dy^* = -(\partial_y r)^{-1} \partial_p r\, \mathrm dp$ with Newton's own
+    matrix $\partial_y r$; the flows' tangents are the flows' JVP along $(\mathrm dp,
+    \mathrm d\,\mathrm{starts})$, by one linearisation of a `DirectAdjoint` integration
+    (transposable: reverse mode too). `y0` only selects the root: no tangent."""
+    segments, y0 = primals
+    root = _newton(segments, y0, rtol, atol, max_steps)
+    num_segments, dim = y0[1].shape
+    dynamic, static = eqx.partition(segments, eqx.is_inexact_array)
+    t_dynamic = jtu.tree_map(
+        lambda p, t: None if p is None else (jnp.zeros_like(p) if t is None else t),
+        dynamic,
+        tangents[0],
+        is_leaf=lambda x: x is None,
+    )
+    starts = segments.starts(root.unknowns)
+
+    def flows(dynamic, starts):
+        return eqx.combine(dynamic, static).flows(starts)
+
+    _, flows_jvp = jax.linearize(flows, dynamic, starts)
+
+    def mismatch_jvp(dy: Unknowns):
+        # r is linear in y, the flows and x1: its tangent along (dy, dp).
+        d_segments = eqx.combine(t_dynamic, static)
+        d_starts = jnp.concatenate([jnp.concatenate([d_segments.x0[None], dy[0]]), dy[1]], axis=1)
+        d_samples = flows_jvp(t_dynamic, d_starts)
+        xs_inner, vs = dy
+        ends_x, ends_v = d_samples[0][-1], d_samples[1][-1]
+        joins = jnp.concatenate([ends_x[:-1] - xs_inner, ends_v[:-1] - vs[1:]], axis=1)
+        return jnp.concatenate([joins.reshape(-1), ends_x[-1] - d_segments.x1]), d_samples
+
+    no_dy = jtu.tree_map(jnp.zeros_like, root.unknowns)
+    d_rhs, _ = mismatch_jvp(no_dy)
+    matrix = jax.lax.stop_gradient(_newton_matrix(root.jacobians))
+    dy = _unknowns_step(jnp.linalg.solve(matrix, -d_rhs), num_segments, dim)
+    _, d_samples = mismatch_jvp(dy)
+    primals_out = (root.unknowns, root.samples, root.num_steps, root.status)
+    return primals_out, (dy, d_samples, None, None)
 
 
 class Shooting(AbstractBoundarySolver):
     r"""The exact geodesic by multiple shooting.
 
     The geodesic on $[0, 1]$ is split into `num_segments` pieces; the positions and
-    velocities at their starts are found with Newton's method (optimistix; forward-mode
-    derivatives through diffrax) so that each piece's geodesic flow ends where the next
-    begins and the last ends at $x_1$. Short pieces keep the problem well conditioned
-    where single shooting is not: geodesic flows of data metrics can amplify errors in
-    $v_0$ by many orders of magnitude. The unknowns start from the energy-minimising
-    polyline of `init_solver` (run on the problem, with its budget), which also
-    selects *which* geodesic is found.
+    velocities at their starts are found with Newton's method (flow Jacobians from the
+    variational equations, integrated with the flows by diffrax) so that each piece's
+    geodesic flow ends where the next begins and the last ends at $x_1$. Short pieces
+    keep the problem well conditioned where single shooting is not: geodesic flows of
+    data metrics can amplify errors in $v_0$ by many orders of magnitude. The unknowns
+    start from the energy-minimising polyline of `init_solver` (run on the problem,
+    with its budget), which also selects *which* geodesic is found.
 
     The solution is the ODE's geodesic sampled at the polyline's times, with exact
     velocities (so `vs[0]` is the log map $\log_{x_0}(x_1)$), `length`
@@ -265,9 +341,12 @@ class Shooting(AbstractBoundarySolver):
     - `init_solver`: the polyline solver of the initial curve (default: as in
       [`jaxgeo.geodesic_bvp`][]).
 
-    Gradients (forward and reverse mode) go through the implicit function theorem at
-    the root. Each Newton step integrates the $K$ segments with $2D$ tangents each (the
-    Jacobian of the conditions is block bidiagonal) and solves a $(2K-1)D$ linear system.
+    Each Newton step integrates the $K$ segments together with their $2D \times 2D$
+    flow Jacobians (the Jacobian of the conditions is block bidiagonal) and solves a
+    $(2K-1)D$ linear system. Gradients (forward and reverse mode) go through the
+    implicit function theorem at the root, with that same matrix; only then are the
+    flows differentiated (`diffrax.DirectAdjoint`), so a call that is not
+    differentiated traces and compiles no differentiated solve.
 
     Every loop is bounded: the initial solve by the problem's `max_steps`, Newton by
     `max_steps` here (and by the problem's, whichever is smaller; it also stops early
@@ -295,86 +374,63 @@ class Shooting(AbstractBoundarySolver):
             default if self.atol is None else self.atol,
         )
 
-    def _ode_tolerance(self, dtype) -> float:
-        return ODE_TOL_FACTOR * min(self._tolerances(dtype))
-
-    def _shoot(
-        self, problem: BoundaryProblem, guess: GeodesicSolution
-    ) -> tuple[Unknowns, _ShootingArgs, RESULTS, dict]:
-        """Newton on the shooting conditions from the polyline `guess`: the unknowns
-        (inner segment starts, start velocities), the conditions' arguments, Newton's
-        result and `stats`."""
+    def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
         metric, x0, x1 = problem.metric, problem.x0, problem.x1
         dtype = x0.dtype
         rtol, atol = self._tolerances(dtype)
-        grid = jnp.linspace(0, 1, self.num_segments + 1, dtype=dtype)[:-1]
+        num_segments = self.num_segments
+        init_solver = (
+            default_polyline_solver(x0.shape[0]) if self.init_solver is None else self.init_solver
+        )
+        guess = init_solver.geodesic(problem)
+        # The unknowns start from the polyline at the segments' starts; if it failed
+        # (non-finite energy), from the chord.
+        grid = jnp.linspace(0, 1, num_segments + 1, dtype=dtype)[:-1]
 
         def at_grid(curve):
             return jax.vmap(lambda c: jnp.interp(grid, guess.ts, c), in_axes=1, out_axes=1)(curve)
 
         xs0, vs0 = at_grid(guess.xs), at_grid(guess.vs)
-        # If the polyline failed (non-finite energy), start from the chord instead.
         finite = jnp.all(jnp.isfinite(xs0)) & jnp.all(jnp.isfinite(vs0))
         xs0 = jnp.where(finite, xs0, x0[None, :] + grid[:, None] * (x1 - x0)[None, :])
         vs0 = jnp.where(finite, vs0, jnp.broadcast_to(x1 - x0, vs0.shape))
         y0 = jax.lax.stop_gradient((xs0[1:], vs0))
-        args = _ShootingArgs(metric, x0, x1, self._ode_tolerance(dtype), self.max_ode_steps)
-        max_steps = min(self.max_steps, problem.max_steps)
-        sol = optx.root_find(
-            _residual,
-            _ShootingNewton(rtol=rtol, atol=atol),
-            y0,
-            args=args,
-            max_steps=max_steps,
-            throw=False,
-        )
-        xs_inner, vs = sol.value
-        stats = dict(num_steps=sol.stats["num_steps"], max_steps=max_steps)
-        return (xs_inner, vs), args, RESULTS.promote(sol.result), stats
-
-    def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
-        metric, x0, x1 = problem.metric, problem.x0, problem.x1
-        init_solver = (
-            default_polyline_solver(x0.shape[0]) if self.init_solver is None else self.init_solver
-        )
-        guess = init_solver.geodesic(problem)
-        unknowns, args, result, stats = self._shoot(problem, guess)
-        # Sample each segment's flow at the polyline's times that fall in it; the last
-        # time, t = 1, is past every segment, so each flow's end is sampled too.
-        num_segments = self.num_segments
+        # Each segment's flow is sampled at the polyline's times that fall in it: all
+        # segments are integrated together and saved at the sorted local times (the
+        # last, t = 1, is every segment's end, for the shooting conditions).
         ts = guess.ts
-        begins = jnp.arange(num_segments, dtype=ts.dtype) / num_segments
-
-        def sample(state, begin):
-            local = jnp.clip(ts - begin, 0, 1 / num_segments)
-            saveat = dfx.SaveAt(ts=local)
-            dim = state.shape[0] // 2
-            state = (state[:dim], state[dim:])
-            return _flow(metric, state, 1 / num_segments, args.tol, self.max_ode_steps, saveat)
-
-        xs_all, vs_all = jax.vmap(sample)(args.starts(unknowns), begins)
-        # The shooting conditions at the root: Newton's own test is on its step size.
-        ends = jnp.concatenate([xs_all[:, -1], vs_all[:, -1]], axis=1)
-        mismatch_x, mismatch_v = args.mismatch(unknowns, ends)
-        residual = jax.lax.stop_gradient(
-            jnp.maximum(jnp.max(jnp.abs(mismatch_x)), jnp.max(jnp.abs(mismatch_v), initial=0.0))
+        segment = jnp.clip(jnp.floor(ts * num_segments).astype(int), 0, num_segments - 1)
+        local = jnp.clip(ts - segment / num_segments, 0, 1 / num_segments)
+        order = jnp.argsort(local)
+        row = jnp.zeros_like(order).at[order].set(jnp.arange(ts.shape[0]))
+        save_times = jnp.append(local[order], jnp.asarray(1 / num_segments, dtype))
+        ode_tol = ODE_TOL_FACTOR * min(rtol, atol)
+        segments = _Segments(metric, x0, x1, save_times, ode_tol, self.max_ode_steps)
+        max_steps = min(self.max_steps, problem.max_steps)
+        unknowns, (xs_saved, vs_saved), num_steps, status = _shoot(
+            segments, y0, rtol=rtol, atol=atol, max_steps=max_steps
         )
-        atol = self._tolerances(ts.dtype)[1]
+        # The shooting conditions at the root: Newton's own test is on its step size.
+        residual = jax.lax.stop_gradient(
+            jnp.max(jnp.abs(segments.mismatch(unknowns, (xs_saved, vs_saved))))
+        )
         scale = 1 + jnp.max(jnp.abs(x1 - x0))
         result = RESULTS.where(
-            (result == RESULTS.successful) & ~(residual <= RESIDUAL_FACTOR * atol * scale),
+            (status == 1) & ~(residual <= RESIDUAL_FACTOR * atol * scale),
             RESULTS.nonlinear_divergence,
-            result,
+            _result(status),
         )
-        segment = jnp.clip(jnp.floor(ts * num_segments).astype(int), 0, num_segments - 1)
-        index = jnp.arange(ts.shape[0])
-        v0 = unknowns[1][0]
-        speed: Scalar = metric.norm(x0, v0)
-        stats.update(residual=residual, init_num_steps=guess.stats["num_steps"])
+        speed: Scalar = metric.norm(x0, unknowns[1][0])
+        stats = dict(
+            num_steps=num_steps,
+            max_steps=max_steps,
+            residual=residual,
+            init_num_steps=guess.stats["num_steps"],
+        )
         return GeodesicSolution(
             ts=ts,
-            xs=xs_all[segment, index].at[-1].set(x1),
-            vs=vs_all[segment, index],
+            xs=xs_saved[row, segment].at[-1].set(x1),
+            vs=vs_saved[row, segment],
             length=speed,
             energy=0.5 * speed**2,
             result=result,
