@@ -199,9 +199,10 @@ def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"data shapes \(100, 3\).*\(2,\)"):
         jg.train.fit(loss, model, np.ones((100, 3)), **kwargs)
 
-    # A checkpoint of another architecture, seed, data or batch size: a clear error, and
-    # the checkpoint is kept byte for byte.
-    def fit_here(model=model, data=data, **changes):
+    # A checkpoint of another architecture, seed, data, batch size, optimiser
+    # hyperparameter or loss keyword: a clear error, and the checkpoint is kept byte for
+    # byte.
+    def fit_here(model=model, data=data, loss=loss, **changes):
         return jg.train.fit(
             loss,
             model,
@@ -227,6 +228,12 @@ def test_bad_input(tmp_path):
         fit_here(data=data + 1)
     with pytest.raises(ValueError, match="batch_size"):
         fit_here(batch_size=16)
+    with pytest.raises(ValueError, match="different optimiser configuration"):
+        fit_here(optimizer=optax.adam(1e-2))
+    with pytest.raises(ValueError, match="different loss_fn or loss arguments"):
+        fit_here(loss=partial(jg.train.denoising_score_matching, sigma=0.5))
+    # The same configuration in new objects is the same run.
+    assert fit_here(optimizer=optax.adam(1e-3), loss=partial(loss.func, sigma=0.2)).resumed_from
     assert files() == before
     with pytest.raises(ValueError, match="positive multiple of steps_per_chunk"):
         jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "x", steps_per_chunk=3, **kwargs)

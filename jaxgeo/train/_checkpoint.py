@@ -1,11 +1,14 @@
 """Checkpoints of [`jaxgeo.train.fit`][]: atomic writes with the SHA-256 of every file,
 and the checks that a checkpoint is intact (its files unchanged since they were
-committed) and belongs to this run (same model and optimiser structure, data, key,
-batch size) before it is resumed."""
+committed) and belongs to this run (same model and optimiser structure, optimiser
+hyperparameters, loss, data, key, batch size) before it is resumed."""
 
+import dataclasses
+import functools
 import hashlib
 import json
 import os
+import types
 from pathlib import Path
 
 import equinox as eqx
@@ -22,6 +25,57 @@ def fingerprint(tree) -> str:
     leaves = jtu.tree_flatten_with_path(eqx.filter(tree, eqx.is_array))[0]
     text = str([(jtu.keystr(path), leaf.shape, str(leaf.dtype)) for path, leaf in leaves])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_hash(obj) -> str:
+    """A hash of a configuration object's `describe`: e.g. an optax optimiser's
+    hyperparameters, or a loss with its `functools.partial` keywords."""
+    return hashlib.sha256(describe(obj).encode()).hexdigest()[:16]
+
+
+def describe(obj, depth: int = 0, seen: frozenset = frozenset()) -> str:
+    """A text that identifies a configuration across processes (no addresses): numbers
+    and strings by value, arrays by shape, dtype and bytes, containers, dataclasses
+    (Equinox modules) and `functools.partial` by their parts, functions by their
+    qualified name and the values their closures capture (where optax keeps its
+    hyperparameters); any other object by its type."""
+    if obj is None or isinstance(obj, bool | int | float | complex | str | bytes):
+        return repr(obj)
+    if depth > 16 or id(obj) in seen:
+        return "..."
+    seen = seen | {id(obj)}
+
+    def part(o) -> str:
+        return describe(o, depth + 1, seen)
+
+    if isinstance(obj, np.ndarray | np.generic | jax.Array):
+        array = np.ascontiguousarray(obj)
+        return f"array{array.shape}{array.dtype}:{hashlib.sha256(array.tobytes()).hexdigest()}"
+    if isinstance(obj, tuple | list):
+        return f"{type(obj).__name__}({','.join(part(o) for o in obj)})"
+    if isinstance(obj, dict):
+        items = sorted((part(k), part(v)) for k, v in obj.items())
+        return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
+    if isinstance(obj, functools.partial):
+        return f"partial({part(obj.func)},{part(obj.args)},{part(obj.keywords)})"
+    if isinstance(obj, types.MethodType):
+        return f"method({part(obj.__func__)},{part(obj.__self__)})"
+    if isinstance(obj, types.FunctionType):
+        captured = [cell.cell_contents for cell in obj.__closure__ or () if _filled(cell)]
+        defaults = (obj.__defaults__, obj.__kwdefaults__)
+        return f"{obj.__module__}.{obj.__qualname__}({part(captured)},{part(defaults)})"
+    if dataclasses.is_dataclass(obj):
+        fields = {f.name: getattr(obj, f.name, None) for f in dataclasses.fields(obj)}
+        return f"{type(obj).__qualname__}{part(fields)}"
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # a closure variable not assigned yet
+        return False
+    return True
 
 
 def data_hash(data) -> str:
@@ -41,10 +95,14 @@ def key_data(key: PRNGKeyArray) -> Array:
     return jnp.asarray(key)
 
 
-def run_meta(params, opt_state, data, key: PRNGKeyArray, num_steps: int, batch_size: int):
+def run_meta(
+    loss_fn, optimizer, params, opt_state, data, key: PRNGKeyArray, num_steps: int, batch_size: int
+):
     """What identifies a run: a checkpoint resumes only a run with the same meta."""
     return dict(
         fingerprint=fingerprint((params, opt_state)),
+        optimizer=config_hash(optimizer),
+        loss=config_hash(loss_fn),
         key=np.asarray(key_data(key)).ravel().tolist(),
         data=data_hash(data),
         num_steps=num_steps,
@@ -137,6 +195,25 @@ def _verify(directory: Path, info: dict, meta: dict) -> None:
             f"optimiser (structure {info.get('fingerprint')}, this run's "
             f"{meta['fingerprint']}); use another checkpoint_dir or delete it. "
             "Nothing was overwritten."
+        )
+    if not {"optimizer", "loss"} <= info.keys():
+        raise ValueError(
+            f"fit: the checkpoint in {directory} has no record of its optimiser and loss "
+            "configuration (written by an older jaxgeo), so it cannot be verified; delete "
+            "it to start again."
+        )
+    if info["optimizer"] != meta["optimizer"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written with a different optimiser "
+            "configuration (e.g. another learning rate or schedule); resuming would give "
+            "neither run. Use another checkpoint_dir or delete it. Nothing was overwritten."
+        )
+    if info["loss"] != meta["loss"]:
+        raise ValueError(
+            f"fit: the checkpoint in {directory} was written with a different loss_fn or "
+            "loss arguments (e.g. another sigma in its functools.partial); resuming would "
+            "give neither run. Use another checkpoint_dir or delete it. Nothing was "
+            "overwritten."
         )
     if info.get("data") != meta["data"]:
         raise ValueError(

@@ -71,7 +71,8 @@ def fit(
     - `checkpoint_dir`: where to write checkpoints (model, optimiser state, step, key
       and the losses so far) every `checkpoint_every` steps (a multiple of
       `steps_per_chunk`) and at the end. If it holds a checkpoint of this run, training
-      resumes from it; a checkpoint of another architecture or seed, or one whose
+      resumes from it; a checkpoint of another architecture, optimiser configuration
+      (hyperparameters), loss (or its `functools.partial` arguments) or seed, or one whose
       files changed after they were written (SHA-256 recorded in `checkpoint.json`)
       or whose `checkpoint.json` is unreadable, is an error, and is never overwritten.
     - `progress`: show a progress bar; default: only on a terminal.
@@ -112,7 +113,7 @@ def fit(
 
     opt_state = optimizer.init(params)
     step, losses, resumed_from = 0, np.zeros(0), 0
-    meta = run_meta(params, opt_state, data, key, num_steps, batch_size)
+    meta = run_meta(loss_fn, optimizer, params, opt_state, data, key, num_steps, batch_size)
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     if directory is not None and committed_files(directory):
         params, opt_state, step, losses = load_checkpoint(directory, params, opt_state, key, meta)
