@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import jaxtyping
 import pytest
@@ -66,6 +67,21 @@ def test_stein_damping_must_be_positive(damping):
     score = jg.scores.gaussian(jnp.zeros(2), jnp.eye(2))
     with pytest.raises(ValueError, match="damping > 0"):
         jg.SteinMetric(score, damping=damping)
+
+
+def test_traced_non_positive_damping_fails():
+    # Under jit the damping is not known at construction: the metric is NaN there, so
+    # the solve fails (before: success, length 0 and energy -3e157).
+    score = jg.scores.gaussian(jnp.zeros(2), jnp.eye(2))
+    x0, x1 = jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.5])
+
+    @jax.jit
+    def solve(damping):
+        return jg.geodesic_bvp(jg.SteinMetric(score, damping), x0, x1, throw=False)
+
+    assert solve(-1.0).result == jg.RESULTS.nonfinite_energy
+    assert solve(0.0).result == jg.RESULTS.nonfinite_energy
+    assert solve(0.5).result == jg.RESULTS.successful
 
 
 @pytest.mark.parametrize("num_points", [1, 0, -3])

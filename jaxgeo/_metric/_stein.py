@@ -54,19 +54,25 @@ class SteinMetric(AbstractMetric):
             f"SteinMetric needs damping > 0, got {self.damping!r}",
         )
 
+    @property
+    def _damping(self):
+        # A traced damping is not checked at construction: where it is not positive
+        # the metric is NaN, so that solvers report a non-finite energy, not success.
+        return jnp.where(self.damping > 0, self.damping, jnp.nan)
+
     def _score(self, x: Point) -> Tangent:
         check_point(x)
         return call_score(self.score, x)
 
     def _diagonal(self, s: Tangent) -> Tangent:
-        lam = self.damping
+        lam = self._damping
         return (1 - s**2 / (lam + jnp.dot(s, s))) / lam
 
     def matrix(self, x: Point) -> MetricMatrix:
         s = self._score(x)
         if self.diagonal:
             return jnp.diag(self._diagonal(s))
-        lam = self.damping
+        lam = self._damping
         eye = jnp.eye(x.shape[0], dtype=x.dtype)
         return (eye - jnp.outer(s, s) / (lam + jnp.dot(s, s))) / lam
 
@@ -74,21 +80,21 @@ class SteinMetric(AbstractMetric):
         s = self._score(x)
         if self.diagonal:
             return jnp.sum(self._diagonal(s) * u * v)
-        lam = self.damping
+        lam = self._damping
         return (jnp.dot(u, v) - jnp.dot(s, u) * jnp.dot(s, v) / (lam + jnp.dot(s, s))) / lam
 
     def solve(self, x: Point, w: Tangent) -> Tangent:
         s = self._score(x)
         if self.diagonal:
             return w / self._diagonal(s)
-        return self.damping * w + s * jnp.dot(s, w)
+        return self._damping * w + s * jnp.dot(s, w)
 
     def inverse_matrix(self, x: Point) -> MetricMatrix:
         s = self._score(x)
         if self.diagonal:
             return jnp.diag(1 / self._diagonal(s))
         eye = jnp.eye(x.shape[0], dtype=x.dtype)
-        return self.damping * eye + jnp.outer(s, s)
+        return self._damping * eye + jnp.outer(s, s)
 
     def inverse_sqrt_apply(self, x: Point, v: Tangent) -> Tangent:
         r"""The symmetric root $(\lambda I + s s^\top)^{1/2} v = \sqrt\lambda\, v +
@@ -96,7 +102,7 @@ class SteinMetric(AbstractMetric):
         s = self._score(x)
         if self.diagonal:
             return v / jnp.sqrt(self._diagonal(s))
-        lam = self.damping
+        lam = self._damping
         sq = jnp.dot(s, s)
         # (sqrt(lam + |s|^2) - sqrt(lam)) / |s|^2, without 0/0 at s = 0
         coef = 1 / (jnp.sqrt(lam + sq) + jnp.sqrt(lam))
@@ -106,7 +112,7 @@ class SteinMetric(AbstractMetric):
         s = self._score(x)
         if self.diagonal:
             return jnp.sum(jnp.log(self._diagonal(s)))
-        lam = self.damping
+        lam = self._damping
         dim = x.shape[0]
         return -(dim - 1) * jnp.log(lam) - jnp.log(lam + jnp.dot(s, s))
 
@@ -116,7 +122,7 @@ class SteinMetric(AbstractMetric):
         check_point(x)
         s, hessian_vp = jax.linearize(lambda y: call_score(self.score, y), x)
         hv, hs = hessian_vp(v), hessian_vp(s)
-        lam = self.damping
+        lam = self._damping
         a, c = jnp.dot(s, v), lam + jnp.dot(s, s)
         w = ((a / c) ** 2 * hs + s * (jnp.dot(v, hv) / c - 2 * a * jnp.dot(s, hv) / c**2)) / lam
         return lam * w + s * jnp.dot(s, w)
