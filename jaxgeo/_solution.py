@@ -25,10 +25,12 @@ class RESULTS(dfx.RESULTS):  # pyright: ignore
         "along the curve (check the score and the damping)."
     )
     unresolved_curve = (
-        "The discrete geodesic is far from constant speed (constant_speed_ratio "
-        "L^2 / 2E < 1/2 in stats): its segments are too long for how fast the metric "
-        "varies, and the midpoint rule may hide a segment where the metric nearly "
-        "vanishes. Use more points, or energy='secant' where the metric offers it."
+        "The discrete geodesic is not resolved: far from constant speed "
+        "(constant_speed_ratio L^2 / 2E < 1/2 in stats), or its midpoint-rule length "
+        "differs from the length at the segments' ends by more than 2x "
+        "(endpoint_rule_ratio in stats: a segment may jump across a region where the "
+        "metric nearly vanishes). Its segments are too long for how fast the metric "
+        "varies: use more points, or energy='secant' where the metric offers it."
     )
 
 

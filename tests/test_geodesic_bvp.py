@@ -310,9 +310,27 @@ def test_unresolved_polyline_is_reported():
         polyline_solution(_problem(metric, c), c, SUCCESS, jnp.array(1)).result
         for c in (detour, bunched, line)
     ]
-    assert results[0] == SUCCESS  # zero energy: may be the true distance, not flagged
+    # The detour's midpoints are where the decoder is ~0: midpoint length ~0, but its
+    # segments leave x0 and reach x1 where the metric is not small (the curve's true
+    # length is about |f(x0)| + |f(x1)| = 1.2).
+    assert results[0] == jg.RESULTS.unresolved_curve
     assert results[1] == jg.RESULTS.unresolved_curve  # L^2 / 2E about 1/3
     assert results[2] == SUCCESS
     same = jnp.stack([x0, x0, x0])  # zero energy between equal points is fine
     problem = _problem(metric, same)
     assert polyline_solution(problem, same, SUCCESS, jnp.array(1)).result == SUCCESS
+
+
+@pytest.mark.slow
+def test_a_segment_across_a_zero_of_the_metric_is_reported():
+    """G = x_0^2 I from (-1, 0) to (1, 0): every curve crosses x_0 = 0 and the distance
+    is 1, but one segment from x0 to x1 with its midpoint on the zero has midpoint-rule
+    energy 0. Before: success with length 3e-10, and a distance of -0.33."""
+    metric = jg.MatrixMetric(lambda x: x[0] ** 2 * jnp.eye(2, dtype=x.dtype))
+    x0, x1 = jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.0])
+    sol = jg.geodesic_bvp(metric, x0, x1, throw=False)
+    assert sol.result == jg.RESULTS.unresolved_curve
+    assert float(sol.stats["endpoint_rule_ratio"]) < 0.5
+    assert jnp.isnan(jg.distance(metric, x0, x1, throw=False))
+    with pytest.raises(Exception, match="not resolved"):
+        jg.distance(metric, x0, x1)

@@ -69,7 +69,11 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
     `stats` of the solution: `num_steps`, `max_steps`, `grad_norm` (the largest
     component of the final energy gradient w.r.t. the interior points) and
     `constant_speed_ratio` $L^2 / 2E$, which tends to 1 at convergence (equality in
-    Cauchy–Schwarz); below 1/2 the solve reports `RESULTS.unresolved_curve`.
+    Cauchy–Schwarz); below 1/2 the solve reports `RESULTS.unresolved_curve`. Under the
+    midpoint rule also `endpoint_rule_ratio`, the length over the length with each
+    segment's norm taken at its two ends (averaged): it tends to 1 as the curve is
+    resolved; outside $[1/2, 2]$ (a segment jumping across a zero of the metric, which
+    the midpoint rule does not see) the solve reports `RESULTS.unresolved_curve`.
     """
 
     rtol: AbstractVar[float | None]
@@ -117,6 +121,8 @@ class TerminateOnState:
 # A converged discrete geodesic has nearly constant speed, L^2 / 2E -> 1; far below it
 # (segments too long for how fast the metric varies) the midpoint rule is unreliable.
 MIN_SPEED_RATIO = 0.5
+# Nor may the midpoint rule's length differ from the segment end points' by more than 2x.
+MIN_RULE_RATIO = 0.5
 
 
 def segment_gradients(
@@ -176,10 +182,20 @@ def polyline_solution(
     )
     # (Zero energy is not flagged: where the metric vanishes, zero may be the true
     # distance.)
+    unresolved = (energy > 0) & (speed_ratio < MIN_SPEED_RATIO)
+    if problem.energy == "midpoint":
+        # The midpoint rule sees the metric at the segments' midpoints only: a segment
+        # that jumps across a zero of the metric is free. The lengths by the segments'
+        # end points then disagree (on a resolved curve they agree to O(1/N^2)).
+        deltas = xs[1:] - xs[:-1]
+        norms = jax.vmap(problem.metric.norm)
+        ends_length = 0.5 * jnp.sum(norms(xs[:-1], deltas) + norms(xs[1:], deltas))
+        stats.update(endpoint_rule_ratio=length / ends_length)
+        unresolved |= (length < MIN_RULE_RATIO * ends_length) | (
+            ends_length < MIN_RULE_RATIO * length
+        )
     result = RESULTS.where(
-        (result == RESULTS.successful) & (energy > 0) & (speed_ratio < MIN_SPEED_RATIO),
-        RESULTS.unresolved_curve,
-        result,
+        (result == RESULTS.successful) & unresolved, RESULTS.unresolved_curve, result
     )
     return GeodesicSolution(
         ts=jnp.linspace(0, 1, xs.shape[0], dtype=xs.dtype),

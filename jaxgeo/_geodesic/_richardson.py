@@ -15,6 +15,12 @@ def refine(xs: Curve) -> Float[Array, "refined dim"]:
     return jnp.concatenate([interleaved, xs[-1:]])
 
 
+# The extrapolation assumes the asymptotic regime: halving the segments changes the
+# length by O(h^2), a small fraction of it (1e-4 on the Part II geodesic at N = 128).
+# A larger change means the coarse polyline was not resolved.
+MAX_LENGTH_CHANGE = 0.1
+
+
 def _extrapolate(fine, coarse):
     """$(4 f - c)/3$: cancels the $O(h^2)$ term of an error expansion in even powers of
     $h$ (with $f$ computed at $h/2$)."""
@@ -36,7 +42,9 @@ class Richardson(AbstractBoundarySolver):
     (`vs[0]` is the log map $\log_{x_0}(x_1)$) and `length`; `energy` is
     $\frac12 L^2$, the energy of the constant-speed geodesic. `stats`: `num_steps` of
     both solves together, `max_steps`, and the two polylines' lengths `coarse_length`
-    and `fine_length`. Fails if either solve fails. The default solver of
+    and `fine_length`. Fails if either solve fails, and reports
+    `RESULTS.unresolved_curve` if the two lengths differ by more than 10 % (far from
+    the asymptotic regime the extrapolation assumes). The default solver of
     [`jaxgeo.distance`][], [`jaxgeo.log_map`][] and [`jaxgeo.pairwise_distances`][].
 
     **Arguments:**
@@ -64,6 +72,10 @@ class Richardson(AbstractBoundarySolver):
         )
         length = _extrapolate(fine.length, coarse.length)
         result = RESULTS.where(coarse.result == RESULTS.successful, fine.result, coarse.result)
+        asymptotic = jnp.abs(fine.length - coarse.length) <= MAX_LENGTH_CHANGE * fine.length
+        result = RESULTS.where(
+            (result == RESULTS.successful) & ~asymptotic, RESULTS.unresolved_curve, result
+        )
         return GeodesicSolution(
             ts=coarse.ts,
             xs=_extrapolate(fine.xs[::2], coarse.xs),
