@@ -31,6 +31,11 @@ POLYLINE_TOL = Tolerance(1e-6, 1e-4)
 # accurate to ~1e-9 in float64 (measured against closed forms on the sphere and the
 # Poincaré half-plane); float32 round-off sits near 1e-7.
 ODE_TOL = Tolerance(1e-10, 1e-6)
+# The smallest step of a geodesic flow, relative to its duration: below it (a flow that
+# runs into a singularity, a region where the metric is NaN or not positive definite,
+# keeps rejecting or shrinking its steps) the integration stops and reports failure
+# instead of spending its budget. No feasible solve needs it: 1e10 steps would.
+ODE_MIN_STEP = 1e-10
 # Multiple shooting's Newton iteration, on the end-point and join mismatches.
 SHOOTING_TOL = Tolerance(1e-10, 1e-5)
 # Conjugate gradients on (J^T G J) u = w: near machine precision, as a direct solve would be.

@@ -24,6 +24,13 @@ class RESULTS(dfx.RESULTS):  # pyright: ignore
         "The curve energy became NaN or infinite: the metric is undefined somewhere "
         "along the curve (check the score and the damping)."
     )
+    flow_breakdown = (
+        "The geodesic flow broke down: its step size collapsed (below 1e-10 of the "
+        "time span) or most of its steps were rejected, so the metric or its "
+        "derivatives are NaN, infinite, singular or "
+        "not positive definite just ahead of the curve, or the velocity is far too "
+        "large for the metric. Increasing max_steps will not help."
+    )
     unresolved_curve = (
         "The discrete geodesic is not resolved: far from constant speed "
         "(constant_speed_ratio L^2 / 2E < 1/2 in stats), or its midpoint-rule length "

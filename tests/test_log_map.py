@@ -48,6 +48,7 @@ def test_shooting_bvp_is_the_exact_semicircle():
     speeds = jax.vmap(POINCARE.norm)(sol.xs, sol.vs)
     np.testing.assert_allclose(speeds, length, rtol=1e-9)
     assert float(sol.stats["residual"]) < 1e-10
+
     # Reverse- and forward-mode gradients of the exact length through the implicit
     # function theorem.
     def length(a, b):

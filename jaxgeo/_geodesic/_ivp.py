@@ -6,7 +6,7 @@ from .._checks import point_pair
 from .._custom_types import Input, Point, Tangent
 from .._functional import geodesic_acceleration
 from .._metric._base import AbstractMetric
-from .._numerics import ODE_TOL
+from .._numerics import ODE_MIN_STEP, ODE_TOL
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
 
 
@@ -98,7 +98,10 @@ def geodesic_ivp(
     tol = ODE_TOL(dtype)
     if stepsize_controller is None:
         stepsize_controller = dfx.PIDController(
-            rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol
+            rtol=tol if rtol is None else rtol,
+            atol=tol if atol is None else atol,
+            dtmin=ODE_MIN_STEP * jnp.abs(t1),
+            force_dtmin=False,
         )
     if saveat is None:
         saveat = dfx.SaveAt(ts=jnp.linspace(0, t1, num_points, dtype=dtype))
@@ -109,7 +112,19 @@ def geodesic_ivp(
     speed0 = metric.norm(x0, v0)
     speeds = jax.vmap(metric.norm)(xs, vs)
     result = RESULTS.promote(sol.result)
-    result = RESULTS.where(jnp.all(jnp.isfinite(xs)), result, RESULTS.nonfinite_energy)
+    # A step size that collapsed, or a budget spent mostly (2/3) on rejected steps, is a
+    # breakdown of the flow, not a budget too small.
+    num_rejected = sol.stats["num_rejected_steps"]
+    rejected = (num_rejected > 2 * sol.stats["num_accepted_steps"]) & (num_rejected >= 16)
+    breakdown = (result == RESULTS.dt_min_reached) | (
+        (result == RESULTS.max_steps_reached) & rejected
+    )
+    result = RESULTS.where(breakdown, RESULTS.flow_breakdown, result)
+    result = RESULTS.where(
+        (result == RESULTS.successful) & ~jnp.all(jnp.isfinite(xs)),
+        RESULTS.nonfinite_energy,
+        result,
+    )
     finite = jnp.all(jnp.isfinite(x0)) & jnp.all(jnp.isfinite(v0))
     result = RESULTS.where(finite, result, RESULTS.nonfinite_arguments)
     drift = jnp.max(jnp.abs(speeds - speed0)) / jnp.where(speed0 > 0, speed0, 1)
@@ -133,6 +148,8 @@ def geodesic_ivp(
 def exp_map(metric: AbstractMetric, x0: Input, v0: Input, **kwargs) -> Point:
     r"""The exponential map $\exp_{x_0}(v_0)$: the point reached at $t = 1$ by the
     geodesic from `x0` with initial velocity `v0`. Keyword arguments go to
-    [`jaxgeo.geodesic_ivp`][]."""
+    [`jaxgeo.geodesic_ivp`][]. With `throw=False` (e.g. under `jax.vmap`) a failed
+    integration gives NaN: use [`jaxgeo.geodesic_ivp`][] for its `result`."""
     kwargs.setdefault("saveat", dfx.SaveAt(t1=True))
-    return geodesic_ivp(metric, x0, v0, 1.0, **kwargs).xs[-1]
+    sol = geodesic_ivp(metric, x0, v0, 1.0, **kwargs)
+    return jnp.where(sol.result == RESULTS.successful, sol.xs[-1], jnp.nan)

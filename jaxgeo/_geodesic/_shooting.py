@@ -8,7 +8,7 @@ from jaxtyping import Array, Float, Int
 
 from .._custom_types import Point, Scalar
 from .._metric._base import AbstractMetric
-from .._numerics import SHOOTING_TOL
+from .._numerics import ODE_MIN_STEP, SHOOTING_TOL
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
@@ -24,10 +24,6 @@ FlowJacobians = Float[Array, "segments twice_dim twice_dim"]
 # The segment flows are integrated this much tighter than Newton's tolerances, so that
 # integration error does not limit Newton's convergence.
 ODE_TOL_FACTOR = 1e-2
-# The smallest step of a segment flow, relative to the segment's duration: below it
-# (a flow that runs into a singularity or a region where the metric is NaN keeps
-# rejecting steps) the integration stops and reports failure instead of spinning.
-ODE_MIN_STEP = 1e-10
 # A non-finite mismatch (a flow that left the metric's domain) is replaced by this.
 NONFINITE_MISMATCH = 1e12
 # Newton's root counts as found when the largest mismatch is below this many times
