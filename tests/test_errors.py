@@ -48,6 +48,18 @@ def test_matrix_metric_not_square():
         jg.geodesic_bvp(metric, jnp.zeros(2), jnp.ones(2), num_points=8)
 
 
+def test_matrix_metric_not_symmetric():
+    # Before: accepted, and exp_map followed another equation than the quadratic form's.
+    metric = jg.MatrixMetric(lambda x: jnp.array([[1.0, 0.5], [0.0, 1.0]], x.dtype))
+    with pytest.raises(Exception, match="non-symmetric"):
+        metric.matrix(jnp.zeros(2))
+    with pytest.raises(Exception, match="non-symmetric"):
+        jg.exp_map(metric, jnp.zeros(2), jnp.ones(2))
+    # Round-off asymmetry of a product J^T J is accepted.
+    jac = jnp.array([[0.1, 0.7], [0.3, 0.2], [1e3, 1.0 / 3]])
+    jg.MatrixMetric(lambda x: (jac * (1 + x[0])).T @ (jac / (1 + x[0]))).matrix(jnp.ones(2))
+
+
 @pytest.mark.parametrize("bad", [jnp.nan, jnp.inf])
 @pytest.mark.parametrize("which", ["x0", "x1"])
 def test_non_finite_endpoints(bad, which):
