@@ -91,6 +91,13 @@ def finite_pair(a, b, names: tuple[str, str], where: str) -> tuple[Array, Array]
     return a, b
 
 
+def metric_defined_at(metric, x: Array) -> Array:
+    """Whether the metric is finite at `x` (its norm of a fixed vector): false outside
+    its domain, where metrics are NaN so that solvers reject trial steps there."""
+    ones = jnp.ones_like(x)
+    return jnp.isfinite(metric.inner(x, ones, ones))
+
+
 def check_input(x: Array, dim: int, name: str) -> None:
     """Raise unless `x` is one input of a model that takes points of shape `(dim,)`
     (`check_point`, with a message that names the shape the model takes)."""

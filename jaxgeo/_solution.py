@@ -24,6 +24,12 @@ class RESULTS(dfx.RESULTS):  # pyright: ignore
         "The curve energy became NaN or infinite: the metric is undefined somewhere "
         "along the curve (check the score and the damping)."
     )
+    undefined_endpoint = (
+        "The metric is not defined at an endpoint (NaN or infinite there): x0 or x1 "
+        "lies outside the metric's domain (e.g. invalid distribution parameters of a "
+        "FisherRaoMetric, such as a negative scale, or a point where the score is NaN), "
+        "or the metric itself is invalid (e.g. a traced SteinMetric damping <= 0)."
+    )
     flow_breakdown = (
         "The geodesic flow broke down: its step size collapsed (below 1e-10 of the "
         "time span) or most of its steps were rejected, so the metric or its "

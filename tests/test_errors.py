@@ -82,8 +82,8 @@ def test_stein_damping_must_be_positive(damping):
 
 
 def test_traced_non_positive_damping_fails():
-    # Under jit the damping is not known at construction: the metric is NaN there, so
-    # the solve fails (before: success, length 0 and energy -3e157).
+    # Under jit the damping is not known at construction: the metric is NaN, so the
+    # solve fails (before: success, length 0 and energy -3e157).
     score = jg.scores.gaussian(jnp.zeros(2), jnp.eye(2))
     x0, x1 = jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.5])
 
@@ -91,8 +91,8 @@ def test_traced_non_positive_damping_fails():
     def solve(damping):
         return jg.geodesic_bvp(jg.SteinMetric(score, damping), x0, x1, throw=False)
 
-    assert solve(-1.0).result == jg.RESULTS.nonfinite_energy
-    assert solve(0.0).result == jg.RESULTS.nonfinite_energy
+    assert solve(-1.0).result == jg.RESULTS.undefined_endpoint
+    assert solve(0.0).result == jg.RESULTS.undefined_endpoint
     assert solve(0.5).result == jg.RESULTS.successful
 
 
@@ -171,3 +171,15 @@ def test_ivp_backwards_in_time_has_a_positive_length():
     assert sol.result == jg.RESULTS.successful
     assert jnp.allclose(sol.xs[-1], jnp.array([-3.0, -4.0]))
     assert jnp.allclose(sol.length, 5.0) and jnp.allclose(sol.energy, 12.5)
+
+
+def test_endpoint_outside_the_metric_domain_is_named():
+    # sigma = -1 at the end point: before, "A linear solver returned non-finite output".
+    metric = jg.FisherRaoMetric(jg.families.Normal())
+    inside, outside = jnp.array([0.0, 1.0]), jnp.array([1.0, -1.0])
+    sol = jg.log_map(metric, inside, outside, throw=False)
+    assert sol.result == jg.RESULTS.undefined_endpoint
+    with pytest.raises(Exception, match="not defined at an endpoint"):
+        jg.distance(metric, outside, inside)
+    sol = jg.geodesic_ivp(metric, outside, jnp.array([0.1, 0.1]), throw=False)
+    assert sol.result == jg.RESULTS.undefined_endpoint

@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_integer, point_pair
+from .._checks import check_integer, metric_defined_at, point_pair
 from .._curve import check_energy_rule, straight_line
 from .._custom_types import Input
 from .._metric._base import AbstractMetric
@@ -121,7 +121,8 @@ def geodesic_bvp(
 
     **Raises:** `ValueError` for malformed input (shapes, `num_points < 2`); with
     `throw=True`, a runtime error for a failed solve, non-finite endpoints
-    (`RESULTS.nonfinite_arguments`) among them.
+    (`RESULTS.nonfinite_arguments`) and endpoints where the metric is NaN, outside its
+    domain (`RESULTS.undefined_endpoint`), among them.
     """
     del throw  # raised outside the compiled program (`raise_outside_jit`)
     problem = boundary_problem(
@@ -142,8 +143,10 @@ def geodesic_bvp(
             f"jaxgeo.EnergyNewton()), got {type(solver).__name__}"
         )
     sol = solver.geodesic(problem)
+    defined = metric_defined_at(metric, problem.x0) & metric_defined_at(metric, problem.x1)
+    result = RESULTS.where(defined, sol.result, RESULTS.undefined_endpoint)
     finite = jnp.all(jnp.isfinite(problem.x0)) & jnp.all(jnp.isfinite(problem.x1))
-    result = RESULTS.where(finite, sol.result, RESULTS.nonfinite_arguments)
+    result = RESULTS.where(finite, result, RESULTS.nonfinite_arguments)
     return eqx.tree_at(lambda s: s.result, sol, result)
 
 

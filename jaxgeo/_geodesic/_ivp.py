@@ -2,7 +2,7 @@ import diffrax as dfx
 import jax
 import jax.numpy as jnp
 
-from .._checks import point_pair
+from .._checks import metric_defined_at, point_pair
 from .._custom_types import Input, Point, Tangent
 from .._functional import geodesic_acceleration
 from .._metric._base import AbstractMetric
@@ -125,6 +125,7 @@ def geodesic_ivp(
         RESULTS.nonfinite_energy,
         result,
     )
+    result = RESULTS.where(metric_defined_at(metric, x0), result, RESULTS.undefined_endpoint)
     finite = jnp.all(jnp.isfinite(x0)) & jnp.all(jnp.isfinite(v0))
     result = RESULTS.where(finite, result, RESULTS.nonfinite_arguments)
     drift = jnp.max(jnp.abs(speeds - speed0)) / jnp.where(speed0 > 0, speed0, 1)
