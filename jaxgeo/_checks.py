@@ -75,6 +75,12 @@ def point_pair(a, b, names: tuple[str, str], where: str) -> tuple[Array, Array]:
     check_point(b, names[1])
     check_same_shape(a, b, f"{where}: {names[0]} and {names[1]}")
     dtype = jnp.result_type(a, b)
+    if jnp.finfo(dtype).bits < 32:
+        raise ValueError(
+            f"{where}: {names[0]} and {names[1]} have dtype {dtype}; the solvers need "
+            "float32 or float64 (half precision cannot reach their tolerances): cast "
+            "them with .astype(jnp.float32)"
+        )
     return a.astype(dtype), b.astype(dtype)
 
 

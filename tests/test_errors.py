@@ -125,6 +125,15 @@ def test_integer_endpoints():
         jg.geodesic_bvp(jg.Euclidean(2), jnp.zeros(2, int), jnp.ones(2, int))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_half_precision_endpoints(dtype):
+    # Before: a crash inside lax.while_loop about its carry types.
+    with pytest.raises(ValueError, match="float32 or float64"):
+        jg.geodesic_bvp(jg.Euclidean(2), jnp.zeros(2, dtype), jnp.ones(2, dtype))
+    with pytest.raises(ValueError, match="float32 or float64"):
+        jg.exp_map(jg.Euclidean(2), jnp.zeros(2, dtype), jnp.ones(2, dtype))
+
+
 def test_euclidean_wrong_dimension():
     with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
         jg.Euclidean(2).inner(jnp.zeros(3), jnp.zeros(3), jnp.zeros(3))
@@ -147,6 +156,8 @@ def test_bad_gmm():
         jg.scores.gmm(jnp.ones(2), jnp.zeros((3, 2)), eyes)
     with pytest.raises(ValueError, match=">= 0"):
         jg.scores.gmm(jnp.array([1.0, -1.0, 1.0]), jnp.zeros((3, 2)), eyes)
+    with pytest.raises(ValueError, match="weights are all zero"):  # NaN scores before
+        jg.scores.gmm(jnp.zeros(3), jnp.zeros((3, 2)), eyes)
 
 
 def test_log_density_must_be_scalar():

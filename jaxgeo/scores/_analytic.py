@@ -100,6 +100,11 @@ class GMMScore(eqx.Module):
                 f"weights {weights.shape}, means {means.shape}, covs {covs.shape}"
             )
         check_value(weights, lambda w: w >= 0, "scores.gmm: weights must be >= 0")
+        check_value(
+            weights,
+            lambda w: jnp.sum(w) > 0,
+            "scores.gmm: the weights are all zero; at least one component needs weight > 0",
+        )
         for mean, cov in zip(means, covs):
             _check_gaussian(mean, cov, "scores.gmm")
         self.weights, self.means, self.covs = weights, means, covs
