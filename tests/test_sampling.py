@@ -1,5 +1,7 @@
 """Riemannian-manifold samplers: invariance, proposal densities, closed forms, errors."""
 
+from functools import partial
+
 import blackjax
 import jax
 import jax.numpy as jnp
@@ -204,12 +206,13 @@ def test_bad_input():
             MEAN,
             num_steps=0,
         )
-    with pytest.raises(Exception, match="log-density is not finite at the start"):
-        jg.sampling.mmala(lambda x: jnp.log(x[0]), jg.Euclidean(2), 0.1).init(
-            jnp.array([-1.0, 0.0])
-        )
+    # A start where the chain cannot move: mmala and rmhmc (which before ran 100 steps
+    # without moving) refuse it.
     not_pd = jg.MatrixMetric(lambda x: -jnp.eye(2))
-    with pytest.raises(Exception, match="not positive definite at the start"):
-        jg.sampling.mmala(gaussian_logdensity, not_pd, 0.1).init(jnp.zeros(2))
+    for sampler in (jg.sampling.mmala, partial(jg.sampling.rmhmc, num_integration_steps=3)):
+        with pytest.raises(Exception, match="log-density is not finite at the start"):
+            sampler(lambda x: jnp.log(x[0]), jg.Euclidean(2), 0.1).init(jnp.array([-1.0, 0.0]))
+        with pytest.raises(Exception, match="not positive definite at the start"):
+            sampler(gaussian_logdensity, not_pd, 0.1).init(jnp.zeros(2))
     with pytest.raises(ValueError, match="position"):
         jg.sampling.mmala(gaussian_logdensity, metric, 0.1).init(jnp.zeros((2, 2)))

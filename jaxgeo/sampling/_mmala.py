@@ -79,6 +79,22 @@ def _log_proposal(metric, x, mean, to, step_size) -> Scalar:
     )
 
 
+def check_start(metric: AbstractMetric, position, logdensity, where: str):
+    """`logdensity`, with an error (also under `jit`) unless it is finite and the
+    metric is positive definite at the start `position` (a chain started there would
+    never move)."""
+    logdensity = eqx.error_if(
+        logdensity,
+        ~jnp.isfinite(logdensity),
+        f"{where}: the log-density is not finite at the start point",
+    )
+    return eqx.error_if(
+        logdensity,
+        ~jnp.isfinite(metric.log_det(position)),
+        f"{where}: the metric is not positive definite at the start point",
+    )
+
+
 def mmala(
     logdensity_fn: LogDensity,
     metric: AbstractMetric,
@@ -106,17 +122,7 @@ def mmala(
         position = jnp.asarray(position)
         check_point(position, "mmala: position")
         logdensity, grad = jax.value_and_grad(logdensity_fn)(position)
-        logdensity = eqx.error_if(
-            logdensity,
-            ~jnp.isfinite(logdensity),
-            "mmala: the log-density is not finite at the start point",
-        )
-        logdensity = eqx.error_if(
-            logdensity,
-            ~jnp.isfinite(metric.log_det(position)),
-            "mmala: the metric is not positive definite at the start point",
-        )
-        return MMALAState(position, logdensity, grad)
+        return MMALAState(position, check_start(metric, position, logdensity, "mmala"), grad)
 
     def step(key: PRNGKeyArray, state: MMALAState) -> tuple[MMALAState, MMALAInfo]:
         eps = jnp.asarray(step_size, state.position.dtype)
