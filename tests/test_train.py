@@ -1,7 +1,11 @@
 """Score networks, score-matching losses and the training loop (checkpoints, resume)."""
 
 import shutil
+import subprocess
+import sys
+import time
 from functools import partial
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -189,15 +193,11 @@ def test_damaged_checkpoints_are_refused_and_kept(tmp_path):
         jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "a-file", **kwargs)
 
 
-def test_bad_input(tmp_path):
+def test_checkpoints_of_another_run_are_refused_and_kept(tmp_path):
     loss = partial(jg.train.denoising_score_matching, sigma=0.2)
     model = small_mlp(jax.random.key(0))
     kwargs = dict(optimizer=optax.adam(1e-3), num_steps=10, batch_size=8, key=jax.random.key(0))
     data = np.asarray(gaussian_data(100))
-    with pytest.raises(ValueError, match="NaN"):
-        jg.train.fit(loss, model, np.where(np.arange(100)[:, None] == 3, np.nan, data), **kwargs)
-    with pytest.raises(ValueError, match=r"data shapes \(100, 3\).*\(2,\)"):
-        jg.train.fit(loss, model, np.ones((100, 3)), **kwargs)
 
     # A checkpoint of another architecture, seed, data, batch size, optimiser
     # hyperparameter or loss keyword: a clear error, and the checkpoint is kept byte for
@@ -235,8 +235,42 @@ def test_bad_input(tmp_path):
     # The same configuration in new objects is the same run.
     assert fit_here(optimizer=optax.adam(1e-3), loss=partial(loss.func, sigma=0.2)).resumed_from
     assert files() == before
-    with pytest.raises(ValueError, match="positive multiple of steps_per_chunk"):
-        jg.train.fit(loss, model, data, checkpoint_dir=tmp_path / "x", steps_per_chunk=3, **kwargs)
+
+
+def _train_child(directory, *flags) -> subprocess.Popen:
+    root = Path(__file__).parent.parent
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests._train_child", str(directory), *flags],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_resumes_bit_identically(tmp_path):
+    """A training process killed with SIGKILL before its first checkpoint, between two
+    checkpoints, and inside a commit (state written, checkpoint.json not yet replaced)
+    resumes to the bit-identical final state of an uninterrupted run."""
+    reference = tmp_path / "reference"
+    child = _train_child(reference)
+    assert child.communicate(timeout=300)[0].strip() == "resumed_from=0"
+    expected = (reference / "state-60.eqx").read_bytes()
+    # The marker at which the process is killed, and the step it then resumes from.
+    moments = {"before-10": 0, "after-20": 20, "replacing-30": 20}
+    for k, (marker, resumed_from) in enumerate(moments.items()):
+        directory = tmp_path / f"killed{k}"
+        child = _train_child(directory, "--pause")
+        marker_file = tmp_path / f"{directory.name}.{marker}"
+        deadline = time.monotonic() + 300
+        while not marker_file.exists():
+            assert child.poll() is None and time.monotonic() < deadline, marker
+            time.sleep(0.01)
+        child.kill()  # SIGKILL: no cleanup, no finally blocks
+        child.communicate()
+        resumed = _train_child(directory)
+        assert resumed.communicate(timeout=300)[0].strip() == f"resumed_from={resumed_from}"
+        assert (directory / "state-60.eqx").read_bytes() == expected, marker
 
 
 @pytest.mark.slow

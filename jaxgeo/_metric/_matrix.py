@@ -1,7 +1,8 @@
 from collections.abc import Callable
 
-import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import check_point
 from .._custom_types import MetricMatrix, Point
@@ -13,14 +14,29 @@ from ._base import AbstractMetric
 SYMMETRY_ULPS = 1e4
 
 
+def _check_symmetric(g: np.ndarray, where: str) -> None:
+    """Raise if the concrete matrix `g` is finite and not symmetric."""
+    if not np.all(np.isfinite(g)):
+        return  # outside the metric's domain: the solvers see NaN and reject
+    tolerance = SYMMETRY_ULPS * np.finfo(g.dtype).eps * np.max(np.abs(g))
+    if np.max(np.abs(g - g.T)) > tolerance:
+        raise ValueError(
+            f"MatrixMetric: fn returned a non-symmetric matrix {where}; a metric is "
+            "symmetric (use (G + G.T) / 2 if only the quadratic form is meant)"
+        )
+
+
 class MatrixMetric(AbstractMetric):
     """A metric given by any user function `fn: x -> G(x)`.
 
     `fn` must return a symmetric positive-definite `(D, D)` matrix for a point of
-    shape `(D,)`; the shape is checked at trace time, symmetry when the matrix is
-    computed (`eqx.error_if`, also under `jit`), and the matrix takes the point's
-    dtype. Use an `eqx.Module` (or
-    `jax.tree_util.Partial`) for `fn` when it holds parameters you want to differentiate.
+    shape `(D,)`; the shape is checked at trace time, and the matrix takes the point's
+    dtype. Symmetry is checked on the matrix itself when it is computed eagerly, and
+    under `jit`/`vmap` at trace time on a probe point (where `fn` can be evaluated
+    there: a non-symmetric `fn` would make the geodesic equation and solves with $G$
+    disagree with the quadratic form, which sees only the symmetric part). Use an
+    `eqx.Module` (or `jax.tree_util.Partial`) for `fn` when it holds parameters you
+    want to differentiate.
 
     !!! example
         The Poincaré half-plane: `MatrixMetric(lambda x: jnp.eye(2) / x[1] ** 2)`.
@@ -37,13 +53,19 @@ class MatrixMetric(AbstractMetric):
                 f"{x.shape}; expected a square matrix of shape {(x.shape[0],) * 2}"
             )
         g = jnp.asarray(g, x.dtype)
-        # Only the symmetric part enters the quadratic form; the rest would make the
-        # geodesic equation (and solves with G) disagree with it.
-        asymmetry = jnp.max(jnp.abs(g - g.T))
-        tolerance = SYMMETRY_ULPS * jnp.finfo(g.dtype).eps * jnp.max(jnp.abs(g))
-        return eqx.error_if(
-            g,
-            asymmetry > tolerance,
-            "MatrixMetric: fn returned a non-symmetric matrix; a metric is symmetric "
-            "(use (G + G.T) / 2 if only the quadratic form is meant)",
-        )
+        if isinstance(g, jax.core.Tracer):
+            self._check_symmetric_at_probe(x.shape[0], x.dtype)
+        else:
+            _check_symmetric(np.asarray(g), f"at {np.asarray(x)}")
+        return g
+
+    def _check_symmetric_at_probe(self, dim: int, dtype) -> None:
+        """At trace time: `fn` at a fixed probe point, evaluated now (skipped where `fn`
+        depends on traced values, e.g. parameters under `jit`)."""
+        probe = np.linspace(0.5, 1.5, dim).astype(dtype)
+        try:
+            with jax.ensure_compile_time_eval():
+                g = np.asarray(jnp.asarray(self.fn(jnp.asarray(probe)), dtype))
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+            return
+        _check_symmetric(g, f"at the probe point {probe}")
