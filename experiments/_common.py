@@ -41,10 +41,11 @@ def output_dir(out_dir: str | Path) -> Path:
 
 
 def save_figure(fig, path: Path, *, dpi: int = 100, tight: bool = True) -> None:
-    """Lay out (unless `tight=False`), write and close `fig`."""
+    """Lay out (unless `tight=False`), write and close `fig`; the saved area holds every
+    artist (multi-line titles were clipped at the top edge before)."""
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 

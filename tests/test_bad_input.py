@@ -370,10 +370,26 @@ CASES: dict[str, Case] = {
         "failed",
         result=R.undefined_endpoint,
     ),
+    # Before: "The maximum number of solver steps was reached. Try increasing max_steps",
+    # after all 4096 steps.
     "IVP into a NaN strip": Case(
         lambda: ivp_result(NAN_STRIP, LEFT, jnp.array([2.0, 0.3])),
         "failed",
         result=R.flow_breakdown,
+    ),
+    "IVP where the score turns NaN": Case(
+        lambda: ivp_result(
+            jg.SteinMetric(lambda x: jnp.where(x[0] > 0.5, jnp.nan, -x)),
+            LEFT,
+            jnp.array([2.0, 0.3]),
+        ),
+        "failed",
+        result=R.flow_breakdown,
+    ),
+    "exp_map into a NaN strip": Case(
+        lambda: jg.exp_map(NAN_STRIP, LEFT, jnp.array([2.0, 0.3])),
+        "error",
+        "flow broke down.*will not help",
     ),
     "IVP under an indefinite metric": Case(
         lambda: ivp_result(

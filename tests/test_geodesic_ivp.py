@@ -50,29 +50,6 @@ def test_ivp_reports_failure():
     assert jnp.all(jnp.isfinite(jg.exp_map(POINCARE, x0, 5 * v0, throw=False)))
 
 
-_STEIN = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.8], [0.8, 1.0]])))
-_BREAKDOWNS = {
-    # The flow runs into a strip where the metric is NaN.
-    "nan metric": jg.MatrixMetric(
-        lambda x: jnp.eye(2, dtype=x.dtype) * jnp.where(jnp.abs(x[0]) < 0.5, jnp.nan, 1.0)
-    ),
-    "nan score": jg.SteinMetric(lambda x: jnp.where(x[0] > 0.5, jnp.nan, -x)),
-    "indefinite": jg.MatrixMetric(lambda x: jnp.diag(jnp.array([1.0, -1.0])) * (1 + x[0] ** 2)),
-}
-
-
-@pytest.mark.parametrize("case", [*_BREAKDOWNS, "huge velocity"])
-def test_flow_breakdown_is_named_not_blamed_on_the_budget(case):
-    """Before: "The maximum number of solver steps was reached. Try increasing
-    max_steps", after spending all 4096 steps."""
-    metric = _STEIN if case == "huge velocity" else _BREAKDOWNS[case]
-    x0, v0 = jnp.array([-1.0, 0.0]), jnp.array([2.0, 0.3]) * (1e7 if case == "huge velocity" else 1)
-    sol = jg.geodesic_ivp(metric, x0, v0, throw=False)
-    assert sol.result == jg.RESULTS.flow_breakdown
-    with pytest.raises(Exception, match="flow broke down.*will not help"):
-        jg.exp_map(metric, x0, v0)
-
-
 def test_ivp_float32_and_custom_solver():
     x0, v0 = jnp.array([0.0, 1.0], jnp.float32), jnp.array([0.3, 0.4], jnp.float32)
     sol = jg.geodesic_ivp(POINCARE, x0, v0)
