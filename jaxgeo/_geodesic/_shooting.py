@@ -17,7 +17,6 @@ from ._ivp import geodesic_vector_field
 
 Segments = Float[Array, "segments dim"]
 Unknowns = tuple[Float[Array, "joins dim"], Segments]  # inner starts, start velocities
-Mismatch = tuple[Segments, Float[Array, "joins dim"]]  # ends, velocity joins
 Samples = tuple[Float[Array, "times segments dim"], Float[Array, "times segments dim"]]
 FlowJacobians = Float[Array, "segments twice_dim twice_dim"]
 
@@ -118,9 +117,10 @@ class _Segments(eqx.Module):
     def mismatch(self, y: Unknowns, samples: Samples) -> Float[Array, " conditions"]:
         """The shooting conditions' mismatches in Newton's order: the $(x, v)$ joins of
         segments $0..K-2$ (each flow's end against the next start), then the last
-        flow's end against $x_1$."""
+        flow's end against $x_1$. Linear in `y`, the samples and the end points (so
+        also their tangents' mismatch, in `_shoot_jvp`)."""
         xs_inner, vs = y
-        ends_x, ends_v = _finite(samples[0][-1]), _finite(samples[1][-1])
+        ends_x, ends_v = samples[0][-1], samples[1][-1]
         joins = jnp.concatenate([ends_x[:-1] - xs_inner, ends_v[:-1] - vs[1:]], axis=1)
         return jnp.concatenate([joins.reshape(-1), ends_x[-1] - self.x1])
 
@@ -222,7 +222,7 @@ def _newton(segments: _Segments, y0: Unknowns, rtol: float, atol: float, max_ste
     def step(carry):
         y, _, _, previous_step_size, num_steps, _ = carry
         samples, jacobians = segments.flows_and_jacobians(segments.starts(y))
-        rhs = segments.mismatch(y, samples)
+        rhs = segments.mismatch(y, jtu.tree_map(_finite, samples))
         delta = jnp.linalg.solve(_newton_matrix(jacobians), -rhs)
         step = _unknowns_step(delta, num_segments, dim)
         new_y = jtu.tree_map(jnp.add, y, step)
@@ -289,15 +289,13 @@ def _shoot_jvp(primals, tangents, *, rtol, atol, max_steps):
 
     _, flows_jvp = jax.linearize(flows, dynamic, starts)
 
+    # The starts and the mismatch are linear (in the unknowns, x0, x1 and the flows):
+    # along the tangents `d_segments` (dx0, dx1, d metric) they map tangents.
+    d_segments = eqx.combine(t_dynamic, static)
+
     def mismatch_jvp(dy: Unknowns):
-        # r is linear in y, the flows and x1: its tangent along (dy, dp).
-        d_segments = eqx.combine(t_dynamic, static)
-        d_starts = jnp.concatenate([jnp.concatenate([d_segments.x0[None], dy[0]]), dy[1]], axis=1)
-        d_samples = flows_jvp(t_dynamic, d_starts)
-        xs_inner, vs = dy
-        ends_x, ends_v = d_samples[0][-1], d_samples[1][-1]
-        joins = jnp.concatenate([ends_x[:-1] - xs_inner, ends_v[:-1] - vs[1:]], axis=1)
-        return jnp.concatenate([joins.reshape(-1), ends_x[-1] - d_segments.x1]), d_samples
+        d_samples = flows_jvp(t_dynamic, d_segments.starts(dy))
+        return d_segments.mismatch(dy, d_samples), d_samples
 
     no_dy = jtu.tree_map(jnp.zeros_like, root.unknowns)
     d_rhs, _ = mismatch_jvp(no_dy)
@@ -408,7 +406,9 @@ class Shooting(AbstractBoundarySolver):
         )
         # The shooting conditions at the root: Newton's own test is on its step size.
         residual = jax.lax.stop_gradient(
-            jnp.max(jnp.abs(segments.mismatch(unknowns, (xs_saved, vs_saved))))
+            jnp.max(
+                jnp.abs(segments.mismatch(unknowns, jtu.tree_map(_finite, (xs_saved, vs_saved))))
+            )
         )
         scale = 1 + jnp.max(jnp.abs(x1 - x0))
         result = RESULTS.where(
