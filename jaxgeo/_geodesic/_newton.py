@@ -10,8 +10,14 @@ from .._curve import segment_sq_norm
 from .._custom_types import Curve, Point, Scalar
 from .._linalg import block_tridiagonal_solve, Blocks, Points, UpperBlocks
 from .._metric._base import AbstractMetric
-from .._solution import RESULTS
-from ._base import AbstractPolylineSolver, BoundaryProblem, TerminateOnState
+from .._solution import GeodesicSolution, RESULTS
+from ._base import (
+    AbstractPolylineSolver,
+    BoundaryProblem,
+    polyline_solution,
+    refine,
+    TerminateOnState,
+)
 
 
 SegmentGradients = Float[Array, "segments twice_dim"]
@@ -20,6 +26,28 @@ SegmentHessians = Float[Array, "segments twice_dim twice_dim"]
 
 def _with_ends(interior: Points, x0: Point, x1: Point) -> Curve:
     return jnp.concatenate([x0[None], interior, x1[None]])
+
+
+class _Pinned(eqx.Module):
+    """A problem whose interior points outside `free` stay at their initial values
+    (`problem.init`): the coarse level of `EnergyNewton.geodesic_refined`, padded to the
+    fine level's size, so that both levels run one compiled program."""
+
+    problem: BoundaryProblem
+    free: Bool[Array, " interior"]
+
+
+def _objective(interior: Points, args: BoundaryProblem | _Pinned) -> Scalar:
+    r"""The discrete energy of the polyline; with pins,
+    $E(\text{pinned curve}) + \frac12 \sum_{\text{pinned } j} |y_j - y^0_j|^2$, so that
+    the pinned points' optimality condition is $y_j = y^0_j$ (for the implicit adjoint)."""
+    if isinstance(args, BoundaryProblem):
+        return _energy(interior, args)
+    pinned = args.problem.init[1:-1]
+    free = args.free[:, None]
+    return _energy(jnp.where(free, interior, pinned), args.problem) + 0.5 * jnp.sum(
+        jnp.where(free, 0, (interior - pinned) ** 2)
+    )
 
 
 def _energy(interior: Points, problem: BoundaryProblem) -> Scalar:
@@ -110,9 +138,24 @@ def energy_derivatives(
     return (jnp.sum(e), g[:-1, dim:] + g[1:, :dim], *_assemble(h))
 
 
-def _derivatives(problem: BoundaryProblem, interior: Points):
+def _derivatives(args: BoundaryProblem | _Pinned, interior: Points):
+    """`energy_derivatives` of `_objective` w.r.t. the interior points: with pins, a
+    pinned point's gradient is its offset from its pin, its Hessian row the identity."""
+    if isinstance(args, BoundaryProblem):
+        xs = _with_ends(interior, args.x0, args.x1)
+        return energy_derivatives(args.metric, xs, args.energy)
+    problem, free = args.problem, args.free
+    pinned = problem.init[1:-1]
+    interior = jnp.where(free[:, None], interior, pinned)
     xs = _with_ends(interior, problem.x0, problem.x1)
-    return energy_derivatives(problem.metric, xs, problem.energy)
+    f, grad, diag, upper = energy_derivatives(problem.metric, xs, problem.energy)
+    eye = jnp.eye(xs.shape[1], dtype=xs.dtype)
+    return (
+        f,
+        jnp.where(free[:, None], grad, 0),
+        jnp.where(free[:, None, None], diag, eye),
+        jnp.where((free[:-1] & free[1:])[:, None, None], upper, 0),
+    )
 
 
 def _laplacian_norm(num_segments: int, step: Points) -> Scalar:
@@ -156,7 +199,7 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
     def init(self, fn, y, args, options, f_struct, aux_struct, tags):
         del fn, options, aux_struct, tags
         return _NewtonState(
-            f=_energy(y, args),
+            f=_objective(y, args),
             damping=jnp.array(self.initial_damping, f_struct.dtype),
             growth=jnp.array(NIELSEN_GROWTH, f_struct.dtype),
             terminate=jnp.array(False),
@@ -172,12 +215,16 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
         # rejected step they are recomputed, at the price of one pass.
         _, grad, hess_diag, hess_upper = _derivatives(args, y)
 
+        coupling = eye[None]
+        if isinstance(args, _Pinned):  # pinned points stay put: no damping couples them
+            coupling = jnp.where((args.free[:-1] & args.free[1:])[:, None, None], eye, 0)
+
         def solve(damping):
             # Damp with mu * (the Euclidean energy's Hessian N L (x) I): large mu gives
             # a short preconditioned-gradient step, mu -> 0 the Newton step.
             mu = damping * num_segments
             diag = hess_diag + 2 * mu * eye[None]
-            return block_tridiagonal_solve(diag, hess_upper - mu * eye[None], -grad)
+            return block_tridiagonal_solve(diag, hess_upper - mu * coupling, -grad)
 
         def attempt(carry):
             damping, _, tried = carry
@@ -193,7 +240,7 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
             (state.damping, jnp.zeros_like(y), jnp.array(False)),
         )
         trial = y + delta
-        new_f = _energy(trial, args)
+        new_f = _objective(trial, args)
         predicted = 0.5 * (-jnp.sum(grad * delta) + damping * _laplacian_norm(num_segments, delta))
         actual = state.f - new_f
         finite = jnp.isfinite(new_f) & jnp.all(jnp.isfinite(delta))
@@ -265,17 +312,52 @@ class EnergyNewton(AbstractPolylineSolver):
     def minimise(
         self, problem: BoundaryProblem, rtol: float, atol: float
     ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
+        return self._minimise(problem, rtol, atol)
+
+    def _minimise(
+        self, args: BoundaryProblem | _Pinned, rtol: float, atol: float
+    ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
+        problem = args if isinstance(args, BoundaryProblem) else args.problem
         minimiser = _BlockNewtonMinimiser(
             rtol=rtol, atol=atol, initial_damping=self.initial_damping
         )
         sol = optx.minimise(
-            _energy,
+            _objective,
             minimiser,
             problem.init[1:-1],
-            args=problem,
+            args=args,
             max_steps=problem.max_steps,
             adjoint=self.adjoint,
             throw=False,
         )
         xs = _with_ends(sol.value, problem.x0, problem.x1)
         return xs, RESULTS.promote(sol.result), sol.stats["num_steps"]
+
+    def geodesic_refined(
+        self, problem: BoundaryProblem
+    ) -> tuple[GeodesicSolution, GeodesicSolution]:
+        """As [`jaxgeo.AbstractPolylineSolver`][]'s, with both levels run by one
+        compiled Newton program (half the compile time of two): the coarse level is
+        padded to the fine level's $2N + 1$ points, its last $N$ pinned at `x1`."""
+        if problem.num_points == 2:
+            return super().geodesic_refined(problem)
+        rtol, atol = self.tolerances(problem.init.dtype)
+        n = problem.num_points
+        padded = jnp.concatenate(
+            [problem.init, jnp.broadcast_to(problem.x1, (n - 1, problem.x1.shape[0]))]
+        )
+        fine_problem = eqx.tree_at(lambda p: p.init, problem, padded)
+        coarse_free = jnp.arange(1, 2 * n - 2) < n - 1  # of the padded interior points
+
+        def level(xs, is_coarse):
+            init = jnp.where(is_coarse, xs, refine(xs[:n]))
+            free = coarse_free | ~is_coarse
+            pinned = _Pinned(eqx.tree_at(lambda p: p.init, fine_problem, init), free)
+            xs, result, num_steps = self._minimise(pinned, rtol, atol)
+            return xs, (xs, result, num_steps)
+
+        _, (xs, results, steps) = jax.lax.scan(level, padded, jnp.array([True, False]))
+        coarse_result, fine_result = (jax.tree.map(lambda r: r[i], results) for i in (0, 1))
+        coarse = polyline_solution(problem, xs[0, :n], coarse_result, steps[0])
+        fine = polyline_solution(fine_problem, xs[1], fine_result, steps[1])
+        return coarse, fine

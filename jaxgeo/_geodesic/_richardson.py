@@ -1,18 +1,8 @@
 import jax.numpy as jnp
-from jaxtyping import Array, Float
 
-from .._custom_types import Curve
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
-
-
-def refine(xs: Curve) -> Float[Array, "refined dim"]:
-    """The polyline with the midpoint of every segment inserted: `(N + 1, D)` →
-    `(2N + 1, D)`, on the uniform grid again."""
-    midpoints = 0.5 * (xs[:-1] + xs[1:])
-    interleaved = jnp.stack([xs[:-1], midpoints], axis=1).reshape(-1, xs.shape[1])
-    return jnp.concatenate([interleaved, xs[-1:]])
 
 
 # The extrapolation assumes the asymptotic regime: halving the segments changes the
@@ -31,7 +21,8 @@ class Richardson(AbstractBoundarySolver):
     r"""The geodesic to fourth order from two discrete geodesics, by Richardson
     extrapolation: the problem's polyline with $N$ segments, then the same with every
     segment halved (started from the first solution, so it takes a few steps), both
-    solved by `solver`. The discrete geodesic of the symmetric midpoint rule has an
+    solved by `solver` (its `geodesic_refined`; [`jaxgeo.EnergyNewton`][] runs the two
+    levels as one compiled program). The discrete geodesic of the symmetric midpoint rule has an
     error expansion in even powers of $h = 1/N$, in its points, its discrete-momentum
     velocities and its length; $(4 q_{2N} - q_N)/3$ cancels the $O(h^2)$ term of each,
     leaving $O(h^4)$, with no ODE solve: on the Part II geodesic, length 5e-8 relative at
@@ -59,17 +50,7 @@ class Richardson(AbstractBoundarySolver):
         solver = self.solver
         if solver is None:
             solver = default_polyline_solver(problem.x0.shape[0])
-        coarse = solver.geodesic(problem)
-        fine = solver.geodesic(
-            BoundaryProblem(
-                problem.metric,
-                problem.x0,
-                problem.x1,
-                refine(coarse.xs),
-                max_steps=problem.max_steps,
-                energy=problem.energy,
-            )
-        )
+        coarse, fine = solver.geodesic_refined(problem)
         length = _extrapolate(fine.length, coarse.length)
         result = RESULTS.where(coarse.result == RESULTS.successful, fine.result, coarse.result)
         asymptotic = jnp.abs(fine.length - coarse.length) <= MAX_LENGTH_CHANGE * fine.length
