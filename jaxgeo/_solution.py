@@ -25,7 +25,8 @@ class RESULTS(dfx.RESULTS):  # pyright: ignore
         "along the curve (check the score and the damping)."
     )
     undefined_endpoint = (
-        "The metric is not defined at an endpoint (NaN or infinite there): x0 or x1 "
+        "The metric is not defined at an endpoint (NaN or infinite there; a "
+        "MatrixMetric is NaN where its matrix is not positive semidefinite): x0 or x1 "
         "lies outside the metric's domain (e.g. invalid distribution parameters of a "
         "FisherRaoMetric, such as a negative scale, or a point where the score is NaN), "
         "or the metric itself is invalid (e.g. a traced SteinMetric damping <= 0)."

@@ -398,7 +398,7 @@ CASES: dict[str, Case] = {
             ONES,
         ),
         "failed",
-        result=R.flow_breakdown,
+        result=R.undefined_endpoint,
     ),
     "IVP with a huge velocity": Case(
         lambda: ivp_result(stein_gaussian(), LEFT, jnp.array([2e7, 3e6])),

@@ -110,6 +110,59 @@ def test_solver_steps_outside_the_domain_are_rejected_not_raised():
     assert np.isfinite(jax.grad(lambda e: metric.inner(e, e, e))(a)).all()
 
 
+def _hand_written_beta(x):
+    """The Beta Fisher information written by hand, as a user would: trigamma entries,
+    no domain (finite but indefinite outside it)."""
+    return jnp.diag(jax.scipy.special.polygamma(1, x)) - jax.scipy.special.polygamma(1, x.sum())
+
+
+def _hand_written_categorical(p):
+    """The Fisher information of Categorical(3) in (p_1, p_2), written by hand:
+    indefinite outside the simplex."""
+    return jnp.diag(1 / p) + 1 / (1 - jnp.sum(p))
+
+
+HAND_WRITTEN = {
+    "Beta": (_hand_written_beta, F.Beta(), [0.3, 0.4], [8.0, 5.0]),
+    "Categorical": (_hand_written_categorical, F.Categorical(3), [0.005, 0.9], [0.9, 0.005]),
+}
+
+
+@pytest.mark.parametrize(
+    "case,solve",
+    [
+        ("Beta", "newton"),
+        pytest.param("Categorical", "descent", marks=pytest.mark.slow),
+        pytest.param("Categorical", "distance", marks=pytest.mark.slow),
+        pytest.param("Categorical", "shooting", marks=pytest.mark.slow),
+    ],
+)
+def test_solvers_stay_in_the_domain_of_a_hand_written_metric(case, solve):
+    """Issue 16: trial points leave the domain, where a hand-written Fisher matrix is
+    finite but indefinite. MatrixMetric is NaN there, as FisherRaoMetric is outside its
+    domain, so every solver rejects them and both routes give the same geodesic.
+    Before: on Beta (0.3, 0.4) -> (8, 5) Newton "diverged" (length 2.6e11) and the
+    distance was NaN; on the Categorical pair L-BFGS was "unresolved" (length 2e4)."""
+    fn, family, a, b = HAND_WRITTEN[case]
+    a, b = jnp.array(a), jnp.array(b)
+    hand = jg.MatrixMetric(fn)
+    assert np.isnan(hand.matrix(-a)).all()
+
+    def length(metric):
+        if solve == "distance":
+            return jg.distance(metric, a, b)
+        solver = dict(newton=None, descent=jg.EnergyDescent(), shooting=jg.Shooting())[solve]
+        sol = jg.geodesic_bvp(metric, a, b, solver=solver, max_steps=20_000)
+        assert sol.result == jg.RESULTS.successful
+        return sol.length
+
+    np.testing.assert_allclose(length(hand), length(jg.FisherRaoMetric(family)), rtol=1e-8)
+    if case == "Categorical" and solve in ("distance", "shooting"):
+        p, q = jnp.append(a, 1 - a.sum()), jnp.append(b, 1 - b.sum())
+        closed_form = 2 * jnp.arccos(jnp.sum(jnp.sqrt(p * q)))
+        np.testing.assert_allclose(length(hand), closed_form, rtol=1e-7)
+
+
 @pytest.mark.slow
 def test_multivariate_normal_equal_means_distance():
     """sqrt(1/2 sum log^2 eig(S1^-1 S2)) (Atkinson and Mitchell): equal means stay equal

@@ -26,12 +26,34 @@ def _check_symmetric(g: np.ndarray, where: str) -> None:
         )
 
 
+# A matrix counts as positive semidefinite if it has a Cholesky factor after a shift by
+# this many ulps of its largest entry (round-off in G's eigenvalues), plus the smallest
+# normal number (so that G = 0 itself, where a metric vanishes, is accepted).
+SEMIDEFINITE_ULPS = 1e4
+
+
+def _nan_unless_semidefinite(g: MetricMatrix) -> MetricMatrix:
+    """`g`, or NaN where it is not positive semidefinite (up to round-off): a trial
+    point of a solver there sees a non-finite energy and is rejected. No derivative
+    flows through the test."""
+    test = jax.lax.stop_gradient(g)
+    info = jnp.finfo(g.dtype)
+    shift = SEMIDEFINITE_ULPS * info.eps * jnp.max(jnp.abs(test)) + info.tiny
+    factor = jnp.linalg.cholesky(test + shift * jnp.eye(g.shape[0], dtype=g.dtype))
+    return jnp.where(jnp.all(jnp.isfinite(factor)), g, jnp.nan)
+
+
 class MatrixMetric(AbstractMetric):
     """A metric given by any user function `fn: x -> G(x)`.
 
     `fn` must return a symmetric positive-definite `(D, D)` matrix for a point of
     shape `(D,)`; the shape is checked at trace time, and the matrix takes the point's
-    dtype. Symmetry is checked on the matrix itself when it is computed eagerly, and
+    dtype. Where `fn`'s matrix is not positive semidefinite (beyond round-off) the
+    metric is NaN, as outside a domain: `fn` knows nothing of its domain (e.g. a Fisher
+    information written by hand is indefinite for invalid parameters), and the solvers
+    reject trial points where the metric is NaN, so they stay inside it.
+
+    Symmetry is checked on the matrix itself when it is computed eagerly, and
     under `jit`/`vmap` at trace time on a probe point (where `fn` can be evaluated
     there: a non-symmetric `fn` would make the geodesic equation and solves with $G$
     disagree with the quadratic form, which sees only the symmetric part). Use an
@@ -57,7 +79,7 @@ class MatrixMetric(AbstractMetric):
             self._check_symmetric_at_probe(x.shape[0], x.dtype)
         else:
             _check_symmetric(np.asarray(g), f"at {np.asarray(x)}")
-        return g
+        return _nan_unless_semidefinite(g)
 
     def _check_symmetric_at_probe(self, dim: int, dtype) -> None:
         """At trace time: `fn` at a fixed probe point, evaluated now (skipped where `fn`
