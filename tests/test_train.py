@@ -118,9 +118,15 @@ def test_resume_gives_identical_parameters(tmp_path):
         loss, model, data, num_steps=200, checkpoint_dir=tmp_path / "b", **kwargs
     )
     assert resumed.resumed_from == 100
-    # Only the committed checkpoint is kept.
+    # Only the committed checkpoint and the one before it (the fallback) are kept.
     names = sorted(p.name for p in (tmp_path / "b").iterdir())
-    assert names == ["checkpoint.json", "losses-200.npy", "state-200.eqx"]
+    assert names == [
+        "checkpoint.json",
+        "losses-150.npy",
+        "losses-200.npy",
+        "state-150.eqx",
+        "state-200.eqx",
+    ]
     assert tree_allclose(resumed.model, straight.model, rtol=0, atol=0)
     np.testing.assert_array_equal(resumed.losses, straight.losses)
     # Same seed, same result, with or without checkpoints and whatever the chunking.
@@ -134,24 +140,28 @@ def _flip_bytes(path, start, count=64):
     path.write_bytes(bytes(data))
 
 
-CORRUPTIONS = {
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip_state(step):
+    return lambda d: _flip_bytes(
+        d / f"state-{step}.eqx", (d / f"state-{step}.eqx").stat().st_size // 2
+    )
+
+
+# Damage to the newest checkpoint's files: training falls back to the one before it.
+FALLBACKS = {
     # 64 bytes flipped inside the state (same size): parameters silently wrong before.
-    "state bytes flipped": (
-        lambda d: _flip_bytes(d / "state-20.eqx", (d / "state-20.eqx").stat().st_size // 2),
-        "corrupted",
-    ),
+    "state bytes flipped": _flip_state(20),
     # The losses' payload overwritten (the header intact).
-    "losses payload overwritten": (
-        lambda d: _flip_bytes(d / "losses-20.npy", 200, 16),
-        "corrupted",
-    ),
-    "state truncated": (
-        lambda d: (d / "state-20.eqx").write_bytes(
-            (d / "state-20.eqx").read_bytes()[: (d / "state-20.eqx").stat().st_size // 2]
-        ),
-        "corrupted",
-    ),
-    "state missing": (lambda d: (d / "state-20.eqx").unlink(), "corrupted"),
+    "losses payload overwritten": lambda d: _flip_bytes(d / "losses-20.npy", 200, 16),
+    "state truncated": lambda d: _truncate(d / "state-20.eqx"),
+    "state missing": lambda d: (d / "state-20.eqx").unlink(),
+}
+# Damage with no intact checkpoint left: an error naming the file, nothing overwritten.
+REFUSALS = {
+    "both states flipped": (lambda d: (_flip_state(20)(d), _flip_state(10)(d)), "corrupted"),
     "checkpoint.json not JSON": (
         lambda d: (d / "checkpoint.json").write_text('{"step": 20 "state"'),
         "damaged: not JSON",
@@ -163,10 +173,11 @@ CORRUPTIONS = {
 }
 
 
-def test_damaged_checkpoints_are_refused_and_kept(tmp_path):
+def test_damaged_checkpoints_fall_back_or_are_refused_and_kept(tmp_path):
     """A checkpoint whose files changed after they were committed (checked by SHA-256)
-    or whose `checkpoint.json` is unreadable is refused with an error that names the
-    file, and nothing is overwritten."""
+    is passed over, with a warning, for the one before it, and training ends with the
+    parameters of an undamaged run; with no intact checkpoint left, or an unreadable
+    `checkpoint.json`, it is an error that names the file, and nothing is overwritten."""
     loss = partial(jg.train.denoising_score_matching, sigma=0.2)
     kwargs = dict(
         optimizer=optax.adam(1e-3),
@@ -178,10 +189,19 @@ def test_damaged_checkpoints_are_refused_and_kept(tmp_path):
     )
     data, model = gaussian_data(100), small_mlp(jax.random.key(0))
     good = tmp_path / "good"
-    jg.train.fit(loss, model, data, checkpoint_dir=good, **kwargs)
+    straight = jg.train.fit(loss, model, data, checkpoint_dir=good, **kwargs)
     assert jg.train.fit(loss, model, data, checkpoint_dir=good, **kwargs).resumed_from == 20
-    for k, (name, (damage, message)) in enumerate(CORRUPTIONS.items()):
-        directory = tmp_path / f"case{k}"
+    for k, (name, damage) in enumerate(FALLBACKS.items()):
+        directory = tmp_path / f"fallback{k}"
+        shutil.copytree(good, directory)
+        damage(directory)
+        with pytest.warns(UserWarning, match="damaged; resuming from the earlier one at step 10"):
+            fit = jg.train.fit(loss, model, data, checkpoint_dir=directory, **kwargs)
+        assert fit.resumed_from == 10, name
+        assert tree_allclose(fit.model, straight.model, rtol=0, atol=0), name
+        np.testing.assert_array_equal(fit.losses, straight.losses)
+    for k, (name, (damage, message)) in enumerate(REFUSALS.items()):
+        directory = tmp_path / f"refusal{k}"
         shutil.copytree(good, directory)
         damage(directory)
         before = {p.name: p.read_bytes() for p in directory.iterdir()}

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import types
+import warnings
 from pathlib import Path
 
 import equinox as eqx
@@ -110,10 +111,16 @@ def run_meta(
     )
 
 
+# Checkpoints kept: the newest and the one before it, the fallback when the newest
+# turns out damaged on resume.
+KEPT_CHECKPOINTS = 2
+
+
 def save_checkpoint(directory: Path, model, opt_state, step: int, key, losses, meta: dict) -> None:
     """Atomic: the state and losses go to files named by the step, then
-    `checkpoint.json`, which names them, is replaced in one `os.replace` (the commit).
-    A crash at any point leaves the previous checkpoint complete and in use."""
+    `checkpoint.json`, which names them (with their SHA-256) and the previous checkpoint's,
+    is replaced in one `os.replace` (the commit). A crash at any point leaves the
+    previous checkpoint complete and in use. Older files are deleted after the commit."""
     check_directory(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state, losses_file = f"state-{step}.eqx", f"losses-{step}.npy"
@@ -121,13 +128,20 @@ def save_checkpoint(directory: Path, model, opt_state, step: int, key, losses, m
         directory / state, (model, opt_state, jnp.asarray(step), key_data(key))
     )
     np.save(directory / losses_file, np.asarray(losses))
-    previous = committed_files(directory)
+    kept = [
+        entry
+        for entry in committed_checkpoints(directory)
+        if entry["step"] != step  # (a re-run step replaces its own files)
+    ][: KEPT_CHECKPOINTS - 1]
     sha256 = {name: file_sha256(directory / name) for name in (state, losses_file)}
-    info = dict(meta, step=step, state=state, losses=losses_file, sha256=sha256)
+    entry = dict(step=step, state=state, losses=losses_file, sha256=sha256)
+    info = dict(meta, **entry, earlier=kept)
     (directory / "checkpoint.json.tmp").write_text(json.dumps(info, indent=1))
     os.replace(directory / "checkpoint.json.tmp", directory / "checkpoint.json")
-    for name in previous - {state, losses_file}:
-        (directory / name).unlink(missing_ok=True)
+    named = {name for e in [entry, *kept] for name in (e["state"], e["losses"])}
+    for path in [*directory.glob("state-*.eqx"), *directory.glob("losses-*.npy")]:
+        if path.name not in named:
+            path.unlink(missing_ok=True)
 
 
 def check_directory(directory: Path) -> None:
@@ -160,13 +174,15 @@ def read_info(directory: Path) -> dict:
     return info
 
 
-def committed_files(directory: Path) -> set[str]:
-    """The files of the committed checkpoint in `directory` (none if there is none)."""
+def committed_checkpoints(directory: Path) -> list[dict]:
+    """The checkpoints committed in `directory`, newest first, each a dict with `step`,
+    `state`, `losses` and `sha256` (none if there is no checkpoint)."""
     check_directory(directory)
     if not (directory / "checkpoint.json").exists():
-        return set()
+        return []
     info = read_info(directory)
-    return {info["state"], info["losses"]}
+    newest = {k: info[k] for k in ("step", "state", "losses", "sha256") if k in info}
+    return [newest, *info.get("earlier", [])]
 
 
 def _verify_files(directory: Path, info: dict) -> None:
@@ -238,16 +254,38 @@ def _verify(directory: Path, info: dict, meta: dict) -> None:
         )
 
 
-def load_checkpoint(directory: Path, model, opt_state, key, meta: dict):
-    """The model, optimiser state, step and losses of the checkpoint in `directory`,
-    after checking that it belongs to this run (`meta`)."""
-    info = read_info(directory)
-    _verify(directory, info, meta)
-    _verify_files(directory, info)
+def _load_entry(directory: Path, entry: dict, model, opt_state, key):
+    """The state and losses of one committed checkpoint, verified by SHA-256."""
+    _verify_files(directory, entry)
     model, opt_state, step, _ = eqx.tree_deserialise_leaves(
-        directory / info["state"], (model, opt_state, jnp.asarray(0), key_data(key))
+        directory / entry["state"], (model, opt_state, jnp.asarray(0), key_data(key))
     )
-    losses = np.load(directory / info["losses"])
-    if int(step) != info["step"] or losses.shape[0] < int(step):
+    losses = np.load(directory / entry["losses"])
+    if int(step) != entry["step"] or losses.shape[0] < int(step):
         raise ValueError(f"fit: the checkpoint in {directory} is inconsistent; delete it")
     return model, opt_state, int(step), losses
+
+
+def load_checkpoint(directory: Path, model, opt_state, key, meta: dict):
+    """The model, optimiser state, step and losses of the newest intact checkpoint in
+    `directory`, after checking that it belongs to this run (`meta`). If the newest is
+    damaged, the one before it is used, with a warning naming the damage."""
+    info = read_info(directory)
+    _verify(directory, info, meta)
+    entries = committed_checkpoints(directory)
+    for i, entry in enumerate(entries):
+        try:
+            loaded = _load_entry(directory, entry, model, opt_state, key)
+        except ValueError as error:
+            if i == len(entries) - 1:
+                raise
+            damage = error
+            continue
+        if i > 0:
+            warnings.warn(
+                f"{str(damage).split(';')[0]}: the checkpoint at step {entries[0]['step']} "
+                f"is damaged; resuming from the earlier one at step {entry['step']}.",
+                stacklevel=3,
+            )
+        return loaded
+    raise AssertionError("unreachable: a committed checkpoint names at least one entry")

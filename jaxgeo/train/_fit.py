@@ -16,7 +16,7 @@ from jax.typing import ArrayLike
 from jaxtyping import PRNGKeyArray, PyTree
 
 from .._checks import check_examples
-from ._checkpoint import committed_files, load_checkpoint, run_meta, save_checkpoint
+from ._checkpoint import committed_checkpoints, load_checkpoint, run_meta, save_checkpoint
 from ._losses import Loss
 
 
@@ -72,9 +72,11 @@ def fit(
       and the losses so far) every `checkpoint_every` steps (a multiple of
       `steps_per_chunk`) and at the end. If it holds a checkpoint of this run, training
       resumes from it; a checkpoint of another architecture, optimiser configuration
-      (hyperparameters), loss (or its `functools.partial` arguments) or seed, or one whose
-      files changed after they were written (SHA-256 recorded in `checkpoint.json`)
-      or whose `checkpoint.json` is unreadable, is an error, and is never overwritten.
+      (hyperparameters), loss (or its `functools.partial` arguments) or seed is an
+      error, and is never overwritten. The newest checkpoint and the one before it are
+      kept: if the newest's files changed after they were written (SHA-256 recorded in
+      `checkpoint.json`), training resumes from the one before, with a warning; if both
+      are damaged, or `checkpoint.json` is unreadable, it is an error naming the file.
     - `progress`: show a progress bar; default: only on a terminal.
     - `trainable`: an Equinox filter (function or pytree of bools) choosing the
       trained leaves; the rest is frozen. Default: every inexact array.
@@ -115,7 +117,7 @@ def fit(
     step, losses, resumed_from = 0, np.zeros(0), 0
     meta = run_meta(loss_fn, optimizer, params, opt_state, data, key, num_steps, batch_size)
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
-    if directory is not None and committed_files(directory):
+    if directory is not None and committed_checkpoints(directory):
         params, opt_state, step, losses = load_checkpoint(directory, params, opt_state, key, meta)
         resumed_from = step
         logger.info("resumed from %s at step %d", directory, step)
