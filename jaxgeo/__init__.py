@@ -9,6 +9,7 @@ from . import (
     plot as plot,
     sampling as sampling,
     scores as scores,
+    stats as stats,
     train as train,
 )
 from ._curve import (

@@ -77,15 +77,16 @@ class GeodesicSolution(eqx.Module):
     stats: dict[str, Any]
 
 
-def raise_outside_jit(entry_point: Callable[..., GeodesicSolution]):
-    """Compile an entry point `fn(..., throw=True) -> GeodesicSolution` whose body
+def raise_outside_jit(entry_point: Callable[..., Any]):
+    """Compile an entry point `fn(..., throw=True) -> solution` (a module with a
+    `result`, e.g. a [`jaxgeo.GeodesicSolution`][]) whose body
     ignores `throw` with `eqx.filter_jit`, and raise the failure its `result` names
     (`throw=True`, `eqx.error_if`) after the compiled program: a program that holds a
     host callback is never written to JAX's persistent compilation cache."""
     compiled = eqx.filter_jit(entry_point)
 
     @functools.wraps(entry_point)
-    def raising(*args, throw: bool = True, **kwargs) -> GeodesicSolution:
+    def raising(*args, throw: bool = True, **kwargs) -> Any:
         sol = compiled(*args, throw=False, **kwargs)
         if not throw:
             return sol
