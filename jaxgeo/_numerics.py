@@ -43,6 +43,7 @@ CG_TOL = Tolerance(1e-12, 1e-6)
 
 
 def safe_sqrt(q: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
-    """`sqrt(max(q, 0))` with a zero (not NaN) gradient at `q = 0`."""
+    """`sqrt(max(q, 0))` with a zero (not NaN) gradient at `q = 0`; NaN stays NaN (a
+    norm where the metric is undefined is not zero)."""
     positive = q > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, q, 1)), 0)
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, q, 1)), jnp.where(q <= 0, 0, q))
