@@ -1,6 +1,7 @@
 import diffrax as dfx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array
 
 from .._checks import metric_defined_at, point_pair
 from .._custom_types import Input, Point, Tangent
@@ -46,6 +47,44 @@ def geodesic_flow(
         adjoint=adjoint,
         throw=False,
     )
+
+
+def ode_controller(dtype, t1, rtol: float | None, atol: float | None) -> dfx.PIDController:
+    """The default step-size controller of the geodesic flow and the ODEs along it: PID
+    at `rtol`, `atol` (default `ODE_TOL` of the dtype), with a step size that may not
+    collapse below `ODE_MIN_STEP` of the time span (it fails instead, see
+    `flow_result`)."""
+    tol = ODE_TOL(dtype)
+    return dfx.PIDController(
+        rtol=tol if rtol is None else rtol,
+        atol=tol if atol is None else atol,
+        dtmin=ODE_MIN_STEP * jnp.abs(t1),
+        force_dtmin=False,
+    )
+
+
+def flow_result(sol: dfx.Solution, metric: AbstractMetric, x0: Point, arguments, states) -> RESULTS:
+    """The result of an integration from `x0` (the `arguments` it started from, the
+    saved `states`): diffrax's, with a step size that collapsed or a budget spent
+    mostly (2/3) on rejected steps reported as a breakdown of the flow (not a budget
+    too small), non-finite states, a metric undefined at `x0`, and non-finite
+    arguments named."""
+    result = RESULTS.promote(sol.result)
+    num_rejected = sol.stats["num_rejected_steps"]
+    rejected = (num_rejected > 2 * sol.stats["num_accepted_steps"]) & (num_rejected >= 16)
+    breakdown = (result == RESULTS.dt_min_reached) | (
+        (result == RESULTS.max_steps_reached) & rejected
+    )
+    result = RESULTS.where(breakdown, RESULTS.flow_breakdown, result)
+    result = RESULTS.where(
+        (result == RESULTS.successful) & ~_all_finite(states), RESULTS.nonfinite_energy, result
+    )
+    result = RESULTS.where(metric_defined_at(metric, x0), result, RESULTS.undefined_endpoint)
+    return RESULTS.where(_all_finite(arguments), result, RESULTS.nonfinite_arguments)
+
+
+def _all_finite(tree) -> Array:
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
 @raise_outside_jit
@@ -95,14 +134,8 @@ def geodesic_ivp(
     del throw  # raised outside the compiled program (`raise_outside_jit`)
     x0, v0 = point_pair(x0, v0, ("x0", "v0"), "geodesic_ivp")
     dtype = x0.dtype
-    tol = ODE_TOL(dtype)
     if stepsize_controller is None:
-        stepsize_controller = dfx.PIDController(
-            rtol=tol if rtol is None else rtol,
-            atol=tol if atol is None else atol,
-            dtmin=ODE_MIN_STEP * jnp.abs(t1),
-            force_dtmin=False,
-        )
+        stepsize_controller = ode_controller(dtype, t1, rtol, atol)
     if saveat is None:
         saveat = dfx.SaveAt(ts=jnp.linspace(0, t1, num_points, dtype=dtype))
     sol = geodesic_flow(
@@ -111,23 +144,7 @@ def geodesic_ivp(
     xs, vs = sol.ys
     speed0 = metric.norm(x0, v0)
     speeds = jax.vmap(metric.norm)(xs, vs)
-    result = RESULTS.promote(sol.result)
-    # A step size that collapsed, or a budget spent mostly (2/3) on rejected steps, is a
-    # breakdown of the flow, not a budget too small.
-    num_rejected = sol.stats["num_rejected_steps"]
-    rejected = (num_rejected > 2 * sol.stats["num_accepted_steps"]) & (num_rejected >= 16)
-    breakdown = (result == RESULTS.dt_min_reached) | (
-        (result == RESULTS.max_steps_reached) & rejected
-    )
-    result = RESULTS.where(breakdown, RESULTS.flow_breakdown, result)
-    result = RESULTS.where(
-        (result == RESULTS.successful) & ~jnp.all(jnp.isfinite(xs)),
-        RESULTS.nonfinite_energy,
-        result,
-    )
-    result = RESULTS.where(metric_defined_at(metric, x0), result, RESULTS.undefined_endpoint)
-    finite = jnp.all(jnp.isfinite(x0)) & jnp.all(jnp.isfinite(v0))
-    result = RESULTS.where(finite, result, RESULTS.nonfinite_arguments)
+    result = flow_result(sol, metric, x0, (x0, v0), xs)
     drift = jnp.max(jnp.abs(speeds - speed0)) / jnp.where(speed0 > 0, speed0, 1)
     out = GeodesicSolution(
         ts=sol.ts,

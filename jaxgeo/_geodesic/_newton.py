@@ -37,17 +37,19 @@ class _Pinned(eqx.Module):
     free: Bool[Array, " interior"]
 
 
+def _pin(interior: Points, pinned: _Pinned) -> Points:
+    """The interior points with the pinned ones at their initial values."""
+    return jnp.where(pinned.free[:, None], interior, pinned.problem.init[1:-1])
+
+
 def _objective(interior: Points, args: BoundaryProblem | _Pinned) -> Scalar:
     r"""The discrete energy of the polyline; with pins,
     $E(\text{pinned curve}) + \frac12 \sum_{\text{pinned } j} |y_j - y^0_j|^2$, so that
     the pinned points' optimality condition is $y_j = y^0_j$ (for the implicit adjoint)."""
     if isinstance(args, BoundaryProblem):
         return _energy(interior, args)
-    pinned = args.problem.init[1:-1]
-    free = args.free[:, None]
-    return _energy(jnp.where(free, interior, pinned), args.problem) + 0.5 * jnp.sum(
-        jnp.where(free, 0, (interior - pinned) ** 2)
-    )
+    offsets = interior - _pin(interior, args)  # zero at the free points
+    return _energy(_pin(interior, args), args.problem) + 0.5 * jnp.sum(offsets**2)
 
 
 def _energy(interior: Points, problem: BoundaryProblem) -> Scalar:
@@ -145,9 +147,7 @@ def _derivatives(args: BoundaryProblem | _Pinned, interior: Points):
         xs = _with_ends(interior, args.x0, args.x1)
         return energy_derivatives(args.metric, xs, args.energy)
     problem, free = args.problem, args.free
-    pinned = problem.init[1:-1]
-    interior = jnp.where(free[:, None], interior, pinned)
-    xs = _with_ends(interior, problem.x0, problem.x1)
+    xs = _with_ends(_pin(interior, args), problem.x0, problem.x1)
     f, grad, diag, upper = energy_derivatives(problem.metric, xs, problem.energy)
     eye = jnp.eye(xs.shape[1], dtype=xs.dtype)
     return (

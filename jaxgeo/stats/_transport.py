@@ -13,8 +13,8 @@ from jaxtyping import Array, Float
 from .._checks import point_pair
 from .._custom_types import Input, Point, Tangent
 from .._functional import geodesic_acceleration
+from .._geodesic._ivp import flow_result, ode_controller
 from .._metric._base import AbstractMetric
-from .._numerics import ODE_MIN_STEP, ODE_TOL
 from .._solution import raise_outside_jit, RESULTS
 
 
@@ -48,14 +48,7 @@ def christoffel_contraction(metric: AbstractMetric, x: Point, u: Tangent, w: Tan
     return 0.5 * tangent
 
 
-def _solve(field, y0, t1, args, dtype, num_points, rtol, atol, max_steps):
-    tol = ODE_TOL(dtype)
-    controller = dfx.PIDController(
-        rtol=tol if rtol is None else rtol,
-        atol=tol if atol is None else atol,
-        dtmin=ODE_MIN_STEP * jnp.abs(t1),
-        force_dtmin=False,
-    )
+def _solve(field, y0, t1, args, dtype, num_points, rtol, atol, max_steps) -> dfx.Solution:
     return dfx.diffeqsolve(
         dfx.ODETerm(field),
         dfx.Tsit5(),
@@ -65,29 +58,25 @@ def _solve(field, y0, t1, args, dtype, num_points, rtol, atol, max_steps):
         y0=y0,
         args=args,
         saveat=dfx.SaveAt(ts=jnp.linspace(0, t1, num_points, dtype=dtype)),
-        stepsize_controller=controller,
+        stepsize_controller=ode_controller(dtype, t1, rtol, atol),
         max_steps=max_steps,
         throw=False,
     )
 
 
-def _transport(metric, ts, xs, ws, w0, x0, sol) -> Transport:
+def _transport(metric, sol, xs, ws, arguments) -> Transport:
+    r"""The solution, its result by `flow_result` (from `xs[0]`, the initial
+    `arguments`) and the drift of $\|w\|_{G(c)}$."""
     norms = jax.vmap(metric.norm)(xs, ws)
-    norm0 = metric.norm(x0, w0)
-    result = RESULTS.promote(sol.result)
-    finite = jnp.all(jnp.isfinite(xs)) & jnp.all(jnp.isfinite(ws))
-    result = RESULTS.where(
-        (result == RESULTS.successful) & ~finite, RESULTS.nonfinite_energy, result
-    )
     return Transport(
-        ts=ts,
+        ts=sol.ts,
         xs=xs,
         ws=ws,
-        result=result,
+        result=flow_result(sol, metric, xs[0], arguments, (xs, ws)),
         stats=dict(
             num_steps=sol.stats["num_steps"],
             max_steps=sol.stats["max_steps"],
-            norm_drift=jnp.max(jnp.abs(norms - norm0)) / jnp.where(norm0 > 0, norm0, 1),
+            norm_drift=jnp.max(jnp.abs(norms - norms[0])) / jnp.where(norms[0] > 0, norms[0], 1),
         ),
     )
 
@@ -131,7 +120,7 @@ def parallel_transport(
 
     sol = _solve(field, (x0, v0, w0), t1, metric, x0.dtype, num_points, rtol, atol, max_steps)
     xs, _, ws = sol.ys
-    return _transport(metric, sol.ts, xs, ws, w0, x0, sol)
+    return _transport(metric, sol, xs, ws, (x0, v0, w0))
 
 
 def transport_along(
@@ -185,4 +174,4 @@ def _transport_along(
 
     sol = _solve(field, w0, t1, (metric, curve), dtype, num_points, rtol, atol, max_steps)
     xs = jax.vmap(curve)(sol.ts.astype(dtype))
-    return _transport(metric, sol.ts, xs, sol.ys, w0, xs[0], sol)
+    return _transport(metric, sol, xs, sol.ys, (w0,))
