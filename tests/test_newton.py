@@ -219,3 +219,32 @@ def test_newton_agrees_with_descent_and_shooting_on_closed_forms(case):
         np.testing.assert_allclose(shooting.length, expected, rtol=1e-8)
     # The polyline's length approaches the closed form at second order.
     np.testing.assert_allclose(newton.length, expected, rtol=2e-3)
+
+
+def _noisy_euclidean(x):
+    r"""The Euclidean metric times $1 + 10^{-11}\sin(10^9 x_0 x_1)$, the factor without
+    a derivative: an energy whose round-off is far above NOISE_ULPS (as in a secant
+    energy of KL divergences), with exact derivatives."""
+    noise = jax.lax.stop_gradient(1e-11 * jnp.sin(1e9 * x[0] * x[1]))
+    return jnp.eye(2) * (1 + noise)
+
+
+def test_newton_converges_at_the_round_off_floor_of_a_noisy_energy():
+    """At the floor, where the energy change of a step is noise, Newton reports success
+    (it used to reject the steps until the damping passed its cap: "diverged")."""
+    x0, x1 = jnp.array([0.0, 0.0]), jnp.array([1.0, 0.5])
+    ts = jnp.linspace(0, 1, 33)[:, None]
+    line = x0[None] + ts * (x1 - x0)[None]
+    init = line + 0.3 * jnp.sin(jnp.pi * ts) * jnp.array([[1.0, -1.0]])
+    sol = jg.geodesic_bvp(
+        jg.MatrixMetric(_noisy_euclidean),
+        x0,
+        x1,
+        num_points=33,
+        init=init,
+        solver=jg.EnergyNewton(),
+        throw=False,
+    )
+    assert sol.result == jg.RESULTS.successful
+    np.testing.assert_allclose(sol.xs, line, atol=1e-6)
+    assert int(sol.stats["num_steps"]) < 20
