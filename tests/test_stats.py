@@ -171,3 +171,185 @@ def test_transport_along_geodesics_preserves_inner_products_and_returns():
     back = jg.stats.parallel_transport(SPHERE, there.xs[-1], -geodesic.vs[-1], there.ws[-1])
     np.testing.assert_allclose(back.xs[-1], x0, atol=1e-8)
     np.testing.assert_allclose(back.ws[-1], w0, atol=1e-8)
+
+
+def test_ladder_transport_meets_the_holonomy_at_second_order():
+    """The pole ladder on polylines around a latitude circle of the sphere converges to
+    the closed-form holonomy (a rotation by 2 pi cos theta) at second order in 1/N, and
+    its norm drift falls with N."""
+    colatitude = 0.9
+    angle = 2 * jnp.pi * jnp.cos(colatitude)
+    exact = jnp.array([jnp.cos(angle), -jnp.sin(angle)])
+    errors, drifts = [], []
+    for n in (32, 64, 128):
+        polyline = jax.vmap(lambda t: _latitude_circle(colatitude, t))(jnp.linspace(0, 1, n + 1))
+        transport = jg.stats.ladder_transport(SPHERE, polyline, jnp.array([1.0, 0.0]))
+        assert transport.result == jg.RESULTS.successful
+        assert transport.ws.shape == (n + 1, 2) and int(transport.stats["num_steps"]) == n
+        end = _orthonormal(transport.xs[-1], transport.ws[-1])
+        errors.append(float(jnp.linalg.norm(end - exact)))
+        drifts.append(float(transport.stats["norm_drift"]))
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    np.testing.assert_allclose(orders, 2.0, atol=0.2)
+    assert errors[-1] < 1e-3 and drifts[-1] < drifts[0]
+
+
+def test_ladder_on_a_discrete_geodesic_meets_the_ode_transport():
+    """Along an energy-minimising polyline on the Poincaré half-plane, the ladder
+    converges to the transport ODE along the geodesic (same endpoints) at second order,
+    and keeps the angle with the velocity."""
+    x0, x1, w0 = jnp.array([-1.0, 0.8]), jnp.array([1.5, 1.6]), jnp.array([0.3, -0.7])
+    ode = jg.stats.parallel_transport(poincare, x0, jg.log_map(poincare, x0, x1).vs[0], w0)
+    assert ode.result == jg.RESULTS.successful
+    np.testing.assert_allclose(ode.xs[-1], x1, atol=1e-7)
+    errors = []
+    for n in (17, 33, 65):
+        geodesic = jg.geodesic_bvp(poincare, x0, x1, num_points=n)
+        transport = jg.stats.ladder_transport(poincare, geodesic.xs, w0)
+        errors.append(float(jnp.linalg.norm(transport.ws[-1] - ode.ws[-1])))
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(orders > 1.5) and orders[-1] > 1.8, orders  # (measured: 1.61, 1.85)
+    assert errors[-1] < 1e-3
+
+
+# Points on the geodesic through (0.3, 1.5) with velocity V, at arc-length
+# parameters symmetric about 0: their Fréchet mean is that point.
+GEODESIC_CENTRE, GEODESIC_VELOCITY = jnp.array([0.3, 1.5]), jnp.array([0.8, 0.5])
+GEODESIC_TIMES = jnp.array([-0.9, -0.4, 0.4, 0.9])
+
+
+def test_tangent_pca_of_points_on_one_geodesic():
+    """Points along one geodesic have one principal component, tangent to it (unit in
+    the metric at the mean), with their squared distances as its variance; the other
+    component's variance vanishes, and the first principal geodesic passes through the
+    points at their scores."""
+    xs = jax.vmap(lambda t: jg.exp_map(poincare, GEODESIC_CENTRE, t * GEODESIC_VELOCITY))(
+        GEODESIC_TIMES
+    )
+    pca = jg.stats.tangent_pca(poincare, xs)
+    assert pca.result == jg.RESULTS.successful
+    np.testing.assert_allclose(pca.mean.mean, GEODESIC_CENTRE, atol=1e-6)
+    speed = poincare.norm(GEODESIC_CENTRE, GEODESIC_VELOCITY)
+    np.testing.assert_allclose(
+        pca.explained_variance[0], jnp.mean(GEODESIC_TIMES**2) * speed**2, rtol=1e-6
+    )
+    assert float(pca.explained_variance_ratio[1]) < 1e-10
+    # The first component is the unit tangent of the geodesic (up to sign).
+    gram = jax.vmap(
+        lambda u: jax.vmap(lambda v: poincare.inner(GEODESIC_CENTRE, u, v))(pca.components)
+    )(pca.components)
+    np.testing.assert_allclose(gram, jnp.eye(2), atol=1e-10)
+    tangent = GEODESIC_VELOCITY / speed
+    np.testing.assert_allclose(
+        jnp.abs(poincare.inner(GEODESIC_CENTRE, pca.components[0], tangent)), 1.0, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        jnp.abs(pca.scores[:, 0]), jnp.abs(GEODESIC_TIMES) * speed, rtol=1e-6
+    )
+    ts = pca.scores[:, 0] / jnp.sqrt(pca.explained_variance[0])
+    curve = jg.stats.principal_geodesics(poincare, pca, ts)
+    assert curve.shape == (1, 4, 2)
+    np.testing.assert_allclose(curve[0], xs, atol=1e-6)
+
+
+def test_interpolation_and_extrapolation_along_a_closed_form_geodesic():
+    """On the vertical geodesic of the Poincaré half-plane, gamma(t) = (0, e^t) between
+    (0, 1) and (0, e), inside [0, 1] and beyond on both sides."""
+    ts = jnp.array([-0.5, 0.0, 0.25, 1.0, 1.5])
+    interp = jg.stats.interpolate(poincare, jnp.array([0.0, 1.0]), jnp.array([0.0, jnp.e]), ts)
+    assert interp.result == jg.RESULTS.successful
+    np.testing.assert_allclose(interp.xs[:, 1], jnp.exp(ts), rtol=1e-7)
+    np.testing.assert_allclose(interp.xs[:, 0], 0.0, atol=1e-8)
+    np.testing.assert_allclose(interp.geodesic.length, 1.0, rtol=1e-7)
+
+
+def _poincare_distances(xs, ys):
+    return jax.vmap(lambda x: jax.vmap(lambda y: poincare_distance(x, y))(ys))(xs)
+
+
+# Three tight groups of points on the Poincaré half-plane, far apart.
+CLUSTER_CENTRES = jnp.array([[-2.0, 1.0], [0.0, 3.0], [2.0, 0.6]])
+CLUSTER_LABELS = jnp.repeat(jnp.arange(3), 4)
+
+
+def _clustered_points():
+    offsets = jax.random.normal(jax.random.key(3), (12, 2)) * 0.08
+    return CLUSTER_CENTRES[CLUSTER_LABELS] * (1 + offsets)  # (scaled: y stays positive)
+
+
+def _same_partition(labels, truth):
+    """Whether two labellings are the same partition (up to renaming the clusters)."""
+    pairs = labels[:, None] == labels[None]
+    return bool(jnp.all(pairs == (truth[:, None] == truth[None])))
+
+
+def test_k_medoids_finds_separated_clusters_and_the_least_cost():
+    xs = _clustered_points()
+    distances = _poincare_distances(xs, xs)
+    clustering = jax.jit(jg.stats.k_medoids, static_argnums=1)(distances, 3)
+    assert clustering.result == jg.RESULTS.successful
+    assert _same_partition(clustering.labels, CLUSTER_LABELS)
+    np.testing.assert_array_equal(clustering.labels[clustering.medoids], jnp.arange(3))
+    # Each medoid is its cluster's point of least total distance (the optimum here).
+    for j in range(3):
+        members = jnp.flatnonzero(CLUSTER_LABELS == CLUSTER_LABELS[clustering.medoids[j]])
+        within = jnp.sum(distances[members][:, members], axis=1)
+        assert int(members[jnp.argmin(within)]) == int(clustering.medoids[j])
+    nearest = jnp.min(distances[:, clustering.medoids], axis=1)
+    np.testing.assert_allclose(clustering.cost, jnp.sum(nearest), rtol=1e-12)
+    with pytest.raises(ValueError, match="square distance matrix"):
+        jg.stats.k_medoids(distances[:3], 2)
+    with pytest.raises(ValueError, match="num_clusters must be in"):
+        jg.stats.k_medoids(distances, 13)
+
+
+def test_k_means_centres_are_the_frechet_means_of_their_clusters():
+    xs = _clustered_points()
+    clustering = jg.stats.k_means(poincare, xs, 3, num_points=33)
+    assert clustering.result == jg.RESULTS.successful
+    assert _same_partition(clustering.labels, CLUSTER_LABELS)
+    for j in range(3):
+        members = xs[clustering.labels == j]
+        mean = jg.stats.frechet_mean(poincare, members, num_points=33)
+        np.testing.assert_allclose(clustering.centres[j], mean.mean, atol=1e-6)
+    exact = _poincare_distances(xs, clustering.centres)
+    np.testing.assert_allclose(clustering.distances, exact, rtol=1e-6)
+    np.testing.assert_allclose(clustering.inertia, jnp.sum(jnp.min(exact, axis=1) ** 2), rtol=1e-6)
+
+
+def test_nearest_neighbours_by_geodesic_distance():
+    xs = _clustered_points()
+    queries = jnp.array([[-1.5, 1.2], [1.0, 1.0]])
+    distances, indices = jg.stats.nearest_neighbours(poincare, queries, xs, 3, num_points=33)
+    exact = _poincare_distances(queries, xs)
+    np.testing.assert_array_equal(indices, jnp.argsort(exact, axis=1)[:, :3])
+    np.testing.assert_allclose(distances, jnp.sort(exact, axis=1)[:, :3], rtol=1e-6)
+
+
+def test_scikit_learn_estimators_fit_predict_and_transform_in_a_pipeline():
+    from sklearn.base import clone
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+
+    xs = _clustered_points()
+    medoids = jg.stats.GeodesicKMedoids(poincare, n_clusters=3, num_points=33).fit(xs)
+    assert _same_partition(jnp.asarray(medoids.labels_), CLUSTER_LABELS)
+    np.testing.assert_array_equal(medoids.predict(xs), medoids.labels_)
+    names = np.array(["a", "b", "c"])[np.asarray(CLUSTER_LABELS)]
+    knn = jg.stats.GeodesicKNeighborsClassifier(poincare, n_neighbors=3, num_points=33)
+    assert list(knn.fit(xs, names).predict(CLUSTER_CENTRES)) == ["a", "b", "c"]
+    # Tangent PCA as a pipeline step: points on one geodesic, labelled by their side of
+    # the centre, classified by their coordinate along the first component.
+    xs = jax.vmap(lambda t: jg.exp_map(poincare, GEODESIC_CENTRE, t * GEODESIC_VELOCITY))(
+        GEODESIC_TIMES
+    )
+    sides = np.asarray(GEODESIC_TIMES > 0)
+    pipeline = make_pipeline(
+        jg.stats.GeodesicPCA(poincare, n_components=1, num_points=33), KNeighborsClassifier(1)
+    )
+    pipeline = clone(pipeline).fit(xs, sides)
+    assert pipeline[0].components_.shape == (1, 2)
+    queries = jax.vmap(lambda t: jg.exp_map(poincare, GEODESIC_CENTRE, t * GEODESIC_VELOCITY))(
+        jnp.array([-0.6, 0.7])
+    )
+    np.testing.assert_array_equal(pipeline.predict(queries), [False, True])

@@ -79,7 +79,7 @@ def _check_inputs(xs, weights, init):
     return xs, weights, init
 
 
-def _first_failure(results: RESULTS) -> RESULTS:
+def first_failure(results: RESULTS) -> RESULTS:
     """The first failed result of a batch of results, or `successful`."""
     failed = results != RESULTS.successful
     first = jax.tree.map(lambda r: r[jnp.argmax(failed)], results)
@@ -128,9 +128,8 @@ def _karcher_mean(metric, xs, weights, init, num_points, max_steps, rtol):
     )
 
     def body(state):
-        trial = exp_map(
-            metric, state.mean, state.step_size * _gradient(weights, state.geodesics), throw=False
-        )
+        move = state.step_size * _gradient(weights, state.geodesics)
+        trial = exp_map(metric, state.mean, move, throw=False)
         sols, objective = logs_at(trial)
         accept = jnp.isfinite(objective) & (objective <= state.objective)
 
@@ -147,11 +146,14 @@ def _karcher_mean(metric, xs, weights, init, num_points, max_steps, rtol):
             objective=objective,
             step_size=step_size,
             num_steps=state.num_steps + 1,
-            done=accept & converged(mean, geodesics, objective),
+            # (A move shorter than the tolerance that does not lower F: the mean is
+            # found to the accuracy of the log maps, whose error is that of F's gradient.)
+            done=(accept & converged(mean, geodesics, objective))
+            | (~accept & (metric.norm(state.mean, move) <= rtol * jnp.sqrt(2 * objective))),
         )
 
     state = jax.lax.while_loop(lambda s: ~s.done & (s.num_steps < max_steps), body, state)
-    geodesic_result = _first_failure(state.geodesics.result)
+    geodesic_result = first_failure(state.geodesics.result)
     result = RESULTS.where(
         geodesic_result == RESULTS.successful,
         RESULTS.where(state.done, RESULTS.successful, RESULTS.max_steps_reached),
@@ -192,7 +194,7 @@ def _energy_mean(metric, xs, weights, init, num_points, max_steps, rtol):
         )
 
     geodesics = jax.vmap(solution)(curves(sol.value))
-    result = _first_failure(geodesics.result)
+    result = first_failure(geodesics.result)
     return mean, geodesics, result, sol.stats["num_steps"]
 
 
@@ -218,7 +220,8 @@ def frechet_mean(
       (fourth order, `num_points`) and [`jaxgeo.exp_map`][]; the step $\tau$ starts at
       1 (exact in one step on flat spaces), halves when $F$ does not decrease and
       doubles back after a success. Stops when
-      $\|\sum_i w_i\log_m x_i\|_{G(m)} \le$ `rtol` $\sqrt{2F}$.
+      $\|\sum_i w_i\log_m x_i\|_{G(m)} \le$ `rtol` $\sqrt{2F}$, or when a step
+      shorter than that fails to lower $F$ (the floor of the log maps' accuracy).
     - `method="energy"`: no ODE solves; the centre and all the discrete geodesics to
       the points minimised together in one L-BFGS solve (`num_points` per polyline,
       `max_steps` L-BFGS steps): $O(1/N^2)$ from the exact mean.
