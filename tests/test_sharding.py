@@ -113,7 +113,8 @@ print("ok", sharded.shape)
 
 @pytest.mark.slow
 def test_sharded_over_four_host_devices_equals_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
+    env = dict(os.environ, XLA_FLAGS=flags.strip())
     out = subprocess.run(
         [sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True, text=True
     )
