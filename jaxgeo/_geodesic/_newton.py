@@ -104,7 +104,7 @@ def _midpoint_segment_derivatives(
 
     def derivatives(m, delta):
         (h_mm, h_dm), (value, g_m, g_d) = jax.jacfwd(gradients, has_aux=True)(m, delta)
-        h_dd = jax.jacfwd(jax.grad(segment, argnums=1), argnums=1)(m, delta)
+        h_dd = num_segments * metric.matrix(m)
         cross, skew = 0.5 * (h_dm.T + h_dm), 0.5 * (h_dm.T - h_dm)
         h_aa = 0.25 * h_mm - cross + h_dd
         h_ab = 0.25 * h_mm + skew - h_dd
