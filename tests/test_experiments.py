@@ -102,3 +102,23 @@ def test_riemannian_sampling_smoke(tmp_path):
     for row in out["rows"]:
         assert 0.3 < row["acceptance"] < 0.97, row  # the warm-up reached its target
         assert row["ess"] > 0 and np.isfinite(row["ess_per_second"]), row
+
+
+@pytest.mark.slow
+def test_manifold_statistics_smoke(tmp_path):
+    import experiments.manifold_statistics as manifold_statistics
+
+    out = manifold_statistics.main(seed=0, out_dir=tmp_path, smoke=True)
+    for name in ["clusters.png", "means.png", "principal.png", "transport.png", "table.md"]:
+        assert (tmp_path / name).stat().st_size > 500, name
+    # Every data set and method scored, with an ARI in [-1, 1].
+    assert len(out["clusters"]) == len(manifold_statistics.DATASETS) * (
+        len(manifold_statistics.METRICS) + 1
+    )
+    assert all(-1 <= row["ari_mean"] <= 1 for row in out["clusters"])
+    assert len(out["rows"]) == 3
+    # Parallel transport is an isometry: the ODE keeps the norm.
+    assert out["transport"]["result"] == "success"
+    assert out["transport"]["norm_drift"] < 1e-6
+    assert abs(out["transport"]["cos_transported"]) <= 1 + 1e-9
+    np.testing.assert_allclose(sum(out["explained"]), 1.0, rtol=1e-9)

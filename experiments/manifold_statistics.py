@@ -1,0 +1,319 @@
+"""Statistics on learned manifolds (`jg.stats`): geodesic clustering under learned score
+metrics, Fréchet means and principal geodesics of digits under a VAE's calibrated
+pullback metric, and parallel transport of a stroke-thickness direction.
+
+    python -m experiments.manifold_statistics
+
+writes under figures/manifold_statistics/:
+  clusters.png   (a) two moons and two noisy rings (seed 0): geodesic k-medoids under the
+                     learned Stein, score-Jacobian and Monge metrics, and Euclidean k-means
+  means.png      (b) the Fréchet-mean code of every digit class decoded, above the
+                     decoded Euclidean mean code
+  principal.png  (b) the first principal geodesic of one class decoded (-2 to 2 standard
+                     deviations), above the Euclidean first principal line
+  transport.png  (c) a thickness direction at one class mean, parallel transported to
+                     another class mean, against the same coordinates untransported
+  table.md       adjusted Rand index over the seeds; the means' distances to the data;
+                 the transport's numbers
+Trained models are checkpointed under <out-dir>/checkpoints/ (a rerun resumes them).
+"""
+
+from functools import partial
+from pathlib import Path
+
+import jax
+
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp
+import matplotlib
+
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import optax
+from sklearn.cluster import KMeans as EuclideanKMeans
+from sklearn.datasets import make_circles, make_moons
+from sklearn.metrics import adjusted_rand_score
+
+import jaxgeo as jg
+
+from . import latent_oddity
+from ._common import (
+    checkpointing,
+    digit_strip_figure,
+    output_dir,
+    run,
+    save_figure,
+    wall_time,
+    write_table,
+)
+
+
+DATASETS = {
+    "two moons": partial(make_moons, noise=0.08),
+    "two rings": partial(make_circles, noise=0.05, factor=0.45),
+}
+METRICS = {
+    "Stein": lambda score: jg.SteinMetric(score, 1.0),
+    "score-Jacobian": lambda score: jg.ScoreJacobianMetric(score, 1.0),
+    "Monge": lambda score: jg.MongeMetric(score, 1.0),
+}
+CLUSTER_POINTS = 16  # per-path polyline points of the clustering distances
+
+
+def train_score(data, *, seed: int, num_steps: int, checkpoint_dir: Path):
+    """An `MLPScore` by denoising score matching (noise 0.1) on 2-D `data`."""
+    data = jnp.asarray(data)
+    model = jg.nn.MLPScore(
+        2, width=64, depth=3, shift=data.mean(0), scale=data.std(0), key=jax.random.key(seed)
+    )
+    result = jg.train.fit(
+        partial(jg.train.denoising_score_matching, sigma=0.1),
+        model,
+        data,
+        optimizer=optax.adam(optax.cosine_decay_schedule(2e-3, num_steps)),
+        num_steps=num_steps,
+        batch_size=256,
+        key=jax.random.key(seed + 1),
+        **checkpointing(num_steps, 250, checkpoint_dir),
+    )
+    return result.model
+
+
+def clustering(seeds, out: Path, smoke: bool) -> tuple[list[dict], dict]:
+    """(a): for each data set and seed, a score network trained on 2,000 samples, then
+    k-medoids (k = 2) on the geodesic distances of fresh labelled points under each
+    learned metric, and Euclidean k-means, scored by the adjusted Rand index."""
+    num_train, num_points = (1000, 16) if smoke else (2000, 48)
+    num_steps = 300 if smoke else 3000
+    scores, shown = {}, {}
+    for name, make in DATASETS.items():
+        for seed in seeds:
+            train, _ = make(num_train, random_state=seed)
+            xs, truth = make(num_points, random_state=1000 + seed)
+            score = train_score(
+                train,
+                seed=seed,
+                num_steps=num_steps,
+                checkpoint_dir=out / "checkpoints" / f"{name.replace(' ', '_')}_{seed}",
+            )
+            euclidean = EuclideanKMeans(2, n_init=10, random_state=seed).fit(xs)
+            labels = {"Euclidean k-means": euclidean.labels_}
+            failed = {"Euclidean k-means": 0}
+            for metric_name, make_metric in METRICS.items():
+                distances = jg.pairwise_distances(
+                    make_metric(score), jnp.asarray(xs), num_points=CLUSTER_POINTS + 1
+                )
+                medoids = jg.stats.k_medoids(distances, 2)
+                labels[f"{metric_name} k-medoids"] = np.asarray(medoids.labels)
+                failed[f"{metric_name} k-medoids"] = int(np.isnan(np.asarray(distances)).sum() // 2)
+            for method, found in labels.items():
+                scores.setdefault((name, method), []).append(
+                    (adjusted_rand_score(truth, found), failed[method])
+                )
+            if seed == seeds[0]:
+                shown[name] = (train, xs, labels)
+
+    fig, axes = plt.subplots(len(DATASETS), 4, figsize=(16, 4 * len(DATASETS)))
+    for row, (name, (train, xs, labels)) in zip(axes, shown.items()):
+        for ax, (method, found) in zip(row, labels.items()):
+            ax.scatter(*train[:600].T, s=2, c="0.8")
+            ax.scatter(*xs.T, c=found, cmap="coolwarm", s=30, edgecolors="k")
+            ax.set(title=f"{name}: {method}", aspect="equal", xticks=[], yticks=[])
+    save_figure(fig, out / "clusters.png")
+    rows = [
+        dict(
+            data=name,
+            method=method,
+            ari_mean=float(np.mean([a for a, _ in values])),
+            ari_std=float(np.std([a for a, _ in values])),
+            seeds=len(values),
+            failed=sum(f for _, f in values),
+        )
+        for (name, method), values in scores.items()
+    ]
+    return rows, shown
+
+
+def _nearest(codes, z):
+    return float(jnp.sqrt(jnp.min(jnp.sum((codes - z[None]) ** 2, axis=1))))
+
+
+def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
+    """(b) and (c): Fréchet means, tangent PCA and parallel transport in the latent space
+    of the digit VAE of `latent_oddity` (its calibrated expected pullback metric)."""
+    _, decoder, codes, _, labels, _ = latent_oddity.train(seed, out, smoke)
+    metric = decoder.metric()
+    per_class = 6 if smoke else 16
+    mean_kwargs = dict(num_points=33, max_steps=8 if smoke else 64, throw=False)
+    rng = np.random.default_rng(seed)
+    classes = (1, 3, 7) if smoke else range(10)
+    chosen = {c: rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes}
+    means, mean_seconds = {}, 0.0
+    for c in classes:
+        mean, seconds = wall_time(
+            partial(jg.stats.frechet_mean, **mean_kwargs), metric, codes[chosen[c]]
+        )
+        means[c], mean_seconds = mean, mean_seconds + seconds
+    euclidean = {c: codes[chosen[c]].mean(0) for c in classes}
+    rows = []
+    for c in classes:
+        ok = means[c].result == jg.RESULTS.successful
+        class_codes = codes[labels == c]
+        rows.append(
+            dict(
+                digit=c,
+                result="success" if ok else "failed",
+                steps=int(means[c].stats["num_steps"]),
+                frechet_to_data=_nearest(class_codes, means[c].mean),
+                euclidean_to_data=_nearest(class_codes, euclidean[c]),
+                variance=float(means[c].variance),
+            )
+        )
+    decode = jax.vmap(decoder.mean)
+    fig, axes = plt.subplots(2, len(classes), figsize=(1.3 * len(classes), 3.2), squeeze=False)
+    for row, (name, centres) in zip(
+        axes,
+        [
+            ("Fréchet", jnp.stack([means[c].mean for c in classes])),
+            ("Euclidean", jnp.stack([euclidean[c] for c in classes])),
+        ],
+    ):
+        for ax, image in zip(row, np.asarray(decode(centres))):
+            ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
+            ax.set(xticks=[], yticks=[])
+        row[0].set_ylabel(name)
+    fig.suptitle(f"decoded class means ({per_class} codes per class)")
+    save_figure(fig, out / "means.png")
+
+    # (b) the first principal geodesic of one class, and the Euclidean principal line
+    digit = 3
+    pca = jg.stats.tangent_pca(metric, codes[chosen[digit]], mean=means[digit])
+    ts = jnp.linspace(-2.0, 2.0, 9)
+    principal = jg.stats.principal_geodesics(metric, pca, ts)[0]
+    centred = codes[chosen[digit]] - euclidean[digit][None]
+    values, vectors = jnp.linalg.eigh(centred.T @ centred / per_class)
+    line = euclidean[digit][None] + ts[:, None] * jnp.sqrt(values[-1]) * vectors[:, -1][None]
+    digit_strip_figure(
+        out / "principal.png",
+        [("principal geodesic", principal), ("Euclidean PCA line", line)],
+        num=9,
+        decode=decoder.mean,
+        title=f"digit {digit}: first principal direction, -2 to 2 standard deviations",
+        height=3.1,
+    )
+
+    # (c) a thickness direction at the mean of one class, transported to another
+    a, b = 1, 7
+    za, zb = means[a].mean, means[b].mean
+
+    def ink(z):
+        return jnp.sum(decoder.mean(z))
+
+    def thickness(z):
+        """The unit (in G) direction of steepest increase of the ink: G^-1 grad ink."""
+        w = metric.solve(z, jax.grad(ink)(z))
+        return w / metric.norm(z, w)
+
+    geodesic = jg.log_map(metric, za, zb, num_points=65)
+    wa = thickness(za)
+    ode = jg.stats.parallel_transport(metric, za, geodesic.vs[0], wa, throw=False)
+    ladder = jg.stats.ladder_transport(metric, geodesic.xs, wa)
+    # (The exp-map geodesic of the log map's velocity ends at zb to the log map's
+    # accuracy: compare there, where the transported vector lives.)
+    zb, wb = ode.xs[-1], ode.ws[-1]
+    miss = float(jnp.linalg.norm(zb - means[b].mean))
+    local = thickness(zb)
+    step = 0.5 * float(geodesic.length) / 4
+    offsets = jnp.linspace(-1.0, 1.0, 7) * step
+    curves = [
+        (f"{a}: thickness", jax.vmap(lambda t: za + t * wa)(offsets)),
+        (f"{b}: transported", jax.vmap(lambda t: zb + t * wb)(offsets)),
+        (f"{b}: same coordinates", jax.vmap(lambda t: zb + t * wa)(offsets)),
+    ]
+    digit_strip_figure(
+        out / "transport.png",
+        curves,
+        num=7,
+        decode=decoder.mean,
+        title=f"a thickness direction at the mean {a}, transported to the mean {b}",
+        height=4.4,
+    )
+    transport = dict(
+        result="success" if ode.result == jg.RESULTS.successful else "failed",
+        norm_drift=float(ode.stats["norm_drift"]),
+        endpoint_miss=miss,
+        ladder_vs_ode=float(metric.norm(zb, ladder.ws[-1] - wb)),
+        cos_transported=float(metric.inner(zb, wb, local)),
+        cos_untransported=float(metric.inner(zb, wa, local) / metric.norm(zb, wa)),
+        ink_slope_transported=float(jax.jvp(ink, (zb,), (wb,))[1]),
+        ink_slope_untransported=float(jax.jvp(ink, (zb,), (wa / metric.norm(zb, wa),))[1]),
+    )
+    return dict(
+        rows=rows,
+        mean_seconds=mean_seconds,
+        explained=np.asarray(pca.explained_variance_ratio).tolist(),
+        transport=transport,
+        pair=(a, b),
+    )
+
+
+def main(
+    *, seed: int = 0, out_dir: str | Path = "figures/manifold_statistics", smoke: bool = False
+) -> dict:
+    """Run (a), (b) and (c); print and return the numbers."""
+    out = output_dir(out_dir)
+    seeds = [seed] if smoke else [seed + k for k in range(5)]
+    cluster_rows, _ = clustering(seeds, out, smoke)
+    digits = digit_statistics(seed, out, smoke)
+    table = [
+        f"(a) adjusted Rand index of k = 2 clusterings ({len(seeds)} seeds; mean and "
+        f"standard deviation; failed = geodesic distances that did not solve)",
+        "",
+        "| data | method | ARI | sd | failed |",
+        "|---|---|---|---|---|",
+    ]
+    table += [
+        f"| {r['data']} | {r['method']} | {r['ari_mean']:.3f} | {r['ari_std']:.3f} "
+        f"| {r['failed']} |"
+        for r in cluster_rows
+    ]
+    table += [
+        "",
+        "(b) class means of the codes under the expected pullback metric: distance of the "
+        "mean code to the nearest code of its class",
+        "",
+        "| digit | result | Karcher steps | Fréchet mean | Euclidean mean | Fréchet variance |",
+        "|---|---|---|---|---|---|",
+    ]
+    table += [
+        f"| {r['digit']} | {r['result']} | {r['steps']} | {r['frechet_to_data']:.3f} | "
+        f"{r['euclidean_to_data']:.3f} | {r['variance']:.3f} |"
+        for r in digits["rows"]
+    ]
+    t = digits["transport"]
+    a, b = digits["pair"]
+    table += [
+        "",
+        f"{len(digits['rows'])} Fréchet means in {digits['mean_seconds']:.1f} s (compile "
+        f"included); tangent PCA of digit 3, explained variance ratio "
+        f"{np.round(digits['explained'], 3).tolist()}",
+        "",
+        f"(c) thickness direction transported from the mean {a} to the mean {b}: "
+        f"{t['result']}, norm drift {t['norm_drift']:.1e}, end point {t['endpoint_miss']:.1e} "
+        f"from the mean {b}, ladder vs ODE {t['ladder_vs_ode']:.1e}; "
+        f"cosine with the local thickness direction at {b}: transported "
+        f"{t['cos_transported']:.3f}, untransported {t['cos_untransported']:.3f}; ink slope "
+        f"(per unit length): transported {t['ink_slope_transported']:.3f}, untransported "
+        f"{t['ink_slope_untransported']:.3f}",
+    ]
+    write_table(out, table)
+    print(f"figures written to {out}/")
+    return dict(clusters=cluster_rows, **digits)
+
+
+if __name__ == "__main__":
+    run(main, __doc__, "figures/manifold_statistics")
