@@ -38,6 +38,10 @@ class RESULTS(dfx.RESULTS):  # pyright: ignore
         "not positive definite just ahead of the curve, or the velocity is far too "
         "large for the metric. Increasing max_steps will not help."
     )
+    nonfinite_distances = (
+        "A point is at an infinite or undefined (NaN) distance from every cluster "
+        "centre: the geodesic distance solves to it failed."
+    )
     unresolved_curve = (
         "The discrete geodesic is not resolved: far from constant speed "
         "(constant_speed_ratio L^2 / 2E < 1/2 in stats), or its midpoint-rule length "

@@ -353,3 +353,35 @@ def test_scikit_learn_estimators_fit_predict_and_transform_in_a_pipeline():
         jnp.array([-0.6, 0.7])
     )
     np.testing.assert_array_equal(pipeline.predict(queries), [False, True])
+
+
+def test_k_medoids_with_failed_distances_and_duplicate_points():
+    """A NaN distance (a failed solve) counts as infinite and does not freeze a medoid;
+    duplicate points never give one medoid twice; a point at infinite distance from
+    every medoid is reported."""
+    line = jnp.arange(10.0)
+    distances = jnp.abs(line[:, None] - line[None])
+    distances = distances.at[0, 9].set(jnp.nan).at[9, 0].set(jnp.nan)
+    clustering = jg.stats.k_medoids(distances, 2)
+    assert clustering.result == jg.RESULTS.successful
+    # The optimum of the two halves {0..4}, {5..9}: medoids 2 and 7, cost 12.
+    assert sorted(np.asarray(clustering.medoids).tolist()) == [2, 7]
+    np.testing.assert_allclose(clustering.cost, 12.0)
+    same = jg.stats.k_medoids(jnp.zeros((4, 4)), 3)
+    assert len(set(np.asarray(same.medoids).tolist())) == 3
+    assert same.result == jg.RESULTS.successful
+    unreachable = jnp.full((3, 3), jnp.nan).at[jnp.diag_indices(3)].set(0.0)
+    assert jg.stats.k_medoids(unreachable, 2).result == jg.RESULTS.nonfinite_distances
+
+
+def test_k_means_cluster_that_empties_keeps_its_centre_and_distances():
+    xs = _clustered_points()
+    far = jnp.array([10.0, 10.0])
+    init = jnp.concatenate([CLUSTER_CENTRES[:2], far[None]])
+    clustering = jg.stats.k_means(poincare, xs, 3, init=init, num_points=33, throw=False)
+    assert clustering.result == jg.RESULTS.successful
+    np.testing.assert_allclose(clustering.centres[2], far)
+    np.testing.assert_allclose(
+        clustering.distances[:, 2], _poincare_distances(xs, far[None])[:, 0], rtol=1e-6
+    )
+    assert not jnp.any(clustering.labels == 2)

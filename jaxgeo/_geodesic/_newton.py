@@ -104,7 +104,8 @@ def _midpoint_segment_derivatives(
 
     def derivatives(m, delta):
         (h_mm, h_dm), (value, g_m, g_d) = jax.jacfwd(gradients, has_aux=True)(m, delta)
-        h_dd = num_segments * metric.matrix(m)
+        g = metric.matrix(m)
+        h_dd = 0.5 * num_segments * (g + g.T)
         cross, skew = 0.5 * (h_dm.T + h_dm), 0.5 * (h_dm.T - h_dm)
         h_aa = 0.25 * h_mm - cross + h_dd
         h_ab = 0.25 * h_mm + skew - h_dd
@@ -176,6 +177,10 @@ REDAMP_FLOOR = 1e-6
 # The energy change counts as round-off noise below this many ulps of the energy
 # (the energy sums O(N) terms, each with a few ulps of error).
 NOISE_ULPS = 64
+# A rejected Newton-like step below the tolerances ends the solve when its energy change
+# is below this many ulps of the energy: noise of an energy with cancellation (the KL
+# divergences of a secant energy: 1e-13 relative), not a real increase.
+FLOOR_ULPS = 1e6
 
 
 class _NewtonState(eqx.Module):
@@ -259,11 +264,13 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
         )
         small_step = self.norm(jnp.abs(delta) / (self.atol + self.rtol * jnp.abs(y))) < 1
         # A lightly damped (Newton-like) step below both tolerances ends the solve even
-        # when it is rejected: the energy's round-off (e.g. the cancellation in a
-        # secant energy of KL divergences) exceeds NOISE_ULPS, so the gain is noise,
-        # and rejecting it over and over would only grow the damping to "diverged".
+        # when it is rejected, if its energy change is below FLOOR_ULPS: the energy's
+        # round-off (e.g. the cancellation in a secant energy of KL divergences)
+        # exceeds NOISE_ULPS, so the gain is noise, and rejecting it over and over
+        # would only grow the damping to "diverged".
+        floor = FLOOR_ULPS * jnp.finfo(y.dtype).eps * jnp.abs(state.f)
         converged = (
-            (accept | newton_like)
+            (accept | (newton_like & (jnp.abs(actual) <= floor)))
             & finite
             & small_step
             & (jnp.abs(actual) < self.atol + self.rtol * jnp.abs(state.f))

@@ -25,8 +25,9 @@ class KMedoids(eqx.Module):
     - `labels`: the cluster of every point (the index of its nearest medoid in
       `medoids`), shape `(n,)`.
     - `cost`: $\sum_i d(x_i, \text{its medoid})$.
-    - `result`: `RESULTS.successful`, or `max_steps_reached` if the medoids still
-      moved after `max_steps` iterations.
+    - `result`: `RESULTS.successful`; `max_steps_reached` if the medoids still moved
+      after `max_steps` iterations; `nonfinite_distances` if a point is at an infinite
+      or undefined distance from every medoid.
     - `stats`: `num_steps`, `max_steps`.
     """
 
@@ -43,21 +44,29 @@ def _nearest(distances, medoids):
     return jnp.argmin(to_medoids, axis=1), jnp.sum(jnp.min(to_medoids, axis=1))
 
 
+def _rank_last(costs, taken):
+    """`costs` for an argmin in which the `taken` entries come strictly last (after
+    infinite and NaN costs too)."""
+    biggest = jnp.finfo(costs.dtype).max
+    return jnp.where(taken, jnp.inf, jnp.nan_to_num(costs, nan=biggest, posinf=biggest))
+
+
 def _build(distances, num_clusters):
     """PAM's greedy BUILD: the point of least total distance, then repeatedly the point
-    that lowers the total distance to the nearest medoid most (deterministic)."""
+    that lowers the total distance to the nearest medoid most (deterministic); never a
+    point twice."""
     n = distances.shape[0]
     first = jnp.argmin(jnp.sum(distances, axis=1))
     medoids = jnp.zeros(num_clusters, int).at[0].set(first)
+    slots = jnp.arange(num_clusters)
 
     def add(j, medoids):
-        nearest = jnp.min(
-            jnp.where(jnp.arange(num_clusters) < j, distances[:, medoids], jnp.inf), 1
-        )
+        chosen = slots < j
+        nearest = jnp.min(jnp.where(chosen[None], distances[:, medoids], jnp.inf), 1)
         # cost with candidate c added: sum_i min(nearest_i, d(i, c))
         costs = jnp.sum(jnp.minimum(nearest[:, None], distances), axis=0)
-        taken = jnp.zeros(n, bool).at[medoids].set(jnp.arange(num_clusters) < j)
-        return medoids.at[j].set(jnp.argmin(jnp.where(taken, jnp.inf, costs)))
+        taken = jnp.any((jnp.arange(n)[:, None] == medoids[None]) & chosen[None], axis=1)
+        return medoids.at[j].set(jnp.argmin(_rank_last(costs, taken)))
 
     return jax.lax.fori_loop(1, num_clusters, add, medoids)
 
@@ -90,7 +99,9 @@ def _k_medoids(distances, num_clusters, max_steps) -> KMedoids:
     def update(medoids):
         labels, _ = _nearest(distances, medoids)
         members = labels[:, None] == clusters[None]  # (n, k)
-        within = distances @ members.astype(distances.dtype)  # total distance to cluster j
+        # within[i, j]: the total distance of point i to cluster j (a where, not a
+        # product: inf * 0 would be NaN)
+        within = jnp.sum(jnp.where(members[None], distances[:, :, None], 0), axis=1)
         candidates = jnp.where(members, within, jnp.inf)
         best = jnp.argmin(candidates, axis=0)
         # keep the medoid where it is as good as the best (no cycling between ties)
@@ -108,11 +119,12 @@ def _k_medoids(distances, num_clusters, max_steps) -> KMedoids:
         (_build(distances, num_clusters), jnp.array(True), jnp.array(0)),
     )
     labels, cost = _nearest(distances, medoids)
+    result = RESULTS.where(moved, RESULTS.max_steps_reached, RESULTS.successful)
     return KMedoids(
         medoids=medoids,
         labels=labels,
         cost=cost,
-        result=RESULTS.where(moved, RESULTS.max_steps_reached, RESULTS.successful),
+        result=RESULTS.where(jnp.isfinite(cost), result, RESULTS.nonfinite_distances),
         stats=dict(num_steps=num_steps, max_steps=max_steps),
     )
 
@@ -207,7 +219,9 @@ def _plus_plus(metric, xs, num_clusters, key, num_points):
     def add(j, carry):
         indices, nearest = carry
         weights = jnp.where(jnp.isfinite(nearest), nearest, 0)
-        index = jr.choice(jr.fold_in(key, j), n, p=weights / jnp.sum(weights))
+        total = jnp.sum(weights)  # (zero when every point is a chosen one: uniform)
+        p = jnp.where(total > 0, weights / jnp.where(total > 0, total, 1), 1 / n)
+        index = jr.choice(jr.fold_in(key, j), n, p=p)
         new = _distances_from(metric, xs[index], xs, num_points) ** 2
         return indices.at[j].set(index), jnp.fmin(nearest, new)
 
@@ -229,7 +243,7 @@ def _k_means(
     def assign(distances):
         return jnp.argmin(jnp.where(jnp.isnan(distances), jnp.inf, distances), axis=1)
 
-    def means(centres, labels):
+    def means(centres, distances, labels):
         members = (labels[:, None] == clusters[None]).T.astype(xs.dtype)  # (k, n)
         empty = jnp.sum(members, axis=1) == 0
         weights = jnp.where(empty[:, None], 1.0, members)
@@ -242,20 +256,16 @@ def _k_means(
             return mean, geodesics.length, result
 
         new, lengths, results = jax.vmap(one)(centres, weights)
-        # A cluster that empties keeps its centre (and its distances).
+        # A cluster that empties keeps its centre and its distances.
         new = jnp.where(empty[:, None], centres, new)
+        lengths = jnp.where(empty[:, None], distances.T, lengths)
         # (A Karcher mean that ran out of steps is still a better centre.)
         failed = (results != RESULTS.successful) & (results != RESULTS.max_steps_reached)
-        return (
-            new,
-            lengths.T,
-            RESULTS.where(jnp.any(failed & ~empty), first_failure(results), RESULTS.successful),
-        )
+        return new, lengths.T, first_failure(results, failed & ~empty)
 
     def body(carry):
         centres, distances, labels, _, _, num_steps = carry
-        centres, new_distances, result = means(centres, labels)
-        # the centres of emptied clusters kept their distances
+        centres, new_distances, result = means(centres, distances, labels)
         new_labels = assign(new_distances)
         return (
             centres,
@@ -278,7 +288,7 @@ def _k_means(
     nearest = distances[jnp.arange(n), labels]
     result = RESULTS.where(
         (result == RESULTS.successful) & ~jnp.all(jnp.isfinite(nearest)),
-        RESULTS.nonfinite_energy,
+        RESULTS.nonfinite_distances,
         result,
     )
     return KMeans(

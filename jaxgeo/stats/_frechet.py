@@ -79,9 +79,12 @@ def _check_inputs(xs, weights, init):
     return xs, weights, init
 
 
-def first_failure(results: RESULTS) -> RESULTS:
-    """The first failed result of a batch of results, or `successful`."""
+def first_failure(results: RESULTS, counts=None) -> RESULTS:
+    """The first failed result of a batch of results (among those where `counts`, a
+    boolean mask, is true), or `successful`."""
     failed = results != RESULTS.successful
+    if counts is not None:
+        failed = failed & counts
     first = jax.tree.map(lambda r: r[jnp.argmax(failed)], results)
     return RESULTS.where(jnp.any(failed), first, RESULTS.successful)
 
@@ -132,6 +135,19 @@ def _karcher_mean(metric, xs, weights, init, num_points, max_steps, rtol):
         trial = exp_map(metric, state.mean, move, throw=False)
         sols, objective = logs_at(trial)
         accept = jnp.isfinite(objective) & (objective <= state.objective)
+        # The floor of the log maps' accuracy: a finite trial, a move shorter than the
+        # tolerance that does not lower F, from a gradient within sqrt(rtol) of zero
+        # (its error, that of the log maps, keeps F from falling further).
+        scale = jnp.sqrt(2 * state.objective)
+        at_floor = (
+            ~accept
+            & jnp.isfinite(objective)
+            & (metric.norm(state.mean, move) <= rtol * scale)
+            & (
+                metric.norm(state.mean, _gradient(weights, state.geodesics))
+                <= jnp.sqrt(rtol) * scale
+            )
+        )
 
         def keep(new, old):
             return jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, old)
@@ -146,10 +162,7 @@ def _karcher_mean(metric, xs, weights, init, num_points, max_steps, rtol):
             objective=objective,
             step_size=step_size,
             num_steps=state.num_steps + 1,
-            # (A move shorter than the tolerance that does not lower F: the mean is
-            # found to the accuracy of the log maps, whose error is that of F's gradient.)
-            done=(accept & converged(mean, geodesics, objective))
-            | (~accept & (metric.norm(state.mean, move) <= rtol * jnp.sqrt(2 * objective))),
+            done=(accept & converged(mean, geodesics, objective)) | at_floor,
         )
 
     state = jax.lax.while_loop(lambda s: ~s.done & (s.num_steps < max_steps), body, state)
@@ -221,7 +234,8 @@ def frechet_mean(
       1 (exact in one step on flat spaces), halves when $F$ does not decrease and
       doubles back after a success. Stops when
       $\|\sum_i w_i\log_m x_i\|_{G(m)} \le$ `rtol` $\sqrt{2F}$, or when a step
-      shorter than that fails to lower $F$ (the floor of the log maps' accuracy).
+      shorter than that fails to lower $F$ while the gradient is below
+      $\sqrt{\text{rtol}}\sqrt{2F}$ (the floor of the log maps' accuracy).
     - `method="energy"`: no ODE solves; the centre and all the discrete geodesics to
       the points minimised together in one L-BFGS solve (`num_points` per polyline,
       `max_steps` L-BFGS steps): $O(1/N^2)$ from the exact mean.

@@ -51,7 +51,8 @@ def tangent_pca(
     r"""Tangent PCA of the points `xs` (shape `(n, D)`, optional `weights`) under
     `metric`: the log maps $v_i = \log_{\bar x}(x_i)$ at the weighted Fréchet mean
     $\bar x$ (`mean`, or computed by [`jaxgeo.stats.frechet_mean`][] with
-    `mean_kwargs`), and the eigendecomposition of their weighted covariance
+    `mean_kwargs`; a given `mean` must be of `xs` with these `weights`), and the
+    eigendecomposition of their weighted covariance
     $C = \sum_i w_i v_i v_i^\top$ in the metric's inner product at the mean: with
     $G(\bar x) = L L^\top$, the eigenvectors $U$ of $L^\top C L$ give the directions
     $u_k = L^{-\top} U_k$ (orthonormal under $G(\bar x)$) and their variances. The
@@ -83,11 +84,12 @@ def _tangent_pca(metric, mean, logs, weights) -> TangentPCA:
     variances, vectors = variances[::-1], vectors[:, ::-1]  # decreasing
     components = jax.scipy.linalg.solve_triangular(chol.T, vectors, lower=False).T
     variances = jnp.maximum(variances, 0)  # (round-off below zero)
+    total = jnp.sum(variances)
     return TangentPCA(
         mean=mean,
         components=components,
         explained_variance=variances,
-        explained_variance_ratio=variances / jnp.sum(variances),
+        explained_variance_ratio=variances / jnp.where(total > 0, total, 1),
         scores=frame @ vectors,
         result=mean.result,
     )

@@ -2,6 +2,8 @@ r"""scikit-learn estimators around the functions of `jg.stats`, for use in a
 `sklearn.pipeline.Pipeline`: the functions are the core, these only hold their
 arguments and fitted results."""
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,17 @@ from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin, Transform
 from .._geodesic._distance import log_map, pairwise_distances
 from .._metric._base import AbstractMetric
 from .._solution import RESULTS
+
+
+def _check(result, what: str) -> None:
+    """Raise on a failed `result`; warn where only the iteration budget ran out (the
+    clustering is still usable)."""
+    if result == RESULTS.max_steps_reached:
+        warnings.warn(f"{what}: {RESULTS[result]}", RuntimeWarning, stacklevel=3)
+    elif result != RESULTS.successful:
+        raise RuntimeError(f"{what}: {RESULTS[result]}")
+
+
 from ._cluster import k_means, k_medoids, nearest_neighbours
 from ._pca import tangent_pca
 
@@ -32,6 +45,8 @@ class GeodesicKMedoids(ClusterMixin, BaseEstimator):
         X = jnp.asarray(X)
         distances = pairwise_distances(self.metric, X, num_points=self.num_points)
         clustering = k_medoids(distances, self.n_clusters)
+        _check(clustering.result, "GeodesicKMedoids.fit")
+        self.n_features_in_ = X.shape[1]
         self.medoid_indices_ = np.asarray(clustering.medoids)
         self.cluster_centers_ = np.asarray(X[clustering.medoids])
         self.labels_ = np.asarray(clustering.labels)
@@ -51,22 +66,30 @@ class GeodesicKMeans(ClusterMixin, BaseEstimator):
     the nearest centre by geodesic distance."""
 
     def __init__(
-        self, metric: AbstractMetric, n_clusters: int = 8, num_points: int = 129, seed: int = 0
+        self,
+        metric: AbstractMetric,
+        n_clusters: int = 8,
+        num_points: int = 129,
+        random_state: int = 0,
     ):
         self.metric = metric
         self.n_clusters = n_clusters
         self.num_points = num_points
-        self.seed = seed
+        self.random_state = random_state
 
     def fit(self, X, y=None):
         del y
+        X = jnp.asarray(X)
         clustering = k_means(
             self.metric,
-            jnp.asarray(X),
+            X,
             self.n_clusters,
-            key=jr.key(self.seed),
+            key=jr.key(self.random_state),
             num_points=self.num_points,
+            throw=False,
         )
+        _check(clustering.result, "GeodesicKMeans.fit")
+        self.n_features_in_ = X.shape[1]
         self.cluster_centers_ = np.asarray(clustering.centres)
         self.labels_ = np.asarray(clustering.labels)
         self.inertia_ = float(clustering.inertia)
@@ -92,6 +115,7 @@ class GeodesicKNeighborsClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         self.X_ = jnp.asarray(X)
+        self.n_features_in_ = self.X_.shape[1]
         self.classes_, self.y_ = np.unique(np.asarray(y), return_inverse=True)
         return self
 
@@ -124,14 +148,25 @@ class GeodesicPCA(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         del y
-        pca = tangent_pca(self.metric, jnp.asarray(X), num_points=self.num_points)
-        k = self.n_components or pca.components.shape[0]
+        X = jnp.asarray(X)
+        pca = tangent_pca(self.metric, X, num_points=self.num_points, throw=False)
+        _check(pca.result, "GeodesicPCA.fit")
+        dim = pca.components.shape[0]
+        k = dim if self.n_components is None else self.n_components
+        if not 1 <= k <= dim:
+            raise ValueError(f"GeodesicPCA: n_components must be in [1, {dim}], got {k}")
         self.pca_ = pca
+        self.n_features_in_ = dim
         self.mean_ = np.asarray(pca.mean.mean)
         self.components_ = np.asarray(pca.components[:k])
         self.explained_variance_ = np.asarray(pca.explained_variance[:k])
         self.explained_variance_ratio_ = np.asarray(pca.explained_variance_ratio[:k])
         return self
+
+    def fit_transform(self, X, y=None):
+        """`fit`, and the scores of the training points (no second batch of log maps)."""
+        self.fit(X, y)
+        return np.asarray(self.pca_.scores[:, : len(self.components_)])
 
     def transform(self, X):
         return np.asarray(

@@ -228,7 +228,8 @@ def _ladder_transport(metric, xs, w0) -> Transport:
     def rung(w, segment):
         x, y = segment
         w_norm, step = metric.norm(x, w), metric.norm(x, y - x)
-        scale = jnp.where((w_norm > 0) & (step > 0), step / w_norm, 1.0)
+        nonzero = (w_norm > 0) & (step > 0)
+        scale = jnp.where(nonzero, step / jnp.where(nonzero, w_norm, 1.0), 1.0)
         midpoint = exp(x, 0.5 * log(x, y))
         reflected = exp(midpoint, -log(midpoint, exp(x, scale * w)))
         w = -log(y, reflected) / scale
