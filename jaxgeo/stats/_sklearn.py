@@ -14,6 +14,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin, Transform
 from .._geodesic._distance import log_map, pairwise_distances
 from .._metric._base import AbstractMetric
 from .._solution import RESULTS
+from ._cluster import k_means, k_medoids, nearest_neighbours
+from ._pca import tangent_pca
 
 
 def _check(result, what: str) -> None:
@@ -25,11 +27,18 @@ def _check(result, what: str) -> None:
         raise RuntimeError(f"{what}: {RESULTS[result]}")
 
 
-from ._cluster import k_means, k_medoids, nearest_neighbours
-from ._pca import tangent_pca
+class _NearestCentre(ClusterMixin, BaseEstimator):
+    """`predict`: the index of the nearest of the fitted `cluster_centers_` by geodesic
+    distance."""
+
+    def predict(self, X):
+        _, indices = nearest_neighbours(
+            self.metric, X, self.cluster_centers_, 1, num_points=self.num_points
+        )
+        return np.asarray(indices[:, 0])
 
 
-class GeodesicKMedoids(ClusterMixin, BaseEstimator):
+class GeodesicKMedoids(_NearestCentre):
     """k-medoids by geodesic distance ([`jaxgeo.stats.k_medoids`][] on
     [`jaxgeo.pairwise_distances`][]). Fitted: `labels_`, `medoid_indices_`,
     `cluster_centers_` (the medoids), `inertia_` (the total distance to them);
@@ -53,14 +62,8 @@ class GeodesicKMedoids(ClusterMixin, BaseEstimator):
         self.inertia_ = float(clustering.cost)
         return self
 
-    def predict(self, X):
-        _, indices = nearest_neighbours(
-            self.metric, X, self.cluster_centers_, 1, num_points=self.num_points
-        )
-        return np.asarray(indices[:, 0])
 
-
-class GeodesicKMeans(ClusterMixin, BaseEstimator):
+class GeodesicKMeans(_NearestCentre):
     """Riemannian k-means ([`jaxgeo.stats.k_means`][]; Fréchet means as centres).
     Fitted: `cluster_centers_`, `labels_`, `inertia_`; `predict` assigns new points to
     the nearest centre by geodesic distance."""
@@ -94,12 +97,6 @@ class GeodesicKMeans(ClusterMixin, BaseEstimator):
         self.labels_ = np.asarray(clustering.labels)
         self.inertia_ = float(clustering.inertia)
         return self
-
-    def predict(self, X):
-        _, indices = nearest_neighbours(
-            self.metric, X, self.cluster_centers_, 1, num_points=self.num_points
-        )
-        return np.asarray(indices[:, 0])
 
 
 class GeodesicKNeighborsClassifier(ClassifierMixin, BaseEstimator):
