@@ -61,7 +61,9 @@ METRICS = {
     "score-Jacobian": lambda score: jg.ScoreJacobianMetric(score, 1.0),
     "Monge": lambda score: jg.MongeMetric(score, 1.0),
 }
-CLUSTER_POINTS = 16  # per-path polyline points of the clustering distances
+# Polyline segments of the clustering distances (16 left 50-80% of the pairs unresolved
+# under the learned metrics in the full run).
+CLUSTER_POINTS = 64
 
 
 def train_score(data, *, seed: int, num_steps: int, checkpoint_dir: Path):
@@ -148,7 +150,9 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
     _, decoder, codes, _, labels, _ = latent_oddity.train(seed, out, smoke)
     metric = decoder.metric()
     per_class = 6 if smoke else 16
-    mean_kwargs = dict(num_points=33, max_steps=8 if smoke else 64, throw=False)
+    # (33 points left the log maps from 7 of the 10 Euclidean means unresolved: the
+    # calibrated metric grows fast off the codes.)
+    mean_kwargs = dict(num_points=129, max_steps=8 if smoke else 64, throw=False)
     rng = np.random.default_rng(seed)
     classes = (1, 3, 7) if smoke else range(10)
     chosen = {c: rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes}
@@ -199,10 +203,11 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
     line = euclidean[digit][None] + ts[:, None] * jnp.sqrt(values[-1]) * vectors[:, -1][None]
     digit_strip_figure(
         out / "principal.png",
-        [("principal geodesic", principal), ("Euclidean PCA line", line)],
+        [("geodesic", principal), ("PCA line", line)],
         num=9,
         decode=decoder.mean,
-        title=f"digit {digit}: first principal direction, -2 to 2 standard deviations",
+        title=f"digit {digit}: the first principal geodesic (top) and the Euclidean PCA line, "
+        "-2 to 2 standard deviations",
         height=3.1,
     )
 
@@ -218,7 +223,7 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
         w = metric.solve(z, jax.grad(ink)(z))
         return w / metric.norm(z, w)
 
-    geodesic = jg.log_map(metric, za, zb, num_points=65)
+    geodesic = jg.log_map(metric, za, zb, throw=False)
     wa = thickness(za)
     ode = jg.stats.parallel_transport(metric, za, geodesic.vs[0], wa, throw=False)
     ladder = jg.stats.ladder_transport(metric, geodesic.xs, wa)
@@ -242,8 +247,9 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
         title=f"a thickness direction at the mean {a}, transported to the mean {b}",
         height=4.4,
     )
+    solved = (geodesic.result == jg.RESULTS.successful) & (ode.result == jg.RESULTS.successful)
     transport = dict(
-        result="success" if ode.result == jg.RESULTS.successful else "failed",
+        result="success" if solved else "failed",
         norm_drift=float(ode.stats["norm_drift"]),
         endpoint_miss=miss,
         ladder_vs_ode=float(metric.norm(zb, ladder.ws[-1] - wb)),
