@@ -10,7 +10,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._custom_types import Input, Scalar
-from .._geodesic._distance import log_map, pairwise_distances
+from .._geodesic._distance import distance, pairwise_distances
 from .._metric._base import AbstractMetric
 from .._solution import raise_outside_jit, RESULTS
 from ._frechet import _karcher_mean, first_failure
@@ -203,8 +203,7 @@ def k_means(
 
 def _distances_from(metric, centre, xs, num_points):
     """Geodesic distances from `centre` to every point (NaN where a solve failed)."""
-    sols = jax.vmap(lambda x: log_map(metric, centre, x, num_points=num_points, throw=False))(xs)
-    return jnp.where(sols.result == RESULTS.successful, sols.length, jnp.nan)
+    return jax.vmap(lambda x: distance(metric, centre, x, num_points=num_points, throw=False))(xs)
 
 
 def _plus_plus(metric, xs, num_clusters, key, num_points):
