@@ -13,7 +13,7 @@ from .._custom_types import Input, Scalar
 from .._geodesic._distance import distance, pairwise_distances
 from .._metric._base import AbstractMetric
 from .._solution import raise_outside_jit, RESULTS
-from ._frechet import _karcher_mean, first_failure
+from ._frechet import _karcher_mean, first_failure, karcher_rtol
 
 
 class KMedoids(eqx.Module):
@@ -236,7 +236,7 @@ def _k_means(
     n = xs.shape[0]
     if init is None:
         init = _plus_plus(metric, xs, num_clusters, key, num_points)
-    tol = 1e-7 if xs.dtype == jnp.float64 else 1e-4
+    tol = karcher_rtol(xs.dtype)
     clusters = jnp.arange(num_clusters)
 
     def assign(distances):

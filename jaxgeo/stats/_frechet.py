@@ -79,6 +79,11 @@ def _check_inputs(xs, weights, init):
     return xs, weights, init
 
 
+def karcher_rtol(dtype) -> float:
+    """The Karcher iteration's default tolerance: 1e-7 in float64, 1e-4 in float32."""
+    return 1e-7 if dtype == jnp.float64 else 1e-4
+
+
 def first_failure(results: RESULTS, counts=None) -> RESULTS:
     """The first failed result of a batch of results (among those where `counts`, a
     boolean mask, is true), or `successful`."""
@@ -131,7 +136,8 @@ def _karcher_mean(metric, xs, weights, init, num_points, max_steps, rtol):
     )
 
     def body(state):
-        move = state.step_size * _gradient(weights, state.geodesics)
+        gradient = _gradient(weights, state.geodesics)
+        move = state.step_size * gradient
         trial = exp_map(metric, state.mean, move, throw=False)
         sols, objective = logs_at(trial)
         accept = jnp.isfinite(objective) & (objective <= state.objective)
@@ -143,10 +149,7 @@ def _karcher_mean(metric, xs, weights, init, num_points, max_steps, rtol):
             ~accept
             & jnp.isfinite(objective)
             & (metric.norm(state.mean, move) <= rtol * scale)
-            & (
-                metric.norm(state.mean, _gradient(weights, state.geodesics))
-                <= jnp.sqrt(rtol) * scale
-            )
+            & (metric.norm(state.mean, gradient) <= jnp.sqrt(rtol) * scale)
         )
 
         def keep(new, old):
@@ -272,7 +275,7 @@ def _frechet_mean(
 ) -> FrechetMean:
     del throw  # (raised outside the compiled program by `raise_outside_jit`)
     if method == "karcher":
-        tol = rtol if rtol is not None else (1e-7 if xs.dtype == jnp.float64 else 1e-4)
+        tol = rtol if rtol is not None else karcher_rtol(xs.dtype)
         mean, geodesics, result, num_steps = _karcher_mean(
             metric, xs, weights, init, num_points, max_steps, tol
         )
