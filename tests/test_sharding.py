@@ -2,8 +2,10 @@
 results sharded over several (host) devices as on one, and as a loop over pairs."""
 
 import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -120,3 +122,61 @@ def test_sharded_over_four_host_devices_equals_one_device():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "ok (3, 2)" in out.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(tmp_path):
+    """A real multi-process run: two processes on localhost with two CPU devices each
+    (`jax.distributed.initialize`, gloo collectives) solve one sharded batch and one
+    distance matrix over the four global devices; the gathered results equal this
+    process's single-device run."""
+    from ._distributed_child import problem, solve
+
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, XLA_FLAGS=flags.strip())
+    port = _free_port()
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests._distributed_child",
+                str(i),
+                "2",
+                str(port),
+                str(tmp_path / f"p{i}"),
+            ],
+            cwd=Path(__file__).parent.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        logs = [child.communicate(timeout=300)[0] for child in children]
+    finally:
+        for child in children:
+            child.kill()
+    for child, log in zip(children, logs):
+        assert child.returncode == 0, log[-3000:]
+
+    batch, distances = solve(*problem())
+    assert len(jax.devices()) == 1
+    for i in range(2):
+        out = np.load(tmp_path / f"p{i}.npz")
+        assert (out["process_index"], out["process_count"]) == (i, 2)
+        assert (out["global_devices"], out["local_devices"], out["batch_devices"]) == (4, 2, 4)
+        assert np.all(out["result"] == batch.result._value)
+        assert np.all(batch.result == jg.RESULTS.successful)
+        np.testing.assert_allclose(out["xs"], batch.xs, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(out["length"], batch.length, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(out["distances"], distances, rtol=1e-12, atol=1e-12)
+    assert np.all(np.isfinite(distances)) and np.all(distances[np.triu_indices(7, 1)] > 0)

@@ -88,8 +88,8 @@ def distance(
 
 def pairwise_distances(
     metric: AbstractMetric,
-    xs: Float[Array, "n dim"],
-    ys: Float[Array, "m dim"] | None = None,
+    xs: Input,
+    ys: Input | None = None,
     *,
     solver: AbstractBoundarySolver | None = None,
     num_points: int = 129,
