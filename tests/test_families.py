@@ -21,6 +21,10 @@ CASES = [
     (F.Poisson(), [3.0]),
     (F.Gamma(), [2.0, 3.0]),
     (F.VonMises(), [0.5, 2.0]),
+    (F.VonMisesFisher(3), [0.5, -1.0, 2.0]),
+    (F.VonMisesFisher(4), [0.3, 0.2, -0.4, 1.5]),
+    (F.Binomial(8), [0.3]),
+    (F.Geometric(), [0.4]),
     (F.Product(F.Bernoulli(), 3), [0.2, 0.5, 0.9]),
     (F.MultivariateNormal(2), [0.3, -0.5, 1.2, 0.4, 0.8]),
 ]
@@ -303,3 +307,171 @@ def test_dirichlet_validates_num_classes():
     for bad in (2.0, "3", None):
         with pytest.raises((ValueError, TypeError), match="num_classes"):
             F.Dirichlet(bad)
+
+
+def test_von_mises_fisher_log_normaliser_against_scipy():
+    """log I_ν(κ) − ν log κ (the log-partition up to a constant) for ν = d/2 − 1 across
+    the power series, the log-space series and Debye's expansion: 1e-12 relative."""
+    from scipy.special import ive
+
+    for dim in (2, 3, 4, 5, 16, 64, 201):
+        family = F.VonMisesFisher(dim)
+        nu = dim / 2 - 1
+        kappas = np.logspace(-4, 5, 91)
+        got = jax.vmap(lambda k: family.log_partition(jnp.zeros(dim).at[0].set(k)))(kappas)
+        scaled = ive(nu, kappas)
+        finite = scaled > 1e-300  # scipy underflows for large ν at small κ
+        assert finite.sum() >= 45
+        expected = dim / 2 * np.log(2 * np.pi) + np.log(scaled[finite]) + kappas[finite]
+        expected -= nu * np.log(kappas[finite])
+        np.testing.assert_allclose(got[finite], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_von_mises_fisher_closed_forms_on_the_two_sphere():
+    """On S²: ψ = log(4π sinh κ / κ), A = coth κ − 1/κ, A' = 1/κ² − 1/sinh² κ; the uniform
+    distribution at η = 0 (Fisher I/3, density 1/(4π))."""
+    family = F.VonMisesFisher(3)
+    direction = jnp.array([2.0, -1.0, 2.0]) / 3
+    for kappa in (1e-3, 0.5, 5.0, 150.0, 250.0, 1e3, 1e5):
+        eta = kappa * direction
+        fisher = family.fisher(eta)
+        if kappa < 0.1:  # Laurent series: the closed forms cancel there
+            a = kappa / 3 - kappa**3 / 45 + 2 * kappa**5 / 945
+            a_prime = 1 / 3 - kappa**2 / 15 + 2 * kappa**4 / 189
+        else:
+            a = 1 / np.tanh(kappa) - 1 / kappa
+            a_prime = 1 / kappa**2 - (1 / np.sinh(kappa) ** 2 if kappa < 300 else 0.0)
+        log_sinh = kappa + np.log1p(-np.exp(-2 * kappa)) - np.log(2)
+        np.testing.assert_allclose(
+            family.log_partition(eta), np.log(4 * np.pi) + log_sinh - np.log(kappa), rtol=1e-13
+        )
+        np.testing.assert_allclose(family.mean_resultant_length(eta), a, rtol=1e-11)
+        np.testing.assert_allclose(family.mean(eta), a * direction, rtol=1e-11)
+        # rtol: Debye's truncation at 250
+        np.testing.assert_allclose(direction @ fisher @ direction, a_prime, rtol=1e-9)
+        across = jnp.array([1.0, 2.0, 0.0]) / np.sqrt(5)
+        np.testing.assert_allclose(across @ fisher @ across, a / kappa, rtol=1e-11)
+    np.testing.assert_allclose(family.fisher(jnp.zeros(3)), np.eye(3) / 3, rtol=1e-14)
+    np.testing.assert_allclose(
+        family.log_prob(jnp.zeros(3), direction), -np.log(4 * np.pi), rtol=1e-14
+    )
+    # The Fisher information is the Hessian of the log-partition, also at η = 0.
+    for eta in (jnp.zeros(3), 0.7 * direction, 40.0 * direction, 400.0 * direction):
+        np.testing.assert_allclose(
+            family.fisher(eta), jax.hessian(family.log_partition)(eta), rtol=1e-9, atol=1e-15
+        )
+
+
+def test_von_mises_fisher_on_the_circle_is_von_mises():
+    """dim = 2 with η = κ(cos m, sin m) is VonMises(m, κ): densities, KL, and the Fisher
+    information pulled back through (m, κ) ↦ η."""
+    vmf, vm = F.VonMisesFisher(2), F.VonMises()
+
+    def natural(p):
+        return p[1] * jnp.array([jnp.cos(p[0]), jnp.sin(p[0])])
+
+    for p, q in [
+        ((0.7, 3.0), (0.2, 1.5)),
+        ((-2.0, 0.05), (3.0, 40.0)),
+        ((1.0, 300.0), (1.1, 290.0)),
+    ]:
+        p, q = jnp.array(p), jnp.array(q)
+        for theta in (0.0, 1.3, -2.5):
+            x = jnp.array([jnp.cos(theta), jnp.sin(theta)])
+            np.testing.assert_allclose(
+                vmf.log_prob(natural(p), x), vm.log_prob(p, theta), rtol=1e-12
+            )
+        np.testing.assert_allclose(vmf.kl(natural(p), natural(q)), vm.kl(p, q), rtol=1e-10)
+        jac = jax.jacfwd(natural)(p)
+        np.testing.assert_allclose(
+            jac.T @ vmf.fisher(natural(p)) @ jac, vm.fisher(p), rtol=1e-10, atol=1e-14
+        )
+
+
+@pytest.mark.parametrize("dim", [3, 4])
+def test_von_mises_fisher_samples(dim):
+    """Wood's sampler: unit vectors whose mean is A_d(κ) μ (within 5 standard errors),
+    from the uniform distribution (κ = 0) to κ = 1000, in float64 and float32."""
+    family = F.VonMisesFisher(dim)
+    mu = jnp.arange(1.0, dim + 1) / jnp.linalg.norm(jnp.arange(1.0, dim + 1))
+    for kappa in (0.0, 0.5, 5.0, 1000.0):
+        for dtype in (jnp.float64, jnp.float32):
+            eta = (kappa * mu).astype(dtype)
+            xs = family.sample(eta, jax.random.key(1), (20_000,))
+            assert xs.shape == (20_000, dim) and xs.dtype == dtype
+            tol = 1e-12 if dtype == jnp.float64 else 1e-5
+            np.testing.assert_allclose(jnp.linalg.norm(xs, axis=1), 1.0, atol=tol)
+            mean = family.mean(eta.astype(jnp.float64))
+            xs = np.asarray(xs, np.float64)
+            err = xs.std(0) / np.sqrt(xs.shape[0])
+            assert np.all(np.abs(xs.mean(0) - mean) <= 5 * err + 1e-6), (kappa, dtype)
+
+
+def test_von_mises_fisher_float32():
+    """float32 parameters give float32 results within float32 round-off of float64."""
+    family = F.VonMisesFisher(4)
+    x = jnp.array([0.5, -0.5, 0.5, 0.5])
+    for eta in ([0.3, 0.2, -0.4, 1.5], [10.0, 25.0, -4.0, 7.0], [300.0, 0.0, 0.0, 1.0]):
+        eta64 = jnp.array(eta)
+        eta32 = eta64.astype(jnp.float32)
+        other = 1.1 * eta64[::-1]
+        for fn, args64 in [
+            (family.log_prob, (eta64, x)),
+            (family.fisher, (eta64,)),
+            (family.kl, (eta64, other)),
+        ]:
+            got = fn(*(a.astype(jnp.float32) for a in args64))
+            assert got.dtype == jnp.float32
+            np.testing.assert_allclose(got, fn(*args64), rtol=2e-4, atol=1e-6)
+        assert family.sample(eta32, jax.random.key(0)).dtype == jnp.float32
+
+
+def test_binomial_and_geometric():
+    """Probabilities that sum to one and means n p and 1/p; Binomial(1) is Bernoulli."""
+    p = jnp.array([0.3])
+    binomial = F.Binomial(7)
+    pmf = jnp.exp(jax.vmap(lambda x: binomial.log_prob(p, x))(jnp.arange(8.0)))
+    np.testing.assert_allclose(pmf.sum(), 1.0, rtol=1e-13)
+    np.testing.assert_allclose(pmf @ jnp.arange(8.0), 7 * 0.3, rtol=1e-13)
+    geometric = F.Geometric()
+    xs = jnp.arange(1.0, 400.0)
+    pmf = jnp.exp(jax.vmap(lambda x: geometric.log_prob(p, x))(xs))
+    np.testing.assert_allclose(pmf.sum(), 1.0, rtol=1e-13)
+    np.testing.assert_allclose(pmf @ xs, 1 / 0.3, rtol=1e-12)
+    one, bernoulli = F.Binomial(1), F.Bernoulli()
+    for x in (0.0, 1.0):
+        np.testing.assert_allclose(one.log_prob(p, x), bernoulli.log_prob(p, x), rtol=1e-14)
+    np.testing.assert_allclose(one.kl(p, p + 0.2), bernoulli.kl(p, p + 0.2), rtol=1e-14)
+
+
+def test_new_families_bad_input():
+    for make, message in [
+        (lambda: F.VonMisesFisher(1), "dim must be an integer >= 2"),
+        (lambda: F.Binomial(0), "num_trials must be an integer >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            make()
+    vmf = F.VonMisesFisher(3)
+    cases = [
+        (
+            lambda: vmf.log_prob(jnp.array([0.0, jnp.nan, 1.0]), jnp.array([0.0, 0.0, 1.0])),
+            "invalid parameters",
+        ),
+        (
+            lambda: vmf.log_prob(jnp.array([0.0, 1.0, 1.0]), jnp.array([0.0, 0.0, 2.0])),
+            "outside the support",
+        ),
+        (lambda: F.Binomial(3).log_prob(jnp.array([0.5]), 4.0), "outside the support"),
+        (lambda: F.Binomial(3).log_prob(jnp.array([1.5]), 1.0), "invalid parameters"),
+        (lambda: F.Geometric().log_prob(jnp.array([0.5]), 0.0), "outside the support"),
+        (lambda: F.Geometric().kl(jnp.array([0.5]), jnp.array([1.0])), "invalid parameters"),
+    ]
+    for fn, message in cases:
+        with pytest.raises(Exception, match=message):
+            fn()
+        with pytest.raises(Exception, match=message):
+            jax.jit(fn)()
+    with pytest.raises(ValueError, match=r"observation has shape \(3,\)"):
+        vmf.log_prob(jnp.ones(3), jnp.ones(4) / 2)
+    with pytest.raises(ValueError, match="3 parameters"):
+        vmf.fisher(jnp.ones(4))

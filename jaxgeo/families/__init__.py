@@ -8,11 +8,14 @@ from ._multivariate import (
     MultivariateNormal as MultivariateNormal,
 )
 from ._product import Product as Product
+from ._spherical import VonMisesFisher as VonMisesFisher
 from ._univariate import (
     Bernoulli as Bernoulli,
     Beta as Beta,
+    Binomial as Binomial,
     Exponential as Exponential,
     Gamma as Gamma,
+    Geometric as Geometric,
     Normal as Normal,
     Poisson as Poisson,
 )

@@ -4,7 +4,8 @@ A family is a stateless Equinox module; its *parameters* `eta` are a 1-D array, 
 of the statistical manifold (coordinates as in DESIGN.md: Normal (μ, σ); MultivariateNormal
 (μ, lower triangle of the Cholesky factor of Σ, row by row); Bernoulli p;
 Categorical the first K−1 probabilities; Beta (α, β); Dirichlet α; Exponential rate;
-Poisson rate; Gamma (shape k, rate β); VonMises (μ, κ)). Every family has
+Poisson rate; Gamma (shape k, rate β); VonMises (μ, κ); VonMisesFisher the natural
+parameter κμ; Binomial p; Geometric p). Every family has
 
 - `log_prob(eta, x)`, `sample(eta, key, shape=())`;
 - `fisher(eta)`: the closed-form Fisher information $I(\eta) = \mathbb{E}[\nabla_\eta

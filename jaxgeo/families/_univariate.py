@@ -1,9 +1,10 @@
-"""Families of univariate distributions: Normal, Bernoulli, Beta, Exponential, Poisson,
-Gamma (on their parameter coordinates; see `jaxgeo.families`)."""
+"""Families of univariate distributions: Normal, Bernoulli, Binomial, Geometric, Beta,
+Exponential, Poisson, Gamma (on their parameter coordinates; see `jaxgeo.families`)."""
 
 import math
 from typing import ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
@@ -54,10 +55,9 @@ class Normal(AbstractFamily):
         return unconstrain_real_positive(eta)
 
 
-class Bernoulli(AbstractFamily):
-    """Bernoulli, parameter p ∈ (0, 1), the probability of 1."""
-
-    constraint: ClassVar[str] = "p ∈ (0, 1)"
+class AbstractProbabilityFamily(AbstractFamily):
+    """A family with one parameter, a probability p ∈ (0, 1): sigmoid to and from
+    unconstrained coordinates."""
 
     @property
     def num_params(self) -> int:
@@ -65,6 +65,18 @@ class Bernoulli(AbstractFamily):
 
     def valid(self, eta):
         return (eta[0] > 0) & (eta[0] < 1)
+
+    def constrain(self, u):
+        return jax.nn.sigmoid(u)
+
+    def unconstrain(self, eta):
+        return jnp.log(eta) - jnp.log1p(-eta)
+
+
+class Bernoulli(AbstractProbabilityFamily):
+    """Bernoulli, parameter p ∈ (0, 1), the probability of 1."""
+
+    constraint: ClassVar[str] = "p ∈ (0, 1)"
 
     def in_support(self, x):
         return (x == 0) | (x == 1)
@@ -85,11 +97,71 @@ class Bernoulli(AbstractFamily):
         p, q = self.check(eta_p)[0], self.check(eta_q)[0]
         return p * jnp.log(p / q) + (1 - p) * jnp.log((1 - p) / (1 - q))
 
-    def constrain(self, u):
-        return jax.nn.sigmoid(u)
 
-    def unconstrain(self, eta):
-        return jnp.log(eta) - jnp.log1p(-eta)
+class Binomial(AbstractProbabilityFamily):
+    r"""Binomial on {0, 1, ..., n} with the number of trials $n$ = `num_trials` fixed,
+    parameter the success probability p ∈ (0, 1): the sum of $n$ Bernoulli(p), so its
+    Fisher information $n / (p(1 - p))$ and KL divergence are $n$ times theirs.
+
+    **Arguments:** `num_trials`, an integer $n \ge 1$.
+    """
+
+    num_trials: int = eqx.field(static=True)
+    constraint: ClassVar[str] = "p ∈ (0, 1)"
+
+    def __check_init__(self):
+        if not isinstance(self.num_trials, int) or self.num_trials < 1:
+            raise ValueError(
+                f"Binomial: num_trials must be an integer >= 1, got {self.num_trials!r}"
+            )
+
+    def in_support(self, x):
+        return (x >= 0) & (x <= self.num_trials) & (x == jnp.round(x))
+
+    def _log_prob(self, eta, x):
+        n, p = self.num_trials, eta[0]
+        log_choose = jss.gammaln(n + 1.0) - jss.gammaln(x + 1) - jss.gammaln(n - x + 1)
+        return log_choose + jss.xlogy(x, p) + jss.xlog1py(n - x, -p)
+
+    def sample(self, eta, key, shape=()):
+        eta = self.check(eta)
+        return jax.random.binomial(key, self.num_trials, eta[0], shape, eta.dtype)
+
+    def fisher(self, eta):
+        p = self.check(eta)[0]
+        return jnp.reshape(self.num_trials / (p * (1 - p)), (1, 1))
+
+    def kl(self, eta_p, eta_q):
+        p, q = self.check(eta_p)[0], self.check(eta_q)[0]
+        return self.num_trials * (p * jnp.log(p / q) + (1 - p) * jnp.log((1 - p) / (1 - q)))
+
+
+class Geometric(AbstractProbabilityFamily):
+    r"""Geometric on {1, 2, ...}, the number of Bernoulli(p) trials up to and including the
+    first success, parameter p ∈ (0, 1): $p(x) = (1 - p)^{x - 1} p$, mean $1/p$, Fisher
+    information $1 / (p^2 (1 - p))$."""
+
+    constraint: ClassVar[str] = "p ∈ (0, 1)"
+
+    def in_support(self, x):
+        return (x >= 1) & (x == jnp.round(x))
+
+    def _log_prob(self, eta, x):
+        p = eta[0]
+        return (x - 1) * jnp.log1p(-p) + jnp.log(p)
+
+    def sample(self, eta, key, shape=()):
+        eta = self.check(eta)
+        return jax.random.geometric(key, eta[0], shape).astype(eta.dtype)
+
+    def fisher(self, eta):
+        p = self.check(eta)[0]
+        return jnp.reshape(1 / (p**2 * (1 - p)), (1, 1))
+
+    def kl(self, eta_p, eta_q):
+        p, q = self.check(eta_p)[0], self.check(eta_q)[0]
+        # E_p[x − 1] = (1 − p) / p
+        return jnp.log(p / q) + (1 - p) / p * jnp.log((1 - p) / (1 - q))
 
 
 class Beta(AbstractPositiveFamily):
