@@ -25,6 +25,10 @@ CASES = [
     (F.VonMisesFisher(4), [0.3, 0.2, -0.4, 1.5]),
     (F.Binomial(8), [0.3]),
     (F.Geometric(), [0.4]),
+    (
+        F.Joint((F.Product(F.Normal(), 2), F.VonMisesFisher(3))),
+        [0.1, 0.5, -0.2, 2.0, 1.0, 0.5, -1.5],
+    ),
     (F.Product(F.Bernoulli(), 3), [0.2, 0.5, 0.9]),
     (F.MultivariateNormal(2), [0.3, -0.5, 1.2, 0.4, 0.8]),
 ]
@@ -355,11 +359,17 @@ def test_von_mises_fisher_closed_forms_on_the_two_sphere():
     np.testing.assert_allclose(
         family.log_prob(jnp.zeros(3), direction), -np.log(4 * np.pi), rtol=1e-14
     )
-    # The Fisher information is the Hessian of the log-partition, also at η = 0.
+    # The Fisher information is the Hessian of the log-partition, also at η = 0, and its
+    # own derivative (by the custom JVP of the Bessel scalars) matches finite differences.
     for eta in (jnp.zeros(3), 0.7 * direction, 40.0 * direction, 400.0 * direction):
         np.testing.assert_allclose(
             family.fisher(eta), jax.hessian(family.log_partition)(eta), rtol=1e-9, atol=1e-15
         )
+        tangent = jnp.array([0.3, -0.2, 0.5])
+        h = 1e-4 * (1 + jnp.linalg.norm(eta))
+        finite = (family.fisher(eta + h * tangent) - family.fisher(eta - h * tangent)) / (2 * h)
+        derivative = jax.jvp(family.fisher, (eta,), (tangent,))[1]
+        np.testing.assert_allclose(derivative, finite, rtol=1e-6, atol=1e-12)
 
 
 def test_von_mises_fisher_on_the_circle_is_von_mises():

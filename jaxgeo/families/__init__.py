@@ -7,7 +7,7 @@ from ._multivariate import (
     Dirichlet as Dirichlet,
     MultivariateNormal as MultivariateNormal,
 )
-from ._product import Product as Product
+from ._product import Joint as Joint, Product as Product
 from ._spherical import VonMisesFisher as VonMisesFisher
 from ._univariate import (
     Bernoulli as Bernoulli,

@@ -1,10 +1,13 @@
-"""Products of independent copies of one family (see `jaxgeo.families`)."""
+"""Products of independent families: copies of one family, or different families (see
+`jaxgeo.families`)."""
 
+import math
 from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._base import AbstractFamily
 
@@ -57,3 +60,85 @@ class Product(AbstractFamily):
 
     def unconstrain(self, eta):
         return jax.vmap(self.family.unconstrain)(self._split(eta)).reshape(-1)
+
+
+class Joint(AbstractFamily):
+    """Independent components of different families, e.g. a Normal per position
+    coordinate and a von Mises–Fisher orientation: parameters concatenated in the order
+    of `families`, observations concatenated flat (each component's observation
+    flattened), log-probabilities and KLs summed, Fisher information block-diagonal.
+
+    **Arguments:** `families`, a non-empty tuple of families (a
+    [`jaxgeo.families.Product`][] counts as one).
+    """
+
+    constraint: ClassVar[str] = "valid parameters of every component family"
+    families: tuple[AbstractFamily, ...]
+
+    def __check_init__(self):
+        if not isinstance(self.families, tuple) or not self.families:
+            raise ValueError("Joint: families must be a non-empty tuple of families")
+
+    @property
+    def num_params(self) -> int:
+        return sum(f.num_params for f in self.families)
+
+    def event_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The shape of one observation of each component."""
+        return tuple(
+            jax.eval_shape(lambda f=f: f.sample(jnp.ones(f.num_params), jax.random.key(0))).shape
+            for f in self.families
+        )
+
+    def _split(self, a, sizes):
+        return jnp.split(a, np.cumsum(sizes)[:-1], axis=-1)
+
+    def _params(self, eta):
+        return self._split(eta, [f.num_params for f in self.families])
+
+    def _observations(self, x):
+        shapes = self.event_shapes()
+        pieces = self._split(x, [math.prod(s) for s in shapes])
+        return [p.reshape(p.shape[:-1] + s) for p, s in zip(pieces, shapes)]
+
+    def valid(self, eta):
+        return jnp.all(jnp.stack([f.valid(e) for f, e in zip(self.families, self._params(eta))]))
+
+    def in_support(self, x):
+        size = sum(math.prod(s) for s in self.event_shapes())
+        if jnp.shape(x) != (size,):
+            raise ValueError(f"Joint: an observation has shape ({size},), got {jnp.shape(x)}")
+        pieces = self._observations(x)
+        return jnp.all(jnp.stack([f.in_support(p) for f, p in zip(self.families, pieces)]))
+
+    def _log_prob(self, eta, x):
+        parts = zip(self.families, self._params(eta), self._observations(x))
+        return sum(f._log_prob(e, p) for f, e, p in parts)
+
+    def sample(self, eta, key, shape=()):
+        eta = self.check(eta)
+        keys = jax.random.split(key, len(self.families))
+        parts = [
+            f.sample(e, k, shape).reshape(*shape, -1)
+            for f, e, k in zip(self.families, self._params(eta), keys)
+        ]
+        return jnp.concatenate(parts, axis=-1)
+
+    def fisher(self, eta):
+        blocks = [f.fisher(e) for f, e in zip(self.families, self._params(self.check(eta)))]
+        return jax.scipy.linalg.block_diag(*blocks)
+
+    def fisher_inner(self, eta, u, v):
+        parts = zip(self.families, self._params(self.check(eta)), self._params(u), self._params(v))
+        return sum(f.fisher_inner(e, a, b) for f, e, a, b in parts)
+
+    def kl(self, eta_p, eta_q):
+        p, q = self._params(self.check(eta_p)), self._params(self.check(eta_q))
+        return sum(f.kl(a, b) for f, a, b in zip(self.families, p, q))
+
+    def constrain(self, u):
+        return jnp.concatenate([f.constrain(a) for f, a in zip(self.families, self._params(u))])
+
+    def unconstrain(self, eta):
+        parts = zip(self.families, self._params(eta))
+        return jnp.concatenate([f.unconstrain(a) for f, a in parts])

@@ -8,6 +8,7 @@ from ._decoders import (
     GaussianDecoder as GaussianDecoder,
     RBFPrecision as RBFPrecision,
 )
+from ._pose import PoseDecoder as PoseDecoder
 from ._score import (
     EnergyScore as EnergyScore,
     MLPScore as MLPScore,

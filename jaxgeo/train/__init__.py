@@ -3,6 +3,7 @@ and resume: `jaxgeo.train`."""
 
 from ._fit import fit as fit, FitResult as FitResult
 from ._latent import (
+    calibrate_pose_decoder as calibrate_pose_decoder,
     calibrate_variance as calibrate_variance,
     extrapolating_decoder as extrapolating_decoder,
     fit_extrapolating_decoder as fit_extrapolating_decoder,

@@ -15,6 +15,7 @@ from jaxtyping import Float, PRNGKeyArray
 
 from .._checks import check_same_length
 from ..nn._decoders import CalibratedGaussianDecoder, ExtrapolatingDecoder, RBFPrecision
+from ..nn._pose import PoseDecoder
 from ._fit import fit, FitResult
 
 
@@ -176,6 +177,57 @@ def calibrate_variance(
         lambda d: d.precision.raw_weights,
         codes,
         data,
+        optimizer=optimizer,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        **fit_kwargs,
+    )
+    return result.model
+
+
+def calibrate_pose_decoder(
+    decoder: PoseDecoder,
+    codes: Float[ArrayLike, "n latent"],
+    poses: Float[ArrayLike, "n 7"],
+    *,
+    key: PRNGKeyArray,
+    num_centres: int = 16,
+    bandwidth_scale: float = 1.0,
+    position_floor: float = 1e-2,
+    concentration_floor: float = 1e-2,
+    num_steps: int = 2000,
+    batch_size: int = 256,
+    optimizer: optax.GradientTransformation | None = None,
+    **fit_kwargs,
+) -> PoseDecoder:
+    r"""Second-stage training of a [`jaxgeo.nn.PoseDecoder`][], as
+    [`jaxgeo.train.calibrate_variance`][] does for Gaussian decoders: with the decoder's
+    network frozen, its position precision $\sigma_p^{-2}$ and its concentration
+    $\kappa_r$ become RBF networks ([`jaxgeo.nn.RBFPrecision`][], centres by k-means of
+    `codes`, floors `position_floor` and `concentration_floor`: the position standard
+    deviation grows to $\zeta^{-1/2}$ and the orientation turns almost uniform away from
+    the data) fitted by maximum likelihood of the `poses` given their `codes`. Keyword
+    arguments go to [`jaxgeo.train.fit`][]."""
+    codes, poses = jnp.asarray(codes), jnp.asarray(poses)
+    check_same_length(codes, poses, ("codes", "poses"), "calibrate_pose_decoder")
+    seed = int(jax.random.randint(key, (), 0, 2**30))
+    rbf = dict(num_centres=num_centres, bandwidth_scale=bandwidth_scale, seed=seed)
+    decoder = eqx.tree_at(
+        lambda d: (d.position_precision, d.concentration),
+        decoder,
+        (
+            rbf_precision(codes, 3, floor=position_floor, **rbf),
+            rbf_precision(codes, 1, floor=concentration_floor, **rbf),
+        ),
+    )
+    optimizer = optax.adam(1e-2) if optimizer is None else optimizer
+    result = _fit_part_given_codes(
+        lambda model, z, x: model.log_prob(x, z),
+        decoder,
+        lambda d: (d.position_precision.raw_weights, d.concentration.raw_weights),
+        codes,
+        poses,
         optimizer=optimizer,
         num_steps=num_steps,
         batch_size=batch_size,

@@ -1,0 +1,131 @@
+r"""A decoder of end-effector poses $(p, q) \in \mathbb{R}^3 \times S^3$ (position and unit
+quaternion): a Gaussian for the position and a von Mises–Fisher for the orientation, as in
+*Learning Riemannian manifolds for geodesic motion skills* (Beik-Mohammadi, Hauberg,
+Arvanitidis, Neumann, Rozo 2021)."""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._checks import check_input
+from .._custom_types import Point, Scalar
+from .._metric._fisher import PullbackFisherRaoMetric
+from .._metric._pullback import PullbackMetric
+from ..families import Joint, Normal, Product, VonMisesFisher
+
+
+Pose = Float[Array, "7"]
+
+
+class _Exp(eqx.Module):
+    """A learned positive constant, independent of z (before calibration)."""
+
+    log_value: Float[Array, " out"]
+
+    def __call__(self, z: Point) -> Float[Array, " out"]:
+        return jnp.exp(self.log_value)
+
+
+class PoseDecoder(eqx.Module):
+    r"""$p(x \mid z) = N(p;\ \mu_p(z), \mathrm{diag}\,\sigma_p(z)^2)\;
+    \mathrm{vMF}(q;\ \mu_r(z), \kappa_r(z))$ for a pose $x = (p, q)$, shape `(7,)`:
+    position $p \in \mathbb{R}^3$, unit quaternion $q \in S^3$.
+
+    An MLP gives $\mu_p$ and the mean direction $\mu_r$ (normalised); the position
+    precision $\sigma_p^{-2}$ and the concentration $\kappa_r$ are the fields
+    `position_precision` and `concentration` (`z -> (3,)` and `z -> (1,)`, positive):
+    learned constants at first, RBF networks after
+    [`jaxgeo.train.calibrate_pose_decoder`][], large on the data and small away from it,
+    where the decoded position turns uncertain and the orientation uniform.
+
+    A quaternion and its negative are one rotation; the von Mises–Fisher is not
+    symmetric under $q \mapsto -q$, so flip the data into one hemisphere
+    ($q \cdot q_\mathrm{ref} \ge 0$) before training.
+
+    Geometry: [`PoseDecoder.expected_metric`][jaxgeo.nn.PoseDecoder.expected_metric]
+    (the four-term sum of the paper) and
+    [`PoseDecoder.fisher_rao_metric`][jaxgeo.nn.PoseDecoder.fisher_rao_metric]
+    (the pulled-back Fisher–Rao metric of `family`, with the KL energy by
+    `energy="secant"`).
+    """
+
+    net: eqx.nn.MLP
+    position_precision: Callable[[Point], Float[Array, "3"]]
+    concentration: Callable[[Point], Float[Array, "1"]]
+    latent_dim: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        latent_dim: int,
+        *,
+        width: int,
+        depth: int,
+        key,
+        position_precision: Callable | None = None,
+        concentration: Callable | None = None,
+    ):
+        self.net = eqx.nn.MLP(latent_dim, 7, width, depth, jax.nn.tanh, key=key)
+        self.position_precision = (
+            _Exp(jnp.full(3, 2.0)) if position_precision is None else position_precision
+        )
+        self.concentration = _Exp(jnp.full(1, 2.0)) if concentration is None else concentration
+        self.latent_dim = latent_dim
+
+    @property
+    def family(self) -> Joint:
+        """The decoded family: three Normals (μ, σ) and a von Mises–Fisher on $S^3$."""
+        return Joint((Product(Normal(), 3), VonMisesFisher(4)))
+
+    def _out(self, z: Point) -> Float[Array, "7"]:
+        check_input(z, self.latent_dim, "latent point")
+        return self.net(z)
+
+    def position_mean(self, z: Point) -> Float[Array, "3"]:
+        return self._out(z)[:3]
+
+    def position_std(self, z: Point) -> Float[Array, "3"]:
+        return jax.lax.rsqrt(self.position_precision(z))
+
+    def direction(self, z: Point) -> Float[Array, "4"]:
+        """The mean direction $\\mu_r(z) \\in S^3$."""
+        raw = self._out(z)[3:]
+        return raw / jnp.linalg.norm(raw)
+
+    def kappa(self, z: Point) -> Float[Array, "1"]:
+        """The concentration $\\kappa_r(z)$, shape `(1,)`."""
+        return self.concentration(z)
+
+    def params(self, z: Point) -> Float[Array, "10"]:
+        """The parameters of `family` at `z`: $(\\mu_{p,i}, \\sigma_{p,i})_{i \\le 3}$,
+        then $\\kappa_r \\mu_r$."""
+        position = jnp.stack([self.position_mean(z), self.position_std(z)], axis=-1)
+        return jnp.concatenate([position.reshape(-1), self.kappa(z) * self.direction(z)])
+
+    def log_prob(self, x: Pose, z: Point) -> Scalar:
+        return self.family._log_prob(self.params(z), x)
+
+    def mean(self, z: Point) -> Pose:
+        """The decoded pose: the position mean and the mean direction."""
+        return jnp.concatenate([self.position_mean(z), self.direction(z)])
+
+    def expected_metric(self) -> PullbackMetric:
+        r"""$J_{\mu_p}^\top J_{\mu_p} + J_{\sigma_p}^\top J_{\sigma_p} +
+        J_{\mu_r}^\top J_{\mu_r} + J_{\kappa_r}^\top J_{\kappa_r}$: the pullback of the
+        concatenated map $z \mapsto (\mu_p, \sigma_p, \mu_r, \kappa_r)$."""
+        return PullbackMetric(_PoseMaps(self))
+
+    def fisher_rao_metric(self) -> PullbackFisherRaoMetric:
+        r"""$J_\eta^\top I(\eta) J_\eta$ for the decoded parameters $\eta(z)$ =
+        `params(z)` of `family`."""
+        return PullbackFisherRaoMetric(self.params, self.family)
+
+
+class _PoseMaps(eqx.Module):
+    decoder: PoseDecoder
+
+    def __call__(self, z: Point) -> Float[Array, "11"]:
+        d = self.decoder
+        return jnp.concatenate([d.position_mean(z), d.position_std(z), d.direction(z), d.kappa(z)])
