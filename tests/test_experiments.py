@@ -122,3 +122,40 @@ def test_manifold_statistics_smoke(tmp_path):
     assert out["transport"]["norm_drift"] < 1e-6
     assert abs(out["transport"]["cos_transported"]) <= 1 + 1e-9
     np.testing.assert_allclose(sum(out["explained"]), 1.0, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_motion_skills_smoke(tmp_path):
+    import experiments.motion_skills as motion_skills
+
+    out = motion_skills.main(seed=0, out_dir=tmp_path, smoke=True)
+    for name in ["latent.png", "paths.png"]:
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert "length (KL)" in (tmp_path / "table.md").read_text()
+    kl = [r for r in out["rows"] if r["curve"] == "geodesic (Fisher-Rao, KL)"]
+    assert len(kl) == 2 and all(r["result"] == "success" for r in kl)
+    assert all(np.isfinite(r["kl_length"]) and r["kl_length"] > 0 for r in out["rows"])
+    # the simulated demonstrations: unit quaternions in one hemisphere
+    demos = motion_skills.demonstrations(0, 10)
+    np.testing.assert_allclose(np.linalg.norm(demos[..., 3:], axis=-1), 1.0, rtol=1e-12)
+    assert np.all(demos[..., 3:] @ motion_skills.axis_angle([0, 1, 0], np.pi) >= 0)
+
+
+@pytest.mark.slow
+def test_sequence_evolution_smoke(tmp_path):
+    import experiments.sequence_evolution as sequence_evolution
+
+    out = sequence_evolution.main(seed=0, out_dir=tmp_path, smoke=True)
+    assert (tmp_path / "latent.png").stat().st_size > 1000
+    assert "Spearman" in (tmp_path / "table.md").read_text()
+    assert -1 <= out["mean_geodesic"] <= 1 and -1 <= out["mean_euclidean"] <= 1
+    # the simulated tree: patristic distances are a metric on the leaves
+    rng = np.random.default_rng(0)
+    tree = sequence_evolution.Tree(12, rng)
+    leaves = tree.leaves
+    d = np.array([[tree.patristic(i, j) for j in leaves] for i in leaves])
+    np.testing.assert_allclose(d, d.T)
+    assert np.all(np.diag(d) == 0) and np.all(d[~np.eye(len(leaves), dtype=bool)] > 0)
+    sequences = sequence_evolution.evolve(tree, rng)
+    assert sequences.shape == (len(tree.parent), sequence_evolution.LENGTH)
+    assert sequences.min() >= 0 and sequences.max() < sequence_evolution.LETTERS

@@ -155,3 +155,73 @@ def test_fit_extrapolating_decoder_trains_only_the_network(tmp_path):
         jg.train.fit_extrapolating_decoder(
             hidden, family, codes, data, key=jax.random.key(4), num_steps=1
         )
+
+
+def test_pose_decoder_densities_and_metrics():
+    """The pose decoder's log-density is a Gaussian plus a von Mises-Fisher; its expected
+    metric is the four-term sum J_mu_p'J_mu_p + J_sigma_p'J_sigma_p + J_mu_r'J_mu_r +
+    J_kappa'J_kappa and its Fisher-Rao metric J_eta' I(eta) J_eta, both against the dense
+    Jacobians."""
+    decoder = jg.nn.PoseDecoder(2, width=16, depth=2, key=jax.random.key(0))
+    z = jnp.array([0.3, -0.2])
+    q = jnp.array([0.5, -0.5, 0.5, 0.5])
+    x = jnp.concatenate([jnp.array([0.1, 0.2, 0.3]), q])
+    mean, std = decoder.position_mean(z), decoder.position_std(z)
+    eta = decoder.kappa(z) * decoder.direction(z)
+    expected = jnp.sum(jax.scipy.stats.norm.logpdf(x[:3], mean, std))
+    expected += jg.families.VonMisesFisher(4).log_prob(eta, q)
+    np.testing.assert_allclose(decoder.log_prob(x, z), expected, rtol=1e-12)
+    np.testing.assert_allclose(jnp.linalg.norm(decoder.direction(z)), 1.0, rtol=1e-14)
+
+    maps = (decoder.position_mean, decoder.position_std, decoder.direction, decoder.kappa)
+    dense = sum(jax.jacfwd(f)(z).T @ jax.jacfwd(f)(z) for f in maps)
+    np.testing.assert_allclose(decoder.expected_metric().matrix(z), dense, rtol=1e-12)
+    jac = jax.jacfwd(decoder.params)(z)
+    fisher = decoder.family.fisher(decoder.params(z))
+    np.testing.assert_allclose(
+        decoder.fisher_rao_metric().matrix(z), jac.T @ fisher @ jac, rtol=1e-10, atol=1e-14
+    )
+    with pytest.raises(ValueError, match="latent point"):
+        decoder.params(jnp.zeros(3))
+
+
+@pytest.mark.slow
+def test_calibrated_pose_decoder_and_its_geodesics():
+    """Calibration: sure on the codes, uncertain (large sigma, kappa near its floor) far
+    from them; geodesics under both metrics succeed, and the KL-energy and midpoint
+    Fisher-Rao lengths agree."""
+    decoder = jg.nn.PoseDecoder(2, width=16, depth=2, key=jax.random.key(0))
+    codes = jax.random.normal(jax.random.key(1), (300, 2))
+    poses = jax.vmap(lambda z, k: decoder.family.sample(decoder.params(z), k))(
+        codes, jax.random.split(jax.random.key(2), 300)
+    )
+    calibrated = jg.train.calibrate_pose_decoder(
+        decoder, codes, poses, key=jax.random.key(3), num_centres=8, num_steps=300
+    )
+    far = jnp.array([12.0, -12.0])
+    assert float(calibrated.kappa(far)[0]) < 0.02 < 1 < float(calibrated.kappa(jnp.zeros(2))[0])
+    assert np.all(calibrated.position_std(far) > 5 * calibrated.position_std(jnp.zeros(2)))
+    z0, z1 = jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.5])
+    metric = calibrated.fisher_rao_metric()
+    kl = jg.geodesic_bvp(metric, z0, z1, energy="secant", num_points=32)
+    midpoint = jg.geodesic_bvp(metric, z0, z1, num_points=32)
+    assert kl.result == midpoint.result == jg.RESULTS.successful
+    np.testing.assert_allclose(kl.length, midpoint.length, rtol=2e-3)
+    expected = jg.geodesic_bvp(calibrated.expected_metric(), z0, z1, num_points=32)
+    assert expected.result == jg.RESULTS.successful
+
+
+def test_encoder_of_class_labels():
+    """With num_classes the encoder one-hot encodes integer labels: relabelling a
+    position changes the code, and a Categorical VAE's ELBO is finite."""
+    k1, k2 = jax.random.split(jax.random.key(0))
+    encoder = jg.nn.Encoder(5, 2, width=8, depth=1, key=k1, num_classes=4)
+    assert encoder.mlp.in_size == 20
+    x = jnp.array([0, 3, 1, 2, 2])
+    mu, std = encoder(x)
+    assert mu.shape == std.shape == (2,)
+    one_hot = jax.nn.one_hot(x, 4).reshape(-1)
+    np.testing.assert_allclose(encoder.mlp(one_hot)[:2], mu, rtol=1e-14)
+    assert not np.allclose(encoder(x.at[0].set(1))[0], mu)
+    vae = jg.nn.VAE(encoder, jg.nn.CategoricalDecoder(2, 5, 4, width=8, depth=1, key=k2))
+    assert np.isfinite(vae.elbo(x, jax.random.key(1)))

@@ -3,6 +3,7 @@ quaternion): a Gaussian for the position and a von Mises–Fisher for the orient
 *Learning Riemannian manifolds for geodesic motion skills* (Beik-Mohammadi, Hauberg,
 Arvanitidis, Neumann, Rozo 2021)."""
 
+import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -41,6 +42,13 @@ class PoseDecoder(eqx.Module):
     [`jaxgeo.train.calibrate_pose_decoder`][], large on the data and small away from it,
     where the decoded position turns uncertain and the orientation uniform.
 
+    **Arguments:** `latent_dim`; `width`, `depth` and `key` of the MLP;
+    `initial_std` and `initial_concentration`, where the learned constants start (the
+    position's standard deviation in the data's units: start it below the spread of the
+    positions, or the VAE may leave them unexplained and collapse the latent space; 5 cm
+    for positions in metres); or `position_precision` and `concentration`, callables to
+    use instead.
+
     A quaternion and its negative are one rotation; the von Mises–Fisher is not
     symmetric under $q \mapsto -q$, so flip the data into one hemisphere
     ($q \cdot q_\mathrm{ref} \ge 0$) before training.
@@ -64,14 +72,17 @@ class PoseDecoder(eqx.Module):
         width: int,
         depth: int,
         key,
+        initial_std: float = 0.05,
+        initial_concentration: float = 10.0,
         position_precision: Callable | None = None,
         concentration: Callable | None = None,
     ):
         self.net = eqx.nn.MLP(latent_dim, 7, width, depth, jax.nn.tanh, key=key)
-        self.position_precision = (
-            _Exp(jnp.full(3, 2.0)) if position_precision is None else position_precision
-        )
-        self.concentration = _Exp(jnp.full(1, 2.0)) if concentration is None else concentration
+        if position_precision is None:
+            position_precision = _Exp(jnp.full(3, -2 * math.log(initial_std)))
+        if concentration is None:
+            concentration = _Exp(jnp.full(1, math.log(initial_concentration)))
+        self.position_precision, self.concentration = position_precision, concentration
         self.latent_dim = latent_dim
 
     @property

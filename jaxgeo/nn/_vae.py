@@ -4,28 +4,55 @@ with any decoder of `jaxgeo.nn` (or any module with a `log_prob(x, z)`)."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, Real
 
 from .._checks import check_input
-from .._custom_types import Point, Scalar
+from .._custom_types import Scalar
 
 
 Latent = Float[Array, " latent"]
 
 
 class Encoder(eqx.Module):
-    r"""Amortised Gaussian posterior $q(z \mid x) = N(\mu(x), \mathrm{diag}\,\sigma(x)^2)$."""
+    r"""Amortised Gaussian posterior $q(z \mid x) = N(\mu(x), \mathrm{diag}\,\sigma(x)^2)$.
+
+    With `num_classes`, the inputs are integer class labels of shape `(data_dim,)` (the
+    data of a [`jaxgeo.nn.CategoricalDecoder`][], e.g. sequences over an alphabet), one-hot
+    encoded before the MLP; otherwise real vectors of shape `(data_dim,)`.
+    """
 
     mlp: eqx.nn.MLP
     latent_dim: int = eqx.field(static=True)
     data_dim: int = eqx.field(static=True)
+    num_classes: int | None = eqx.field(static=True)
 
-    def __init__(self, data_dim: int, latent_dim: int, *, width: int, depth: int, key):
-        self.mlp = eqx.nn.MLP(data_dim, 2 * latent_dim, width, depth, jax.nn.tanh, key=key)
-        self.latent_dim, self.data_dim = latent_dim, data_dim
+    def __init__(
+        self,
+        data_dim: int,
+        latent_dim: int,
+        *,
+        width: int,
+        depth: int,
+        key,
+        num_classes: int | None = None,
+    ):
+        inputs = data_dim if num_classes is None else data_dim * num_classes
+        self.mlp = eqx.nn.MLP(inputs, 2 * latent_dim, width, depth, jax.nn.tanh, key=key)
+        self.latent_dim, self.data_dim, self.num_classes = latent_dim, data_dim, num_classes
 
-    def __call__(self, x: Point) -> tuple[Latent, Latent]:
-        check_input(x, self.data_dim, "Encoder input")
+    def __call__(self, x: Real[Array, " data"]) -> tuple[Latent, Latent]:
+        if self.num_classes is None:
+            check_input(x, self.data_dim, "Encoder input")
+        else:
+            if jnp.shape(x) != (self.data_dim,):
+                raise ValueError(
+                    f"Encoder input: expected {self.data_dim} class labels, got shape "
+                    f"{jnp.shape(x)}"
+                )
+            x = jax.nn.one_hot(
+                x.astype(int), self.num_classes, dtype=self.mlp.layers[0].weight.dtype
+            )
+            x = x.reshape(-1)
         out = self.mlp(x)
         return out[: self.latent_dim], jax.nn.softplus(out[self.latent_dim :]) + 1e-4
 
@@ -45,6 +72,6 @@ class VAE(eqx.Module):
         kl = 0.5 * jnp.sum(mu**2 + std**2 - 1 - 2 * jnp.log(std))
         return self.decoder.log_prob(x, z) - kl
 
-    def encode(self, x: Point) -> Latent:
+    def encode(self, x: Real[Array, " data"]) -> Latent:
         """The posterior mean $\\mu(x)$: the code of `x`."""
         return self.encoder(x)[0]

@@ -14,7 +14,13 @@ from jax.typing import ArrayLike
 from jaxtyping import Float, PRNGKeyArray
 
 from .._checks import check_same_length
-from ..nn._decoders import CalibratedGaussianDecoder, ExtrapolatingDecoder, RBFPrecision
+from ..families._base import softplus_inverse
+from ..nn._decoders import (
+    _rbf_features,
+    CalibratedGaussianDecoder,
+    ExtrapolatingDecoder,
+    RBFPrecision,
+)
 from ..nn._pose import PoseDecoder
 from ._fit import fit, FitResult
 
@@ -213,12 +219,25 @@ def calibrate_pose_decoder(
     check_same_length(codes, poses, ("codes", "poses"), "calibrate_pose_decoder")
     seed = int(jax.random.randint(key, (), 0, 2**30))
     rbf = dict(num_centres=num_centres, bandwidth_scale=bandwidth_scale, seed=seed)
+    # Start the weights where the precision on the codes is the residuals' (positions,
+    # often ~1e4 per m² for centimetre noise) and the concentration their maximum-likelihood
+    # value (Banerjee et al.'s approximation): Adam's steps on softplus weights from zero
+    # would need tens of thousands of steps to get there.
+    residuals = poses[:, :3] - jax.vmap(decoder.position_mean)(codes)
+    r_bar = jnp.clip(
+        jnp.mean(jnp.sum(poses[:, 3:] * jax.vmap(decoder.direction)(codes), 1)), 0.05, 0.999
+    )
+    kappa = r_bar * (4 - r_bar**2) / (1 - r_bar**2)
     decoder = eqx.tree_at(
         lambda d: (d.position_precision, d.concentration),
         decoder,
         (
-            rbf_precision(codes, 3, floor=position_floor, **rbf),
-            rbf_precision(codes, 1, floor=concentration_floor, **rbf),
+            _started(
+                rbf_precision(codes, 3, floor=position_floor, **rbf),
+                codes,
+                1 / jnp.var(residuals, 0),
+            ),
+            _started(rbf_precision(codes, 1, floor=concentration_floor, **rbf), codes, kappa[None]),
         ),
     )
     optimizer = optax.adam(1e-2) if optimizer is None else optimizer
@@ -235,3 +254,16 @@ def calibrate_pose_decoder(
         **fit_kwargs,
     )
     return result.model
+
+
+def _started(precision: RBFPrecision, codes, target) -> RBFPrecision:
+    """`precision` with equal weights that make its value about `target` (per output) at
+    the typical code."""
+    features = jax.vmap(lambda z: _rbf_features(z, precision.centres, precision.bandwidths))(codes)
+    value = jnp.maximum(target - precision.floor, 1e-6) / jnp.mean(jnp.sum(features, axis=1))
+    raw = softplus_inverse(value)
+    return eqx.tree_at(
+        lambda p: p.raw_weights,
+        precision,
+        jnp.broadcast_to(raw[:, None], precision.raw_weights.shape),
+    )
