@@ -196,7 +196,7 @@ def stray(decoder, demos_flat, zs):
 
     def one(z):
         pose = decoder.mean(z)
-        d = jnp.linalg.norm(demos_flat[:, :3] - pose[:3], axis=1)
+        d = jnp.linalg.norm(demos_flat[:, :3] - pose[None, :3], axis=1)
         i = jnp.argmin(d)
         return d[i], jnp.degrees(orientation_angle(pose[3:], demos_flat[i, 3:]))
 
