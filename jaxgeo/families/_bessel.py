@@ -77,7 +77,7 @@ def _series(nu: float, s):
     # A' = (Var_w[k] − E_w[k]/2)/x with weights w_k ∝ c_k x^k: the variance in two passes
     # cancels far less than x (P''/P − (P'/P)²) at large x; that form serves x < 1.
     kf = k.astype(s.dtype)
-    w = jax.nn.softmax(log_c.astype(s.dtype) + jss.xlogy(kf, x))
+    w = jnp.exp(log_c.astype(s.dtype) + jss.xlogy(kf, x) - log_p)
     m1 = jnp.sum(w * kf)
     spread = (jnp.sum(w * (kf - m1) ** 2) - m1 / 2) / jnp.where(x < 1, 1, x)
     slope = jnp.where(x < 1, p1 / 2 + x * (p2 - p1**2), spread)
@@ -127,7 +127,7 @@ def scalars(nu: float, s):
     return tuple(jnp.where(series, a, b) for a, b in zip(low, asymptotic))
 
 
-def _ratio_derivative(nu: float, s, ratio, slope):
+def ratio_derivative(nu: float, s, ratio, slope):
     r"""$\frac{d}{ds}\frac{A}{\kappa} = \frac{A' - A/\kappa}{2s}$, which tends to
     $-1/(d^2(d + 2))$ at $s = 0$ ($d = 2\nu + 2$)."""
     d = 2 * nu + 2
@@ -141,7 +141,7 @@ def _scalars_jvp(nu, primals, tangents):
     # d/ds = (1/2κ) d/dκ.
     ((s,), (ds,)) = primals, tangents
     f, ratio, slope = scalars(nu, s)
-    dratio = _ratio_derivative(nu, s, ratio, slope)
+    dratio = ratio_derivative(nu, s, ratio, slope)
     return (f, ratio, slope), (
         0.5 * ratio * ds,
         dratio * ds,
@@ -157,9 +157,3 @@ def log_normaliser(nu: float, s):
 def ratio(nu: float, s):
     r"""$A(\kappa)/\kappa$."""
     return scalars(nu, s)[1]
-
-
-def ratio_derivative(nu: float, s):
-    r"""$\frac{d}{ds}\frac{A}{\kappa}$."""
-    _, a1, a2 = scalars(nu, s)
-    return _ratio_derivative(nu, s, a1, a2)

@@ -103,15 +103,17 @@ class VonMisesFisher(AbstractFamily):
         # 2 f' = A/κ and 4 f'' = 2 d(A/κ)/ds = (A' − A/κ)/s.
         eta = self.check(eta)
         s = jnp.sum(eta * eta)
-        identity = jnp.eye(self.dim, dtype=eta.dtype)
-        along = 2 * _bessel.ratio_derivative(self._nu, s)
-        return _bessel.ratio(self._nu, s) * identity + along * jnp.outer(eta, eta)
+        _, ratio, slope = _bessel.scalars(self._nu, s)
+        along = 2 * _bessel.ratio_derivative(self._nu, s, ratio, slope)
+        return ratio * jnp.eye(self.dim, dtype=eta.dtype) + along * jnp.outer(eta, eta)
 
     def kl(self, eta_p, eta_q):
-        # The Bregman divergence of ψ, whose gradient is the mean.
+        # The Bregman divergence of ψ, whose gradient is the mean (A/κ) η; one evaluation
+        # of the Bessel scalars per parameter.
         eta_p, eta_q = self.check(eta_p), self.check(eta_q)
-        gap = self.log_partition(eta_q) - self.log_partition(eta_p)
-        return gap - jnp.dot(eta_q - eta_p, self.mean(eta_p))
+        f_p, ratio_p, _ = _bessel.scalars(self._nu, jnp.sum(eta_p * eta_p))
+        f_q = _bessel.log_normaliser(self._nu, jnp.sum(eta_q * eta_q))
+        return f_q - f_p - ratio_p * jnp.dot(eta_q - eta_p, eta_p)
 
     def constrain(self, u):
         return u

@@ -90,20 +90,21 @@ class PoseDecoder(eqx.Module):
         """The decoded family: three Normals (μ, σ) and a von Mises–Fisher on $S^3$."""
         return Joint((Product(Normal(), 3), VonMisesFisher(4)))
 
-    def _out(self, z: Point) -> Float[Array, "7"]:
+    def _means(self, z: Point) -> tuple[Float[Array, "3"], Float[Array, "4"]]:
+        r"""$(\mu_p(z), \mu_r(z))$ from one evaluation of the network."""
         check_input(z, self.latent_dim, "latent point")
-        return self.net(z)
+        out = self.net(z)
+        return out[:3], out[3:] / jnp.linalg.norm(out[3:])
 
     def position_mean(self, z: Point) -> Float[Array, "3"]:
-        return self._out(z)[:3]
+        return self._means(z)[0]
 
     def position_std(self, z: Point) -> Float[Array, "3"]:
         return jax.lax.rsqrt(self.position_precision(z))
 
     def direction(self, z: Point) -> Float[Array, "4"]:
         """The mean direction $\\mu_r(z) \\in S^3$."""
-        raw = self._out(z)[3:]
-        return raw / jnp.linalg.norm(raw)
+        return self._means(z)[1]
 
     def kappa(self, z: Point) -> Float[Array, "1"]:
         """The concentration $\\kappa_r(z)$, shape `(1,)`."""
@@ -112,15 +113,16 @@ class PoseDecoder(eqx.Module):
     def params(self, z: Point) -> Float[Array, "10"]:
         """The parameters of `family` at `z`: $(\\mu_{p,i}, \\sigma_{p,i})_{i \\le 3}$,
         then $\\kappa_r \\mu_r$."""
-        position = jnp.stack([self.position_mean(z), self.position_std(z)], axis=-1)
-        return jnp.concatenate([position.reshape(-1), self.kappa(z) * self.direction(z)])
+        mean, direction = self._means(z)
+        position = jnp.stack([mean, self.position_std(z)], axis=-1)
+        return jnp.concatenate([position.reshape(-1), self.kappa(z) * direction])
 
     def log_prob(self, x: Pose, z: Point) -> Scalar:
         return self.family._log_prob(self.params(z), x)
 
     def mean(self, z: Point) -> Pose:
         """The decoded pose: the position mean and the mean direction."""
-        return jnp.concatenate([self.position_mean(z), self.direction(z)])
+        return jnp.concatenate(self._means(z))
 
     def expected_metric(self) -> PullbackMetric:
         r"""$J_{\mu_p}^\top J_{\mu_p} + J_{\sigma_p}^\top J_{\sigma_p} +
@@ -139,4 +141,5 @@ class _PoseMaps(eqx.Module):
 
     def __call__(self, z: Point) -> Float[Array, "11"]:
         d = self.decoder
-        return jnp.concatenate([d.position_mean(z), d.position_std(z), d.direction(z), d.kappa(z)])
+        mean, direction = d._means(z)
+        return jnp.concatenate([mean, d.position_std(z), direction, d.kappa(z)])
