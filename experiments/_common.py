@@ -33,6 +33,13 @@ def run(main: Callable, doc: str, out_dir: str) -> None:
     main(**command_line(doc, seed=0, out_dir=out_dir, smoke=False))
 
 
+def result_text(result) -> str:
+    """`success`, or the first clause of a failed `jg.RESULTS`' message."""
+    if result == jg.RESULTS.successful:
+        return "success"
+    return jg.RESULTS[result].split(": ")[0].split(". ")[0]
+
+
 def output_dir(out_dir: str | Path) -> Path:
     """`out_dir` as a `Path`, created if missing."""
     out = Path(out_dir)

@@ -43,6 +43,7 @@ from ._common import (
     latent_box,
     magnification,
     output_dir,
+    result_text,
     run,
     save_figure,
     write_table,
@@ -182,12 +183,8 @@ def train(poses, seed: int, out: Path, smoke: bool):
 
 
 def result_name(result, k: int) -> str:
-    """`success`, or the first clause of the failure's message, of element `k` of a
-    batched result."""
-    item = jax.tree.map(lambda v: v[k], result)
-    if item == jg.RESULTS.successful:
-        return "success"
-    return jg.RESULTS[item].split(": ")[0].split(". ")[0]
+    """`result_text` of element `k` of a batched result."""
+    return result_text(jax.tree.map(lambda v: v[k], result))
 
 
 def stray(decoder, demos_flat, zs):

@@ -83,6 +83,10 @@ def test_karcher_and_energy_means_agree_and_weights_move_the_mean():
     assert 3 < errors[0] / errors[1] < 5  # second order
     # The Riemannian gradient vanishes at the mean.
     assert float(karcher.stats["grad_norm"]) < 1e-7 * float(jnp.sqrt(karcher.variance))
+    # The warm-started log maps of the last step are those solved afresh from the mean.
+    fresh = jax.vmap(lambda x: jg.log_map(poincare, karcher.mean, x))(xs)
+    np.testing.assert_allclose(karcher.geodesics.vs[:, 0], fresh.vs[:, 0], rtol=1e-8)
+    np.testing.assert_allclose(karcher.geodesics.length, fresh.length, rtol=1e-10)
     weights = jnp.array([0.0, 0.0, 1.0, 0.0])
     corner = jg.stats.frechet_mean(poincare, xs, weights)
     np.testing.assert_allclose(corner.mean, xs[2], atol=1e-6)
@@ -111,6 +115,42 @@ def test_bad_input_is_refused():
         jg.stats.frechet_mean(poincare, POINCARE_POINTS[0])
     with pytest.raises(ValueError, match="method must be one of"):
         jg.stats.frechet_mean(poincare, POINCARE_POINTS, method="median")
+    with pytest.raises(ValueError, match=r"init_curves must have shape \(n, num_points, D\)"):
+        jg.stats.frechet_mean(poincare, POINCARE_POINTS, init_curves=jnp.ones((4, 9, 2)))
+
+
+@pytest.mark.parametrize("method", ["karcher", "energy"])
+def test_initial_curves_start_the_geodesics(method):
+    """Bent initial polylines (not the straight lines) lead to the same geodesics and
+    the same centre; the geodesics of a mean restart it at once."""
+    num_points = 65
+    ts = jnp.linspace(0.0, 1.0, num_points)[None, :, None]
+    start = jnp.array([0.2, 1.3])
+    bump = 0.3 * jnp.sin(jnp.pi * ts) * jnp.array([1.0, -0.5])[None, None]
+    curves = start[None, None] + ts * (POINCARE_POINTS[:, None] - start[None, None]) + bump
+    mean = jg.stats.frechet_mean(
+        poincare,
+        POINCARE_POINTS,
+        method=method,
+        init=start,
+        init_curves=curves,
+        num_points=num_points,
+    )
+    assert mean.result == jg.RESULTS.successful
+    np.testing.assert_allclose(
+        mean.mean, POINCARE_CENTRE, atol=1e-6 if method == "karcher" else 1e-3
+    )
+    again = jg.stats.frechet_mean(
+        poincare,
+        POINCARE_POINTS,
+        method=method,
+        init=mean.mean,
+        init_curves=mean.geodesics.xs,
+        num_points=num_points,
+    )
+    np.testing.assert_allclose(again.mean, mean.mean, atol=1e-6)
+    if method == "karcher":
+        assert int(again.stats["num_steps"]) <= 1
 
 
 @pytest.mark.slow

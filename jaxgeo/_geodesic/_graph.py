@@ -140,7 +140,8 @@ def _resample(
 @eqx.filter_jit
 def graph_geodesic(graph: GeodesicGraph, x0: Input, x1: Input, *, num_points: int = 64) -> Curve:
     r"""The shortest path from `x0` to `x1` through `graph` (each endpoint joined to its
-    `graph.k` nearest nodes, or directly to the other if that is shorter), resampled to
+    `graph.k` nearest nodes; or the straight line, if its length as a polyline of
+    `num_points` points is shorter), resampled to
     `num_points` points equally spaced in Riemannian arc length: an initial curve for
     [`jaxgeo.geodesic_bvp`][] (`init=`) that lies in the basin of the shortest geodesic
     up to the graph's resolution. Acts on one pair; `jax.vmap` it over pairs.
@@ -160,7 +161,9 @@ def graph_geodesic(graph: GeodesicGraph, x0: Input, x1: Input, *, num_points: in
     end_nodes, end_lengths = graph.connect(x1)
     totals = dist[end_nodes] + end_lengths
     last = end_nodes[jnp.argmin(totals)]
-    direct = _edge_length(graph.metric, x0, x1, graph.subdivisions)
+    # The straight line at the resolution of the curve returned (with the graph's few
+    # subdivisions a long segment's length is a poor estimate, often far too short).
+    direct = _edge_length(graph.metric, x0, x1, num_points - 1)
     use_graph = jnp.min(totals) < direct
 
     # Walk back from the last node; the path fills `buffer` from its end.
