@@ -85,7 +85,7 @@ def test_karcher_and_energy_means_agree_and_weights_move_the_mean():
     assert float(karcher.stats["grad_norm"]) < 1e-7 * float(jnp.sqrt(karcher.variance))
     # The warm-started log maps of the last step are those solved afresh from the mean.
     fresh = jax.vmap(lambda x: jg.log_map(poincare, karcher.mean, x))(xs)
-    np.testing.assert_allclose(karcher.geodesics.vs[:, 0], fresh.vs[:, 0], rtol=1e-8)
+    np.testing.assert_allclose(karcher.geodesics.vs[:, 0], fresh.vs[:, 0], rtol=1e-7, atol=1e-8)
     np.testing.assert_allclose(karcher.geodesics.length, fresh.length, rtol=1e-10)
     weights = jnp.array([0.0, 0.0, 1.0, 0.0])
     corner = jg.stats.frechet_mean(poincare, xs, weights)
