@@ -13,7 +13,7 @@ from .._custom_types import Input, Scalar
 from .._geodesic._distance import distance, pairwise_distances
 from .._metric._base import AbstractMetric
 from .._solution import raise_outside_jit, RESULTS
-from ._frechet import _karcher_mean, first_failure, karcher_rtol
+from ._frechet import _karcher_mean, first_failure, initial_curves, karcher_rtol
 
 
 class KMedoids(eqx.Module):
@@ -249,8 +249,9 @@ def _k_means(
         weights = weights / jnp.sum(weights, axis=1, keepdims=True)
 
         def one(centre, w):
+            lines = initial_curves(None, xs, centre, num_points)
             mean, geodesics, result, _ = _karcher_mean(
-                metric, xs, w, centre, num_points, mean_steps, tol
+                metric, xs, w, centre, lines, num_points, mean_steps, tol
             )
             return mean, geodesics.length, result
 

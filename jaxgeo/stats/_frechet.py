@@ -11,7 +11,7 @@ import optimistix as optx
 from jaxtyping import Array
 
 from .._checks import check_value
-from .._curve import curve_energy
+from .._curve import curve_energy, straight_line
 from .._custom_types import Input, Point, Scalar
 from .._geodesic._base import BoundaryProblem, polyline_solution
 from .._geodesic._distance import log_map
@@ -52,10 +52,11 @@ METHODS = ("karcher", "energy")
 DEFAULT_MAX_STEPS = dict(karcher=64, energy=4096)
 
 
-def _check_curves(curves, xs, num_points):
-    """Initial polylines `(n, num_points, D)` from the initial mean to every point."""
+def initial_curves(curves, xs, init, num_points):
+    """Initial polylines `(n, num_points, D)` from the initial mean to every point
+    (default: straight lines)."""
     if curves is None:
-        return None
+        return jax.vmap(lambda x: straight_line(init, x, num_points))(xs)
     curves = jnp.asarray(curves, xs.dtype)
     expected = (xs.shape[0], num_points, xs.shape[1])
     if curves.shape != expected:
@@ -123,7 +124,7 @@ class _KarcherState(eqx.Module):
     done: Array
 
 
-def _karcher_mean(metric, xs, weights, init, num_points, max_steps, rtol, init_curves=None):
+def _karcher_mean(metric, xs, weights, init, init_curves, num_points, max_steps, rtol):
     r"""Riemannian gradient descent $m \leftarrow \exp_m(\tau \sum_i w_i \log_m x_i)$
     ($-\sum_i w_i \log_m x_i$ is the Riemannian gradient of $F$): $\tau = 1$ is the
     Karcher step, exact on flat spaces; a step that does not lower $F$ is retried with
@@ -133,14 +134,11 @@ def _karcher_mean(metric, xs, weights, init, num_points, max_steps, rtol, init_c
     line (on the digit VAE's metric of `experiments.manifold_statistics`, 2-11 Newton
     steps per log map; a Karcher step 1-5 s instead of about 15 s)."""
 
-    def logs_at(m, inits=None):
+    def logs_at(m, inits):
         def one(x, init):
             return log_map(metric, m, x, num_points=num_points, init=init, throw=False)
 
-        if inits is None:
-            sols = jax.vmap(lambda x: one(x, None))(xs)
-        else:
-            sols = jax.vmap(one)(xs, inits)
+        sols = jax.vmap(one)(xs, inits)
         ok = jnp.all(sols.result == RESULTS.successful)
         objective = 0.5 * jnp.sum(weights * sols.length**2)
         return sols, jnp.where(ok, objective, jnp.nan)
@@ -208,14 +206,13 @@ def _karcher_mean(metric, xs, weights, init, num_points, max_steps, rtol, init_c
     return state.mean, state.geodesics, result, state.num_steps
 
 
-def _energy_mean(metric, xs, weights, init, num_points, max_steps, rtol, init_curves=None):
+def _energy_mean(metric, xs, weights, init, init_curves, num_points, max_steps, rtol):
     r"""One minimisation, no ODE solves: the centre $m$ and the interior points of the
     polylines from $m$ to every $x_i$ together, minimising $\sum_i w_i E(c_i)$ (L-BFGS;
     each polyline in the preconditioned coordinates of [`jaxgeo.EnergyDescent`][]). At
     the minimum every $c_i$ is a discrete geodesic, with $E(c_i) = \frac12 L_i^2$, so
     $m$ minimises $\frac12\sum_i w_i L_i^2$: the Fréchet mean of the discrete
     distances, $O(1/N^2)$ from the exact one (second order is tested)."""
-    n, dim = xs.shape
     to_curve, from_curve = _parametrisation(num_points, xs.dtype, True)
 
     def curves(y):
@@ -227,12 +224,9 @@ def _energy_mean(metric, xs, weights, init, num_points, max_steps, rtol, init_cu
         energies = jax.vmap(lambda c: curve_energy(metric, c))(curves(y))
         return jnp.sum(weights * energies)
 
-    if init_curves is None:
-        offsets = jnp.zeros((n, num_points - 2, dim), xs.dtype)
-    else:  # (their ends: the initial mean and the points)
-        ends = init_curves.at[:, 0].set(init).at[:, -1].set(xs)
-        offsets = jax.vmap(from_curve)(ends)
-    y0 = (init, offsets)
+    # (the curves' ends: the initial mean and the points)
+    ends = init_curves.at[:, 0].set(init).at[:, -1].set(xs)
+    y0 = (init, jax.vmap(from_curve)(ends))
     sol = optx.minimise(
         objective, optx.LBFGS(rtol=rtol, atol=rtol), y0, max_steps=max_steps, throw=False
     )
@@ -296,7 +290,7 @@ def frechet_mean(
     if num_points < 3:
         raise ValueError(f"frechet_mean: num_points must be at least 3, got {num_points}")
     xs, weights, init = _check_inputs(xs, weights, init)
-    init_curves = _check_curves(init_curves, xs, num_points)
+    init_curves = initial_curves(init_curves, xs, init, num_points)
     if max_steps is None:
         max_steps = DEFAULT_MAX_STEPS[method]
     return _frechet_mean(
@@ -321,12 +315,12 @@ def _frechet_mean(
     if method == "karcher":
         tol = rtol if rtol is not None else karcher_rtol(xs.dtype)
         mean, geodesics, result, num_steps = _karcher_mean(
-            metric, xs, weights, init, num_points, max_steps, tol, init_curves
+            metric, xs, weights, init, init_curves, num_points, max_steps, tol
         )
     else:
         tol = rtol if rtol is not None else POLYLINE_TOL(xs.dtype)
         mean, geodesics, result, num_steps = _energy_mean(
-            metric, xs, weights, init, num_points, max_steps, tol, init_curves
+            metric, xs, weights, init, init_curves, num_points, max_steps, tol
         )
     grad = _gradient(weights, geodesics)
     variance = jnp.sum(weights * geodesics.length**2)
