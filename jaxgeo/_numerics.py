@@ -27,6 +27,9 @@ class Tolerance(NamedTuple):
 # Polyline (energy) solvers: the discrete geodesic is O(1/N^2) from the true one, so
 # stopping at 1e-6 in float64 costs nothing in accuracy; float32 energies are noisy at 1e-5.
 POLYLINE_TOL = Tolerance(1e-6, 1e-4)
+# Lengths of geodesics (`Richardson`, the default of distances and log maps): the
+# estimated error of the extrapolated length, relative.
+LENGTH_TOL = Tolerance(1e-6, 1e-4)
 # Adaptive geodesic ODE integration (exp maps): tight enough that the end point is
 # accurate to ~1e-9 in float64 (measured against closed forms on the sphere and the
 # Poincaré half-plane); float32 round-off sits near 1e-7.

@@ -47,8 +47,11 @@ class RESULTS(dfx.RESULTS):  # pyright: ignore
         "(constant_speed_ratio L^2 / 2E < 1/2 in stats), or its midpoint-rule length "
         "differs from the length at the segments' ends by more than 2x "
         "(endpoint_rule_ratio in stats: a segment may jump across a region where the "
-        "metric nearly vanishes). Its segments are too long for how fast the metric "
-        "varies: use more points, or energy='secant' where the metric offers it."
+        "metric nearly vanishes); or, from jaxgeo.Richardson (the default of distance, "
+        "log_map and pairwise_distances), the extrapolated length's estimated error "
+        "(error_estimate in stats) is still above the tolerance at max_segments. The "
+        "segments are too long for how fast the metric varies: raise "
+        "Richardson(max_segments=...), or num_points of geodesic_bvp."
     )
 
 
@@ -68,7 +71,8 @@ class GeodesicSolution(eqx.Module):
       loop) and `max_steps` (that loop's budget); the other keys are documented by
       each producer: the polyline solvers ([`jaxgeo.AbstractPolylineSolver`][]:
       `grad_norm`, `constant_speed_ratio`), [`jaxgeo.Shooting`][] (`residual`,
-      `init_num_steps`), [`jaxgeo.Richardson`][] (`coarse_length`, `fine_length`)
+      `init_num_steps`), [`jaxgeo.Richardson`][] (`num_segments`, `error_estimate`, `coarse_length`,
+      `fine_length`)
       and [`jaxgeo.geodesic_ivp`][] (`speed_drift`).
     """
 

@@ -12,6 +12,16 @@ from .._custom_types import Curve, Point, Scalar
 from .._metric._base import AbstractMetric
 from .._numerics import POLYLINE_TOL, safe_sqrt
 from .._solution import GeodesicSolution, RESULTS
+from ._levels import (
+    constant,
+    differentiable_levels,
+    LevelEnergy,
+    MIN_RULE_RATIO,
+    MIN_SPEED_RATIO,
+    refine_levels,
+    RefinedLevels,
+    resample,
+)
 
 
 class BoundaryProblem(eqx.Module):
@@ -105,6 +115,57 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
         fine_problem = eqx.tree_at(lambda p: p.init, problem, refine(coarse.xs))
         return coarse, self.geodesic(fine_problem)
 
+    def refined_levels(
+        self,
+        problem: BoundaryProblem,
+        min_segments: int,
+        max_segments: int,
+        tolerances: tuple[float, float],
+    ) -> RefinedLevels:
+        """The discrete geodesics with `min_segments`, twice as many, ... up to
+        `max_segments`, each started from the previous one refined, until the
+        extrapolated length is within `tolerances` (for [`jaxgeo.Richardson`][]).
+
+        Here each level is solved by `geodesic` on its own grid (a compiled branch per
+        level, chosen by `lax.switch`; under `jax.vmap` every branch runs at every
+        level), with `problem.max_steps` per level and the steps of all levels counted
+        against it; [`jaxgeo.EnergyNewton`][] runs all levels in one loop instead."""
+        params = (problem.metric, problem.x0, problem.x1)
+        fixed = constant(problem)  # differentiated at the end
+        sizes = [min_segments * 2**k for k in range((max_segments // min_segments).bit_length())]
+
+        def branch(size):
+            def solve(xs):
+                sol = self.geodesic(eqx.tree_at(lambda p: p.init, fixed, xs[: size + 1]))
+                failed = (sol.result != RESULTS.successful) & (
+                    sol.result != RESULTS.unresolved_curve
+                )
+                hard = failed & (sol.result != RESULTS.nonlinear_max_steps_reached)
+                return (
+                    xs.at[: size + 1].set(sol.xs),
+                    sol.stats["num_steps"],
+                    sol.result == RESULTS.successful,
+                    hard,
+                )
+
+            return solve
+
+        def solve_level(xs, n, budget):
+            del budget  # each level has the problem's budget; refine_levels counts them
+            index = sum((n > size).astype(int) for size in sizes[:-1])
+            return jax.lax.switch(index, [branch(size) for size in sizes], xs)
+
+        levels = refine_levels(
+            LevelEnergy(fixed.metric, problem.energy, min_segments),
+            solve_level,
+            resample(fixed.init, min_segments, max_segments + 1),
+            min_segments,
+            problem.max_steps,
+            tolerances,
+            self.tolerances(problem.init.dtype)[0],
+        )
+        return differentiable_levels(params, levels, problem.energy)
+
     def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
         if problem.num_points == 2:
             xs, result, num_steps = problem.init, RESULTS.successful, jnp.array(0)
@@ -134,13 +195,6 @@ class TerminateOnState:
     def postprocess(self, fn, y, aux, args, options, state, tags, result):
         del fn, args, options, state, tags, result
         return y, aux, {}
-
-
-# A converged discrete geodesic has nearly constant speed, L^2 / 2E -> 1; far below it
-# (segments too long for how fast the metric varies) the midpoint rule is unreliable.
-MIN_SPEED_RATIO = 0.5
-# Nor may the midpoint rule's length differ from the segment end points' by more than 2x.
-MIN_RULE_RATIO = 0.5
 
 
 def segment_gradients(

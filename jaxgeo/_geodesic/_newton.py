@@ -1,14 +1,20 @@
 from collections.abc import Callable
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
-from jaxtyping import Array, Bool, Float, Int, PyTree
+from jaxtyping import Array, Bool, Int, PyTree
 
-from .._curve import segment_sq_norm
 from .._custom_types import Curve, Point, Scalar
-from .._linalg import block_tridiagonal_solve, Blocks, Points, UpperBlocks
+from .._linalg import (
+    active_block_tridiagonal_solve,
+    block_tridiagonal_solve,
+    Blocks,
+    Points,
+    UpperBlocks,
+)
 from .._metric._base import AbstractMetric
 from .._solution import GeodesicSolution, RESULTS
 from ._base import (
@@ -18,10 +24,16 @@ from ._base import (
     refine,
     TerminateOnState,
 )
-
-
-SegmentGradients = Float[Array, "segments twice_dim"]
-SegmentHessians = Float[Array, "segments twice_dim twice_dim"]
+from ._levels import (
+    Buffer,
+    constant,
+    differentiable_levels,
+    LevelEnergy,
+    refine_levels,
+    RefinedLevels,
+    resample,
+)
+from ._segments import segment_derivatives, SegmentHessians
 
 
 def _with_ends(interior: Points, x0: Point, x1: Point) -> Curve:
@@ -56,66 +68,6 @@ def _energy(interior: Points, problem: BoundaryProblem) -> Scalar:
     return problem.curve_energy(_with_ends(interior, problem.x0, problem.x1))
 
 
-def _segment_derivatives(
-    metric: AbstractMetric, xs: Curve, energy: str
-) -> tuple[Float[Array, " segments"], SegmentGradients, SegmentHessians]:
-    r"""Value, gradient and Hessian of each segment energy $e(a, b) = \frac N2$
-    `segment_sq_norm(metric, a, b, energy)` w.r.t. its two endpoints $(a, b)$, in one
-    forward-over-reverse pass."""
-    if energy == "midpoint" and _plain_midpoint_rule(metric):
-        return _midpoint_segment_derivatives(metric, xs)
-    num_segments, dim = xs.shape[0] - 1, xs.shape[1]
-
-    def segment(ab):
-        return 0.5 * num_segments * segment_sq_norm(metric, ab[:dim], ab[dim:], energy)
-
-    def gradient(ab):
-        value, grad = jax.value_and_grad(segment)(ab)
-        return grad, (value, grad)
-
-    ab = jnp.concatenate([xs[:-1], xs[1:]], axis=1)
-    hessians, (values, grads) = jax.vmap(jax.jacfwd(gradient, has_aux=True))(ab)
-    return values, grads, hessians
-
-
-def _plain_midpoint_rule(metric: AbstractMetric) -> bool:
-    """Whether the metric's `segment_sq_norm` is the midpoint rule of `sq_norm`."""
-    return type(metric).segment_sq_norm is AbstractMetric.segment_sq_norm
-
-
-def _midpoint_segment_derivatives(
-    metric: AbstractMetric, xs: Curve
-) -> tuple[Float[Array, " segments"], SegmentGradients, SegmentHessians]:
-    r"""As `_segment_derivatives` for the midpoint rule
-    $e = \frac N2 \langle \Delta, \Delta\rangle_{G(m)}$, through its variables
-    $m = \frac{a + b}2$, $\Delta = b - a$: the metric is differentiated along the $D$
-    directions of $m$ only ($e$ is quadratic in $\Delta$, with
-    $\partial_\Delta^2 e = N G(m)$ free of derivatives of the metric), not along all
-    $2D$ of $(a, b)$. With $\partial_a = \frac12\partial_m - \partial_\Delta$ and
-    $\partial_b = \frac12\partial_m + \partial_\Delta$."""
-    num_segments = xs.shape[0] - 1
-
-    def segment(m, delta):
-        return 0.5 * num_segments * metric.sq_norm(m, delta)
-
-    def gradients(m, delta):
-        value, grads = jax.value_and_grad(segment, argnums=(0, 1))(m, delta)
-        return grads, (value, *grads)
-
-    def derivatives(m, delta):
-        (h_mm, h_dm), (value, g_m, g_d) = jax.jacfwd(gradients, has_aux=True)(m, delta)
-        g = metric.matrix(m)
-        h_dd = 0.5 * num_segments * (g + g.T)
-        cross, skew = 0.5 * (h_dm.T + h_dm), 0.5 * (h_dm.T - h_dm)
-        h_aa = 0.25 * h_mm - cross + h_dd
-        h_ab = 0.25 * h_mm + skew - h_dd
-        h_bb = 0.25 * h_mm + cross + h_dd
-        hessian = jnp.block([[h_aa, h_ab], [h_ab.T, h_bb]])
-        return value, jnp.concatenate([0.5 * g_m - g_d, 0.5 * g_m + g_d]), hessian
-
-    return jax.vmap(derivatives)(0.5 * (xs[:-1] + xs[1:]), xs[1:] - xs[:-1])
-
-
 def _assemble(h: SegmentHessians) -> tuple[Blocks, UpperBlocks]:
     """The interior points' block-tridiagonal Hessian from the segment Hessians."""
     dim = h.shape[-1] // 2
@@ -137,7 +89,7 @@ def energy_derivatives(
     `(n - 1, D, D)`; `upper[j]` couples interior points `j`, `j + 1`.
     """
     dim = xs.shape[1]
-    e, g, h = _segment_derivatives(metric, xs, energy)
+    e, g, h = segment_derivatives(metric, xs, energy)
     return (jnp.sum(e), g[:-1, dim:] + g[1:, :dim], *_assemble(h))
 
 
@@ -159,7 +111,7 @@ def _derivatives(args: BoundaryProblem | _Pinned, interior: Points):
     )
 
 
-def _laplacian_norm(num_segments: int, step: Points) -> Scalar:
+def _laplacian_norm(num_segments: Scalar, step: Points) -> Scalar:
     r"""$\delta^\top (N L \otimes I) \delta$: the Euclidean energy Hessian's quadratic form."""
     padded = jnp.pad(step, ((1, 1), (0, 0)))
     return num_segments * jnp.sum((padded[1:] - padded[:-1]) ** 2)
@@ -213,83 +165,135 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
 
     def step(self, fn, y, args, options, state, tags):
         del fn, options, tags
-        num_segments = y.shape[0] + 1
-        eye = jnp.eye(y.shape[1], dtype=y.dtype)
         # The derivatives at the current points, here only (not also in `init`), so
         # that the compiled program holds one copy of the Hessian's computation; after a
         # rejected step they are recomputed, at the price of one pass.
         _, grad, hess_diag, hess_upper = _derivatives(args, y)
-
-        coupling = eye[None]
+        coupling = jnp.ones(hess_upper.shape[0], bool)
         if isinstance(args, _Pinned):  # pinned points stay put: no damping couples them
-            coupling = jnp.where((args.free[:-1] & args.free[1:])[:, None, None], eye, 0)
+            coupling = args.free[:-1] & args.free[1:]
 
-        def solve(damping):
-            # Damp with mu * (the Euclidean energy's Hessian N L (x) I): large mu gives
-            # a short preconditioned-gradient step, mu -> 0 the Newton step.
-            mu = damping * num_segments
-            diag = hess_diag + 2 * mu * eye[None]
-            return block_tridiagonal_solve(diag, hess_upper - mu * coupling, -grad)
+        def solve(diag, upper, rhs):
+            return block_tridiagonal_solve(diag, upper, rhs)
 
-        def attempt(carry):
-            damping, _, tried = carry
-            damping = jnp.where(tried, jnp.maximum(REDAMP_FACTOR * damping, REDAMP_FLOOR), damping)
-            return damping, solve(damping), jnp.array(True)
-
-        # Where the damped Hessian is indefinite (NaN from the block Cholesky), damp
-        # more within this step: a factorisation is much cheaper than a rejected step.
-        # (One loop, so the solve is traced once.)
-        damping, delta, _ = jax.lax.while_loop(
-            lambda c: ~c[2] | (~jnp.all(jnp.isfinite(c[1])) & (c[0] < self.max_damping)),
-            attempt,
-            (state.damping, jnp.zeros_like(y), jnp.array(False)),
+        step = damped_newton_step(
+            y,
+            state.f,
+            state.damping,
+            state.growth,
+            (grad, hess_diag, hess_upper, coupling),
+            solve,
+            lambda trial: _objective(trial, args),
+            y.shape[0] + 1,
+            (self.rtol, self.atol, self.max_damping),
+            self.norm,
         )
-        trial = y + delta
-        new_f = _objective(trial, args)
-        predicted = 0.5 * (-jnp.sum(grad * delta) + damping * _laplacian_norm(num_segments, delta))
-        actual = state.f - new_f
-        finite = jnp.isfinite(new_f) & jnp.all(jnp.isfinite(delta))
-        gain = actual / jnp.where(predicted > 0, predicted, jnp.inf)
-        # At the round-off floor the energy change is noise: a lightly damped step
-        # whose predicted and actual changes are both at that level is accepted.
-        noise = NOISE_ULPS * jnp.finfo(y.dtype).eps * jnp.abs(state.f)
-        at_floor = (damping <= 1) & (predicted <= noise) & (jnp.abs(actual) <= noise)
-        accept = finite & ((gain > 0) | at_floor)
-        newton_like = damping <= 1
-        # Nielsen's update of the damping.
-        damping = jnp.where(
-            accept,
-            damping * jnp.maximum(NIELSEN_MIN_SHRINK, 1 - (2 * jnp.clip(gain, 0, 1) - 1) ** 3),
-            damping * state.growth,
-        )
-        small_step = self.norm(jnp.abs(delta) / (self.atol + self.rtol * jnp.abs(y))) < 1
-        # A lightly damped (Newton-like) step below both tolerances ends the solve even
-        # when it is rejected, if its energy change is below FLOOR_ULPS: the energy's
-        # round-off (e.g. the cancellation in a secant energy of KL divergences)
-        # exceeds NOISE_ULPS, so the gain is noise, and rejecting it over and over
-        # would only grow the damping to "diverged".
-        floor = FLOOR_ULPS * jnp.finfo(y.dtype).eps * jnp.abs(state.f)
-        converged = (
-            (accept | (newton_like & (jnp.abs(actual) <= floor)))
-            & finite
-            & small_step
-            & (jnp.abs(actual) < self.atol + self.rtol * jnp.abs(state.f))
-        )
-        diverged = ~converged & (damping > self.max_damping)
-
-        def keep(new, old):
-            return jnp.where(accept, new, old)
-
         new_state = _NewtonState(
-            f=keep(new_f, state.f),
-            damping=damping,
-            growth=jnp.where(accept, NIELSEN_GROWTH, 2 * state.growth).astype(state.growth.dtype),
-            terminate=converged | diverged,
+            f=step.f,
+            damping=step.damping,
+            growth=step.growth,
+            terminate=step.converged | step.diverged,
             result=optx.RESULTS.where(
-                diverged, optx.RESULTS.nonlinear_divergence, optx.RESULTS.successful
+                step.diverged, optx.RESULTS.nonlinear_divergence, optx.RESULTS.successful
             ),
         )
-        return keep(trial, y), new_state, None
+        return step.y, new_state, None
+
+
+class NewtonStep(NamedTuple):
+    """The outcome of `damped_newton_step`: the points and energy after it (unchanged
+    where the step was rejected), the updated damping and its growth, and whether the
+    solve has converged or diverged."""
+
+    y: Points
+    f: Scalar
+    damping: Scalar
+    growth: Scalar
+    converged: Bool[Array, ""]
+    diverged: Bool[Array, ""]
+
+
+def damped_newton_step(
+    y: Points,
+    f: Scalar,
+    damping: Scalar,
+    growth: Scalar,
+    derivatives: tuple[Points, Blocks, UpperBlocks, Bool[Array, " couplings"]],
+    solve: Callable[[Blocks, UpperBlocks, Points], Points],
+    objective: Callable[[Points], Scalar],
+    num_segments: Int[Array, ""] | int,
+    tolerances: tuple[float, float, float],
+    norm: Callable[[PyTree], Scalar] = optx.max_norm,
+) -> NewtonStep:
+    r"""One Levenberg–Marquardt-damped Newton step on a discrete curve energy: the
+    gradient and block-tridiagonal Hessian at `y` (`derivatives`, with a mask of the
+    couplings the damping acts on), a block-tridiagonal `solve`, the energy `objective`
+    at the trial points, and `tolerances` `(rtol, atol, max_damping)`. Shared by
+    `EnergyNewton` and the refinement levels of [`jaxgeo.Richardson`][]."""
+    rtol, atol, max_damping = tolerances
+    grad, hess_diag, hess_upper, coupling = derivatives
+    eye = jnp.eye(y.shape[1], dtype=y.dtype)
+    num_segments = jnp.asarray(num_segments).astype(y.dtype)
+    coupling = jnp.where(coupling[:, None, None], eye, 0)
+
+    def damped_solve(damping):
+        # Damp with mu * (the Euclidean energy's Hessian N L (x) I): large mu gives
+        # a short preconditioned-gradient step, mu -> 0 the Newton step.
+        mu = damping * num_segments
+        return solve(hess_diag + 2 * mu * eye[None], hess_upper - mu * coupling, -grad)
+
+    def attempt(carry):
+        damping, _, tried = carry
+        damping = jnp.where(tried, jnp.maximum(REDAMP_FACTOR * damping, REDAMP_FLOOR), damping)
+        return damping, damped_solve(damping), jnp.array(True)
+
+    # Where the damped Hessian is indefinite (NaN from the block Cholesky), damp
+    # more within this step: a factorisation is much cheaper than a rejected step.
+    # (One loop, so the solve is traced once.)
+    damping, delta, _ = jax.lax.while_loop(
+        lambda c: ~c[2] | (~jnp.all(jnp.isfinite(c[1])) & (c[0] < max_damping)),
+        attempt,
+        (damping, jnp.zeros_like(y), jnp.array(False)),
+    )
+    trial = y + delta
+    new_f = objective(trial)
+    predicted = 0.5 * (-jnp.sum(grad * delta) + damping * _laplacian_norm(num_segments, delta))
+    actual = f - new_f
+    finite = jnp.isfinite(new_f) & jnp.all(jnp.isfinite(delta))
+    gain = actual / jnp.where(predicted > 0, predicted, jnp.inf)
+    # At the round-off floor the energy change is noise: a lightly damped step
+    # whose predicted and actual changes are both at that level is accepted.
+    noise = NOISE_ULPS * jnp.finfo(y.dtype).eps * jnp.abs(f)
+    at_floor = (damping <= 1) & (predicted <= noise) & (jnp.abs(actual) <= noise)
+    accept = finite & ((gain > 0) | at_floor)
+    newton_like = damping <= 1
+    # Nielsen's update of the damping.
+    damping = jnp.where(
+        accept,
+        damping * jnp.maximum(NIELSEN_MIN_SHRINK, 1 - (2 * jnp.clip(gain, 0, 1) - 1) ** 3),
+        damping * growth,
+    )
+    small_step = norm(jnp.abs(delta) / (atol + rtol * jnp.abs(y))) < 1
+    # A lightly damped (Newton-like) step below both tolerances ends the solve even
+    # when it is rejected, if its energy change is below FLOOR_ULPS: the energy's
+    # round-off (e.g. the cancellation in a secant energy of KL divergences)
+    # exceeds NOISE_ULPS, so the gain is noise, and rejecting it over and over
+    # would only grow the damping to "diverged".
+    floor = FLOOR_ULPS * jnp.finfo(y.dtype).eps * jnp.abs(f)
+    converged = (
+        (accept | (newton_like & (jnp.abs(actual) <= floor)))
+        & finite
+        & small_step
+        & (jnp.abs(actual) < atol + rtol * jnp.abs(f))
+    )
+    return NewtonStep(
+        y=jnp.where(accept, trial, y),
+        f=jnp.where(accept, new_f, f),
+        damping=damping,
+        growth=jnp.where(accept, NIELSEN_GROWTH, 2 * growth).astype(growth.dtype),
+        converged=converged,
+        diverged=~converged & (damping > max_damping),
+    )
 
 
 class EnergyNewton(AbstractPolylineSolver):
@@ -348,6 +352,32 @@ class EnergyNewton(AbstractPolylineSolver):
         xs = _with_ends(sol.value, problem.x0, problem.x1)
         return xs, RESULTS.promote(sol.result), sol.stats["num_steps"]
 
+    def refined_levels(
+        self,
+        problem: BoundaryProblem,
+        min_segments: int,
+        max_segments: int,
+        tolerances: tuple[float, float],
+    ) -> RefinedLevels:
+        """As [`jaxgeo.AbstractPolylineSolver`][]'s, with every level run by one
+        compiled Newton loop whose work is proportional to the level's segments."""
+        rtol, atol = self.tolerances(problem.init.dtype)
+        params = (problem.metric, problem.x0, problem.x1)
+        metric, x0, x1 = constant(params)  # differentiated at the end
+        level_energy = LevelEnergy(metric, problem.energy, min_segments)
+        levels = refine_levels(
+            level_energy,
+            lambda xs, n, budget: _newton_level(
+                level_energy, x0, x1, xs, n, budget, self, rtol, atol
+            ),
+            resample(jax.lax.stop_gradient(problem.init), min_segments, max_segments + 1),
+            min_segments,
+            problem.max_steps,
+            tolerances,
+            rtol,
+        )
+        return differentiable_levels(params, levels, problem.energy)
+
     def geodesic_refined(
         self, problem: BoundaryProblem
     ) -> tuple[GeodesicSolution, GeodesicSolution]:
@@ -376,3 +406,64 @@ class EnergyNewton(AbstractPolylineSolver):
         coarse = polyline_solution(problem, xs[0, :n], coarse_result, steps[0])
         fine = polyline_solution(fine_problem, xs[1], fine_result, steps[1])
         return coarse, fine
+
+
+def _newton_level(
+    level_energy: LevelEnergy,
+    x0: Point,
+    x1: Point,
+    xs: Buffer,
+    n: Int[Array, ""],
+    budget: Int[Array, ""],
+    solver: EnergyNewton,
+    rtol: float,
+    atol: float,
+):
+    """Damped Newton on one level of a refinement (`n` segments of the buffer `xs`):
+    the solved buffer, the steps taken, and whether it converged or diverged."""
+    size = xs.shape[0] - 1
+    minimiser = _BlockNewtonMinimiser(rtol=rtol, atol=atol, initial_damping=solver.initial_damping)
+
+    def curve(y):
+        return _with_ends(y, x0, x1)
+
+    def objective(y):
+        return level_energy.value(curve(y), n)
+
+    def solve(diag, upper, rhs):
+        return active_block_tridiagonal_solve(diag, upper, rhs, n - 1)
+
+    def step(carry):
+        y, f, damping, growth, steps, _, _ = carry
+        grad, diag, upper, couples = level_energy.derivatives(curve(y), n)
+        out = damped_newton_step(
+            y,
+            f,
+            damping,
+            growth,
+            (grad, diag, upper, couples),
+            solve,
+            objective,
+            n,
+            (rtol, atol, minimiser.max_damping),
+            minimiser.norm,
+        )
+        return out.y, out.f, out.damping, out.growth, steps + 1, out.converged, out.diverged
+
+    def running(carry):
+        steps, converged, diverged = carry[-3:]
+        return ~converged & ~diverged & (steps < budget)
+
+    y0 = xs[1:size]
+    dtype = xs.dtype
+    start = (
+        y0,
+        objective(y0),
+        jnp.array(solver.initial_damping, dtype),
+        jnp.array(NIELSEN_GROWTH, dtype),
+        jnp.array(0),
+        jnp.array(False),
+        jnp.array(False),
+    )
+    y, _, _, _, steps, converged, diverged = jax.lax.while_loop(running, step, start)
+    return curve(y), steps, converged, diverged

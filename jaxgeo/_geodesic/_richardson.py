@@ -1,73 +1,116 @@
 import jax.numpy as jnp
 
-from .._solution import GeodesicSolution, RESULTS
+from .._numerics import LENGTH_TOL
+from .._solution import GeodesicSolution
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
-
-
-# The extrapolation assumes the asymptotic regime: halving the segments changes the
-# length by O(h^2), a small fraction of it (1e-4 on the Part II geodesic at N = 128).
-# A larger change means the coarse polyline was not resolved.
-MAX_LENGTH_CHANGE = 0.1
-
-
-def _extrapolate(fine, coarse):
-    """$(4 f - c)/3$: cancels the $O(h^2)$ term of an error expansion in even powers of
-    $h$ (with $f$ computed at $h/2$)."""
-    return (4 * fine - coarse) / 3
+from ._levels import extrapolated_curve
 
 
 class Richardson(AbstractBoundarySolver):
-    r"""The geodesic to fourth order from two discrete geodesics, by Richardson
-    extrapolation: the problem's polyline with $N$ segments, then the same with every
-    segment halved (started from the first solution, so it takes a few steps), both
-    solved by `solver` (its `geodesic_refined`; [`jaxgeo.EnergyNewton`][] runs the two
-    levels as one compiled program). The discrete geodesic of the symmetric midpoint rule has an
-    error expansion in even powers of $h = 1/N$, in its points, its discrete-momentum
-    velocities and its length; $(4 q_{2N} - q_N)/3$ cancels the $O(h^2)$ term of each,
-    leaving $O(h^4)$, with no ODE solve: on the Part II geodesic, length 5e-8 relative at
-    $N = 64$ and 3e-9 at $N = 128$ (the default of [`jaxgeo.distance`][]); on a trained
-    score network's ring (W6 of `python -m benchmarks`), 8e-6 and 5e-7.
+    r"""The geodesic to fourth order, at the resolution each pair needs: discrete
+    geodesics with $N_0, 2N_0, 4N_0, \dots$ segments (each level started from the
+    previous one with its midpoints inserted, so it takes a few steps), extrapolated
+    until the length's estimated error is below the tolerance.
 
-    The solution lives on the problem's $N + 1$ times: extrapolated points, velocities
-    (`vs[0]` is the log map $\log_{x_0}(x_1)$) and `length`; `energy` is
-    $\frac12 L^2$, the energy of the constant-speed geodesic. `stats`: `num_steps` of
-    both solves together, `max_steps`, and the two polylines' lengths `coarse_length`
-    and `fine_length`. Fails if either solve fails, and reports
-    `RESULTS.unresolved_curve` if the two lengths differ by more than 10 % (far from
-    the asymptotic regime the extrapolation assumes). The default solver of
-    [`jaxgeo.distance`][], [`jaxgeo.log_map`][] and [`jaxgeo.pairwise_distances`][].
+    The discrete geodesic of the symmetric midpoint rule has an error expansion in even
+    powers of $h = 1/N$, in its points, its discrete-momentum velocities and its length
+    $L_N$; $R_N = (4 L_{2N} - L_N)/3$ cancels the $O(h^2)$ term, leaving $O(h^4)$, with
+    no ODE solve. The error of $R$ is estimated from consecutive levels,
+    $|R_{2N} - R_N|$, or $\frac2{15}|R_{2N} - R_N|$ where the length differences fall
+    by about 4 per level (the asymptotic regime, where the error of $R_{2N}$ is
+    $|R_{2N} - R_N|/15$); the refinement stops at the first level whose estimate is
+    within `atol + rtol * length`. Easy pairs stop at $N = 64$ (from the default
+    $N_0 = 16$); a metric that varies on a small scale refines up to
+    `max_segments`. With [`jaxgeo.EnergyNewton`][] (the default up to `D = 8`) all
+    levels run in one compiled loop whose work is proportional to each level's $N$,
+    also under `jax.vmap`.
+
+    The solution lives on the problem's `num_points` uniform times: the extrapolated
+    points and velocities of the last two levels (`vs[0]` is the log map
+    $\log_{x_0}(x_1)$), cubic Hermite interpolated between the coarse level's times,
+    with the extrapolated `length`; `energy` is $\frac12 L^2$. `stats`: `num_steps`
+    (of all levels), `max_steps` (their joint budget), `num_segments` (the finest
+    level's $2N$), `error_estimate` (absolute, of the length) and the last two levels'
+    lengths `coarse_length` and `fine_length`. Reports `RESULTS.unresolved_curve` when
+    `max_segments` is reached before the tolerance (the estimate is in `stats`), and
+    the failure of a level that refining cannot mend (a non-finite energy, a diverged
+    solve, the budget spent). The default solver of [`jaxgeo.distance`][],
+    [`jaxgeo.log_map`][] and [`jaxgeo.pairwise_distances`][].
 
     **Arguments:**
 
     - `solver`: the polyline solver, with its tolerances (default: as in
       [`jaxgeo.geodesic_bvp`][]).
+    - `rtol`, `atol`: the tolerance on the length's estimated error; default 1e-6 in
+      float64 and 1e-4 in float32 (relative), and 0 (absolute).
+    - `min_segments`: the first level's segments $N_0$ (a power of two, at least 4).
+    - `max_segments`: the finest level allowed (a power of two times $N_0$).
     """
 
     solver: AbstractPolylineSolver | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    min_segments: int = 16
+    max_segments: int = 2048
+
+    def __check_init__(self):
+        if self.solver is not None and not isinstance(self.solver, AbstractPolylineSolver):
+            raise ValueError(
+                "Richardson(solver) needs a polyline solver (jaxgeo.EnergyNewton or "
+                f"jaxgeo.EnergyDescent), got {type(self.solver).__name__}"
+            )
+        levels = self.max_segments // max(self.min_segments, 1)
+        if (
+            not isinstance(self.min_segments, int)
+            or self.min_segments < 4
+            or self.min_segments & (self.min_segments - 1)
+            or not isinstance(self.max_segments, int)
+            or levels < 4
+            or self.max_segments != levels * self.min_segments
+            or levels & (levels - 1)
+        ):
+            raise ValueError(
+                "Richardson: min_segments must be a power of two >= 4 and max_segments "
+                "min_segments times a power of two >= 4 (three levels give the first "
+                f"error estimate), got min_segments={self.min_segments!r}, "
+                f"max_segments={self.max_segments!r}"
+            )
 
     def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
         solver = self.solver
         if solver is None:
             solver = default_polyline_solver(problem.x0.shape[0])
-        coarse, fine = solver.geodesic_refined(problem)
-        length = _extrapolate(fine.length, coarse.length)
-        result = RESULTS.where(coarse.result == RESULTS.successful, fine.result, coarse.result)
-        asymptotic = jnp.abs(fine.length - coarse.length) <= MAX_LENGTH_CHANGE * fine.length
-        result = RESULTS.where(
-            (result == RESULTS.successful) & ~asymptotic, RESULTS.unresolved_curve, result
+        dtype = problem.init.dtype
+        rtol = LENGTH_TOL(dtype) if self.rtol is None else self.rtol
+        atol = 0.0 if self.atol is None else self.atol
+        levels = solver.refined_levels(problem, self.min_segments, self.max_segments, (rtol, atol))
+        length = jnp.where(
+            levels.extrapolated,
+            (4 * levels.fine_length - levels.coarse_length) / 3,
+            levels.fine_length,
+        )
+        xs, vs = extrapolated_curve(
+            problem.metric,
+            problem.energy,
+            levels.coarse,
+            levels.fine,
+            levels.num_segments,
+            problem.num_points,
         )
         return GeodesicSolution(
-            ts=coarse.ts,
-            xs=_extrapolate(fine.xs[::2], coarse.xs),
-            vs=_extrapolate(fine.vs[::2], coarse.vs),
+            ts=jnp.linspace(0, 1, problem.num_points, dtype=dtype),
+            xs=xs,
+            vs=vs,
             length=length,
             energy=0.5 * length**2,
-            result=result,
+            result=levels.result,
             stats=dict(
-                num_steps=coarse.stats["num_steps"] + fine.stats["num_steps"],
+                num_steps=levels.num_steps,
                 max_steps=problem.max_steps,
-                coarse_length=coarse.length,
-                fine_length=fine.length,
+                num_segments=levels.num_segments,
+                error_estimate=levels.error_estimate,
+                coarse_length=levels.coarse_length,
+                fine_length=levels.fine_length,
             ),
         )

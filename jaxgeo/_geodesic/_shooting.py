@@ -13,6 +13,7 @@ from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
 from ._ivp import geodesic_vector_field
+from ._levels import dense_tangents
 
 
 Segments = Float[Array, "segments dim"]
@@ -276,12 +277,7 @@ def _shoot_jvp(primals, tangents, *, rtol, atol, max_steps):
     root = _newton(segments, y0, rtol, atol, max_steps)
     num_segments, dim = y0[1].shape
     dynamic, static = eqx.partition(segments, eqx.is_inexact_array)
-    t_dynamic = jtu.tree_map(
-        lambda p, t: None if p is None else (jnp.zeros_like(p) if t is None else t),
-        dynamic,
-        tangents[0],
-        is_leaf=lambda x: x is None,
-    )
+    t_dynamic = dense_tangents(dynamic, tangents[0])
     starts = segments.starts(root.unknowns)
 
     def flows(dynamic, starts):

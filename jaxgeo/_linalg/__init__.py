@@ -1,6 +1,7 @@
 """Linear algebra used by the solvers, kept apart from them (as lineax is from optimistix)."""
 
 from ._block_tridiagonal import (
+    active_block_tridiagonal_solve as active_block_tridiagonal_solve,
     block_tridiagonal_solve as block_tridiagonal_solve,
     Blocks as Blocks,
     Points as Points,

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import jax.scipy as jsp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 
 Blocks = Float[Array, "n dim dim"]
@@ -166,3 +166,75 @@ def _cyclic_reduction(ops: _BlockOps, sequential_max: int, lower, diag, upper, r
     x_even = inv_rhs - mm(inv_lower, padded[:-1]) - mm(inv_upper, padded[1:])
     interleaved = jnp.stack([x_even[:-1], x_odd], axis=1).reshape(n - 1, -1)
     return jnp.concatenate([interleaved, x_even[-1:]])
+
+
+def _column_cholesky(a: Float[Array, "dim dim"]) -> Float[Array, "dim dim"]:
+    """Cholesky factor by a loop over columns of vector operations: no LAPACK call, so
+    no batched LAPACK kernel when vmapped (XLA:CPU in jaxlib 0.10 can deadlock its thread
+    pool on several independent batched LAPACK solves in one program). NaN where `a`
+    is not positive definite, as LAPACK's."""
+    dim = a.shape[-1]
+    rows = jnp.arange(dim)
+
+    def column(j, low):
+        v = a[:, j] - jnp.sum(low * low[j][None, :], axis=1)
+        pivot = jnp.sqrt(v[j])
+        return low.at[:, j].set(jnp.where(rows >= j, v / pivot, 0))
+
+    return jax.lax.fori_loop(0, dim, column, jnp.zeros_like(a))
+
+
+def _column_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
+    r"""Solve $L L^\top x = b$ by forward and backward substitution loops (no LAPACK)."""
+    dim = low.shape[-1]
+    vector = b.ndim == 1
+    b = b[:, None] if vector else b
+
+    def forward(i, y):
+        return y.at[i].set((b[i] - jnp.sum(low[i][:, None] * y, axis=0)) / low[i, i])
+
+    y = jax.lax.fori_loop(0, dim, forward, jnp.zeros_like(b))
+
+    def backward(k, x):
+        i = dim - 1 - k
+        return x.at[i].set((y[i] - jnp.sum(low[:, i][:, None] * x, axis=0)) / low[i, i])
+
+    x = jax.lax.fori_loop(0, dim, backward, jnp.zeros_like(b))
+    return x[:, 0] if vector else x
+
+
+_LOOP_OPS = _BlockOps(_column_cholesky, _column_cho_solve, _matmul)
+
+
+def active_block_tridiagonal_solve(
+    diag: Blocks, upper: UpperBlocks, rhs: Points, num_active: Int[Array, ""]
+) -> Points:
+    r"""As `block_tridiagonal_solve`, on the leading `num_active` blocks only (a
+    traced count): the rows beyond it are neither read nor solved, and their unknowns
+    are zero. The work is proportional to `num_active`, not to the buffers' size, so one
+    compiled program serves every size up to it (the levels of a refined polyline). Block
+    Cholesky elimination in two loops whose trip count is `num_active`; blocks are
+    factorised without LAPACK (unrolled up to `SMALL_DIM`, column loops above)."""
+    ops = _SMALL_OPS if diag.shape[-1] <= SMALL_DIM else _LOOP_OPS
+    low0 = ops.cholesky(diag[0])
+
+    def forward(j, carry):
+        lows, ys = carry
+        low_prev, b_prev = lows[j - 1], upper[j - 1]
+        b_t = b_prev.T
+        low = ops.cholesky(diag[j] - ops.matmul(b_t, ops.cho_solve(low_prev, b_prev)))
+        y = rhs[j] - ops.matmul(b_t, ops.cho_solve(low_prev, ys[j - 1]))
+        return lows.at[j].set(low), ys.at[j].set(y)
+
+    lows = jnp.zeros_like(diag).at[0].set(low0)
+    ys = jnp.zeros_like(rhs).at[0].set(rhs[0])
+    lows, ys = jax.lax.fori_loop(1, num_active, forward, (lows, ys))
+
+    last = num_active - 1
+    xs = jnp.zeros_like(rhs).at[last].set(ops.cho_solve(lows[last], ys[last]))
+
+    def backward(k, xs):
+        j = last - k
+        return xs.at[j].set(ops.cho_solve(lows[j], ys[j] - ops.matmul(upper[j], xs[j + 1])))
+
+    return jax.lax.fori_loop(1, num_active, backward, xs)

@@ -1,0 +1,130 @@
+"""Adaptive resolution of the default distances and log maps (`jaxgeo.Richardson`):
+levels of discrete geodesics refined until the extrapolated length's estimated error is
+within the tolerance, with the estimate reported and checked against closed forms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgeo as jg
+
+from .helpers import poincare, poincare_distance
+
+
+# Conformal metric (2 + sin(40 x_0))^2 I: along the x_0 axis the geodesic is the straight
+# line (no curve is shorter: its length is at least the integral of 2 + sin(40 x_0) over
+# its x_0-extent), so the distance from (0, 0) to (3, 0) is a 1-D integral. Nineteen
+# periods of the wave need about a thousand segments.
+WAVY = jg.MatrixMetric(lambda x: jnp.eye(2, dtype=x.dtype) * (2 + jnp.sin(40 * x[0])) ** 2)
+WAVY_LENGTH = 6 + (1 - np.cos(120)) / 40
+
+PAIRS = jnp.array(
+    [
+        [[0.3, 1.2], [2.0, 3.0]],
+        [[-1.0, 1.0], [1.0, 1.0]],
+        [[0.0, 0.2], [3.0, 0.4]],  # long: about 5.4
+        [[0.1, 1.0], [0.12, 1.01]],  # short
+    ]
+)
+
+
+def test_error_estimate_bounds_the_error_on_closed_forms():
+    sols = jax.vmap(lambda p: jg.log_map(poincare, p[0], p[1], throw=False))(PAIRS)
+    exact = jax.vmap(lambda p: poincare_distance(p[0], p[1]))(PAIRS)
+    assert jnp.all(sols.result == jg.RESULTS.successful)
+    errors = jnp.abs(sols.length - exact)
+    estimates = sols.stats["error_estimate"]
+    assert jnp.all(errors <= estimates), (errors, estimates)
+    assert jnp.all(estimates <= 1e-6 * sols.length), estimates
+    # Easy pairs stop early: no pair here needs more than 128 segments.
+    assert jnp.all(sols.stats["num_segments"] <= 128), sols.stats["num_segments"]
+    # Batched pairs run to different levels; each equals its own solve.
+    for i, pair in enumerate(PAIRS):
+        one = jg.log_map(poincare, pair[0], pair[1])
+        np.testing.assert_allclose(one.length, sols.length[i], rtol=1e-12)
+        assert int(one.stats["num_segments"]) == int(sols.stats["num_segments"][i])
+
+
+def test_a_pair_that_needs_a_thousand_segments_resolves_at_defaults():
+    x0, x1 = jnp.array([0.0, 0.0]), jnp.array([3.0, 0.0])
+    sol = jg.log_map(WAVY, x0, x1)
+    assert sol.result == jg.RESULTS.successful
+    assert int(sol.stats["num_segments"]) >= 1024
+    error = abs(float(sol.length) - WAVY_LENGTH)
+    assert error <= float(sol.stats["error_estimate"]) <= 1e-6 * WAVY_LENGTH
+    # Capped below what it needs: a failure that says so, with the estimate.
+    capped = jg.log_map(WAVY, x0, x1, solver=jg.Richardson(max_segments=256), throw=False)
+    assert capped.result == jg.RESULTS.unresolved_curve
+    assert float(capped.stats["error_estimate"]) > 1e-6 * WAVY_LENGTH
+    assert int(capped.stats["num_segments"]) == 256
+
+
+def test_levels_are_fourth_order():
+    """Fixed levels (N, 2N, 4N, the tolerance unreachable): the extrapolated length and
+    log map fall by about 16 when the levels double."""
+    x0, v0 = jnp.array([0.3, 1.2]), jnp.array([3.0, 1.0])
+    x1 = jg.exp_map(poincare, x0, v0, rtol=1e-13, atol=1e-13)
+    exact = poincare_distance(x0, x1)
+    errors = []
+    for n in (8, 16, 32):
+        solver = jg.Richardson(rtol=0.0, min_segments=n, max_segments=4 * n)
+        sol = jg.log_map(poincare, x0, x1, solver=solver, throw=False)
+        assert sol.result == jg.RESULTS.unresolved_curve  # rtol = 0 is never met
+        assert int(sol.stats["num_segments"]) == 4 * n
+        errors.append(
+            (
+                float(abs(sol.length - exact) / exact),
+                float(jnp.linalg.norm(sol.vs[0] - v0) / jnp.linalg.norm(v0)),
+            )
+        )
+    for coarse, fine in zip(errors[:-1], errors[1:]):
+        assert coarse[0] / fine[0] > 12 and coarse[1] / fine[1] > 12, errors
+
+
+def test_curve_and_gradients_of_the_adaptive_log_map():
+    x0, v0 = jnp.array([0.3, 1.2]), jnp.array([1.0, 0.5])
+    x1 = jg.exp_map(poincare, x0, v0, rtol=1e-13, atol=1e-13)
+    sol = jg.log_map(poincare, x0, x1, num_points=33)
+    np.testing.assert_allclose(sol.vs[0], v0, rtol=1e-6)
+    # Every returned point lies on the exact geodesic, at its time (Hermite
+    # interpolation between the levels' points where the grids differ).
+    exact = jax.vmap(lambda t: jg.exp_map(poincare, x0, t * v0, rtol=1e-13, atol=1e-13))(sol.ts)
+    np.testing.assert_allclose(sol.xs, exact, atol=1e-6)
+    speeds = jax.vmap(poincare.norm)(sol.xs, sol.vs)
+    np.testing.assert_allclose(speeds, sol.length, rtol=1e-5)
+
+    def dist(a, b):
+        return jg.distance(poincare, a, b)
+
+    expected = jax.grad(poincare_distance, argnums=(0, 1))(x0, x1)
+    np.testing.assert_allclose(jax.grad(dist, argnums=(0, 1))(x0, x1), expected, rtol=1e-6)
+    np.testing.assert_allclose(jax.jacfwd(dist, argnums=(0, 1))(x0, x1), expected, rtol=1e-6)
+
+
+def test_float32_and_other_polyline_solvers():
+    a, b = PAIRS[0]
+    exact = float(poincare_distance(a, b))
+    generic = jg.MatrixMetric(lambda x: jnp.eye(2, dtype=x.dtype) / x[1] ** 2)
+    sol = jg.log_map(generic, a.astype(jnp.float32), b.astype(jnp.float32))
+    assert sol.result == jg.RESULTS.successful
+    assert sol.length.dtype == jnp.float32
+    assert abs(float(sol.length) - exact) / exact < 1e-4
+    descent = jg.log_map(poincare, a, b, solver=jg.Richardson(jg.EnergyDescent()))
+    assert descent.result == jg.RESULTS.successful
+    assert abs(float(descent.length) - exact) <= float(descent.stats["error_estimate"])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(min_segments=12), dict(min_segments=2), dict(max_segments=32), dict(max_segments=96)],
+)
+def test_bad_levels_are_refused(kwargs):
+    with pytest.raises(ValueError, match="min_segments"):
+        jg.Richardson(**kwargs)
+
+
+def test_richardson_needs_a_polyline_solver():
+    # (A ValueError as users run it; the tests' runtime type checker names the type.)
+    with pytest.raises(Exception, match="polyline solver|AbstractPolylineSolver"):
+        jg.Richardson(jg.Shooting())
