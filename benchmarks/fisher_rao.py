@@ -53,7 +53,7 @@ import numpy as np
 
 import jaxgeo as jg
 
-from .report import table_header, table_row, timed
+from .report import extrapolated_length, table_header, table_row, timed
 
 
 @dataclass(frozen=True)
@@ -177,9 +177,9 @@ def beta_reference(metric: jg.FisherRaoMetric, a, b) -> tuple[float, float]:
         init_solver=jg.EnergyDescent(rtol=1e-10, atol=1e-10),
     )
     exact = jg.geodesic_bvp(metric, a, b, num_points=129, solver=shooting, max_steps=20_000).length
-    extrapolated = jg.Richardson(jg.EnergyDescent(rtol=1e-13, atol=1e-13))
-    energy = jg.distance(metric, a, b, solver=extrapolated, num_points=513, max_steps=100_000)
-    return float(exact), float(energy)
+    tight = jg.EnergyDescent(rtol=1e-13, atol=1e-13)
+    energy = extrapolated_length(metric, a, b, tight, 1024, max_steps=100_000)
+    return float(exact), energy
 
 
 def error_message(error: Exception) -> str:

@@ -39,7 +39,13 @@ import optax
 import jaxgeo as jg
 
 from . import problems
-from .report import command_line, enable_compilation_cache, markdown_table, timed
+from .report import (
+    command_line,
+    enable_compilation_cache,
+    extrapolated_length,
+    markdown_table,
+    timed,
+)
 from .workloads import w3_decoder
 
 
@@ -76,8 +82,7 @@ def ring_score(num_steps: int) -> tuple[jg.nn.MLPScore, np.ndarray]:
 
 
 def _reference(metric, a, b, num_points: int) -> float:
-    extrapolated = jg.distance(metric, a, b, solver=jg.Richardson(TIGHT), num_points=num_points)
-    return float(extrapolated)
+    return extrapolated_length(metric, a, b, TIGHT, 2 * (num_points - 1))
 
 
 def _row(name: str, call, repeats: int, reference: float | None) -> dict:

@@ -36,6 +36,19 @@ def enable_compilation_cache(directory: str | Path | None = None) -> Path:
     return path
 
 
+def extrapolated_length(metric, a, b, solver, segments: int, **kwargs) -> float:
+    """A reference length: `jaxgeo.Richardson` extrapolation of the discrete geodesics
+    with `segments // 2` and `segments` segments (fixed levels: the tolerance 0 is never
+    met, so the solve reports `unresolved_curve`, and the two finest levels are used)."""
+    import jaxgeo as jg
+
+    richardson = jg.Richardson(solver, rtol=0.0, min_segments=segments // 4, max_segments=segments)
+    sol = jg.log_map(metric, a, b, solver=richardson, throw=False, **kwargs)
+    if int(sol.stats["num_segments"]) != segments:
+        raise RuntimeError(f"reference: the levels stopped at {sol.stats['num_segments']}")
+    return float(sol.length)
+
+
 def wall_time(fn, *args):
     """`(output, seconds)` of one call of `fn(*args)`, until its output is ready."""
     start = time.perf_counter()

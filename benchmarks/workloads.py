@@ -52,8 +52,8 @@ def _w1_methods(num_points: int, smoke: bool) -> dict:
         "geodesic_bvp, default (EnergyNewton, 64-point polyline)": lambda a, b: (
             jg.geodesic_bvp(m, a, b, **kw).length
         ),
-        "distance, default (Richardson: Newton polylines of 128 and 256 segments, "
-        "extrapolated)": lambda a, b: jg.distance(m, a, b),
+        "distance, default (Richardson: Newton polylines of 16, 32, ... segments, "
+        "extrapolated until resolved)": lambda a, b: jg.distance(m, a, b),
         "distance(solver=Shooting()) (multiple shooting of the ODE)": lambda a, b: jg.distance(
             m, a, b, solver=jg.Shooting()
         ),

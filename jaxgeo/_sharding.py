@@ -63,3 +63,13 @@ def sharded_map(
         spec = jax.sharding.PartitionSpec("batch")
         out = jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)(batch)
     return jtu.tree_map(lambda a: a[:size], out)
+
+
+def map_solves(fn: Callable[[PyTree], PyTree], batch: PyTree) -> PyTree:
+    """`fn` over the leading axis of `batch` on the default device, as the solves of a
+    batch are run there: one at a time on the CPU (`lax.map`: each solve's loops stop
+    when it has converged, where under `vmap` every solve of the batch runs until the
+    slowest has, at its resolution), all at once (`vmap`) on accelerators."""
+    if jax.default_backend() == "cpu":
+        return jax.lax.map(fn, batch)
+    return jax.vmap(fn)(batch)

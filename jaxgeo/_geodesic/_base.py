@@ -121,6 +121,7 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
         min_segments: int,
         max_segments: int,
         tolerances: tuple[float, float],
+        resolve_velocity: bool = True,
     ) -> RefinedLevels:
         """The discrete geodesics with `min_segments`, twice as many, ... up to
         `max_segments`, each started from the previous one refined, until the
@@ -163,6 +164,7 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
             problem.max_steps,
             tolerances,
             self.tolerances(problem.init.dtype)[0],
+            resolve_velocity,
         )
         return differentiable_levels(params, levels, problem.energy)
 

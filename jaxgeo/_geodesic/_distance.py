@@ -82,6 +82,8 @@ def distance(
 
     Under `jax.vmap` pass `throw=False`; a failed solve then gives NaN.
     """
+    if solver is None:
+        solver = Richardson(resolve_velocity=False)  # the length only
     sol = log_map(
         metric, x0, x1, solver=solver, num_points=num_points, max_steps=max_steps, throw=throw
     )

@@ -17,6 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._curve import segment_sq_norm
@@ -41,7 +42,8 @@ class RefinedLevels(NamedTuple):
     """The last two levels of a refinement: polylines (`Buffer`s) with $n$ and
     `num_segments` ($2n$) segments, their lengths in the energy's rule, the
     extrapolated `length` (or the fine length where the last two levels were not both
-    resolved: `extrapolated` false), its `error_estimate` (absolute), the `result` and
+    resolved: `extrapolated` false), its `error_estimate` and that of the initial
+    velocity `velocity_error_estimate` (absolute; Euclidean norm), the `result` and
     the solver steps taken."""
 
     coarse: Buffer
@@ -52,6 +54,7 @@ class RefinedLevels(NamedTuple):
     length: Scalar
     extrapolated: Bool[Array, ""]
     error_estimate: Scalar
+    velocity_error_estimate: Scalar
     result: RESULTS
     num_steps: Int[Array, ""]
 
@@ -80,15 +83,41 @@ def chunk_map(
     return jax.lax.fori_loop(0, num_segments // chunk, body, init)
 
 
-def refine_buffer(xs: Buffer) -> Buffer:
-    r"""Every segment of the level halved: point $i$ of the next level is
-    $\frac12(x_{\lfloor i/2\rfloor} + x_{\lceil i/2\rceil})$ (the padding copies of
-    $x_1$ stay copies of $x_1$)."""
+def cubic_refine(xs: Buffer, n: Int[Array, ""]) -> Buffer:
+    r"""The level's polyline (`n` segments) at twice the resolution, the new midpoints
+    by cubic interpolation, $(-x_{k-1} + 9x_k + 9x_{k+1} - x_{k+2})/16$ (quadratic in
+    the first and last segments): $O(h^4)$ from a smooth curve, where linear midpoints
+    are $O(h^2)$ off."""
     i = jnp.arange(xs.shape[0])
-    return 0.5 * (xs[i // 2] + xs[(i + 1) // 2])
+    k = jnp.minimum(i // 2, jnp.maximum(n - 1, 0))
+    at = lambda j: xs[jnp.clip(j, 0, xs.shape[0] - 1)]  # noqa: E731
+    interior = (-at(k - 1) + 9 * at(k) + 9 * at(k + 1) - at(k + 2)) / 16
+    first = (3 * at(k) + 6 * at(k + 1) - at(k + 2)) / 8
+    last = (-at(k - 1) + 6 * at(k) + 3 * at(k + 1)) / 8
+    mid = jnp.where((k == 0)[:, None], first, jnp.where((k == n - 1)[:, None], last, interior))
+    mid = jnp.where((n == 1), 0.5 * (at(k) + at(k + 1)), mid)
+    odd = (i % 2 == 1)[:, None]
+    refined = jnp.where(odd, mid, xs[i // 2])
+    return jnp.where((i > 2 * n)[:, None], xs[-1][None], refined)
 
 
-def resample(init: Curve, num_segments: int, size: int) -> Buffer:
+def predict_next(xs: Buffer, prev: Buffer, n: Int[Array, ""]) -> Buffer:
+    r"""A start for the level with $2n$ segments from the solutions with $n$ (`xs`) and
+    $n/2$ (`prev`) segments: the discrete geodesics' points differ by $C h^2$ plus
+    higher orders, so $x_{2n} pprox x_n - (x_{n/2} - x_n)/4$ at the coarse times
+    (the difference interpolated linearly to the times $x_{n/2}$ lacks), then
+    `cubic_refine`: $O(h^4)$ from the solution, where refining $x_n$ alone is $O(h^2)$
+    off, so the level takes fewer Newton steps."""
+    i = jnp.arange(xs.shape[0])
+    half = n // 2
+    gap = prev[jnp.minimum(i, half)] - xs[jnp.minimum(2 * i, n)]  # at the even times
+    lo, hi = jnp.minimum(i // 2, half), jnp.minimum((i + 1) // 2, half)
+    gap = 0.5 * (gap[lo] + gap[hi])
+    corrected = xs - jnp.where((i < n)[:, None] & (i > 0)[:, None], gap, 0) / 4
+    return cubic_refine(corrected, n)
+
+
+def resample(init: Curve, num_segments: int | Int[Array, ""], size: int) -> Buffer:
     """The polyline `init` (on a uniform grid) at `num_segments + 1` uniform times, by
     linear interpolation, padded with its last point to `size` points."""
     ts = jnp.minimum(jnp.arange(size), num_segments) / num_segments * (init.shape[0] - 1)
@@ -120,8 +149,10 @@ class LevelEnergy(eqx.Module):
         q = chunk_map(self.sq_norms, xs, n, self.chunk, jnp.zeros(xs.shape[0] - 1, xs.dtype))
         return 0.5 * n.astype(xs.dtype) * jnp.sum(q)
 
-    def lengths(self, xs: Buffer, n: Int[Array, ""]) -> tuple[Scalar, Scalar, Scalar]:
-        """The length, energy and (midpoint rule) length by the segments' end points."""
+    def lengths(self, xs: Buffer, n: Int[Array, ""]) -> tuple[Scalar, Scalar, Scalar, Scalar]:
+        r"""The length, the energy, the (midpoint rule) length by the segments' end
+        points, and the largest disagreement of the two rules on one segment,
+        $\max_i |\log(\|\Delta_i\|_{G(m_i)} / \text{ends}_i)|$."""
 
         def pieces(pts):
             deltas = pts[1:] - pts[:-1]
@@ -129,11 +160,18 @@ class LevelEnergy(eqx.Module):
                 jax.vmap(self.metric.norm)(pts[:-1], deltas)
                 + jax.vmap(self.metric.norm)(pts[1:], deltas)
             )
-            return self.sq_norms(pts), ends
+            q = self.sq_norms(pts)
+            disagreement = jnp.abs(jnp.log(safe_sqrt(q) / ends))
+            return q, ends, jnp.where(ends > 0, disagreement, 0)
 
         zeros = jnp.zeros(xs.shape[0] - 1, xs.dtype)
-        q, ends = chunk_map(pieces, xs, n, self.chunk, (zeros, zeros))
-        return jnp.sum(safe_sqrt(q)), 0.5 * n.astype(xs.dtype) * jnp.sum(q), jnp.sum(ends)
+        q, ends, disagreement = chunk_map(pieces, xs, n, self.chunk, (zeros, zeros, zeros))
+        energy = 0.5 * n.astype(xs.dtype) * jnp.sum(q)
+        return jnp.sum(safe_sqrt(q)), energy, jnp.sum(ends), jnp.max(disagreement)
+
+    def initial_velocity(self, xs: Buffer, n: Int[Array, ""]) -> Point:
+        """The level's discrete-momentum velocity at $x_0$ (see `node_velocities`)."""
+        return node_velocities(self.metric, self.energy, xs, n, jnp.zeros(1, int))[0]
 
     def derivatives(self, xs: Buffer, n: Int[Array, ""]):
         """Gradient, block-tridiagonal Hessian and coupling mask w.r.t. the interior
@@ -171,12 +209,14 @@ def assemble_masked(g, h, n):
 
 
 class _Chain(NamedTuple):
-    """Romberg bookkeeping over consecutive resolved levels."""
+    """Romberg bookkeeping over consecutive resolved levels, of the length and the
+    initial velocity together (`values[..., 0]` is the length, the rest $v_0$)."""
 
     count: Int[Array, ""]  # consecutive resolved levels up to this one
-    lengths: Float[Array, "2"]  # L_{k-1}, L_k
-    extrapolated: Float[Array, "2"]  # R_{k-1}, R_k
-    estimate: Scalar
+    values: Float[Array, "2 q"]  # level k - 1, level k
+    extrapolated: Float[Array, "2 q"]  # R_{k-1}, R_k
+    estimate: Scalar  # of the length (absolute)
+    velocity_estimate: Scalar  # of v_0 (Euclidean norm, absolute)
 
 
 # In the asymptotic regime the h^2 differences of the lengths fall by 4 per level; there
@@ -190,31 +230,36 @@ ESTIMATE_SAFETY = 2.0
 STALL_RATIO = 1.1
 STALL_LEVEL = 16
 MAX_STALLS = 2
+# Largest |log| of the ratio of a segment's midpoint-rule and end-point-rule norms for
+# the next level to start from this one (else it starts from the initial curve).
+SEGMENT_RULE_DISAGREEMENT = float(np.log(1.25))
 # The error estimate is at least this many ulps of the length (its round-off).
 ROUND_OFF_ULPS = 64
 
 
-def romberg_update(chain: _Chain, length: Scalar, resolved: Bool[Array, ""]) -> _Chain:
-    r"""Add a level's length $L_k$ ($2\times$ the previous level's segments):
-    $R_k = (4 L_k - L_{k-1})/3$ (the $O(h^2)$ term cancelled) and, from the third
-    resolved level on, the error estimate of $R_k$: $|R_k - R_{k-1}|$, or
+def romberg_update(chain: _Chain, values: Float[Array, " q"], resolved: Bool[Array, ""]) -> _Chain:
+    r"""Add a level's length $L_k$ and initial velocity ($2\times$ the previous level's
+    segments): $R_k = (4 q_k - q_{k-1})/3$ (the $O(h^2)$ term cancelled) and, from the
+    third resolved level on, the error estimates of $R_k$: $|R_k - R_{k-1}|$, or
     $\frac{2}{15}|R_k - R_{k-1}|$ where the ratio of the last two length differences is
     near 4 (the asymptotic regime, where $R$'s error is $O(h^4)$). An unresolved level
     restarts the chain."""
-    prev_l, last_l = chain.lengths
+    prev, last = chain.values
     count = jnp.where(resolved, chain.count + 1, 0)
-    extrapolated = (4 * length - last_l) / 3
-    ratio = (last_l - prev_l) / (length - last_l)
+    extrapolated = (4 * values - last) / 3
+    ratio = (last[0] - prev[0]) / (values[0] - last[0])
     asymptotic = (ratio >= ASYMPTOTIC_RATIO[0]) & (ratio <= ASYMPTOTIC_RATIO[1])
-    change = jnp.abs(extrapolated - chain.extrapolated[1])
-    estimate = jnp.where(asymptotic, ESTIMATE_SAFETY / 15 * change, change)
+    factor = jnp.where(asymptotic, ESTIMATE_SAFETY / 15, 1.0)
+    change = extrapolated - chain.extrapolated[1]
+    known = count >= 3
     return _Chain(
         count=count,
-        lengths=jnp.stack([last_l, length]),
+        values=jnp.stack([last, values]),
         extrapolated=jnp.stack(
-            [chain.extrapolated[1], jnp.where(count >= 2, extrapolated, length)]
+            [chain.extrapolated[1], jnp.where(count >= 2, extrapolated, values)]
         ),
-        estimate=jnp.where(count >= 3, estimate, jnp.inf),
+        estimate=jnp.where(known, factor * jnp.abs(change[0]), jnp.inf),
+        velocity_estimate=jnp.where(known, factor * jnp.linalg.norm(change[1:]), jnp.inf),
     )
 
 
@@ -228,6 +273,7 @@ class _Refinement(NamedTuple):
     done: Bool[Array, ""]
     history: Float[Array, "2"]  # the last two levels' lengths, resolved or not
     stalls: Int[Array, ""]  # consecutive levels whose length did not converge
+    smooth: Bool[Array, ""]  # the last level converged with segments that agree
 
 
 def refine_levels(
@@ -238,12 +284,14 @@ def refine_levels(
     max_steps: int,
     tolerances: tuple[float, float],
     solver_rtol: float,
+    resolve_velocity: bool,
 ) -> RefinedLevels:
     """The refinement loop: solve a level (`solve_level(xs, n, budget)` returns the
     solved buffer, steps taken, converged, diverged), measure it, extrapolate, and stop
     when the estimate is within `tolerances` `(rtol, atol)`, at the last level (the
     buffer's size), on a failure that refining cannot mend (the energy not finite, the
-    solve diverged), when the lengths stop converging (`STALL_RATIO`) or when the
+    solve diverged; with `resolve_velocity`, the initial velocity's estimate must be
+    within the tolerances too), when the lengths stop converging (`STALL_RATIO`) or when the
     budget of Newton steps is spent. The estimate is at
     least the noise of the lengths: their round-off and the second-order effect of the
     level solves' tolerance `solver_rtol` (relative)."""
@@ -251,16 +299,37 @@ def refine_levels(
     max_segments = init.shape[0] - 1
     dtype = init.dtype
     noise = ROUND_OFF_ULPS * jnp.finfo(dtype).eps + solver_rtol**2
+    first = init[: min_segments + 1]
+    # The velocities are discrete momenta, N G Delta: the level solves' stopping error
+    # in the points (solver_rtol, relative to the chord here) grows N-fold in them. (A
+    # loose solver's error there is far below that bound and not counted.)
+    momentum_noise = solver_rtol if solver_rtol <= 1e-8 else 0.0
+    chord = jnp.linalg.norm(init[-1] - init[0])
 
     def level(state: _Refinement) -> _Refinement:
         xs, steps, converged, diverged = solve_level(state.xs, state.n, max_steps - state.num_steps)
-        length, energy, ends = level_energy.lengths(xs, state.n)
+        length, energy, ends, disagreement = level_energy.lengths(xs, state.n)
         resolved = converged & (length**2 >= MIN_SPEED_RATIO * 2 * energy)
+        # A level whose segments still disagree between the midpoint and end-point
+        # rules may be a discretisation artefact (a long segment whose midpoint sits
+        # where the metric is small: shorter than any curve, and converging at first
+        # order as the levels refine it): the next level starts afresh from `init`.
+        smooth = converged
         if level_energy.energy == "midpoint":
             resolved &= (length >= MIN_RULE_RATIO * ends) & (ends >= MIN_RULE_RATIO * length)
-        chain = romberg_update(state.chain, length, resolved)
-        chain = chain._replace(estimate=jnp.maximum(chain.estimate, noise * jnp.abs(length)))
-        accurate = chain.estimate <= atol + rtol * jnp.abs(chain.extrapolated[1])
+            smooth &= disagreement <= SEGMENT_RULE_DISAGREEMENT
+        velocity = level_energy.initial_velocity(xs, state.n)
+        chain = romberg_update(state.chain, jnp.concatenate([length[None], velocity]), resolved)
+        speed = jnp.linalg.norm(chain.extrapolated[1, 1:])
+        chain = chain._replace(
+            estimate=jnp.maximum(chain.estimate, noise * jnp.abs(length)),
+            velocity_estimate=jnp.maximum(
+                chain.velocity_estimate, noise * speed + momentum_noise * state.n * chord
+            ),
+        )
+        accurate = chain.estimate <= atol + rtol * jnp.abs(chain.extrapolated[1, 0])
+        if resolve_velocity:
+            accurate &= chain.velocity_estimate <= atol + rtol * speed
         finite = jnp.isfinite(energy)
         num_steps = state.num_steps + steps
         result = RESULTS.where(accurate, RESULTS.successful, RESULTS.unresolved_curve)
@@ -276,8 +345,21 @@ def refine_levels(
         stalls = jnp.where(stalling, state.stalls + 1, 0)
         done = accurate | ~finite | diverged | (num_steps >= max_steps)
         done |= (state.n >= max_segments) | (stalls >= MAX_STALLS)
+        # This level continued the previous one (which is in `state.prev`): the pair
+        # predicts the next level's solution to O(h^4).
+        chained = smooth & state.smooth
         return _Refinement(
-            xs=jnp.where(done, xs, refine_buffer(xs)),
+            xs=jnp.where(
+                done,
+                xs,
+                jnp.where(
+                    smooth,
+                    jnp.where(
+                        chained, predict_next(xs, state.prev, state.n), cubic_refine(xs, state.n)
+                    ),
+                    resample(first, 2 * state.n, init.shape[0]),
+                ),
+            ),
             prev=jnp.where(done, state.prev, xs),
             n=jnp.where(done, state.n, 2 * state.n),
             chain=chain,
@@ -286,6 +368,7 @@ def refine_levels(
             done=done,
             history=jnp.stack([state.history[1], length]),
             stalls=stalls,
+            smooth=smooth,
         )
 
     nan = jnp.array(jnp.nan, dtype)
@@ -293,23 +376,31 @@ def refine_levels(
         xs=init,
         prev=init,
         n=jnp.array(min_segments),
-        chain=_Chain(jnp.array(0), jnp.stack([nan, nan]), jnp.stack([nan, nan]), jnp.inf),
+        chain=_Chain(
+            count=jnp.array(0),
+            values=jnp.full((2, 1 + init.shape[1]), nan),
+            extrapolated=jnp.full((2, 1 + init.shape[1]), nan),
+            estimate=jnp.array(jnp.inf, dtype),
+            velocity_estimate=jnp.array(jnp.inf, dtype),
+        ),
         num_steps=jnp.array(0),
         result=RESULTS.successful,
         done=jnp.array(False),
         history=jnp.stack([nan, nan]),
         stalls=jnp.array(0),
+        smooth=jnp.array(False),
     )
     end = jax.lax.while_loop(lambda s: ~s.done, level, start)
     return RefinedLevels(
         coarse=end.prev,
         fine=end.xs,
         num_segments=end.n,
-        coarse_length=end.chain.lengths[0],
-        fine_length=end.chain.lengths[1],
-        length=end.chain.extrapolated[1],
+        coarse_length=end.chain.values[0, 0],
+        fine_length=end.chain.values[1, 0],
+        length=end.chain.extrapolated[1, 0],
         extrapolated=end.chain.count >= 2,
         error_estimate=jnp.asarray(end.chain.estimate, dtype),
+        velocity_error_estimate=jnp.asarray(end.chain.velocity_estimate, dtype),
         result=end.result,
         num_steps=end.num_steps,
     )

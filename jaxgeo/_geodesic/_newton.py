@@ -358,6 +358,7 @@ class EnergyNewton(AbstractPolylineSolver):
         min_segments: int,
         max_segments: int,
         tolerances: tuple[float, float],
+        resolve_velocity: bool = True,
     ) -> RefinedLevels:
         """As [`jaxgeo.AbstractPolylineSolver`][]'s, with every level run by one
         compiled Newton loop whose work is proportional to the level's segments."""
@@ -375,6 +376,7 @@ class EnergyNewton(AbstractPolylineSolver):
             problem.max_steps,
             tolerances,
             rtol,
+            resolve_velocity,
         )
         return differentiable_levels(params, levels, problem.energy)
 

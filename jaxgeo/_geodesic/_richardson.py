@@ -1,10 +1,11 @@
 import jax.numpy as jnp
 
-from .._numerics import LENGTH_TOL
+from .._numerics import LENGTH_TOL, LEVEL_TOL
 from .._solution import GeodesicSolution
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
 from ._levels import extrapolated_curve
+from ._newton import EnergyNewton
 
 
 class Richardson(AbstractBoundarySolver):
@@ -20,7 +21,8 @@ class Richardson(AbstractBoundarySolver):
     $|R_{2N} - R_N|$, or $\frac2{15}|R_{2N} - R_N|$ where the length differences fall
     by about 4 per level (the asymptotic regime, where the error of $R_{2N}$ is
     $|R_{2N} - R_N|/15$); the refinement stops at the first level whose estimate is
-    within `atol + rtol * length`. Easy pairs stop at $N = 64$ (from the default
+    within `atol + rtol * length` (and, by default, the log map's within
+    `atol + rtol * |vs[0]|`). Easy pairs stop at $N = 64$ (from the default
     $N_0 = 16$); a metric that varies on a small scale refines up to
     `max_segments`. With [`jaxgeo.EnergyNewton`][] (the default up to `D = 8`) all
     levels run in one compiled loop whose work is proportional to each level's $N$,
@@ -41,11 +43,18 @@ class Richardson(AbstractBoundarySolver):
     **Arguments:**
 
     - `solver`: the polyline solver, with its tolerances (default: as in
-      [`jaxgeo.geodesic_bvp`][]).
+      [`jaxgeo.geodesic_bvp`][], [`jaxgeo.EnergyNewton`][] with tolerances 1e-10 in
+      float64: the log map's velocity carries $N$ times the error of the points).
     - `rtol`, `atol`: the tolerance on the length's estimated error; default 1e-6 in
       float64 and 1e-4 in float32 (relative), and 0 (absolute).
     - `min_segments`: the first level's segments $N_0$ (a power of two, at least 4).
     - `max_segments`: the finest level allowed (a power of two times $N_0$).
+    - `resolve_velocity`: also refine until the initial velocity (the log map
+      $\log_{x_0}(x_1)$ = `vs[0]`) has its estimated error within the tolerance,
+      relative to its Euclidean norm (default; `stats["velocity_error_estimate"]`).
+      [`jaxgeo.distance`][] and [`jaxgeo.pairwise_distances`][] resolve the length
+      only, by default: the velocity at an end point can need finer levels than the
+      length (on $(2 + \sin 40 x_0)^2 I$ over 19 periods, more than 2,048 segments).
     """
 
     solver: AbstractPolylineSolver | None = None
@@ -53,6 +62,7 @@ class Richardson(AbstractBoundarySolver):
     atol: float | None = None
     min_segments: int = 16
     max_segments: int = 2048
+    resolve_velocity: bool = True
 
     def __check_init__(self):
         if self.solver is not None and not isinstance(self.solver, AbstractPolylineSolver):
@@ -78,13 +88,20 @@ class Richardson(AbstractBoundarySolver):
             )
 
     def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
+        dtype = problem.init.dtype
         solver = self.solver
         if solver is None:
             solver = default_polyline_solver(problem.x0.shape[0])
-        dtype = problem.init.dtype
+            if isinstance(solver, EnergyNewton):
+                # The velocities (discrete momenta N G Delta) carry N times the points'
+                # error: Newton converges quadratically, so a tight stop costs a step.
+                tol = LEVEL_TOL(dtype)
+                solver = EnergyNewton(rtol=tol, atol=tol)
         rtol = LENGTH_TOL(dtype) if self.rtol is None else self.rtol
         atol = 0.0 if self.atol is None else self.atol
-        levels = solver.refined_levels(problem, self.min_segments, self.max_segments, (rtol, atol))
+        levels = solver.refined_levels(
+            problem, self.min_segments, self.max_segments, (rtol, atol), self.resolve_velocity
+        )
         length = jnp.where(
             levels.extrapolated,
             (4 * levels.fine_length - levels.coarse_length) / 3,
@@ -110,6 +127,7 @@ class Richardson(AbstractBoundarySolver):
                 max_steps=problem.max_steps,
                 num_segments=levels.num_segments,
                 error_estimate=levels.error_estimate,
+                velocity_error_estimate=levels.velocity_error_estimate,
                 coarse_length=levels.coarse_length,
                 fine_length=levels.fine_length,
             ),

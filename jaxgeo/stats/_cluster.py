@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from .._custom_types import Input, Scalar
 from .._geodesic._distance import distance, pairwise_distances
 from .._metric._base import AbstractMetric
+from .._sharding import map_solves
 from .._solution import raise_outside_jit, RESULTS
 from ._frechet import _karcher_mean, first_failure, initial_curves, karcher_rtol
 
@@ -203,7 +204,7 @@ def k_means(
 
 def _distances_from(metric, centre, xs, num_points):
     """Geodesic distances from `centre` to every point (NaN where a solve failed)."""
-    return jax.vmap(lambda x: distance(metric, centre, x, num_points=num_points, throw=False))(xs)
+    return map_solves(lambda x: distance(metric, centre, x, num_points=num_points, throw=False), xs)
 
 
 def _plus_plus(metric, xs, num_clusters, key, num_points):
@@ -255,7 +256,7 @@ def _k_means(
             )
             return mean, geodesics.length, result
 
-        new, lengths, results = jax.vmap(one)(centres, weights)
+        new, lengths, results = map_solves(lambda pair: one(*pair), (centres, weights))
         # A cluster that empties keeps its centre and its distances.
         new = jnp.where(empty[:, None], centres, new)
         lengths = jnp.where(empty[:, None], distances.T, lengths)
@@ -276,7 +277,7 @@ def _k_means(
             num_steps + 1,
         )
 
-    distances = jax.vmap(lambda c: _distances_from(metric, c, xs, num_points))(init).T
+    distances = map_solves(lambda c: _distances_from(metric, c, xs, num_points), init).T
     labels = assign(distances)
     carry = (init, distances, labels, jnp.array(True), RESULTS.successful, jnp.array(0))
     centres, distances, labels, changed, result, num_steps = jax.lax.while_loop(

@@ -19,6 +19,7 @@ from .._geodesic._energy import _parametrisation
 from .._geodesic._ivp import exp_map
 from .._metric._base import AbstractMetric
 from .._numerics import POLYLINE_TOL
+from .._sharding import map_solves
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
 
 
@@ -138,7 +139,7 @@ def _karcher_mean(metric, xs, weights, init, init_curves, num_points, max_steps,
         def one(x, init):
             return log_map(metric, m, x, num_points=num_points, init=init, throw=False)
 
-        sols = jax.vmap(one)(xs, inits)
+        sols = map_solves(lambda pair: one(*pair), (xs, inits))
         ok = jnp.all(sols.result == RESULTS.successful)
         objective = 0.5 * jnp.sum(weights * sols.length**2)
         return sols, jnp.where(ok, objective, jnp.nan)
