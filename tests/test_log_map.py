@@ -109,6 +109,51 @@ def test_pairwise_distances_symmetric():
     np.testing.assert_allclose(np.asarray(within)[off], np.asarray(expected)[off], rtol=1e-7)
 
 
+def test_pairwise_distances_in_calls_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Calls of 4 pairs: an interrupted matrix keeps its solved pairs in the checkpoint,
+    a second call solves only the rest; another matrix's or a damaged checkpoint is an
+    error naming the file; under jit all pairs are one call."""
+    import jaxgeo._geodesic._distance as module
+
+    pts = jnp.array([[0.0, 1.0], [1.0, 2.0], [-0.5, 0.5], [0.3, 1.5], [2.0, 0.8]])
+    expected = jax.vmap(lambda a: jax.vmap(lambda b: poincare_distance(a, b))(pts))(pts)
+    solver = jg.EnergyNewton()  # the static polyline: fast, its error O(1/N^2)
+    path = tmp_path / "d.npz"
+    calls, real = [], module._pair_distances
+
+    def counted(metric, pairs, *args):
+        calls.append(pairs.shape[0])
+        if len(calls) == 2 and interrupt:
+            raise KeyboardInterrupt
+        return real(metric, pairs, *args)
+
+    monkeypatch.setattr(module, "_pair_distances", counted)
+    kwargs = dict(solver=solver, num_points=65, pairs_per_call=4, checkpoint=path)
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        jg.pairwise_distances(POINCARE, pts, **kwargs)
+    assert calls == [4, 4] and path.exists()
+    interrupt, calls[:] = False, []
+    resumed = jg.pairwise_distances(POINCARE, pts, **kwargs)
+    assert calls == [4, 2]  # the 4 pairs of the first call were not solved again
+    off = ~np.eye(5, dtype=bool)
+    np.testing.assert_allclose(np.asarray(resumed)[off], np.asarray(expected)[off], rtol=1e-3)
+    fresh = jg.pairwise_distances(POINCARE, pts, solver=solver, num_points=65, pairs_per_call=3)
+    np.testing.assert_allclose(resumed, fresh, rtol=1e-12)
+    traced = jax.jit(lambda p: jg.pairwise_distances(POINCARE, p, solver=solver, num_points=65))
+    np.testing.assert_allclose(traced(pts), fresh, rtol=1e-9)
+
+    with pytest.raises(ValueError, match="d.npz belongs to another matrix"):
+        jg.pairwise_distances(POINCARE, pts + 0.1, **kwargs)
+    with np.load(path) as saved:
+        damaged = dict(saved)
+    damaged["lengths"] = damaged["lengths"] * 1.01
+    with open(path, "wb") as file:
+        np.savez(file, **damaged)
+    with pytest.raises(ValueError, match="d.npz is damaged"):
+        jg.pairwise_distances(POINCARE, pts, **kwargs)
+
+
 @pytest.mark.slow
 def test_exp_of_log_and_symmetry_on_stein():
     metric = stein_gaussian(0.8)

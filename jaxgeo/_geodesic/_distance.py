@@ -1,13 +1,20 @@
+import hashlib
+import os
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Input, Scalar
+from .._describe import describe
 from .._metric._base import AbstractMetric
+from .._progress import progress_bar
 from .._sharding import sharded_map
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
@@ -100,17 +107,33 @@ def pairwise_distances(
     max_steps: int = 4096,
     chunk_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
+    pairs_per_call: int | None = None,
+    progress: bool | None = None,
+    checkpoint: str | Path | None = None,
 ) -> Float[Array, "n m"]:
     """Geodesic distances between every `xs[i]` and `ys[j]`, shape `(n, m)`, by
-    [`jaxgeo.distance`][] (`solver`, `num_points`, `max_steps` go there). Without `ys`,
-    the symmetric matrix of distances within `xs`: only the $n(n-1)/2$ pairs $i < j$
-    are solved, and the diagonal is zero.
+    [`jaxgeo.distance`][] (`solver`, `num_points`, `max_steps` go there; e.g.
+    `solver=jaxgeo.Richardson(rtol=1e-3)` for a looser tolerance). Without `ys`, the
+    symmetric matrix of distances within `xs`: only the $n(n-1)/2$ pairs $i < j$ are
+    solved, and the diagonal is zero. A pair whose solve fails gives NaN.
 
-    The pairs are split evenly over `devices` (default: all of `jax.devices()`; one
-    device means no sharding) with `jax.shard_map`; each device solves its pairs
-    `chunk_size` at a time (vmapped within a chunk, `lax.map` over chunks) to bound
-    memory; the default is as in [`jaxgeo.geodesic_bvp_batch`][]. One compiled program
-    per metric structure and number of pairs. A pair whose solve fails gives NaN."""
+    The pairs are solved `pairs_per_call` at a time (default 256 per device on CPU,
+    8,192 on accelerators) by one compiled program, reused for every call, whatever the
+    number of points (a smaller last call compiles once more); between calls a progress
+    bar (tqdm; `progress=None`: only on a terminal) advances. Memory: the matrix, and one
+    call's pairs and solves. Within a call the pairs are split evenly over `devices`
+    (default: all of `jax.devices()`; one device means no sharding) with
+    `jax.shard_map`, and each device solves its pairs `chunk_size` at a time (vmapped
+    within a chunk, `lax.map` over chunks; the default is as in
+    [`jaxgeo.geodesic_bvp_batch`][]).
+
+    `checkpoint`: a file (`.npz`) where the distances solved so far are saved, at most
+    every 30 s, at the end, and when the run is interrupted (e.g. `KeyboardInterrupt`),
+    atomically and with their SHA-256; a later call with the same path resumes where it
+    stopped. A checkpoint of another matrix (metric parameters, points or solver
+    arguments differ) or a damaged one is an error naming the file, and is never
+    overwritten. Under `jax.jit` (traced points or metric) all pairs are one call,
+    without progress bar or checkpoint."""
     xs = jnp.asarray(xs)
     symmetric = ys is None
     ys = xs if symmetric else jnp.asarray(ys)
@@ -118,24 +141,121 @@ def pairwise_distances(
         raise ValueError(
             f"pairwise_distances: expected xs (n, D) and ys (m, D), got {xs.shape} and {ys.shape}"
         )
+    if pairs_per_call is not None and (not isinstance(pairs_per_call, int) or pairs_per_call < 1):
+        raise ValueError(
+            f"pairwise_distances: pairs_per_call must be a positive integer, got {pairs_per_call!r}"
+        )
     n, m = xs.shape[0], ys.shape[0]
     if symmetric:
         rows, cols = np.triu_indices(n, k=1)
     else:
         rows, cols = np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
-    pairs = jnp.stack([xs[rows], ys[cols]], axis=1)  # (pairs, 2, D)
-
     if len(rows) == 0:
         return jnp.zeros((n, m), xs.dtype)
-    lengths = _pair_distances(
-        metric,
-        pairs,
-        devices,
-        default_chunk_size(chunk_size, devices),
-        dict(solver=solver, num_points=num_points, max_steps=max_steps),
-    )
+    kwargs = dict(solver=solver, num_points=num_points, max_steps=max_steps)
+    chunk_size = default_chunk_size(chunk_size, devices)
+
+    def solve(pairs):
+        return _pair_distances(metric, pairs, devices, chunk_size, kwargs)
+
+    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves((metric, xs, ys)))
+    if traced:
+        if checkpoint is not None:
+            raise ValueError("pairwise_distances: a checkpoint needs concrete (not traced) inputs")
+        lengths = solve(jnp.stack([xs[rows], ys[cols]], axis=1))
+    else:
+        per_call = pairs_per_call or _default_pairs_per_call(devices)
+        lengths = _solve_in_calls(
+            solve, xs, ys, rows, cols, per_call, progress, checkpoint, (metric, xs, ys, kwargs)
+        )
     out = jnp.zeros((n, m), lengths.dtype).at[rows, cols].set(lengths)
     return out + out.T if symmetric else out
+
+
+# Pairs per compiled call when not given. CPU: a call of a learned metric's pairs takes
+# seconds (W6's ring network: about 20 ms a pair), so the progress bar moves.
+CPU_PAIRS_PER_CALL = 256
+ACCELERATOR_PAIRS_PER_CALL = 8192
+CHECKPOINT_INTERVAL_S = 30.0
+
+
+def _default_pairs_per_call(devices: Sequence[jax.Device] | None) -> int:
+    devices = jax.devices() if devices is None else list(devices)
+    if devices[0].platform == "cpu":
+        return CPU_PAIRS_PER_CALL * len(devices)
+    return ACCELERATOR_PAIRS_PER_CALL
+
+
+def _solve_in_calls(
+    solve, xs, ys, rows, cols, per_call, progress, checkpoint, identity
+) -> Float[Array, " pairs"]:
+    """The pairs' distances, `per_call` pairs per call of `solve`, with a progress bar
+    and (if `checkpoint` is a path) saved and resumed progress."""
+    num_pairs = len(rows)
+    dtype = jnp.result_type(xs.dtype, ys.dtype)
+    dtype = dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.asarray(0.0).dtype
+    lengths = np.full(num_pairs, np.nan, dtype)
+    path = None if checkpoint is None else Path(checkpoint)
+    meta = None if path is None else hashlib.sha256(describe(identity).encode()).hexdigest()
+    done = 0 if path is None else _load_progress(path, meta, lengths)
+    bar = progress_bar(num_pairs, done, progress, unit="pair", desc="pairwise_distances")
+    saved_at, saved_done = time.monotonic(), done
+    try:
+        while done < num_pairs:
+            stop = min(done + per_call, num_pairs)
+            pairs = jnp.stack([xs[rows[done:stop]], ys[cols[done:stop]]], axis=1)
+            lengths[done:stop] = np.asarray(solve(pairs))
+            bar.update(stop - done)
+            done = stop
+            if path is not None and time.monotonic() - saved_at > CHECKPOINT_INTERVAL_S:
+                _save_progress(path, meta, lengths, done)
+                saved_at, saved_done = time.monotonic(), done
+    finally:
+        bar.close()
+        if path is not None and done > saved_done:
+            _save_progress(path, meta, lengths, done)
+    return jnp.asarray(lengths)
+
+
+def _save_progress(path: Path, meta: str, lengths: np.ndarray, done: int) -> None:
+    """Atomic: the file is written beside `path` and moved over it in one `os.replace`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as file:
+        np.savez(file, lengths=lengths, done=done, meta=meta, sha256=_digest(lengths, done))
+    os.replace(temporary, path)
+
+
+def _load_progress(path: Path, meta: str, lengths: np.ndarray) -> int:
+    """Fill `lengths` from the checkpoint at `path` (if any); the number of pairs done."""
+    if not path.exists():
+        return 0
+    try:
+        with np.load(path) as saved:
+            saved_lengths, done = saved["lengths"], int(saved["done"])
+            saved_meta, sha256 = str(saved["meta"]), str(saved["sha256"])
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(
+            f"pairwise_distances: the checkpoint {path} is unreadable ({error}); delete it to "
+            "start afresh"
+        ) from error
+    if saved_meta != meta or saved_lengths.shape != lengths.shape:
+        raise ValueError(
+            f"pairwise_distances: the checkpoint {path} belongs to another matrix (the metric's "
+            "parameters, the points or the solver arguments differ); pass another path, or "
+            "delete it to start afresh"
+        )
+    if sha256 != _digest(saved_lengths, done):
+        raise ValueError(
+            f"pairwise_distances: the checkpoint {path} is damaged (its SHA-256 does not match "
+            "its distances); delete it to start afresh"
+        )
+    lengths[:done] = saved_lengths[:done]
+    return done
+
+
+def _digest(lengths: np.ndarray, done: int) -> str:
+    return hashlib.sha256(np.ascontiguousarray(lengths).tobytes() + str(done).encode()).hexdigest()
 
 
 @eqx.filter_jit  # one trace per metric structure and number of pairs, not one per call

@@ -1,10 +1,12 @@
+import jax
 import jax.numpy as jnp
 
-from .._numerics import LENGTH_TOL, LEVEL_TOL
+from .._numerics import LENGTH_LEVEL_TOL, LENGTH_TOL, LEVEL_TOL
 from .._solution import GeodesicSolution
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
 from ._levels import extrapolated_curve
+from ._newton import EnergyNewton
 
 
 class Richardson(AbstractBoundarySolver):
@@ -17,9 +19,11 @@ class Richardson(AbstractBoundarySolver):
     powers of $h = 1/N$, in its points, its discrete-momentum velocities and its length
     $L_N$; $R_N = (4 L_{2N} - L_N)/3$ cancels the $O(h^2)$ term, leaving $O(h^4)$, with
     no ODE solve. The error of $R$ is estimated from consecutive levels,
-    $|R_{2N} - R_N|$, or $\frac2{15}|R_{2N} - R_N|$ where the length differences fall
-    by about 4 per level (the asymptotic regime, where the error of $R_{2N}$ is
-    $|R_{2N} - R_N|/15$); the refinement stops at the first level whose estimate is
+    $|R_{2N} - R_N|$, or where the length differences fall by about 4 per level (the
+    asymptotic regime) $|R_{2N} - R_N|/15$, the error of $R_{2N}$, for the length, which
+    is then extrapolated once more, $R_{2N} + (R_{2N} - R_N)/15$ (Romberg's next
+    column, more accurate still), and twice that for the velocity
+    $R_{2N}$; the refinement stops at the first level whose estimate is
     within `atol + rtol * length` (and, by default, the log map's within
     `atol + rtol * |vs[0]|`). Easy pairs stop at $N = 64$ (from the default
     $N_0 = 16$); a metric that varies on a small scale refines up to
@@ -43,7 +47,9 @@ class Richardson(AbstractBoundarySolver):
 
     - `solver`: the polyline solver, with its tolerances (default: as in
       [`jaxgeo.geodesic_bvp`][], with tolerances 1e-10 in float64 where the velocity is
-      resolved: the log map's velocity carries $N$ times the error of the points).
+      resolved: the log map's velocity carries $N$ times the error of the points; where
+      only the length is, Newton's levels stop at 1e-4: the length's error is the square
+      of the points').
     - `rtol`, `atol`: the tolerance on the length's estimated error; default 1e-6 in
       float64 and 1e-4 in float32 (relative), and 0 (absolute).
     - `min_segments`: the first level's segments $N_0$ (a power of two, at least 4).
@@ -93,21 +99,27 @@ class Richardson(AbstractBoundarySolver):
             # The velocities (discrete momenta N G Delta) carry N times the points'
             # error: stop the levels tightly (Newton: a step more; L-BFGS on the 64-D
             # digits Stein metric of W7: 0.15 s, where 1e-6 left the log map 2e-5 off).
-            # (The length needs no more than the polyline solver's default.)
+            # The length alone is stationary: Newton's levels stop at 1e-4.
             solver = default_polyline_solver(problem.x0.shape[0])
             if self.resolve_velocity:
                 tol = LEVEL_TOL(dtype)
                 solver = type(solver)(rtol=tol, atol=tol)
+            elif isinstance(solver, EnergyNewton):  # quadratic convergence
+                tol = LENGTH_LEVEL_TOL(dtype)
+                solver = EnergyNewton(rtol=tol, atol=tol)
         rtol = LENGTH_TOL(dtype) if self.rtol is None else self.rtol
         atol = 0.0 if self.atol is None else self.atol
         levels = solver.refined_levels(
             problem, self.min_segments, self.max_segments, (rtol, atol), self.resolve_velocity
         )
-        length = jnp.where(
+        fourth_order = jnp.where(
             levels.extrapolated,
             (4 * levels.fine_length - levels.coarse_length) / 3,
             levels.fine_length,
         )
+        # Romberg's next column adds an O(h^4) correction; its derivative (as small) is
+        # left out: the derivatives are those of R (the levels' implicit functions).
+        length = fourth_order + jax.lax.stop_gradient(levels.length - fourth_order)
         xs, vs = extrapolated_curve(
             problem.metric,
             problem.energy,

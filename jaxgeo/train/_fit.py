@@ -2,7 +2,6 @@ r"""The training loop: [`jaxgeo.train.fit`][] runs compiled chunks of optimiser 
 with a progress bar, checkpoints and exact resume."""
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from jax.typing import ArrayLike
 from jaxtyping import PRNGKeyArray, PyTree
 
 from .._checks import check_examples
+from .._progress import progress_bar
 from ._checkpoint import committed_checkpoints, load_checkpoint, run_meta, save_checkpoint
 from ._losses import Loss
 
@@ -123,7 +123,7 @@ def fit(
         logger.info("resumed from %s at step %d", directory, step)
 
     history = [losses[:step]]
-    bar = _progress_bar(num_steps, step, progress)
+    bar = progress_bar(num_steps, step, progress, unit="step", desc="fit")
     try:
         while step < num_steps:
             length = min(steps_per_chunk, num_steps - step)
@@ -193,10 +193,3 @@ def _run_chunk(
         one_step, (params, opt_state), start + jnp.arange(length)
     )
     return params, opt_state, values
-
-
-def _progress_bar(total: int, initial: int, progress: bool | None):
-    from tqdm.auto import tqdm
-
-    disable = (not sys.stderr.isatty()) if progress is None else not progress
-    return tqdm(total=total, initial=initial, disable=disable, unit="step", desc="fit")
