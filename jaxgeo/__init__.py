@@ -51,6 +51,7 @@ from ._geodesic import (
     pairwise_distances as pairwise_distances,
     Richardson as Richardson,
     Shooting as Shooting,
+    Shortest as Shortest,
 )
 from ._metric import (
     AbstractMetric as AbstractMetric,

@@ -20,3 +20,4 @@ from ._ivp import exp_map as exp_map, geodesic_ivp as geodesic_ivp
 from ._newton import EnergyNewton as EnergyNewton
 from ._richardson import Richardson as Richardson
 from ._shooting import Shooting as Shooting
+from ._shortest import Shortest as Shortest

@@ -132,8 +132,9 @@ def pairwise_distances(
     atomically and with their SHA-256; a later call with the same path resumes where it
     stopped. A checkpoint of another matrix (metric parameters, points or solver
     arguments differ) or a damaged one is an error naming the file, and is never
-    overwritten. Under `jax.jit` (traced points or metric) all pairs are one call,
-    without progress bar or checkpoint."""
+    overwritten. Under `jax.jit` (traced points or metric) and across several processes
+    (`jax.distributed`; the result is then a global array) all pairs are one call, without
+    progress bar or checkpoint."""
     xs = jnp.asarray(xs)
     symmetric = ys is None
     ys = xs if symmetric else jnp.asarray(ys)
@@ -159,9 +160,12 @@ def pairwise_distances(
         return _pair_distances(metric, pairs, devices, chunk_size, kwargs)
 
     traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves((metric, xs, ys)))
-    if traced:
+    if traced or jax.process_count() > 1:
         if checkpoint is not None:
-            raise ValueError("pairwise_distances: a checkpoint needs concrete (not traced) inputs")
+            raise ValueError(
+                "pairwise_distances: a checkpoint needs concrete (not traced) inputs and one "
+                "process"
+            )
         lengths = solve(jnp.stack([xs[rows], ys[cols]], axis=1))
     else:
         per_call = pairs_per_call or _default_pairs_per_call(devices)

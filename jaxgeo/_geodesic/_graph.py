@@ -58,6 +58,11 @@ class GeodesicGraph(eqx.Module):
         )
         return idx, lengths
 
+    def __call__(self, x0: Point, x1: Point, num_points: int) -> Curve:
+        """[`jaxgeo.graph_geodesic`][]: an initial curve, e.g. a candidate of
+        [`jaxgeo.Shortest`][]."""
+        return graph_geodesic(self, x0, x1, num_points=num_points)
+
     def shortest_paths(
         self, source_nodes: Int[Array, " s"], source_lengths: Float[Array, " s"]
     ) -> tuple[Float[Array, " nodes"], Int[Array, " nodes"]]:

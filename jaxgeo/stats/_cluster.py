@@ -10,6 +10,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._custom_types import Input, Scalar
+from .._geodesic._base import AbstractBoundarySolver
 from .._geodesic._distance import distance, pairwise_distances
 from .._metric._base import AbstractMetric
 from .._sharding import map_solves
@@ -161,6 +162,7 @@ def k_means(
     init: Input | None = None,
     key: PRNGKeyArray | None = None,
     num_points: int = 129,
+    geodesic_solver: AbstractBoundarySolver | None = None,
     max_steps: int = 32,
     mean_steps: int = 16,
     throw: bool = True,
@@ -173,7 +175,8 @@ def k_means(
     points, give the next assignment, so an iteration is one batch of log maps per
     Karcher step. `init`: the initial centres, shape `(k, D)`; default k-means++
     seeding by geodesic distance from `key` (default `jax.random.key(0)`). A cluster
-    that empties keeps its centre. `num_points` goes to [`jaxgeo.log_map`][].
+    that empties keeps its centre. `num_points` and `geodesic_solver` (its `solver`, e.g.
+    [`jaxgeo.Shortest`][]) go to [`jaxgeo.log_map`][] and [`jaxgeo.distance`][].
 
     **Returns:** a [`jaxgeo.stats.KMeans`][].
     """
@@ -196,24 +199,29 @@ def k_means(
         key,
         num_clusters=num_clusters,
         num_points=num_points,
+        solver=geodesic_solver,
         max_steps=max_steps,
         mean_steps=mean_steps,
         throw=throw,
     )
 
 
-def _distances_from(metric, centre, xs, num_points):
+def _distances_from(metric, centre, xs, num_points, solver):
     """Geodesic distances from `centre` to every point (NaN where a solve failed)."""
-    return map_solves(lambda x: distance(metric, centre, x, num_points=num_points, throw=False), xs)
+
+    def one(x):
+        return distance(metric, centre, x, solver=solver, num_points=num_points, throw=False)
+
+    return map_solves(one, xs)
 
 
-def _plus_plus(metric, xs, num_clusters, key, num_points):
+def _plus_plus(metric, xs, num_clusters, key, num_points, solver):
     r"""k-means++ seeding: the first centre uniformly, each next one with probability
     $\propto d^2$ to the nearest chosen centre."""
     n = xs.shape[0]
     key, first = jr.split(key)
     index = jr.randint(first, (), 0, n)
-    nearest = _distances_from(metric, xs[index], xs, num_points) ** 2
+    nearest = _distances_from(metric, xs[index], xs, num_points, solver) ** 2
     indices = jnp.zeros(num_clusters, int).at[0].set(index)
 
     def add(j, carry):
@@ -222,7 +230,7 @@ def _plus_plus(metric, xs, num_clusters, key, num_points):
         total = jnp.sum(weights)  # (zero when every point is a chosen one: uniform)
         p = jnp.where(total > 0, weights / jnp.where(total > 0, total, 1), 1 / n)
         index = jr.choice(jr.fold_in(key, j), n, p=p)
-        new = _distances_from(metric, xs[index], xs, num_points) ** 2
+        new = _distances_from(metric, xs[index], xs, num_points, solver) ** 2
         return indices.at[j].set(index), jnp.fmin(nearest, new)
 
     indices, _ = jax.lax.fori_loop(1, num_clusters, add, (indices, nearest))
@@ -231,12 +239,12 @@ def _plus_plus(metric, xs, num_clusters, key, num_points):
 
 @raise_outside_jit
 def _k_means(
-    metric, xs, init, key, *, num_clusters, num_points, max_steps, mean_steps, throw=True
+    metric, xs, init, key, *, num_clusters, num_points, solver, max_steps, mean_steps, throw=True
 ) -> KMeans:
     del throw
     n = xs.shape[0]
     if init is None:
-        init = _plus_plus(metric, xs, num_clusters, key, num_points)
+        init = _plus_plus(metric, xs, num_clusters, key, num_points, solver)
     tol = karcher_rtol(xs.dtype)
     clusters = jnp.arange(num_clusters)
 
@@ -252,7 +260,7 @@ def _k_means(
         def one(centre, w):
             lines = initial_curves(None, xs, centre, num_points)
             mean, geodesics, result, _ = _karcher_mean(
-                metric, xs, w, centre, lines, num_points, mean_steps, tol
+                metric, xs, w, centre, lines, num_points, mean_steps, tol, solver
             )
             return mean, geodesics.length, result
 
@@ -277,7 +285,7 @@ def _k_means(
             num_steps + 1,
         )
 
-    distances = map_solves(lambda c: _distances_from(metric, c, xs, num_points), init).T
+    distances = map_solves(lambda c: _distances_from(metric, c, xs, num_points, solver), init).T
     labels = assign(distances)
     carry = (init, distances, labels, jnp.array(True), RESULTS.successful, jnp.array(0))
     centres, distances, labels, changed, result, num_steps = jax.lax.while_loop(

@@ -13,7 +13,7 @@ from jaxtyping import Array
 from .._checks import check_value
 from .._curve import curve_energy, straight_line
 from .._custom_types import Input, Point, Scalar
-from .._geodesic._base import BoundaryProblem, polyline_solution
+from .._geodesic._base import AbstractBoundarySolver, BoundaryProblem, polyline_solution
 from .._geodesic._distance import log_map
 from .._geodesic._energy import _parametrisation
 from .._geodesic._ivp import exp_map
@@ -125,7 +125,7 @@ class _KarcherState(eqx.Module):
     done: Array
 
 
-def _karcher_mean(metric, xs, weights, init, init_curves, num_points, max_steps, rtol):
+def _karcher_mean(metric, xs, weights, init, init_curves, num_points, max_steps, rtol, solver):
     r"""Riemannian gradient descent $m \leftarrow \exp_m(\tau \sum_i w_i \log_m x_i)$
     ($-\sum_i w_i \log_m x_i$ is the Riemannian gradient of $F$): $\tau = 1$ is the
     Karcher step, exact on flat spaces; a step that does not lower $F$ is retried with
@@ -137,7 +137,9 @@ def _karcher_mean(metric, xs, weights, init, init_curves, num_points, max_steps,
 
     def logs_at(m, inits):
         def one(x, init):
-            return log_map(metric, m, x, num_points=num_points, init=init, throw=False)
+            return log_map(
+                metric, m, x, solver=solver, num_points=num_points, init=init, throw=False
+            )
 
         sols = map_solves(lambda pair: one(*pair), (xs, inits))
         ok = jnp.all(sols.result == RESULTS.successful)
@@ -252,6 +254,7 @@ def frechet_mean(
     method: str = "karcher",
     init: Input | None = None,
     init_curves: Input | None = None,
+    geodesic_solver: AbstractBoundarySolver | None = None,
     num_points: int = 129,
     max_steps: int | None = None,
     rtol: float | None = None,
@@ -278,7 +281,9 @@ def frechet_mean(
     `init_curves`, shape `(n, num_points, D)`: the initial polylines from `init` to every
     point (default: straight lines), e.g. from [`jaxgeo.graph_geodesic`][] where several
     geodesics join two points, or the `geodesics.xs` of an earlier mean; they select
-    which geodesics (and so which local mean) are found.
+    which geodesics (and so which local mean) are found. `geodesic_solver`: the boundary
+    solver of the Karcher iteration's log maps (default [`jaxgeo.Richardson`][]), e.g.
+    [`jaxgeo.Shortest`][] to keep the shortest of several geodesics to every point.
 
     `max_steps` bounds the Karcher iterations (default 64) or the L-BFGS steps (default
     4096). `rtol` defaults to 1e-7 in float64 and 1e-4 in float32 (Karcher) or the polyline
@@ -304,19 +309,31 @@ def frechet_mean(
         num_points=num_points,
         max_steps=max_steps,
         rtol=rtol,
+        solver=geodesic_solver,
         throw=throw,
     )
 
 
 @raise_outside_jit
 def _frechet_mean(
-    metric, xs, weights, init, init_curves, *, method, num_points, max_steps, rtol, throw=True
+    metric,
+    xs,
+    weights,
+    init,
+    init_curves,
+    *,
+    method,
+    num_points,
+    max_steps,
+    rtol,
+    solver,
+    throw=True,
 ) -> FrechetMean:
     del throw  # (raised outside the compiled program by `raise_outside_jit`)
     if method == "karcher":
         tol = rtol if rtol is not None else karcher_rtol(xs.dtype)
         mean, geodesics, result, num_steps = _karcher_mean(
-            metric, xs, weights, init, init_curves, num_points, max_steps, tol
+            metric, xs, weights, init, init_curves, num_points, max_steps, tol, solver
         )
     else:
         tol = rtol if rtol is not None else POLYLINE_TOL(xs.dtype)
