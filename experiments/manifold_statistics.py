@@ -165,7 +165,7 @@ def class_mean(metric, graph, points, *, smoke: bool) -> dict:
        near long ones). A code whose geodesic does not resolve at 129 points sits alone
        behind a wall of decoder variance (its geodesic needs about 1,000 points); it is
        set aside and counted.
-    2. The joint energy minimisation (`method="energy"`, 65 points per polyline, started
+    2. The joint energy minimisation (`EnergyMean`, 65 points per polyline, started
        from the graph's paths): L-BFGS copes with the flat, anisotropic objective on
        which Karcher steps crawl.
     3. Karcher steps from there (fourth-order log maps, started from the graph's paths
@@ -188,7 +188,7 @@ def class_mean(metric, graph, points, *, smoke: bool) -> dict:
     energy = jg.stats.frechet_mean(
         metric,
         kept,
-        method="energy",
+        solver=jg.stats.EnergyMean(),
         init=medoid,
         init_curves=paths(medoid, kept, num_points),
         num_points=num_points,
@@ -200,8 +200,7 @@ def class_mean(metric, graph, points, *, smoke: bool) -> dict:
         kept,
         init=start,
         init_curves=paths(start, kept, 129),
-        max_steps=8 if smoke else 64,
-        rtol=KARCHER_RTOL,
+        solver=jg.stats.KarcherMean(max_steps=8 if smoke else 64, rtol=KARCHER_RTOL),
         throw=False,
     )
     return dict(

@@ -27,7 +27,8 @@ class Shortest(AbstractBoundarySolver):
 
     Usable wherever a boundary solver is ([`jaxgeo.distance`][], [`jaxgeo.log_map`][],
     [`jaxgeo.pairwise_distances`][], `geodesic_solver=` of
-    [`jaxgeo.stats.frechet_mean`][] and [`jaxgeo.stats.k_means`][]; k-medoids on
+    [`jaxgeo.stats.KarcherMean`][], [`jaxgeo.stats.NewtonMean`][] and
+    [`jaxgeo.stats.k_means`][]; k-medoids on
     `pairwise_distances`). The candidates are solved one after another (`lax.map`: one
     trace of `solver`), so a call costs about as many solves as there are candidates.
 

@@ -8,7 +8,14 @@ from ._cluster import (
     KMedoids as KMedoids,
     nearest_neighbours as nearest_neighbours,
 )
-from ._frechet import frechet_mean as frechet_mean, FrechetMean as FrechetMean
+from ._frechet import (
+    AbstractMeanSolver as AbstractMeanSolver,
+    EnergyMean as EnergyMean,
+    frechet_mean as frechet_mean,
+    FrechetMean as FrechetMean,
+    KarcherMean as KarcherMean,
+    NewtonMean as NewtonMean,
+)
 from ._interpolate import interpolate as interpolate, Interpolation as Interpolation
 from ._pca import (
     principal_geodesics as principal_geodesics,

@@ -2,6 +2,7 @@ r"""The weighted Fréchet (Karcher) mean $\bar x = \arg\min_m F(m)$,
 $F(m) = \frac12 \sum_i w_i\, d(m, x_i)^2$ (weights normalised to sum to one), on any
 metric."""
 
+import abc
 from typing import Any
 
 import equinox as eqx
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array
 
-from .._checks import check_value
+from .._checks import check_integer, check_value
 from .._curve import curve_energy, straight_line
 from .._custom_types import Input, Point, Scalar
 from .._geodesic._base import AbstractBoundarySolver, BoundaryProblem, polyline_solution
@@ -18,9 +19,10 @@ from .._geodesic._distance import log_map
 from .._geodesic._energy import _parametrisation
 from .._geodesic._ivp import exp_map
 from .._metric._base import AbstractMetric
-from .._numerics import POLYLINE_TOL
+from .._numerics import LEVEL_TOL, POLYLINE_TOL
 from .._sharding import map_solves
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
+from ._newton_mean import newton_mean_levels
 
 
 class FrechetMean(eqx.Module):
@@ -35,9 +37,11 @@ class FrechetMean(eqx.Module):
       the log maps $\log_{\bar x}(x_i)$, `geodesics.length` the distances.
     - `result`: a [`jaxgeo.RESULTS`][]; `RESULTS.successful` if the iteration
       converged and every geodesic was solved.
-    - `stats`: `num_steps` (iterations, rejected ones included), `max_steps` and
-      `grad_norm`, the norm $\|\sum_i w_i \log_{\bar x}(x_i)\|_{G(\bar x)}$ of the
-      Riemannian gradient of $-F$ at the mean (zero at a mean).
+    - `stats`: the solver's (`num_steps`, iterations, rejected ones included;
+      `max_steps`; [`jaxgeo.stats.NewtonMean`][] adds `num_segments`, `error_estimate`
+      and `grad_norms`) and `grad_norm`, the norm
+      $\|\sum_i w_i \log_{\bar x}(x_i)\|_{G(\bar x)}$ of the Riemannian gradient of
+      $-F$ at the mean (zero at a mean).
     """
 
     mean: Point
@@ -45,12 +49,6 @@ class FrechetMean(eqx.Module):
     geodesics: GeodesicSolution
     result: RESULTS
     stats: dict[str, Any]
-
-
-METHODS = ("karcher", "energy")
-# Karcher steps (each a batch of log maps and an exp map), or L-BFGS steps over all the
-# polylines at once.
-DEFAULT_MAX_STEPS = dict(karcher=64, energy=4096)
 
 
 def initial_curves(curves, xs, init, num_points):
@@ -246,100 +244,241 @@ def _energy_mean(metric, xs, weights, init, init_curves, num_points, max_steps, 
     return mean, geodesics, result, sol.stats["num_steps"]
 
 
+class AbstractMeanSolver(eqx.Module):
+    """A method for the Fréchet mean: [`jaxgeo.stats.NewtonMean`][] (the default),
+    [`jaxgeo.stats.KarcherMean`][] or [`jaxgeo.stats.EnergyMean`][]. Solvers hold
+    configuration only; [`jaxgeo.stats.frechet_mean`][] is the entry point."""
+
+    @abc.abstractmethod
+    def solve(
+        self, metric: AbstractMetric, xs, weights, init, init_curves, num_points: int
+    ) -> tuple[Point, GeodesicSolution, RESULTS, dict[str, Any]]:
+        """The mean, the geodesics from it to every point, the result and `stats`
+        (at least `num_steps` and `max_steps`)."""
+
+
+class NewtonMean(AbstractMeanSolver):
+    r"""Newton's method on the mean and the discrete geodesics to all the points at
+    once, refined level by level and extrapolated.
+
+    At $N$ segments per polyline, the mean $m$ and the polylines' interior points
+    minimise $\sum_i w_i E_N(c_i)$, whose Hessian is an arrowhead (each polyline's
+    block-tridiagonal Hessian, coupled to the others only through the mean's
+    $D \times D$ block): a Newton step eliminates the polylines by a Schur complement on
+    the mean, $O(n N D^4)$, and converges quadratically near the mean
+    (`stats["grad_norms"]`). Levenberg–Marquardt damping makes it global. Levels of
+    `min_segments`, twice as many, ... up to `max_segments` segments each start from
+    the previous one; their means are extrapolated (Romberg, fourth order) until the
+    estimated error is within `rtol` $\sqrt{2F}$ (in the metric's norm at the mean;
+    `stats["error_estimate"]`), else `RESULTS.unresolved_curve`. The geodesics from the
+    mean are then [`jaxgeo.log_map`][]s started from the last level's polylines
+    (`geodesic_solver`, default [`jaxgeo.Richardson`][]). Each level is compiled once,
+    with its size: the compile time grows with the number of levels.
+
+    **Arguments:**
+
+    - `rtol`: the mean's tolerance, relative to $\sqrt{2F}$ (default 1e-7 in float64,
+      1e-4 in float32).
+    - `min_segments`, `max_segments`: the first and the finest level (powers of two,
+      `max_segments` at least 4 `min_segments`: three levels give the first estimate).
+    - `max_steps`: Newton steps per level.
+    - `geodesic_solver`: the boundary solver of the final log maps, e.g.
+      [`jaxgeo.Shortest`][].
+
+    `stats`: `num_steps` (all levels), `max_steps`, `num_segments` (the last level's),
+    `error_estimate` (absolute, in the metric's norm at the mean) and `grad_norms`
+    (levels x steps: the max-norm of the energy's gradient before every Newton step,
+    NaN after a level's last).
+    """
+
+    rtol: float | None = None
+    min_segments: int = 16
+    max_segments: int = 512
+    max_steps: int = 64
+    geodesic_solver: AbstractBoundarySolver | None = None
+
+    def __check_init__(self):
+        levels = self.max_segments // max(self.min_segments, 1)
+        if (
+            not isinstance(self.min_segments, int)
+            or self.min_segments < 2
+            or self.min_segments & (self.min_segments - 1)
+            or levels < 4
+            or self.max_segments != levels * self.min_segments
+            or levels & (levels - 1)
+        ):
+            raise ValueError(
+                "NewtonMean: min_segments must be a power of two >= 2 and max_segments "
+                "min_segments times a power of two >= 4, got "
+                f"min_segments={self.min_segments!r}, max_segments={self.max_segments!r}"
+            )
+        check_integer(self.max_steps, "NewtonMean: max_steps", minimum=1)
+
+    def solve(self, metric, xs, weights, init, init_curves, num_points):
+        rtol = karcher_rtol(xs.dtype) if self.rtol is None else self.rtol
+        levels = newton_mean_levels(
+            metric,
+            xs,
+            weights,
+            init,
+            init_curves,
+            num_points=num_points,
+            min_segments=self.min_segments,
+            max_segments=self.max_segments,
+            max_steps=self.max_steps,
+            rtol=rtol,
+            newton_tol=LEVEL_TOL(xs.dtype),
+        )
+
+        def one(pair):
+            x, curve = pair
+            return log_map(
+                metric,
+                levels.mean,
+                x,
+                solver=self.geodesic_solver,
+                num_points=num_points,
+                init=curve,
+                throw=False,
+            )
+
+        geodesics = map_solves(one, (xs, levels.curves))
+        result = RESULTS.where(
+            levels.result == RESULTS.successful, first_failure(geodesics.result), levels.result
+        )
+        stats = dict(
+            num_steps=levels.num_steps,
+            max_steps=self.max_steps,
+            num_segments=levels.num_segments,
+            error_estimate=levels.error_estimate,
+            grad_norms=levels.grad_norms,
+        )
+        return levels.mean, geodesics, result, stats
+
+
+class KarcherMean(AbstractMeanSolver):
+    r"""Riemannian gradient descent $m \leftarrow \exp_m(\tau\sum_i w_i \log_m x_i)$ with
+    [`jaxgeo.log_map`][] (warm-started from the previous step's geodesics) and
+    [`jaxgeo.exp_map`][]; the step $\tau$ starts at 1 (exact in one step on flat
+    spaces), halves when $F$ does not decrease and doubles back after a success. Stops
+    when $\|\sum_i w_i\log_m x_i\|_{G(m)} \le$ `rtol` $\sqrt{2F}$, or when a step
+    shorter than that fails to lower $F$ while the gradient is below
+    $\sqrt{\text{rtol}}\sqrt{2F}$ (the floor of the log maps' accuracy). Converges
+    linearly (slowly on flat, anisotropic objectives).
+
+    **Arguments:** `rtol` (default 1e-7 in float64, 1e-4 in float32), `max_steps`
+    (Karcher steps, each a batch of log maps and an exp map), `geodesic_solver` (of
+    the log maps, default [`jaxgeo.Richardson`][]; e.g. [`jaxgeo.Shortest`][]).
+    """
+
+    rtol: float | None = None
+    max_steps: int = 64
+    geodesic_solver: AbstractBoundarySolver | None = None
+
+    def __check_init__(self):
+        check_integer(self.max_steps, "KarcherMean: max_steps", minimum=0)
+
+    def solve(self, metric, xs, weights, init, init_curves, num_points):
+        rtol = karcher_rtol(xs.dtype) if self.rtol is None else self.rtol
+        mean, geodesics, result, num_steps = _karcher_mean(
+            metric,
+            xs,
+            weights,
+            init,
+            init_curves,
+            num_points,
+            self.max_steps,
+            rtol,
+            self.geodesic_solver,
+        )
+        return mean, geodesics, result, dict(num_steps=num_steps, max_steps=self.max_steps)
+
+
+class EnergyMean(AbstractMeanSolver):
+    r"""One minimisation, no ODE solves: the centre and all the discrete geodesics to
+    the points (`num_points` per polyline) minimised together by L-BFGS: the mean of
+    the discrete distances, $O(1/N^2)$ from the exact one.
+
+    **Arguments:** `rtol` (default: the polyline tolerance), `max_steps` (L-BFGS
+    steps)."""
+
+    rtol: float | None = None
+    max_steps: int = 4096
+
+    def __check_init__(self):
+        check_integer(self.max_steps, "EnergyMean: max_steps", minimum=0)
+
+    def solve(self, metric, xs, weights, init, init_curves, num_points):
+        rtol = POLYLINE_TOL(xs.dtype) if self.rtol is None else self.rtol
+        mean, geodesics, result, num_steps = _energy_mean(
+            metric, xs, weights, init, init_curves, num_points, self.max_steps, rtol
+        )
+        return mean, geodesics, result, dict(num_steps=num_steps, max_steps=self.max_steps)
+
+
 def frechet_mean(
     metric: AbstractMetric,
     xs: Input,
     weights: Input | None = None,
     *,
-    method: str = "karcher",
+    solver: AbstractMeanSolver | None = None,
     init: Input | None = None,
     init_curves: Input | None = None,
-    geodesic_solver: AbstractBoundarySolver | None = None,
     num_points: int = 129,
-    max_steps: int | None = None,
-    rtol: float | None = None,
     throw: bool = True,
 ) -> FrechetMean:
     r"""The weighted Fréchet (Karcher) mean of the points `xs` under `metric`: the
     minimiser of $F(m) = \frac12\sum_i w_i\, d(m, x_i)^2$ (the weights normalised to sum
     to one; default equal), a local one found from `init` (default: the Euclidean
-    weighted mean of the points).
+    weighted mean of the points), by `solver`:
 
-    - `method="karcher"` (default): Riemannian gradient descent
-      $m \leftarrow \exp_m(\tau\sum_i w_i \log_m x_i)$ with [`jaxgeo.log_map`][]
-      (fourth order, `num_points`; warm-started from the previous step's geodesics)
-      and [`jaxgeo.exp_map`][]; the step $\tau$ starts at
-      1 (exact in one step on flat spaces), halves when $F$ does not decrease and
-      doubles back after a success. Stops when
-      $\|\sum_i w_i\log_m x_i\|_{G(m)} \le$ `rtol` $\sqrt{2F}$, or when a step
-      shorter than that fails to lower $F$ while the gradient is below
-      $\sqrt{\text{rtol}}\sqrt{2F}$ (the floor of the log maps' accuracy).
-    - `method="energy"`: no ODE solves; the centre and all the discrete geodesics to
-      the points minimised together in one L-BFGS solve (`num_points` per polyline,
-      `max_steps` L-BFGS steps): $O(1/N^2)$ from the exact mean.
+    - [`jaxgeo.stats.NewtonMean`][] (default): Newton's method on the mean and all the
+      discrete geodesics at once (quadratic convergence), refined and extrapolated
+      until the mean's estimated error is below 1e-7 $\sqrt{2F}$ (float64);
+    - [`jaxgeo.stats.KarcherMean`][]: Riemannian gradient descent with log and exp
+      maps;
+    - [`jaxgeo.stats.EnergyMean`][]: one L-BFGS minimisation, $O(1/N^2)$.
 
     `init_curves`, shape `(n, num_points, D)`: the initial polylines from `init` to every
     point (default: straight lines), e.g. from [`jaxgeo.graph_geodesic`][] where several
     geodesics join two points, or the `geodesics.xs` of an earlier mean; they select
-    which geodesics (and so which local mean) are found. `geodesic_solver`: the boundary
-    solver of the Karcher iteration's log maps (default [`jaxgeo.Richardson`][]), e.g.
-    [`jaxgeo.Shortest`][] to keep the shortest of several geodesics to every point.
-
-    `max_steps` bounds the Karcher iterations (default 64) or the L-BFGS steps (default
-    4096). `rtol` defaults to 1e-7 in float64 and 1e-4 in float32 (Karcher) or the polyline
-    tolerance (energy). Under `jax.vmap` pass `throw=False` and check `result`.
+    which geodesics (and so which local mean) are found. `num_points`: the points of
+    the returned geodesics (and of `EnergyMean`'s polylines). Under `jax.vmap` pass
+    `throw=False` and check `result`.
 
     **Returns:** a [`jaxgeo.stats.FrechetMean`][].
     """
-    if method not in METHODS:
-        raise ValueError(f"frechet_mean: method must be one of {METHODS}, got {method!r}")
+    if solver is None:
+        solver = NewtonMean()
+    elif not isinstance(solver, AbstractMeanSolver):
+        raise ValueError(
+            "frechet_mean: solver must be a jaxgeo.stats.AbstractMeanSolver (NewtonMean(), "
+            f"KarcherMean(), EnergyMean()), got {type(solver).__name__}"
+        )
     if num_points < 3:
         raise ValueError(f"frechet_mean: num_points must be at least 3, got {num_points}")
     xs, weights, init = _check_inputs(xs, weights, init)
     init_curves = initial_curves(init_curves, xs, init, num_points)
-    if max_steps is None:
-        max_steps = DEFAULT_MAX_STEPS[method]
     return _frechet_mean(
         metric,
         xs,
         weights / jnp.sum(weights),
         init,
         init_curves,
-        method=method,
+        solver,
         num_points=num_points,
-        max_steps=max_steps,
-        rtol=rtol,
-        solver=geodesic_solver,
         throw=throw,
     )
 
 
 @raise_outside_jit
 def _frechet_mean(
-    metric,
-    xs,
-    weights,
-    init,
-    init_curves,
-    *,
-    method,
-    num_points,
-    max_steps,
-    rtol,
-    solver,
-    throw=True,
+    metric, xs, weights, init, init_curves, solver, *, num_points, throw=True
 ) -> FrechetMean:
     del throw  # (raised outside the compiled program by `raise_outside_jit`)
-    if method == "karcher":
-        tol = rtol if rtol is not None else karcher_rtol(xs.dtype)
-        mean, geodesics, result, num_steps = _karcher_mean(
-            metric, xs, weights, init, init_curves, num_points, max_steps, tol, solver
-        )
-    else:
-        tol = rtol if rtol is not None else POLYLINE_TOL(xs.dtype)
-        mean, geodesics, result, num_steps = _energy_mean(
-            metric, xs, weights, init, init_curves, num_points, max_steps, tol
-        )
+    mean, geodesics, result, stats = solver.solve(
+        metric, xs, weights, init, init_curves, num_points
+    )
     grad = _gradient(weights, geodesics)
     variance = jnp.sum(weights * geodesics.length**2)
     # (Traced weights that are invalid make the objective NaN.)
@@ -353,9 +492,5 @@ def _frechet_mean(
         variance=variance,
         geodesics=geodesics,
         result=result,
-        stats=dict(
-            num_steps=num_steps,
-            max_steps=max_steps,
-            grad_norm=metric.norm(mean, grad),
-        ),
+        stats=dict(stats, grad_norm=metric.norm(mean, grad)),
     )
