@@ -30,7 +30,7 @@ import numpy as np
 
 import jaxgeo as jg
 
-from . import fisher_rao, learned, problems, workloads
+from . import fisher_rao, learned, problems, statistics, workloads
 from .peers import geomstats_peer, stochman_peer
 from .report import cell, enable_compilation_cache, markdown_table
 
@@ -460,6 +460,43 @@ def section_w7(report: Report, repeats: int) -> None:
     )
 
 
+def section_w8(report: Report, repeats: int) -> None:
+    report("## W8: statistics of data sets on the learned ring metric\n")
+    out = statistics.main(repeats)
+    report(
+        "The W6 network and metric. Distance matrices of ring points (seed 2), end to end "
+        "(compile included), with the time a 1,000-point matrix would take at the same rate "
+        "and the largest relative error of 10 sampled entries against the 512-segment "
+        "reference (tolerance 1e-12). k-medoids (k = 10) on that matrix and on a 1,000-point "
+        "Euclidean matrix; k-means of ring points (k = 2).\n"
+    )
+    report.table(
+        ["call", "time (s)", "per pair (ms)", "1,000 points (s, est.)", "failed", "max error"],
+        [
+            [
+                r["call"],
+                r["seconds"],
+                r.get("per_pair_ms"),
+                r.get("full_estimate_s"),
+                r.get("failed"),
+                r.get("error"),
+            ]
+            for r in out["matrices"]
+        ],
+    )
+    report(
+        "\nFréchet means (`jg.stats.frechet_mean(solver=...)`): error = the metric norm at "
+        "the exact (a) or converged (b, c: `NewtonMean(rtol=1e-10, max_segments=1024)`) "
+        "mean of the difference. For comparison, GEORCE-FM measured by issue 29 on this "
+        "machine (its authors' code, 64 segments, later calls, loaded): (a) 3 ms at 1e-2, "
+        "(b) 83 ms, (c) 5.4 s. geomstats' `FrechetMean` is not run yet.\n"
+    )
+    report.table(
+        ["problem", "solver", "compile (s)", "run (s)", "error", "result"],
+        [list(r.values()) for r in out["means"]],
+    )
+
+
 def section_devices(report: Report, repeats: int) -> None:
     num_pairs = 256
     out = workloads.device_scaling(num_pairs, repeats)
@@ -582,6 +619,8 @@ def main(
         section_w6(report, repeats, available)
         jax.clear_caches()
         section_w7(report, repeats)
+        jax.clear_caches()
+        section_w8(report, repeats)
         jax.clear_caches()
     if not smoke:  # a subprocess with 4 host devices: tested in tests/test_sharding.py
         section_devices(report, repeats)

@@ -51,3 +51,17 @@ def test_learned_metric_benchmark_smoke():
             r for r in out["w7"] if r["case"] == case and r["call"].startswith("distance")
         )
         assert distance["error"] < 1e-4, case
+
+
+@pytest.mark.slow
+def test_statistics_benchmark_smoke():
+    from benchmarks.statistics import main as statistics
+
+    out = statistics(repeats=1, smoke=True)
+    for row in out["matrices"]:
+        if "failed" in row:  # the distance matrices: every entry solved, and accurate
+            assert row["failed"] == 0 and row["error"] < 1e-3, row
+    for row in out["means"]:
+        assert row["result"] == "successful", row
+        tolerance = 1e-5 if row["solver"].startswith("EnergyMean") else 1e-7
+        assert row["error"] < tolerance, row

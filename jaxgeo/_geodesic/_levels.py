@@ -316,6 +316,14 @@ def refine_levels(
     # loose solver's error there is far below that bound and not counted.)
     momentum_noise = solver_rtol if solver_rtol <= 1e-8 else 0.0
     chord = jnp.linalg.norm(init[-1] - init[0])
+    # The round-off of the end points' coordinates, as a length: below it the estimate
+    # cannot fall (e.g. two points that coincide to round-off, a zero-length geodesic).
+    coordinates = jnp.abs(init[0]) + jnp.abs(init[-1])
+    coordinate_noise = (
+        ROUND_OFF_ULPS * jnp.finfo(dtype).eps * level_energy.metric.norm(init[0], coordinates)
+    )
+    # End points that coincide to round-off: the first level is the answer.
+    coincident = level_energy.metric.norm(init[0], init[-1] - init[0]) <= coordinate_noise
 
     def level(state: _Refinement) -> _Refinement:
         xs, steps, converged, diverged = solve_level(state.xs, state.n, max_steps - state.num_steps)
@@ -338,9 +346,15 @@ def refine_levels(
                 chain.velocity_estimate, noise * speed + momentum_noise * state.n * chord
             ),
         )
-        accurate = chain.estimate <= atol + rtol * jnp.abs(chain.length)
+        accurate = chain.estimate <= atol + rtol * jnp.abs(chain.length) + coordinate_noise
+        velocity_noise = ROUND_OFF_ULPS * jnp.finfo(dtype).eps * jnp.max(coordinates)
         if resolve_velocity:
-            accurate &= chain.velocity_estimate <= atol + rtol * speed
+            accurate &= chain.velocity_estimate <= atol + rtol * speed + velocity_noise
+        accurate |= coincident
+        chain = chain._replace(  # (their error: the round-off of the coordinates)
+            estimate=jnp.where(coincident, coordinate_noise, chain.estimate),
+            velocity_estimate=jnp.where(coincident, velocity_noise, chain.velocity_estimate),
+        )
         finite = jnp.isfinite(energy)
         num_steps = state.num_steps + steps
         result = RESULTS.where(accurate, RESULTS.successful, RESULTS.unresolved_curve)

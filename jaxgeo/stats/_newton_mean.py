@@ -69,8 +69,8 @@ def _weighted_energy(metric: AbstractMetric, curves: Curves, weights) -> Scalar:
     return jnp.sum(weights * jax.vmap(energy)(curves))
 
 
-def _curve_derivatives(metric: AbstractMetric, curve, weight):
-    """Gradient and block-tridiagonal Hessian of $w E_N$ w.r.t. all the curve's points:
+def _curve_derivatives(metric: AbstractMetric, curve):
+    """Gradient and block-tridiagonal Hessian of $E_N$ w.r.t. all the curve's points:
     `(grad (N+1, D), diag (N+1, D, D), upper (N, D, D))`."""
     dim = curve.shape[1]
     _, g, h = segment_derivatives(metric, curve, "midpoint")
@@ -78,23 +78,24 @@ def _curve_derivatives(metric: AbstractMetric, curve, weight):
     grad = zeros.at[:-1].add(g[:, :dim]).at[1:].add(g[:, dim:])
     diag = jnp.zeros(curve.shape + (dim,), curve.dtype)
     diag = diag.at[:-1].add(h[:, :dim, :dim]).at[1:].add(h[:, dim:, dim:])
-    return weight * grad, weight * diag, weight * h[:, :dim, dim:]
+    return grad, diag, h[:, :dim, dim:]
 
 
 def _newton_direction(metric, curves, weights, damping):
-    """The damped Newton step `(delta_mean, delta_interiors, gradient max-norm,
-    predicted decrease)` by the Schur complement on the mean."""
+    """The damped Newton step on all the curves `(n, N + 1, D)` (zero at their fixed
+    ends), the gradient's max-norm and the predicted decrease, by the Schur complement on
+    the mean. Each curve's rows are divided by its weight (the same step; a curve of
+    weight zero still follows the mean as a geodesic)."""
     n, num_points, dim = curves.shape
     num_segments = num_points - 1
     eye = jnp.eye(dim, dtype=curves.dtype)
-    grad, diag, upper = jax.vmap(lambda c, w: _curve_derivatives(metric, c, w))(curves, weights)
-    # Damping: mu times the diagonal of the weighted Euclidean energy's Hessian.
-    interior_damping = (2 * num_segments * damping * weights)[:, None, None, None] * eye[None, None]
-    mean_damping = num_segments * damping * jnp.sum(weights) * eye
+    grad, diag, upper = jax.vmap(lambda c: _curve_derivatives(metric, c))(curves)
+    # Damping: mu times the diagonal of the Euclidean energy's Hessian (weighted).
+    interior_damping = 2 * num_segments * damping * eye
 
     def eliminate(args):
         g, d, u = args  # one curve's
-        a_diag, a_upper = d[1:-1], u[1:-1]
+        a_diag, a_upper = d[1:-1] + interior_damping[None], u[1:-1]
         coupling = u[0]  # B_i: the mean (rows) and the first interior point (columns)
         rhs = [g[1:-1]] + [
             jnp.zeros_like(g[1:-1]).at[0].set(coupling[k]) for k in range(dim)
@@ -102,13 +103,15 @@ def _newton_direction(metric, curves, weights, damping):
         solves = [block_tridiagonal_solve(a_diag, a_upper, r) for r in rhs]
         return solves[0], jnp.stack(solves[1:], axis=-1)
 
-    z, zs = map_solves(eliminate, (grad, diag + interior_damping, upper))
+    z, zs = map_solves(eliminate, (grad, diag, upper))
+    total = jnp.sum(weights)
     schur = (
-        jnp.sum(diag[:, 0], axis=0)
-        + mean_damping
-        - jnp.einsum("iab,ibc->ac", upper[:, 0], zs[:, 0])
+        jnp.einsum("i,iab->ab", weights, diag[:, 0])
+        + num_segments * damping * total * eye
+        - jnp.einsum("i,iab,ibc->ac", weights, upper[:, 0], zs[:, 0])
     )
-    rhs = -jnp.sum(grad[:, 0], axis=0) + jnp.einsum("iab,ib->a", upper[:, 0], z[:, 0])
+    grad_mean = weights @ grad[:, 0]
+    rhs = -grad_mean + jnp.einsum("i,iab,ib->a", weights, upper[:, 0], z[:, 0])
     delta_mean = jnp.linalg.solve(schur, rhs)
     delta_interior = -z - jnp.einsum("ipab,b->ipa", zs, delta_mean)
     step = jnp.concatenate(
@@ -119,12 +122,15 @@ def _newton_direction(metric, curves, weights, damping):
         ],
         axis=1,
     )
-    grad_interior = grad[:, 1:-1]
-    grad_mean = jnp.sum(grad[:, 0], axis=0)
+    grad_interior = weights[:, None, None] * grad[:, 1:-1]
     linear = jnp.sum(grad_interior * delta_interior) + grad_mean @ delta_mean
     damped = (
-        jnp.sum((2 * num_segments * damping * weights)[:, None, None] * delta_interior**2)
-        + num_segments * damping * jnp.sum(weights) * delta_mean @ delta_mean
+        num_segments
+        * damping
+        * (
+            2 * jnp.sum(weights[:, None, None] * delta_interior**2)
+            + total * delta_mean @ delta_mean
+        )
     )
     predicted = 0.5 * (-linear + damped)
     grad_norm = jnp.maximum(jnp.max(jnp.abs(grad_interior)), jnp.max(jnp.abs(grad_mean)))
@@ -156,7 +162,11 @@ def newton_level(
         finite = jnp.isfinite(new_value) & jnp.all(jnp.isfinite(delta))
         gain = actual / jnp.where(predicted > 0, predicted, jnp.inf)
         noise = 64 * jnp.finfo(dtype).eps * jnp.abs(state.value)
-        accept = finite & ((gain > 0) | ((jnp.abs(actual) <= noise) & (predicted <= noise)))
+        # At the round-off floor (or where only curves of weight zero move) the gain is
+        # noise: the step is accepted as a full Newton step.
+        at_floor = (jnp.abs(actual) <= noise) & (predicted <= noise)
+        gain = jnp.where(at_floor, 1.0, gain)
+        accept = finite & ((gain > 0) | at_floor)
         shrink = jnp.maximum(MIN_SHRINK, 1 - (2 * jnp.clip(gain, 0, 1) - 1) ** 3)
         damping = jnp.where(accept, state.damping * shrink, state.damping * state.growth)
         small = jnp.max(jnp.abs(delta) / (atol + rtol * jnp.abs(state.curves))) < 1
@@ -268,7 +278,9 @@ def newton_mean_levels(
             factor = jnp.where(asymptotic, ESTIMATE_SAFETY / 15, 1.0)
             scale = jnp.sqrt(jnp.sum(weights * _lengths(metric, level.curves) ** 2))
             estimate = jnp.where(count >= 3, factor * metric.norm(level.mean, change), jnp.inf)
-            accurate = estimate <= rtol * scale
+            # (at least the round-off of the mean: a mean on a point has scale zero)
+            floor = 64 * jnp.finfo(dtype).eps * (scale + metric.norm(level.mean, level.mean))
+            accurate = estimate <= rtol * scale + floor
             failure = RESULTS.where(
                 level.diverged, RESULTS.nonlinear_divergence, RESULTS.nonlinear_max_steps_reached
             )
