@@ -486,7 +486,7 @@ def section_w8(report: Report, repeats: int) -> None:
     )
     report(
         "\nFréchet means (`jg.stats.frechet_mean(solver=...)`): error = the metric norm at "
-        "the exact (a) or converged (b, c: `NewtonMean(rtol=1e-10, max_segments=1024)`) "
+        "the exact (a) or converged (b, c: `NewtonMean(rtol=1e-9, max_segments=1024)`) "
         "mean of the difference. For comparison, GEORCE-FM measured by issue 29 on this "
         "machine (its authors' code, 64 segments, later calls, loaded): (a) 3 ms at 1e-2, "
         "(b) 83 ms, (c) 5.4 s. geomstats' `FrechetMean` is not run yet.\n"

@@ -13,7 +13,7 @@ On the learned ring metric of W6 (`benchmarks.learned.ring_score`):
 - k-means (k = 2) of the first 60 matrix points (`--smoke`: 12).
 Fréchet means, every solver (`NewtonMean`, the default; `KarcherMean`; `EnergyMean`),
 compile and run times, and the distance (metric norm at the mean) to the exact or
-converged mean (`NewtonMean(rtol=1e-10, max_segments=1024)`):
+converged mean (`NewtonMean(rtol=1e-9, max_segments=1024)`):
 (a) 8 points at hyperbolic distance 1 around (0, 1) on the Poincaré half-plane (exact
 mean (0, 1)); (b) 16 samples of the rho = 0.95 Gaussian (seed 0) under its Stein metric
 (damping 1); (c) 16 ring points above y = 0.3 (seed 3) under the learned metric.
@@ -76,9 +76,9 @@ def means(metric_ring, repeats: int) -> list[dict]:
         "EnergyMean()": jg.stats.EnergyMean(),
     }
     for name, (metric, xs, exact) in problems.items():
-        if exact is None:
-            converged = jg.stats.NewtonMean(rtol=1e-10, max_segments=1024)
-            exact = jg.stats.frechet_mean(metric, xs, solver=converged).mean
+        if exact is None:  # (the final log maps may not resolve at 1e-6: not needed)
+            converged = jg.stats.NewtonMean(rtol=1e-9, max_segments=1024)
+            exact = jg.stats.frechet_mean(metric, xs, solver=converged, throw=False).mean
         for label, solver in solvers.items():
             out, compile_s, run_s = timed(
                 lambda m=metric, x=xs, s=solver: jg.stats.frechet_mean(m, x, solver=s, throw=False),
