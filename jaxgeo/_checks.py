@@ -153,3 +153,23 @@ def check_positive(value, name: str) -> None:
     """Raise `ValueError` if a concrete `value` is not > 0 (NaN included); traced values
     (under `jit`/`vmap`) pass through, to be checked at run time where needed."""
     check_value(value, lambda v: v > 0, f"{name} must be > 0, got {value!r}")
+
+
+def check_levels(where: str, min_segments, max_segments, smallest: int) -> None:
+    """Raise unless the refinement levels `min_segments`, twice as many, ... up to
+    `max_segments` are powers of two from `smallest` on, at least three of them (the
+    first error estimate needs three levels)."""
+    levels = max_segments // max(min_segments, 1) if isinstance(max_segments, int) else 0
+    if (
+        not isinstance(min_segments, int)
+        or min_segments < smallest
+        or min_segments & (min_segments - 1)
+        or levels < 4
+        or max_segments != levels * min_segments
+        or levels & (levels - 1)
+    ):
+        raise ValueError(
+            f"{where}: min_segments must be a power of two >= {smallest} and max_segments "
+            "min_segments times a power of two >= 4 (three levels give the first error "
+            f"estimate), got min_segments={min_segments!r}, max_segments={max_segments!r}"
+        )

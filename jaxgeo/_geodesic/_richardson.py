@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_levels
 from .._numerics import LENGTH_LEVEL_TOL, LENGTH_TOL, LEVEL_TOL
 from .._solution import GeodesicSolution
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
@@ -75,22 +76,7 @@ class Richardson(AbstractBoundarySolver):
                 "Richardson(solver) needs a polyline solver (jaxgeo.EnergyNewton or "
                 f"jaxgeo.EnergyDescent), got {type(self.solver).__name__}"
             )
-        levels = self.max_segments // max(self.min_segments, 1)
-        if (
-            not isinstance(self.min_segments, int)
-            or self.min_segments < 4
-            or self.min_segments & (self.min_segments - 1)
-            or not isinstance(self.max_segments, int)
-            or levels < 4
-            or self.max_segments != levels * self.min_segments
-            or levels & (levels - 1)
-        ):
-            raise ValueError(
-                "Richardson: min_segments must be a power of two >= 4 and max_segments "
-                "min_segments times a power of two >= 4 (three levels give the first "
-                f"error estimate), got min_segments={self.min_segments!r}, "
-                f"max_segments={self.max_segments!r}"
-            )
+        check_levels("Richardson", self.min_segments, self.max_segments, smallest=4)
 
     def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
         dtype = problem.init.dtype

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array
 
-from .._checks import check_integer, check_value
+from .._checks import check_integer, check_levels, check_value
 from .._curve import curve_energy, straight_line
 from .._custom_types import Input, Point, Scalar
 from .._geodesic._base import AbstractBoundarySolver, BoundaryProblem, polyline_solution
@@ -298,20 +298,7 @@ class NewtonMean(AbstractMeanSolver):
     geodesic_solver: AbstractBoundarySolver | None = None
 
     def __check_init__(self):
-        levels = self.max_segments // max(self.min_segments, 1)
-        if (
-            not isinstance(self.min_segments, int)
-            or self.min_segments < 2
-            or self.min_segments & (self.min_segments - 1)
-            or levels < 4
-            or self.max_segments != levels * self.min_segments
-            or levels & (levels - 1)
-        ):
-            raise ValueError(
-                "NewtonMean: min_segments must be a power of two >= 2 and max_segments "
-                "min_segments times a power of two >= 4, got "
-                f"min_segments={self.min_segments!r}, max_segments={self.max_segments!r}"
-            )
+        check_levels("NewtonMean", self.min_segments, self.max_segments, smallest=2)
         check_integer(self.max_steps, "NewtonMean: max_steps", minimum=1)
 
     def solve(self, metric, xs, weights, init, init_curves, num_points):
