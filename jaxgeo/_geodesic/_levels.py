@@ -300,10 +300,11 @@ def refine_levels(
     """The refinement loop: solve a level (`solve_level(xs, n, budget)` returns the
     solved buffer, steps taken, converged, diverged), measure it, extrapolate, and stop
     when the estimate is within `tolerances` `(rtol, atol)`, at the last level (the
-    buffer's size), on a failure that refining cannot mend (the energy not finite, the
-    solve diverged; with `resolve_velocity`, the initial velocity's estimate must be
-    within the tolerances too), when the lengths stop converging (`STALL_RATIO`) or when the
-    budget of Newton steps is spent. The estimate is at
+    buffer's size), on a failure that refining cannot mend (the energy not finite; a
+    level whose solve diverged is followed by one started afresh from `init`), when the
+    lengths stop converging (`STALL_RATIO`) or when the budget of Newton steps is spent
+    (with `resolve_velocity`, the initial velocity's estimate must be within the
+    tolerances too). The estimate is at
     least the noise of the lengths: their round-off and the second-order effect of the
     level solves' tolerance `solver_rtol` (relative)."""
     rtol, atol = tolerances
@@ -368,7 +369,10 @@ def refine_levels(
         ratio = (state.history[1] - state.history[0]) / (length - state.history[1])
         stalling = (ratio > 0) & (ratio < STALL_RATIO) & (state.n >= STALL_LEVEL * min_segments)
         stalls = jnp.where(stalling, state.stalls + 1, 0)
-        done = accurate | ~finite | diverged | (num_steps >= max_steps)
+        # A level that diverged (a coarse level from a poor initial curve: on the learned
+        # ring metric, 16 segments across the ring's hole) is not smooth: the next level
+        # starts afresh from `init`; divergence fails the solve at the last level only.
+        done = accurate | ~finite | (num_steps >= max_steps)
         done |= (state.n >= max_segments) | (stalls >= MAX_STALLS)
         # This level continued the previous one (which is in `state.prev`): the pair
         # predicts the next level's solution to O(h^4).
