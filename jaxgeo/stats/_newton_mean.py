@@ -25,7 +25,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from .._curve import curve_energy, curve_length
 from .._custom_types import Point, Scalar
+from .._geodesic._base import refine
+from .._geodesic._levels import resample
 from .._geodesic._segments import segment_derivatives
 from .._linalg import block_tridiagonal_solve
 from .._metric._base import AbstractMetric
@@ -62,11 +65,7 @@ class _Newton(NamedTuple):
 
 
 def _weighted_energy(metric: AbstractMetric, curves: Curves, weights) -> Scalar:
-    def energy(curve):
-        q = jax.vmap(metric.segment_sq_norm)(curve[:-1], curve[1:])
-        return 0.5 * (curve.shape[0] - 1) * jnp.sum(q)
-
-    return jnp.sum(weights * jax.vmap(energy)(curves))
+    return weights @ jax.vmap(lambda c: curve_energy(metric, c))(curves)
 
 
 def _curve_derivatives(metric: AbstractMetric, curve):
@@ -199,19 +198,9 @@ def newton_level(
     )
 
 
-def refine_curves(curves: Curves) -> Float[Array, "n new_points dim"]:
-    """Every segment halved (midpoints inserted)."""
-    mids = 0.5 * (curves[:, :-1] + curves[:, 1:])
-    n, points, dim = curves.shape
-    both = jnp.stack([curves[:, :-1], mids], axis=2).reshape(n, 2 * (points - 1), dim)
-    return jnp.concatenate([both, curves[:, -1:]], axis=1)
-
-
 def resample_curves(curves: Curves, num_segments: int) -> Float[Array, "n new_points dim"]:
     """The polylines at `num_segments + 1` uniform times (linear interpolation)."""
-    ts = jnp.linspace(0.0, 1.0, num_segments + 1, dtype=curves.dtype)
-    old = jnp.linspace(0.0, 1.0, curves.shape[1], dtype=curves.dtype)
-    return jax.vmap(lambda c: jax.vmap(lambda col: jnp.interp(ts, old, col), 1, 1)(c))(curves)
+    return jax.vmap(lambda c: resample(c, num_segments, num_segments + 1))(curves)
 
 
 class MeanLevels(NamedTuple):
@@ -276,7 +265,9 @@ def newton_mean_levels(
             ratio = jnp.linalg.norm(last_mean - prev_mean) / jnp.linalg.norm(level.mean - last_mean)
             asymptotic = (ratio >= ASYMPTOTIC_RATIO[0]) & (ratio <= ASYMPTOTIC_RATIO[1])
             factor = jnp.where(asymptotic, ESTIMATE_SAFETY / 15, 1.0)
-            scale = jnp.sqrt(jnp.sum(weights * _lengths(metric, level.curves) ** 2))
+            scale = jnp.sqrt(
+                weights @ jax.vmap(lambda c: curve_length(metric, c))(level.curves) ** 2
+            )
             estimate = jnp.where(count >= 3, factor * metric.norm(level.mean, change), jnp.inf)
             # (at least the round-off of the mean: a mean on a point has scale zero)
             floor = 64 * jnp.finfo(dtype).eps * (scale + metric.norm(level.mean, level.mean))
@@ -306,7 +297,7 @@ def newton_mean_levels(
         carry, solved, norms = jax.lax.cond(carry["done"], skip, solve, carry)
         grad_norms.append(norms)
         if not last:
-            curves = refine_curves(solved)
+            curves = jax.vmap(refine)(solved)  # every segment halved
     return MeanLevels(
         mean=carry["extrapolated"][1],
         curves=carry["out"],
@@ -316,11 +307,3 @@ def newton_mean_levels(
         num_segments=carry["num_segments"],
         grad_norms=jnp.stack(grad_norms),
     )
-
-
-def _lengths(metric: AbstractMetric, curves: Curves) -> Float[Array, " n"]:
-    def length(curve):
-        q = jax.vmap(metric.segment_sq_norm)(curve[:-1], curve[1:])
-        return jnp.sum(jnp.sqrt(jnp.maximum(q, 0)))
-
-    return jax.vmap(length)(curves)
