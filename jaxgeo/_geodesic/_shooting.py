@@ -7,6 +7,7 @@ import optimistix as optx
 from jaxtyping import Array, Float, Int
 
 from .._custom_types import Point, Scalar
+from .._linalg import solve
 from .._metric._base import AbstractMetric
 from .._numerics import ODE_MIN_STEP, SHOOTING_TOL
 from .._solution import GeodesicSolution, RESULTS
@@ -224,7 +225,7 @@ def _newton(segments: _Segments, y0: Unknowns, rtol: float, atol: float, max_ste
         y, _, _, previous_step_size, num_steps, _ = carry
         samples, jacobians = segments.flows_and_jacobians(segments.starts(y))
         rhs = segments.mismatch(y, jtu.tree_map(_finite, samples))
-        delta = jnp.linalg.solve(_newton_matrix(jacobians), -rhs)
+        delta = solve(_newton_matrix(jacobians), -rhs)
         step = _unknowns_step(delta, num_segments, dim)
         new_y = jtu.tree_map(jnp.add, y, step)
         step_size = optx.max_norm(
@@ -296,7 +297,7 @@ def _shoot_jvp(primals, tangents, *, rtol, atol, max_steps):
     no_dy = jtu.tree_map(jnp.zeros_like, root.unknowns)
     d_rhs, _ = mismatch_jvp(no_dy)
     matrix = jax.lax.stop_gradient(_newton_matrix(root.jacobians))
-    dy = _unknowns_step(jnp.linalg.solve(matrix, -d_rhs), num_segments, dim)
+    dy = _unknowns_step(solve(matrix, -d_rhs), num_segments, dim)
     _, d_samples = mismatch_jvp(dy)
     primals_out = (root.unknowns, root.samples, root.num_steps, root.status)
     return primals_out, (dy, d_samples, None, None)

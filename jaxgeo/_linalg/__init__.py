@@ -7,3 +7,10 @@ from ._block_tridiagonal import (
     Points as Points,
     UpperBlocks as UpperBlocks,
 )
+from ._dense import (
+    cho_solve as cho_solve,
+    cholesky as cholesky,
+    solve as solve,
+    solve_triangular as solve_triangular,
+    spd_solve as spd_solve,
+)

@@ -6,41 +6,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jax.scipy as jsp
 from jaxtyping import Array, Float, Int
+
+from ._dense import cho_solve, cholesky, SMALL_DIM, xla_cho_solve, xla_cholesky
 
 
 Blocks = Float[Array, "n dim dim"]
 UpperBlocks = Float[Array, "n-1 dim dim"]
 Points = Float[Array, "n dim"]
-
-
-SMALL_DIM = 4  # up to this block size, Cholesky is unrolled into fused elementwise ops
-
-
-def _small_cholesky(a: Float[Array, "dim dim"]) -> Float[Array, "dim dim"]:
-    """Cholesky factor of a small SPD matrix, unrolled (no LAPACK call per block)."""
-    dim = a.shape[-1]
-    low = [[jnp.zeros((), a.dtype)] * dim for _ in range(dim)]
-    for j in range(dim):
-        low[j][j] = jnp.sqrt(a[j, j] - sum((low[j][k] ** 2 for k in range(j)), start=0.0))
-        for i in range(j + 1, dim):
-            dot = sum((low[i][k] * low[j][k] for k in range(j)), start=0.0)
-            low[i][j] = (a[i, j] - dot) / low[j][j]
-    return jnp.stack([jnp.stack(row) for row in low])
-
-
-def _small_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
-    r"""Solve $L L^\top x = b$ by unrolled substitution; `b` of shape `(D,)` or `(D, m)`."""
-    dim = low.shape[-1]
-    y = []
-    for i in range(dim):
-        y.append((b[i] - sum((low[i, k] * y[k] for k in range(i)), start=0.0)) / low[i, i])
-    x = [None] * dim
-    for i in reversed(range(dim)):
-        dot = sum((low[k, i] * x[k] for k in range(i + 1, dim)), start=0.0)
-        x[i] = (y[i] - dot) / low[i, i]
-    return jnp.stack(x)
 
 
 def _matmul(a: Array, b: Array) -> Array:
@@ -58,18 +31,16 @@ def _dot(a: Array, b: Array) -> Array:
     return jnp.matmul(a, b)
 
 
-def _lapack_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
-    return jsp.linalg.cho_solve((low, True), b)
-
-
 class _BlockOps(NamedTuple):
     cholesky: Callable[[Array], Array]
     cho_solve: Callable[[Array, Array], Array]
     matmul: Callable[[Array, Array], Array]  # batched matrix-matrix and matrix-vector
 
 
-_SMALL_OPS = _BlockOps(_small_cholesky, _small_cho_solve, _matmul)
-_LAPACK_OPS = _BlockOps(jnp.linalg.cholesky, _lapack_cho_solve, _dot)
+# Blocks up to SMALL_DIM: unrolled XLA operations on every platform (fused with their
+# neighbours); larger blocks: the dense module's factorisations (no LAPACK on the CPU).
+_XLA_OPS = _BlockOps(xla_cholesky, xla_cho_solve, _matmul)
+_DENSE_OPS = _BlockOps(cholesky, cho_solve, _dot)
 
 
 def block_tridiagonal_solve(
@@ -85,7 +56,7 @@ def block_tridiagonal_solve(
     iteration costs about a microsecond, as much as a reduction level per block, and
     each level adds about 0.3 s of compile time, so the CPU solves by the scans alone.
     `sequential_max` overrides that choice (the number of blocks left to the scans)."""
-    ops = _SMALL_OPS if diag.shape[-1] <= SMALL_DIM else _LAPACK_OPS
+    ops = _XLA_OPS if diag.shape[-1] <= SMALL_DIM else _DENSE_OPS
     zero = jnp.zeros_like(diag[:1])
     # Row i: lower[i] x_{i-1} + diag[i] x_i + upper[i] x_{i+1} = rhs[i].
     lower = jnp.concatenate([zero, jnp.swapaxes(upper, 1, 2)])
@@ -168,54 +139,20 @@ def _cyclic_reduction(ops: _BlockOps, sequential_max: int, lower, diag, upper, r
     return jnp.concatenate([interleaved, x_even[-1:]])
 
 
-def _column_cholesky(a: Float[Array, "dim dim"]) -> Float[Array, "dim dim"]:
-    """Cholesky factor by a loop over columns of vector operations: no LAPACK call, so
-    no batched LAPACK kernel when vmapped (XLA:CPU in jaxlib 0.10 can deadlock its thread
-    pool on several independent batched LAPACK solves in one program). NaN where `a`
-    is not positive definite, as LAPACK's."""
-    dim = a.shape[-1]
-    rows = jnp.arange(dim)
-
-    def column(j, low):
-        v = a[:, j] - jnp.sum(low * low[j][None, :], axis=1)
-        pivot = jnp.sqrt(v[j])
-        return low.at[:, j].set(jnp.where(rows >= j, v / pivot, 0))
-
-    return jax.lax.fori_loop(0, dim, column, jnp.zeros_like(a))
-
-
-def _column_cho_solve(low: Float[Array, "dim dim"], b: Array) -> Array:
-    r"""Solve $L L^\top x = b$ by forward and backward substitution loops (no LAPACK)."""
-    dim = low.shape[-1]
-    vector = b.ndim == 1
-    b = b[:, None] if vector else b
-
-    def forward(i, y):
-        return y.at[i].set((b[i] - jnp.sum(low[i][:, None] * y, axis=0)) / low[i, i])
-
-    y = jax.lax.fori_loop(0, dim, forward, jnp.zeros_like(b))
-
-    def backward(k, x):
-        i = dim - 1 - k
-        return x.at[i].set((y[i] - jnp.sum(low[:, i][:, None] * x, axis=0)) / low[i, i])
-
-    x = jax.lax.fori_loop(0, dim, backward, jnp.zeros_like(b))
-    return x[:, 0] if vector else x
-
-
-_LOOP_OPS = _BlockOps(_column_cholesky, _column_cho_solve, _matmul)
-
-
 def active_block_tridiagonal_solve(
-    diag: Blocks, upper: UpperBlocks, rhs: Points, num_active: Int[Array, ""]
-) -> Points:
+    diag: Blocks,
+    upper: UpperBlocks,
+    rhs: Float[Array, "n dim *columns"],
+    num_active: Int[Array, ""],
+) -> Float[Array, "n dim *columns"]:
     r"""As `block_tridiagonal_solve`, on the leading `num_active` blocks only (a
     traced count): the rows beyond it are neither read nor solved, and their unknowns
-    are zero. The work is proportional to `num_active`, not to the buffers' size, so one
-    compiled program serves every size up to it (the levels of a refined polyline). Block
-    Cholesky elimination in two loops whose trip count is `num_active`; blocks are
-    factorised without LAPACK (unrolled up to `SMALL_DIM`, column loops above)."""
-    ops = _SMALL_OPS if diag.shape[-1] <= SMALL_DIM else _LOOP_OPS
+    are zero; `rhs` may hold several columns, `(n, D, m)`. The work is proportional to
+    `num_active`, not to the buffers' size, so one compiled program serves every size
+    up to it (the levels of a refined polyline). Block Cholesky elimination in two loops
+    whose trip count is `num_active`; blocks are factorised without LAPACK (unrolled up
+    to `SMALL_DIM`, column loops above)."""
+    ops = _XLA_OPS
     low0 = ops.cholesky(diag[0])
 
     def forward(j, carry):

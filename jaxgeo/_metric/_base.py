@@ -3,10 +3,10 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy as jsp
 from jaxtyping import Array, Float
 
 from .._custom_types import Curve, MetricMatrix, Point, Scalar, Tangent
+from .._linalg import cholesky, solve_triangular, spd_solve
 from .._numerics import HIGHEST, safe_sqrt
 
 
@@ -48,14 +48,13 @@ class AbstractMetric(eqx.Module):
         """$G(x)^{-1} w$ (raising an index), by a Cholesky solve.
 
         Where $G(x)$ is not positive definite (or not finite) the result is NaN, which
-        solvers report through their `result`. (jax.scipy rather than lineax here:
-        lineax's forward-mode rule raises on non-finite input even with `throw=False`,
-        which would crash a shooting solve that strays outside the metric's domain.)
+        solvers report through their `result`. (Not lineax: its forward-mode rule raises
+        on non-finite input even with `throw=False`, which would crash a shooting solve
+        that strays outside the metric's domain.)
         """
         g = self.matrix(x)
         dtype = jnp.result_type(g, w)
-        factor = jsp.linalg.cho_factor(g.astype(dtype), lower=True)
-        return jsp.linalg.cho_solve(factor, w.astype(dtype))
+        return spd_solve(g.astype(dtype), w.astype(dtype))
 
     def inverse_matrix(self, x: Point) -> MetricMatrix:
         """The inverse metric (cometric) $G(x)^{-1}$, shape `(D, D)`."""
@@ -67,12 +66,12 @@ class AbstractMetric(eqx.Module):
         standard normal noise to $N(0, G^{-1})$ (Riemannian samplers). Here
         $L = C^{-\top}$ with $G = C C^\top$ (Cholesky); NaN where $G$ is not positive
         definite."""
-        chol = jnp.linalg.cholesky(self.matrix(x))
-        return jsp.linalg.solve_triangular(chol.T, v, lower=False)
+        chol = cholesky(self.matrix(x))
+        return solve_triangular(chol.T, v, lower=False)
 
     def log_det(self, x: Point) -> Scalar:
         r"""$\log\det G(x)$, from the Cholesky factor."""
-        chol = jnp.linalg.cholesky(self.matrix(x))
+        chol = cholesky(self.matrix(x))
         return 2 * jnp.sum(jnp.log(jnp.diagonal(chol)))
 
     def segment_sq_norm(self, a: Point, b: Point) -> Scalar:

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._checks import check_point
 from .._custom_types import MetricMatrix, Point
+from .._linalg import cholesky
 from ._base import AbstractMetric
 
 
@@ -39,7 +40,7 @@ def _nan_unless_semidefinite(g: MetricMatrix) -> MetricMatrix:
     test = jax.lax.stop_gradient(g)
     info = jnp.finfo(g.dtype)
     shift = SEMIDEFINITE_ULPS * info.eps * jnp.max(jnp.abs(test)) + info.tiny
-    factor = jnp.linalg.cholesky(test + shift * jnp.eye(g.shape[0], dtype=g.dtype))
+    factor = cholesky(test + shift * jnp.eye(g.shape[0], dtype=g.dtype))
     return jnp.where(jnp.all(jnp.isfinite(factor)), g, jnp.nan)
 
 

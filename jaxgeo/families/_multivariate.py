@@ -12,6 +12,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_integer
+from .._linalg import cholesky, solve_triangular
 from ._base import AbstractFamily, AbstractPositiveFamily, Params, softplus_inverse
 
 
@@ -49,7 +50,7 @@ class MultivariateNormal(AbstractFamily):
         cov = eqx.error_if(
             cov, asymmetry, f"MultivariateNormal({self.dim}).params: cov must be symmetric"
         )
-        chol = jnp.linalg.cholesky(cov)
+        chol = cholesky(cov)
         chol = eqx.error_if(
             chol,
             ~jnp.all(jnp.isfinite(chol)),
@@ -69,7 +70,7 @@ class MultivariateNormal(AbstractFamily):
         return jnp.isfinite(x).all()
 
     def _whiten(self, chol, x):
-        return jax.scipy.linalg.solve_triangular(chol, x, lower=True)
+        return solve_triangular(chol, x, lower=True)
 
     def _log_prob(self, eta, x):
         mu, chol = self.mean_cholesky(eta)

@@ -12,6 +12,7 @@ from jaxtyping import Array, Float
 
 from .._checks import check_point, check_value
 from .._custom_types import Input, Point, Scalar, Tangent
+from .._linalg import cho_solve, cholesky
 from .._numerics import HIGHEST
 
 
@@ -22,7 +23,7 @@ def _check_gaussian(mean: Array, cov: Array, where: str) -> None:
             f"{mean.shape} and cov {cov.shape}"
         )
     check_value(
-        jnp.linalg.cholesky(cov),
+        cholesky(cov),
         lambda chol: jnp.isfinite(chol) & jnp.allclose(cov, cov.T),
         f"{where}: cov must be symmetric positive definite",
     )
@@ -30,9 +31,9 @@ def _check_gaussian(mean: Array, cov: Array, where: str) -> None:
 
 def _precision_and_log_normaliser(cov: Array) -> tuple[Array, Array]:
     r"""$\Sigma^{-1}$ and $\log((2\pi)^{D/2}|\Sigma|^{1/2})$, from one Cholesky factor."""
-    chol = jnp.linalg.cholesky(cov)
+    chol = cholesky(cov)
     eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
-    precision = jsp.linalg.cho_solve((chol, True), eye)
+    precision = cho_solve(chol, eye)
     precision = 0.5 * (precision + precision.T)
     dim = cov.shape[-1]
     log_norm = jnp.sum(jnp.log(jnp.diagonal(chol))) + 0.5 * dim * jnp.log(2 * jnp.pi)

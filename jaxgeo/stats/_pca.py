@@ -8,6 +8,7 @@ from jaxtyping import Array, Float
 
 from .._custom_types import Input, Point
 from .._geodesic._ivp import exp_map
+from .._linalg import cholesky, solve_triangular
 from .._metric._base import AbstractMetric
 from .._solution import RESULTS
 from ._frechet import frechet_mean, FrechetMean
@@ -77,12 +78,12 @@ def tangent_pca(
 
 @eqx.filter_jit
 def _tangent_pca(metric, mean, logs, weights) -> TangentPCA:
-    chol = jnp.linalg.cholesky(metric.matrix(mean.mean))
+    chol = cholesky(metric.matrix(mean.mean))
     frame = logs @ chol  # rows L^T v_i: coordinates in a G-orthonormal frame
     covariance = (weights[:, None] * frame).T @ frame
     variances, vectors = jnp.linalg.eigh(covariance)
     variances, vectors = variances[::-1], vectors[:, ::-1]  # decreasing
-    components = jax.scipy.linalg.solve_triangular(chol.T, vectors, lower=False).T
+    components = solve_triangular(chol.T, vectors, lower=False).T
     variances = jnp.maximum(variances, 0)  # (round-off below zero)
     total = jnp.sum(variances)
     return TangentPCA(
