@@ -173,10 +173,9 @@ class LevelEnergy(eqx.Module):
         """The level's discrete-momentum velocity at $x_0$ (see `node_velocities`)."""
         return node_velocities(self.metric, self.energy, xs, n, jnp.zeros(1, int))[0]
 
-    def derivatives(self, xs: Buffer, n: Int[Array, ""]):
-        """Gradient, block-tridiagonal Hessian and coupling mask w.r.t. the interior
-        points (`max_segments - 1` of them; the inactive ones have zero gradient and
-        identity blocks)."""
+    def segment_derivatives(self, xs: Buffer, n: Int[Array, ""]):
+        """Each active segment's energy gradient `(segments, 2D)` and Hessian
+        `(segments, 2D, 2D)` w.r.t. its two end points (zero beyond the level's `n`)."""
         size, dim = xs.shape[0] - 1, xs.shape[1]
         scale = n.astype(xs.dtype)
         init = (
@@ -191,7 +190,13 @@ class LevelEnergy(eqx.Module):
             self.chunk,
             init,
         )
-        return assemble_masked(g, h, n)
+        return g, h
+
+    def derivatives(self, xs: Buffer, n: Int[Array, ""]):
+        """Gradient, block-tridiagonal Hessian and coupling mask w.r.t. the interior
+        points (`max_segments - 1` of them; the inactive ones have zero gradient and
+        identity blocks)."""
+        return assemble_masked(*self.segment_derivatives(xs, n), n)
 
 
 def assemble_masked(g, h, n):

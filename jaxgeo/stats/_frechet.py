@@ -265,15 +265,16 @@ class NewtonMean(AbstractMeanSolver):
     minimise $\sum_i w_i E_N(c_i)$, whose Hessian is an arrowhead (each polyline's
     block-tridiagonal Hessian, coupled to the others only through the mean's
     $D \times D$ block): a Newton step eliminates the polylines by a Schur complement on
-    the mean, $O(n N D^4)$, and converges quadratically near the mean
+    the mean, $O(n N D^3)$, and converges quadratically near the mean
     (`stats["grad_norms"]`). Levenberg–Marquardt damping makes it global. Levels of
     `min_segments`, twice as many, ... up to `max_segments` segments each start from
     the previous one; their means are extrapolated (Romberg, fourth order) until the
     estimated error is within `rtol` $\sqrt{2F}$ (in the metric's norm at the mean;
     `stats["error_estimate"]`), else `RESULTS.unresolved_curve`. The geodesics from the
     mean are then [`jaxgeo.log_map`][]s started from the last level's polylines
-    (`geodesic_solver`, default [`jaxgeo.Richardson`][]). Each level is compiled once,
-    with its size: the compile time grows with the number of levels.
+    (`geodesic_solver`, default [`jaxgeo.Richardson`][]). All levels share one
+    buffer of `max_segments + 1` points per polyline and are evaluated on their own
+    segments only: one compiled program, whatever the number of levels.
 
     **Arguments:**
 

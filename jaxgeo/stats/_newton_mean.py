@@ -12,11 +12,14 @@ A Newton step eliminates the curves (a Schur complement):
 $$\Big(C - \sum_i B_i A_i^{-1} B_i^\top\Big)\,\delta m = -g_m + \sum_i B_i A_i^{-1} g_i,
 \qquad \delta Y_i = -A_i^{-1}(g_i + B_i^\top \delta m),$$
 
-$D + 1$ block-tridiagonal solves per curve: $O(n N D^4)$ a step, and convergence is
-locally quadratic. Levenberg–Marquardt damping (the diagonal of the Euclidean energy's
-Hessian) makes it global. The levels $N_0, 2N_0, \dots$ start from the previous one's
-solution; their means are extrapolated (Romberg, $O(h^4)$) until the estimated error
-is below the tolerance.
+one block-tridiagonal factorisation per curve with $D + 1$ right-hand sides:
+$O(n N D^3)$ a step, and convergence is locally quadratic. Levenberg–Marquardt
+damping (the diagonal of the Euclidean energy's Hessian) makes it global. The levels
+$N_0, 2N_0, \dots$ start from the previous one's solution; their means are
+extrapolated (Romberg, $O(h^4)$) until the estimated error is below the tolerance.
+Every level lives in one buffer of `max_segments + 1` points per curve and is
+evaluated on its own segments only (`jaxgeo._geodesic._levels`), so all levels are one
+compiled program, traced once.
 """
 
 from typing import NamedTuple
@@ -25,18 +28,15 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from .._curve import curve_energy, curve_length
 from .._custom_types import Point, Scalar
-from .._geodesic._base import refine
-from .._geodesic._levels import resample
-from .._geodesic._segments import segment_derivatives
-from .._linalg import block_tridiagonal_solve
+from .._geodesic._levels import assemble_masked, Buffer, cubic_refine, LevelEnergy, resample
+from .._linalg import active_block_tridiagonal_solve, solve
 from .._metric._base import AbstractMetric
 from .._sharding import map_solves
 from .._solution import RESULTS
 
 
-Curves = Float[Array, "n points dim"]
+Curves = Float[Array, "n max_points dim"]  # one `Buffer` per curve
 
 # Damping (Nielsen's update): after an accepted step mu *= max(MIN_SHRINK,
 # 1 - (2 gain - 1)^3); after a rejected one mu *= growth, and growth doubles with each
@@ -54,7 +54,7 @@ ESTIMATE_SAFETY = 2.0
 
 class _Newton(NamedTuple):
     mean: Point
-    curves: Curves  # (n, N + 1, D): the mean first, the points last
+    curves: Curves  # the mean first, the point from `size` on
     value: Scalar
     damping: Scalar
     growth: Scalar
@@ -64,65 +64,56 @@ class _Newton(NamedTuple):
     grad_norms: Float[Array, " steps"]  # the gradient's max-norm before every step
 
 
-def _weighted_energy(metric: AbstractMetric, curves: Curves, weights) -> Scalar:
-    return weights @ jax.vmap(lambda c: curve_energy(metric, c))(curves)
+def _weighted_energy(level: LevelEnergy, curves: Curves, size, weights) -> Scalar:
+    return weights @ jax.vmap(lambda c: level.value(c, size))(curves)
 
 
-def _curve_derivatives(metric: AbstractMetric, curve):
-    """Gradient and block-tridiagonal Hessian of $E_N$ w.r.t. all the curve's points:
-    `(grad (N+1, D), diag (N+1, D, D), upper (N, D, D))`."""
-    dim = curve.shape[1]
-    _, g, h = segment_derivatives(metric, curve, "midpoint")
-    zeros = jnp.zeros_like(curve)
-    grad = zeros.at[:-1].add(g[:, :dim]).at[1:].add(g[:, dim:])
-    diag = jnp.zeros(curve.shape + (dim,), curve.dtype)
-    diag = diag.at[:-1].add(h[:, :dim, :dim]).at[1:].add(h[:, dim:, dim:])
-    return grad, diag, h[:, :dim, dim:]
+def _eliminate(diag, upper, rhs, size):
+    """One curve's $A^{-1} [g, e_1 B^\top]$: one factorisation, $D + 1$ columns."""
+    return active_block_tridiagonal_solve(diag, upper, rhs, size - 1)
 
 
-def _newton_direction(metric, curves, weights, damping):
-    """The damped Newton step on all the curves `(n, N + 1, D)` (zero at their fixed
-    ends), the gradient's max-norm and the predicted decrease, by the Schur complement on
-    the mean. Each curve's rows are divided by its weight (the same step; a curve of
-    weight zero still follows the mean as a geodesic)."""
-    n, num_points, dim = curves.shape
-    num_segments = num_points - 1
-    eye = jnp.eye(dim, dtype=curves.dtype)
-    grad, diag, upper = jax.vmap(lambda c: _curve_derivatives(metric, c))(curves)
+def _newton_direction(level: LevelEnergy, curves: Curves, size, weights, damping):
+    """The damped Newton step on all the curves (zero at their fixed ends and beyond
+    their `size` segments), the gradient's max-norm and the predicted decrease, by the
+    Schur complement on the mean. Each curve's rows are divided by its weight (the same
+    step; a curve of weight zero still follows the mean as a geodesic)."""
+    n, _, dim = curves.shape
+    dtype = curves.dtype
+    num_segments = size.astype(dtype)
+    eye = jnp.eye(dim, dtype=dtype)
+    g, h = jax.vmap(lambda c: level.segment_derivatives(c, size))(curves)
+    grad, diag, upper, _ = jax.vmap(assemble_masked, (0, 0, None))(g, h, size)
+    grad_mean, mean_block, coupling = g[:, 0, :dim], h[:, 0, :dim, :dim], h[:, 0, :dim, dim:]
     # Damping: mu times the diagonal of the Euclidean energy's Hessian (weighted).
-    interior_damping = 2 * num_segments * damping * eye
-
-    def eliminate(args):
-        g, d, u = args  # one curve's
-        a_diag, a_upper = d[1:-1] + interior_damping[None], u[1:-1]
-        coupling = u[0]  # B_i: the mean (rows) and the first interior point (columns)
-        rhs = [g[1:-1]] + [
-            jnp.zeros_like(g[1:-1]).at[0].set(coupling[k]) for k in range(dim)
-        ]  # A z = g, A Z[:, :, k] = e_1 B^T[:, k]
-        solves = [block_tridiagonal_solve(a_diag, a_upper, r) for r in rhs]
-        return solves[0], jnp.stack(solves[1:], axis=-1)
-
-    z, zs = map_solves(eliminate, (grad, diag, upper))
+    a_diag = diag + (2 * num_segments * damping * eye)[None, None]
+    # A_i [z_i, Z_i] = [g_i, e_1 B_i^T]: B_i couples the mean (rows) and point 1 (columns)
+    rhs = jnp.concatenate(
+        [grad[..., None], jnp.zeros_like(diag).at[:, 0].set(jnp.swapaxes(coupling, 1, 2))],
+        axis=-1,
+    )
+    solved = map_solves(lambda args: _eliminate(*args, size), (a_diag, upper, rhs))
+    z, zs = solved[..., 0], solved[..., 1:]
     total = jnp.sum(weights)
     schur = (
-        jnp.einsum("i,iab->ab", weights, diag[:, 0])
+        jnp.einsum("i,iab->ab", weights, mean_block)
         + num_segments * damping * total * eye
-        - jnp.einsum("i,iab,ibc->ac", weights, upper[:, 0], zs[:, 0])
+        - jnp.einsum("i,iab,ibc->ac", weights, coupling, zs[:, 0])
     )
-    grad_mean = weights @ grad[:, 0]
-    rhs = -grad_mean + jnp.einsum("i,iab,ib->a", weights, upper[:, 0], z[:, 0])
-    delta_mean = jnp.linalg.solve(schur, rhs)
+    weighted_grad_mean = weights @ grad_mean
+    rhs_mean = -weighted_grad_mean + jnp.einsum("i,iab,ib->a", weights, coupling, z[:, 0])
+    delta_mean = solve(schur, rhs_mean)
     delta_interior = -z - jnp.einsum("ipab,b->ipa", zs, delta_mean)
     step = jnp.concatenate(
         [
             jnp.broadcast_to(delta_mean, (n, 1, dim)),
             delta_interior,
-            jnp.zeros((n, 1, dim), curves.dtype),
+            jnp.zeros((n, 1, dim), dtype),
         ],
         axis=1,
     )
-    grad_interior = weights[:, None, None] * grad[:, 1:-1]
-    linear = jnp.sum(grad_interior * delta_interior) + grad_mean @ delta_mean
+    grad_interior = weights[:, None, None] * grad
+    linear = jnp.sum(grad_interior * delta_interior) + weighted_grad_mean @ delta_mean
     damped = (
         num_segments
         * damping
@@ -132,31 +123,32 @@ def _newton_direction(metric, curves, weights, damping):
         )
     )
     predicted = 0.5 * (-linear + damped)
-    grad_norm = jnp.maximum(jnp.max(jnp.abs(grad_interior)), jnp.max(jnp.abs(grad_mean)))
+    grad_norm = jnp.maximum(jnp.max(jnp.abs(grad_interior)), jnp.max(jnp.abs(weighted_grad_mean)))
     return step, grad_norm, predicted
 
 
 def newton_level(
-    metric: AbstractMetric,
+    level: LevelEnergy,
     weights: Float[Array, " n"],
     curves: Curves,
+    size: Int[Array, ""],
     max_steps: int,
     rtol: float,
     atol: float,
     damping: Scalar,
 ) -> _Newton:
-    """Newton's method on one level: the mean (`curves[:, 0]`, the same in every curve)
-    and the interiors of the `curves`, from the `damping` given, to the tolerances on
-    the step and the value."""
-    value = _weighted_energy(metric, curves, weights)
+    """Newton's method on one level of `size` segments: the mean (`curves[:, 0]`, the
+    same in every curve) and the curves' interiors, from the `damping` given, to the
+    tolerances on the step and the value."""
+    value = _weighted_energy(level, curves, size, weights)
     dtype = curves.dtype
 
     def step(state: _Newton) -> _Newton:
         delta, grad_norm, predicted = _newton_direction(
-            metric, state.curves, weights, state.damping
+            level, state.curves, size, weights, state.damping
         )
         trial = state.curves + delta
-        new_value = _weighted_energy(metric, trial, weights)
+        new_value = _weighted_energy(level, trial, size, weights)
         actual = state.value - new_value
         finite = jnp.isfinite(new_value) & jnp.all(jnp.isfinite(delta))
         gain = actual / jnp.where(predicted > 0, predicted, jnp.inf)
@@ -198,9 +190,12 @@ def newton_level(
     )
 
 
-def resample_curves(curves: Curves, num_segments: int) -> Float[Array, "n new_points dim"]:
-    """The polylines at `num_segments + 1` uniform times (linear interpolation)."""
-    return jax.vmap(lambda c: resample(c, num_segments, num_segments + 1))(curves)
+def _points(curve: Buffer, size: Int[Array, ""], num_points: int) -> Float[Array, "p dim"]:
+    """A level's polyline (`size` segments of the buffer) at `num_points` uniform times."""
+    ts = jnp.linspace(0, 1, num_points, dtype=curve.dtype) * size.astype(curve.dtype)
+    i = jnp.clip(jnp.floor(ts).astype(int), 0, size - 1)
+    s = (ts - i.astype(ts.dtype))[:, None]
+    return (1 - s) * curve[i] + s * curve[i + 1]
 
 
 class MeanLevels(NamedTuple):
@@ -218,7 +213,7 @@ def newton_mean_levels(
     xs: Float[Array, "n dim"],
     weights: Float[Array, " n"],
     init: Point,
-    init_curves: Curves,
+    init_curves: Float[Array, "n points dim"],
     *,
     num_points: int,
     min_segments: int,
@@ -228,82 +223,91 @@ def newton_mean_levels(
     newton_tol: float,
 ) -> MeanLevels:
     r"""The levels `min_segments`, twice as many, ... up to `max_segments`, each solved
-    by `newton_level` (at most `max_steps` steps) from the previous one refined; the
-    means extrapolated, $R_k = (4 m_k - m_{k-1})/3$, until the estimated error of $R_k$
-    ($|R_k - R_{k-1}|$, or $rac2{15}$ of it where the levels are asymptotic) is within
-    `rtol` times the root mean square distance $\sqrt{2F}$, in the metric's norm at the
-    mean. Later levels are skipped (`lax.cond`: each level is compiled once, with its
-    static size)."""
+    by `newton_level` (at most `max_steps` steps) from the previous one refined
+    (`cubic_refine`); the means extrapolated, $R_k = (4 m_k - m_{k-1})/3$, until the
+    estimated error of $R_k$ ($|R_k - R_{k-1}|$, or $\frac2{15}$ of it where the levels
+    are asymptotic) is within `rtol` times the root mean square distance $\sqrt{2F}$, in
+    the metric's norm at the mean. One `while_loop` over the levels: the level's size
+    is traced, so the program is traced and compiled once."""
     dtype = xs.dtype
-    sizes = [min_segments * 2**k for k in range((max_segments // min_segments).bit_length())]
-    curves = resample_curves(init_curves.at[:, 0].set(init).at[:, -1].set(xs), sizes[0])
+    num_levels = (max_segments // min_segments).bit_length()
+    level = LevelEnergy(metric, "midpoint", min_segments)
+    ends = init_curves.at[:, 0].set(init).at[:, -1].set(xs)
+    curves = jax.vmap(lambda c: resample(c, min_segments, max_segments + 1))(ends)
     nan = jnp.array(jnp.nan, dtype)
-    carry = dict(
+    start = dict(
+        index=jnp.array(0),
+        size=jnp.array(min_segments),
+        curves=curves,  # the next level's start
+        solved=curves,  # the last level solved, of `num_segments`
         done=jnp.array(False),
         means=jnp.full((2, xs.shape[1]), nan),  # the last two levels' means
         extrapolated=jnp.full((2, xs.shape[1]), nan),  # R_{k-1}, R_k
-        out=resample_curves(curves, num_points - 1),
         estimate=jnp.array(jnp.inf, dtype),
         result=RESULTS.successful,
         num_steps=jnp.array(0),
-        num_segments=jnp.array(sizes[0]),
+        num_segments=jnp.array(min_segments),
         count=jnp.array(0),
         damping=jnp.asarray(INITIAL_DAMPING, dtype),
+        grad_norms=jnp.full((num_levels, max_steps), nan),
     )
-    grad_norms = []
-    for index, size in enumerate(sizes):
-        last = index == len(sizes) - 1
 
-        def solve(carry, curves=curves, size=size, last=last):
-            level = newton_level(
-                metric, weights, curves, max_steps, newton_tol, newton_tol, carry["damping"]
-            )
-            count = jnp.where(level.converged, carry["count"] + 1, 0)
-            prev_mean, last_mean = carry["means"]
-            extrapolated = jnp.where(count >= 2, (4 * level.mean - last_mean) / 3, level.mean)
-            change = extrapolated - carry["extrapolated"][1]
-            ratio = jnp.linalg.norm(last_mean - prev_mean) / jnp.linalg.norm(level.mean - last_mean)
-            asymptotic = (ratio >= ASYMPTOTIC_RATIO[0]) & (ratio <= ASYMPTOTIC_RATIO[1])
-            factor = jnp.where(asymptotic, ESTIMATE_SAFETY / 15, 1.0)
-            scale = jnp.sqrt(
-                weights @ jax.vmap(lambda c: curve_length(metric, c))(level.curves) ** 2
-            )
-            estimate = jnp.where(count >= 3, factor * metric.norm(level.mean, change), jnp.inf)
-            # (at least the round-off of the mean: a mean on a point has scale zero)
-            floor = 64 * jnp.finfo(dtype).eps * (scale + metric.norm(level.mean, level.mean))
-            accurate = estimate <= rtol * scale + floor
-            failure = RESULTS.where(
-                level.diverged, RESULTS.nonlinear_divergence, RESULTS.nonlinear_max_steps_reached
-            )
-            result = RESULTS.where(accurate, RESULTS.successful, RESULTS.unresolved_curve)
-            new = dict(
-                done=accurate | ~level.converged | last,
-                means=jnp.stack([last_mean, level.mean]),
-                extrapolated=jnp.stack([carry["extrapolated"][1], extrapolated]),
-                out=resample_curves(level.curves, num_points - 1),
-                estimate=estimate,
-                result=RESULTS.where(level.converged, result, failure),
-                num_steps=carry["num_steps"] + level.num_steps,
-                num_segments=jnp.array(size),
-                count=count,
-                # the next level starts as lightly damped as this one ended
-                damping=jnp.maximum(level.damping, jnp.finfo(dtype).eps),
-            )
-            return new, level.curves, level.grad_norms
+    def solve_level(carry):
+        size = carry["size"]
+        solved = newton_level(
+            level,
+            weights,
+            carry["curves"],
+            size,
+            max_steps,
+            newton_tol,
+            newton_tol,
+            carry["damping"],
+        )
+        count = jnp.where(solved.converged, carry["count"] + 1, 0)
+        prev_mean, last_mean = carry["means"]
+        extrapolated = jnp.where(count >= 2, (4 * solved.mean - last_mean) / 3, solved.mean)
+        change = extrapolated - carry["extrapolated"][1]
+        ratio = jnp.linalg.norm(last_mean - prev_mean) / jnp.linalg.norm(solved.mean - last_mean)
+        asymptotic = (ratio >= ASYMPTOTIC_RATIO[0]) & (ratio <= ASYMPTOTIC_RATIO[1])
+        factor = jnp.where(asymptotic, ESTIMATE_SAFETY / 15, 1.0)
+        lengths = jax.vmap(lambda c: level.lengths(c, size)[0])(solved.curves)
+        scale = jnp.sqrt(weights @ lengths**2)
+        estimate = jnp.where(count >= 3, factor * metric.norm(solved.mean, change), jnp.inf)
+        # (at least the round-off of the mean: a mean on a point has scale zero)
+        floor = 64 * jnp.finfo(dtype).eps * (scale + metric.norm(solved.mean, solved.mean))
+        accurate = estimate <= rtol * scale + floor
+        failure = RESULTS.where(
+            solved.diverged, RESULTS.nonlinear_divergence, RESULTS.nonlinear_max_steps_reached
+        )
+        result = RESULTS.where(accurate, RESULTS.successful, RESULTS.unresolved_curve)
+        last = carry["index"] == num_levels - 1
+        return dict(
+            index=carry["index"] + 1,
+            size=2 * size,
+            curves=jax.vmap(cubic_refine, (0, None))(solved.curves, size),
+            solved=solved.curves,
+            done=accurate | ~solved.converged | last,
+            means=jnp.stack([last_mean, solved.mean]),
+            extrapolated=jnp.stack([carry["extrapolated"][1], extrapolated]),
+            estimate=estimate,
+            result=RESULTS.where(solved.converged, result, failure),
+            num_steps=carry["num_steps"] + solved.num_steps,
+            num_segments=size,
+            count=count,
+            # the next level starts as lightly damped as this one ended
+            damping=jnp.maximum(solved.damping, jnp.finfo(dtype).eps),
+            grad_norms=carry["grad_norms"].at[carry["index"]].set(solved.grad_norms),
+        )
 
-        def skip(carry, curves=curves):
-            return carry, curves, jnp.full(max_steps, jnp.nan, dtype)
-
-        carry, solved, norms = jax.lax.cond(carry["done"], skip, solve, carry)
-        grad_norms.append(norms)
-        if not last:
-            curves = jax.vmap(refine)(solved)  # every segment halved
+    carry = jax.lax.while_loop(lambda c: ~c["done"], solve_level, start)
+    out = jax.vmap(_points, (0, None, None))(carry["solved"], carry["num_segments"], num_points)
     return MeanLevels(
         mean=carry["extrapolated"][1],
-        curves=carry["out"],
+        curves=out,
         error_estimate=carry["estimate"],
         result=carry["result"],
         num_steps=carry["num_steps"],
         num_segments=carry["num_segments"],
-        grad_norms=jnp.stack(grad_norms),
+        grad_norms=carry["grad_norms"],
     )
