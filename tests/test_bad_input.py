@@ -18,7 +18,7 @@ import pytest
 
 import jaxgeo as jg
 
-from .helpers import stein_gaussian
+from .helpers import poincare, poincare_semicircle_geodesic, stein_gaussian
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,26 @@ def gaussian_logdensity(x):
 
 
 EYES = jnp.stack([EYE] * 3)
+
+
+def ladder_with_a_repeated_vertex(maps: str) -> bool:
+    """The pole ladder along a geodesic of the Poincaré half-plane (a semicircle) with a
+    vertex repeated, as solvers can return: the repetition changes nothing (it was a
+    36 % norm drift, and 2,500x for a long vector on the sphere), and with exact maps
+    the norm is kept."""
+    xs, _ = poincare_semicircle_geodesic(0.0, 2.0, 0.6, 2.2, 5)
+    repeated = jnp.concatenate([xs[:3], xs[2:]])
+    w0 = jnp.array([3.0, 2.0])
+    once = jg.stats.ladder_transport(poincare, xs, w0, maps=maps)
+    twice = jg.stats.ladder_transport(poincare, repeated, w0, maps=maps)
+    drift = float(twice.stats["norm_drift"])
+    return (
+        bool(twice.result == R.successful)
+        and drift <= float(once.stats["norm_drift"]) + 1e-12
+        and (maps != "exact" or drift < 1e-6)
+        and bool(jnp.allclose(twice.ws[-1], once.ws[-1], rtol=1e-9))
+    )
+
 
 CASES: dict[str, Case] = {
     # --- shapes and dtypes of points (trace time) -----------------------------------
@@ -510,6 +530,27 @@ CASES: dict[str, Case] = {
         lambda: fit(loss=lambda model, batch, key: jax.vmap(model)(batch)),
         "error",
         "must return a scalar",
+    ),
+    # issue 30: transport, families, geodesic messages --------------------------------
+    "ladder_transport along a repeated vertex": Case(
+        lambda: ladder_with_a_repeated_vertex("exact"), "value"
+    ),
+    "ladder_transport with expansions along a repeated vertex": Case(
+        lambda: ladder_with_a_repeated_vertex("expansion"), "value"
+    ),
+    "ladder_transport maps of another name": Case(
+        lambda: jg.stats.ladder_transport(EUCLID, jnp.stack([X0, X1]), ONES, maps="cubic"),
+        "error",
+        r"maps must be one of \('exact', 'expansion'\)",
+    ),
+    "ladder_transport budget of one step": Case(
+        lambda: (
+            jg.stats.ladder_transport(
+                poincare, jnp.array([[0.0, 1.0], [1.0, 2.0]]), ONES, max_steps=1, throw=False
+            ).result
+        ),
+        "failed",
+        result=R.nonlinear_max_steps_reached,
     ),
 }
 
