@@ -200,7 +200,7 @@ def test_a_budget_too_small_fails():
         poincare, POINCARE_POINTS, init=jnp.array([2.0, 3.0]), solver=one_step, throw=False
     )
     assert mean.result == jg.RESULTS.max_steps_reached
-    with pytest.raises(Exception, match="maximum number of solver steps"):
+    with pytest.raises(Exception, match=r"budget ran out.* KarcherMean\(max_steps="):
         jg.stats.frechet_mean(
             poincare, POINCARE_POINTS, init=jnp.array([2.0, 3.0]), solver=one_step
         )
