@@ -153,6 +153,30 @@ def ladder_with_a_repeated_vertex(maps: str) -> bool:
     )
 
 
+RANK_ONE = jg.PullbackMetric(lambda z: jnp.stack([z[0], z[0]]))
+VON_MISES = jg.FisherRaoMetric(jg.families.VonMises())
+# Mean directions 0.1 and 2 pi - 0.1 (kappa = 2): 6.08 apart one way round, 0.2 the other.
+VON_MISES_PAIR = (jnp.array([0.1, 2.0]), jnp.array([2 * np.pi - 0.1, 2.0]))
+# A metric that is infinite on the line x_1 = 0 (the Poincaré half-plane's boundary).
+POINCARE_AT_BOUNDARY = jnp.array([0.0, 0.0])
+
+
+def von_mises_wrapped_is_the_short_way() -> bool:
+    """After `VonMises.wrap`, the distance goes the short way round: that of the same
+    pair turned by -0.1 (the metric does not depend on mu) and no longer than the
+    chart's straight line (0.2 sqrt(kappa A(kappa)))."""
+    a, b = VON_MISES_PAIR
+    wrapped = jg.families.VonMises().wrap(b, a)
+    turned = jg.distance(VON_MISES, a - jnp.array([0.1, 0.0]), wrapped - jnp.array([0.1, 0.0]))
+    short = jg.distance(VON_MISES, a, wrapped)
+    line = 0.2 * jnp.sqrt(VON_MISES.matrix(a)[0, 0])
+    return (
+        bool(jnp.allclose(wrapped, jnp.array([-0.1, 2.0]), atol=1e-12))
+        and bool(jnp.allclose(short, turned, rtol=1e-6))
+        and float(line) * 0.99 < float(short) <= float(line)
+    )
+
+
 CASES: dict[str, Case] = {
     # --- shapes and dtypes of points (trace time) -----------------------------------
     "endpoints of different dimension": Case(
@@ -551,6 +575,66 @@ CASES: dict[str, Case] = {
         ),
         "failed",
         result=R.nonlinear_max_steps_reached,
+    ),
+    "log_map on a pullback of rank 1": Case(
+        lambda: jg.log_map(RANK_ONE, jnp.zeros(2), ONES, throw=False).result,
+        "failed",
+        result=R.singular_metric,
+    ),
+    "log_map on a pullback of rank 1, throw": Case(
+        lambda: jg.log_map(RANK_ONE, jnp.zeros(2), ONES),
+        "error",
+        r"metric is singular.*vs\[0\] is the log map",
+    ),
+    "geodesic_bvp on a pullback of rank 1": Case(
+        lambda: bvp_result(RANK_ONE, jnp.zeros(2), ONES),
+        "failed",
+        result=R.singular_metric,
+    ),
+    "distance on a pullback of rank 1 (the length only)": Case(
+        lambda: bool(jnp.allclose(jg.distance(RANK_ONE, jnp.zeros(2), ONES), np.sqrt(2.0))),
+        "value",
+    ),
+    "scalar_curvature where the metric is infinite": Case(
+        lambda: jg.scalar_curvature(poincare, POINCARE_AT_BOUNDARY), "failed"
+    ),
+    "scalar_curvature of a Fisher–Rao metric outside its domain": Case(
+        lambda: jg.scalar_curvature(
+            jg.FisherRaoMetric(jg.families.Normal()), jnp.array([0.0, -1.0])
+        ),
+        "failed",
+    ),
+    "Fisher–Rao matrix outside its domain": Case(
+        lambda: jg.FisherRaoMetric(jg.families.Normal()).matrix(jnp.array([0.0, -1.0])),
+        "failed",
+    ),
+    "VonMises distance the long way round": Case(
+        lambda: jg.distance(VON_MISES, *VON_MISES_PAIR),
+        "error",
+        r"mean directions differ by more than pi.*VonMises\.wrap",
+    ),
+    "VonMises distance the long way round, throw=False": Case(
+        lambda: jg.distance(VON_MISES, *VON_MISES_PAIR, throw=False), "failed"
+    ),
+    "VonMises distance wrapped the short way round": Case(
+        von_mises_wrapped_is_the_short_way, "value"
+    ),
+    "VonMises.wrap of a point of three parameters": Case(
+        lambda: jg.families.VonMises().wrap(jnp.zeros(3), jnp.zeros(2)),
+        "error",
+        r"shape \(2,\) \(μ, κ\), got \(3,\)",
+    ),
+    "Richardson of Shooting": Case(
+        lambda: jg.distance(EUCLID, X0, X1, solver=jg.Richardson(jg.Shooting())),
+        "error",
+        # (Under runtime type checking, the field's annotation is checked first.)
+        r"Richardson refines polyline solvers \(jaxgeo.EnergyNewton.*Shooting is not one: "
+        r"pass solver=Shooting\(...\) directly|solver.*\n.*Shooting.*\n.*AbstractPolylineSolver",
+    ),
+    "a budget that ran out names the entry point's max_steps": Case(
+        lambda: bvp(stein_gaussian(), X0, X1, num_points=8, max_steps=1),
+        "error",
+        r"budget of Newton or descent steps ran out.*geodesic_bvp\(max_steps=\.\.\.\)",
     ),
 }
 
