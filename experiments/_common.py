@@ -34,10 +34,10 @@ def run(main: Callable, doc: str, out_dir: str) -> None:
 
 
 def result_text(result) -> str:
-    """`success`, or the first clause of a failed `jg.RESULTS`' message."""
+    """`success`, or the short name of a failed `jg.RESULTS` (`jg.result_name`)."""
     if result == jg.RESULTS.successful:
         return "success"
-    return jg.RESULTS[result].split(": ")[0].split(". ")[0]
+    return jg.result_name(result)
 
 
 def output_dir(out_dir: str | Path) -> Path:

@@ -68,7 +68,11 @@ from ._metric import (
     ScoreJacobianMetric as ScoreJacobianMetric,
     SteinMetric as SteinMetric,
 )
-from ._solution import GeodesicSolution as GeodesicSolution, RESULTS as RESULTS
+from ._solution import (
+    GeodesicSolution as GeodesicSolution,
+    result_name as result_name,
+    RESULTS as RESULTS,
+)
 
 
 __version__ = importlib.metadata.version("jaxgeo")

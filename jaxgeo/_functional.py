@@ -5,6 +5,13 @@ Conventions: $\Gamma^k_{ij} = \frac12 g^{kl}(\partial_i g_{jl} + \partial_j g_{i
 + \Gamma^l_{im}\Gamma^m_{jk} - \Gamma^l_{jm}\Gamma^m_{ik}$, $R_{jk} = R^i{}_{ijk}$,
 $S = g^{jk} R_{jk}$; in 2-D the Gaussian curvature is $S/2$ (the unit sphere has
 $S = 2$, the Poincaré half-plane $S = -2$).
+
+Outside a metric's domain the kernels return NaN, not an error (they are meant to be
+vmapped over grids that may cross its edge): where $G(x)$ or its derivatives are NaN or
+infinite (e.g. the Poincaré half-plane's $I / x_2^2$ at $x_2 = 0$, a
+[`jaxgeo.FisherRaoMetric`][] outside its family's parameters, such as a negative scale,
+whose matrix is NaN there) or $G(x)$ is singular. `jnp.isfinite(metric.matrix(x))`
+tells which points are outside.
 """
 
 import jax
@@ -64,7 +71,13 @@ def ricci_tensor(metric: AbstractMetric, x: Point) -> MetricMatrix:
 
 
 def scalar_curvature(metric: AbstractMetric, x: Point) -> Scalar:
-    r"""The scalar curvature $S = g^{jk} R_{jk}$."""
+    r"""The scalar curvature $S = g^{jk} R_{jk}$.
+
+    NaN, not an error, outside the metric's domain (as every kernel here, to be vmapped
+    over grids that may cross its edge): where $G(x)$ or its derivatives are NaN or
+    infinite (e.g. $I / x_2^2$ at $x_2 = 0$; a [`jaxgeo.FisherRaoMetric`][] outside its
+    family's parameters, such as a negative scale) or $G(x)$ is singular.
+    `jnp.all(jnp.isfinite(metric.matrix(x)))` tells which points are outside."""
     return jnp.sum(metric.inverse_matrix(x) * ricci_tensor(metric, x))
 
 

@@ -18,7 +18,7 @@ import pytest
 
 import jaxgeo as jg
 
-from .helpers import stein_gaussian
+from .helpers import poincare, poincare_semicircle_geodesic, stein_gaussian
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,50 @@ def gaussian_logdensity(x):
 
 
 EYES = jnp.stack([EYE] * 3)
+
+
+def ladder_with_a_repeated_vertex(maps: str) -> bool:
+    """The pole ladder along a geodesic of the Poincaré half-plane (a semicircle) with a
+    vertex repeated, as solvers can return: the repetition changes nothing (it was a
+    36 % norm drift, and 2,500x for a long vector on the sphere), and with exact maps
+    the norm is kept."""
+    xs, _ = poincare_semicircle_geodesic(0.0, 2.0, 0.6, 2.2, 5)
+    repeated = jnp.concatenate([xs[:3], xs[2:]])
+    w0 = jnp.array([3.0, 2.0])
+    once = jg.stats.ladder_transport(poincare, xs, w0, maps=maps)
+    twice = jg.stats.ladder_transport(poincare, repeated, w0, maps=maps)
+    drift = float(twice.stats["norm_drift"])
+    return (
+        bool(twice.result == R.successful)
+        and drift <= float(once.stats["norm_drift"]) + 1e-12
+        and (maps != "exact" or drift < 1e-6)
+        and bool(jnp.allclose(twice.ws[-1], once.ws[-1], rtol=1e-9))
+    )
+
+
+RANK_ONE = jg.PullbackMetric(lambda z: jnp.stack([z[0], z[0]]))
+VON_MISES = jg.FisherRaoMetric(jg.families.VonMises())
+# Mean directions 0.1 and 2 pi - 0.1 (kappa = 2): 6.08 apart one way round, 0.2 the other.
+VON_MISES_PAIR = (jnp.array([0.1, 2.0]), jnp.array([2 * np.pi - 0.1, 2.0]))
+# A metric that is infinite on the line x_1 = 0 (the Poincaré half-plane's boundary).
+POINCARE_AT_BOUNDARY = jnp.array([0.0, 0.0])
+
+
+def von_mises_wrapped_is_the_short_way() -> bool:
+    """After `VonMises.wrap`, the distance goes the short way round: that of the same
+    pair turned by -0.1 (the metric does not depend on mu) and no longer than the
+    chart's straight line (0.2 sqrt(kappa A(kappa)))."""
+    a, b = VON_MISES_PAIR
+    wrapped = jg.families.VonMises().wrap(b, a)
+    turned = jg.distance(VON_MISES, a - jnp.array([0.1, 0.0]), wrapped - jnp.array([0.1, 0.0]))
+    short = jg.distance(VON_MISES, a, wrapped)
+    line = 0.2 * jnp.sqrt(VON_MISES.matrix(a)[0, 0])
+    return (
+        bool(jnp.allclose(wrapped, jnp.array([-0.1, 2.0]), atol=1e-12))
+        and bool(jnp.allclose(short, turned, rtol=1e-6))
+        and float(line) * 0.99 < float(short) <= float(line)
+    )
+
 
 CASES: dict[str, Case] = {
     # --- shapes and dtypes of points (trace time) -----------------------------------
@@ -510,6 +554,87 @@ CASES: dict[str, Case] = {
         lambda: fit(loss=lambda model, batch, key: jax.vmap(model)(batch)),
         "error",
         "must return a scalar",
+    ),
+    # issue 30: transport, families, geodesic messages --------------------------------
+    "ladder_transport along a repeated vertex": Case(
+        lambda: ladder_with_a_repeated_vertex("exact"), "value"
+    ),
+    "ladder_transport with expansions along a repeated vertex": Case(
+        lambda: ladder_with_a_repeated_vertex("expansion"), "value"
+    ),
+    "ladder_transport maps of another name": Case(
+        lambda: jg.stats.ladder_transport(EUCLID, jnp.stack([X0, X1]), ONES, maps="cubic"),
+        "error",
+        r"maps must be one of \('exact', 'expansion'\)",
+    ),
+    "ladder_transport budget of one step": Case(
+        lambda: (
+            jg.stats.ladder_transport(
+                poincare, jnp.array([[0.0, 1.0], [1.0, 2.0]]), ONES, max_steps=1, throw=False
+            ).result
+        ),
+        "failed",
+        result=R.nonlinear_max_steps_reached,
+    ),
+    "log_map on a pullback of rank 1": Case(
+        lambda: jg.log_map(RANK_ONE, jnp.zeros(2), ONES, throw=False).result,
+        "failed",
+        result=R.singular_metric,
+    ),
+    "log_map on a pullback of rank 1, throw": Case(
+        lambda: jg.log_map(RANK_ONE, jnp.zeros(2), ONES),
+        "error",
+        r"metric is singular.*vs\[0\] is the log map",
+    ),
+    "geodesic_bvp on a pullback of rank 1": Case(
+        lambda: bvp_result(RANK_ONE, jnp.zeros(2), ONES),
+        "failed",
+        result=R.singular_metric,
+    ),
+    "distance on a pullback of rank 1 (the length only)": Case(
+        lambda: bool(jnp.allclose(jg.distance(RANK_ONE, jnp.zeros(2), ONES), np.sqrt(2.0))),
+        "value",
+    ),
+    "scalar_curvature where the metric is infinite": Case(
+        lambda: jg.scalar_curvature(poincare, POINCARE_AT_BOUNDARY), "failed"
+    ),
+    "scalar_curvature of a Fisher–Rao metric outside its domain": Case(
+        lambda: jg.scalar_curvature(
+            jg.FisherRaoMetric(jg.families.Normal()), jnp.array([0.0, -1.0])
+        ),
+        "failed",
+    ),
+    "Fisher–Rao matrix outside its domain": Case(
+        lambda: jg.FisherRaoMetric(jg.families.Normal()).matrix(jnp.array([0.0, -1.0])),
+        "failed",
+    ),
+    "VonMises distance the long way round": Case(
+        lambda: jg.distance(VON_MISES, *VON_MISES_PAIR),
+        "error",
+        r"mean directions differ by more than pi.*VonMises\.wrap",
+    ),
+    "VonMises distance the long way round, throw=False": Case(
+        lambda: jg.distance(VON_MISES, *VON_MISES_PAIR, throw=False), "failed"
+    ),
+    "VonMises distance wrapped the short way round": Case(
+        von_mises_wrapped_is_the_short_way, "value"
+    ),
+    "VonMises.wrap of a point of three parameters": Case(
+        lambda: jg.families.VonMises().wrap(jnp.zeros(3), jnp.zeros(2)),
+        "error",
+        r"shape \(2,\) \(μ, κ\), got \(3,\)",
+    ),
+    "Richardson of Shooting": Case(
+        lambda: jg.distance(EUCLID, X0, X1, solver=jg.Richardson(jg.Shooting())),
+        "error",
+        # (Under runtime type checking, the field's annotation is checked first.)
+        r"Richardson refines polyline solvers \(jaxgeo.EnergyNewton.*Shooting is not one: "
+        r"pass solver=Shooting\(...\) directly|solver.*\n.*Shooting.*\n.*AbstractPolylineSolver",
+    ),
+    "a budget that ran out names the entry point's max_steps": Case(
+        lambda: bvp(stein_gaussian(), X0, X1, num_points=8, max_steps=1),
+        "error",
+        r"budget of Newton or descent steps ran out.*geodesic_bvp\(max_steps=\.\.\.\)",
     ),
 }
 

@@ -488,3 +488,23 @@ def test_new_families_bad_input():
         vmf.log_prob(jnp.ones(3), jnp.ones(4) / 2)
     with pytest.raises(ValueError, match="3 parameters"):
         vmf.fisher(jnp.ones(4))
+
+
+def test_von_mises_wrap_keeps_the_distribution_within_pi_of_the_reference():
+    """`VonMises.wrap` moves mu by whole turns to within (-pi, pi] of the reference's:
+    the same density, the same Fisher metric, and pi itself stays (the interval's
+    closed end)."""
+    vm = F.VonMises()
+    reference = jnp.array([0.3, 1.5])
+    for mu in (0.3 + jnp.pi, 0.3 - jnp.pi, 7.0, -9.5, 0.3 + 5 * jnp.pi, 0.2):
+        eta = jnp.array([mu, 2.0])
+        wrapped = vm.wrap(eta, reference)
+        difference = float(wrapped[0] - reference[0])
+        assert -np.pi < difference <= np.pi + 1e-12, (mu, difference)
+        np.testing.assert_allclose(
+            (wrapped[0] - mu) / (2 * np.pi), jnp.round((wrapped[0] - mu) / (2 * np.pi)), atol=1e-12
+        )
+        assert wrapped[1] == eta[1]
+        for x in (-1.0, 0.4, 2.5):
+            np.testing.assert_allclose(vm.log_prob(wrapped, x), vm.log_prob(eta, x), rtol=1e-12)
+    np.testing.assert_allclose(vm.wrap(jnp.array([0.3 + jnp.pi, 2.0]), reference)[0], 0.3 + jnp.pi)

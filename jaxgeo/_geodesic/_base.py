@@ -138,16 +138,14 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
         def branch(size):
             def solve(xs):
                 sol = self.geodesic(eqx.tree_at(lambda p: p.init, fixed, xs[: size + 1]))
-                failed = (sol.result != RESULTS.successful) & (
-                    sol.result != RESULTS.unresolved_curve
+                # (A singular metric leaves the length resolvable: `refine_levels`
+                # checks the velocity where it is needed.)
+                converged = (sol.result == RESULTS.successful) | (
+                    sol.result == RESULTS.singular_metric
                 )
+                failed = ~converged & (sol.result != RESULTS.unresolved_curve)
                 hard = failed & (sol.result != RESULTS.nonlinear_max_steps_reached)
-                return (
-                    xs.at[: size + 1].set(sol.xs),
-                    sol.stats["num_steps"],
-                    sol.result == RESULTS.successful,
-                    hard,
-                )
+                return (xs.at[: size + 1].set(sol.xs), sol.stats["num_steps"], converged, hard)
 
             return solve
 
@@ -276,10 +274,17 @@ def polyline_solution(
     result = RESULTS.where(
         (result == RESULTS.successful) & unresolved, RESULTS.unresolved_curve, result
     )
+    vs = discrete_velocities(problem, xs, gradients)
+    # A finite energy with NaN velocities G^-1 p: the metric is singular on the curve.
+    result = RESULTS.where(
+        (result == RESULTS.successful) & ~jnp.all(jnp.isfinite(vs)),
+        RESULTS.singular_metric,
+        result,
+    )
     return GeodesicSolution(
         ts=jnp.linspace(0, 1, xs.shape[0], dtype=xs.dtype),
         xs=xs,
-        vs=discrete_velocities(problem, xs, gradients),
+        vs=vs,
         length=length,
         energy=energy,
         result=RESULTS.where(jnp.isfinite(energy), result, RESULTS.nonfinite_energy),

@@ -368,6 +368,10 @@ def refine_levels(
             ~accurate & (num_steps >= max_steps), RESULTS.nonlinear_max_steps_reached, result
         )
         result = RESULTS.where(diverged, RESULTS.nonlinear_divergence, result)
+        # A converged level whose velocity G^-1 p is NaN: the metric is singular there
+        # (e.g. of rank 1); finer levels will not mend it.
+        singular = converged & ~jnp.all(jnp.isfinite(velocity)) if resolve_velocity else False
+        result = RESULTS.where(singular, RESULTS.singular_metric, result)
         result = RESULTS.where(finite, result, RESULTS.nonfinite_energy)
         # Lengths that keep growing by about as much at every level (a curve that cannot
         # be resolved, e.g. through a place at infinite distance) end the refinement.
@@ -377,7 +381,7 @@ def refine_levels(
         # A level that diverged (a coarse level from a poor initial curve: on the learned
         # ring metric, 16 segments across the ring's hole) is not smooth: the next level
         # starts afresh from `init`; divergence fails the solve at the last level only.
-        done = accurate | ~finite | (num_steps >= max_steps)
+        done = accurate | ~finite | (num_steps >= max_steps) | singular
         done |= (state.n >= max_segments) | (stalls >= MAX_STALLS)
         # This level continued the previous one (which is in `state.prev`): the pair
         # predicts the next level's solution to O(h^4).

@@ -72,9 +72,11 @@ class Richardson(AbstractBoundarySolver):
 
     def __check_init__(self):
         if self.solver is not None and not isinstance(self.solver, AbstractPolylineSolver):
+            name = type(self.solver).__name__
             raise ValueError(
-                "Richardson(solver) needs a polyline solver (jaxgeo.EnergyNewton or "
-                f"jaxgeo.EnergyDescent), got {type(self.solver).__name__}"
+                "Richardson refines polyline solvers (jaxgeo.EnergyNewton, "
+                f"jaxgeo.EnergyDescent); {name} is not one: pass solver={name}(...) "
+                "directly (e.g. to distance, log_map or geodesic_bvp)"
             )
         check_levels("Richardson", self.min_segments, self.max_segments, smallest=4)
 

@@ -25,7 +25,9 @@ class FisherRaoMetric(AbstractSecantMetric):
 
     Outside the parameter domain (e.g. a negative rate) the metric is NaN, not an
     error: a solver's trial step may leave the domain and must see a non-finite energy
-    to reject it. (The families' own `fisher`, `kl` and `log_prob` raise.)"""
+    to reject it. (The families' own `fisher`, `kl` and `log_prob` raise.) A periodic
+    parameter is not wrapped: for a [`jaxgeo.families.VonMises`][] pair whose mean
+    directions differ by more than π, wrap one first (`VonMises.wrap`; see there)."""
 
     family: AbstractFamily
 

@@ -9,7 +9,13 @@ import jax.numpy as jnp
 import jax.scipy.special as jss
 import numpy as np
 
-from ._base import AbstractFamily, constrain_real_positive, unconstrain_real_positive
+from .._custom_types import Input
+from ._base import (
+    AbstractFamily,
+    constrain_real_positive,
+    Params,
+    unconstrain_real_positive,
+)
 
 
 def _log_i0(kappa):
@@ -22,7 +28,21 @@ def _bessel_ratio(kappa):
 
 
 class VonMises(AbstractFamily):
-    """von Mises on the circle, parameters (mean direction μ, concentration κ ≥ 0)."""
+    r"""von Mises on the circle, parameters (mean direction μ, concentration κ ≥ 0).
+
+    μ is any real number, not wrapped: (μ + 2π, κ) is the same distribution as (μ, κ),
+    and the Fisher metric $\mathrm{diag}(\kappa A(\kappa), A'(\kappa))$ does not depend
+    on μ, so the chart $(\mu, \kappa)$ covers the manifold once per period, and a
+    geodesic there goes the way round that the end points' μ say. Near κ = 0 the metric
+    is that of the plane in polar coordinates ($\frac12(d\kappa^2 + \kappa^2
+    d\mu^2)$, κ the radius and μ the angle), so end points whose μ differ by more than
+    π (e.g. 0.1 and 2π − 0.1) have no geodesic in the chart: the shortest curve that way
+    round passes through κ = 0 (the uniform distribution) and a solver that refines it
+    steps to κ < 0, where the metric is NaN (`RESULTS.nonfinite_energy`). For the
+    geodesic the short way round, wrap the second end point's μ to within π of the
+    first's, `eta1 = VonMises().wrap(eta1, eta0)`, before [`jaxgeo.distance`][] or
+    [`jaxgeo.geodesic_bvp`][].
+    """
 
     constraint: ClassVar[str] = "finite (μ, κ) with κ ≥ 0"
 
@@ -60,6 +80,21 @@ class VonMises(AbstractFamily):
     def kl(self, eta_p, eta_q):
         (mp, kp), (mq, kq) = self.check(eta_p), self.check(eta_q)
         return _log_i0(kq) - _log_i0(kp) + _bessel_ratio(kp) * (kp - kq * jnp.cos(mp - mq))
+
+    def wrap(self, eta: Input, reference: Input) -> Params:
+        """`eta` with its mean direction μ moved by a multiple of 2π to within π of
+        `reference`'s: μ − μ_ref in (−π, π], κ unchanged (the same distribution). The
+        pair (`reference`, `wrap(eta, reference)`) is then joined by the geodesic the
+        short way round the circle of means."""
+        eta, reference = jnp.asarray(eta), jnp.asarray(reference)
+        if eta.shape != (2,) or reference.shape != (2,):
+            raise ValueError(
+                f"VonMises.wrap: expected eta and reference of shape (2,) (μ, κ), got "
+                f"{eta.shape} and {reference.shape}"
+            )
+        difference = eta[0] - reference[0]
+        turns = jnp.ceil((difference - math.pi) / (2 * math.pi))
+        return eta.at[0].set(reference[0] + difference - 2 * math.pi * turns)
 
     def constrain(self, u):
         return constrain_real_positive(u)
