@@ -1,5 +1,6 @@
 """Trace-time validation helpers: clear `ValueError`s naming the offending shapes."""
 
+import numbers
 from collections.abc import Callable
 
 import equinox as eqx
@@ -112,9 +113,18 @@ def check_input(x: Array, dim: int, name: str) -> None:
         raise ValueError(f"{name} must have shape ({dim},), got shape {jnp.shape(x)}")
 
 
+def as_int(value):
+    """`value` as a Python `int` if it is an integer (NumPy's too: `np.int64(5)`), else
+    unchanged (for `check_integer` to refuse): a converter for static integer fields."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value
+
+
 def check_integer(value, name: str, minimum: int = 1) -> None:
-    """Raise unless `value` is a Python integer `>= minimum` (a count, a size)."""
-    if not isinstance(value, int) or value < minimum:
+    """Raise unless `value` is an integer `>= minimum` (a count, a size; NumPy integers
+    count, booleans do not)."""
+    if not isinstance(as_int(value), int) or isinstance(value, bool) or value < minimum:
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name} must be {expected}, got {value!r}")
 
@@ -173,3 +183,4 @@ def check_levels(where: str, min_segments, max_segments, smallest: int) -> None:
             "min_segments times a power of two >= 4 (three levels give the first error "
             f"estimate), got min_segments={min_segments!r}, max_segments={max_segments!r}"
         )
+

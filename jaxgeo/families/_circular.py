@@ -25,6 +25,7 @@ class VonMises(AbstractFamily):
     """von Mises on the circle, parameters (mean direction μ, concentration κ ≥ 0)."""
 
     constraint: ClassVar[str] = "finite (μ, κ) with κ ≥ 0"
+    support: ClassVar[str] = "finite angles"
 
     @property
     def num_params(self) -> int:
