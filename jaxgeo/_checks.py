@@ -184,3 +184,32 @@ def check_levels(where: str, min_segments, max_segments, smallest: int) -> None:
             f"estimate), got min_segments={min_segments!r}, max_segments={max_segments!r}"
         )
 
+
+def check_labels(x, num_classes: int, shape: tuple[int, ...], where: str):
+    """`x` as class labels in `[0, num_classes)` of `shape`: the dtype (an integer one;
+    a float label such as 1.7 is no class) and the shape at trace time, the values as a
+    `ValueError` naming the first bad one, or under `jit`/`vmap` by `eqx.error_if`
+    (a label outside the range one-hot encodes to zeros, and its log-probability is
+    NaN)."""
+    x = jnp.asarray(x)
+    if jnp.shape(x) != shape:
+        raise ValueError(
+            f"{where}: expected {shape[0]} class labels, shape {shape}, got shape "
+            f"{jnp.shape(x)}; one example at a time (batch with jax.vmap)"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+        raise ValueError(
+            f"{where}: class labels must have an integer dtype, got {x.dtype}: cast them "
+            "with x.astype(int) if they are whole numbers (a label such as 1.7 is no class)"
+        )
+    outside = (x < 0) | (x >= num_classes)
+    message = f"{where}: class labels must be in [0, {num_classes}) (num_classes={num_classes})"
+    if isinstance(x, jax.core.Tracer):
+        return eqx.error_if(x, jnp.any(outside), message + ", got one outside")
+    bad = np.flatnonzero(np.asarray(outside))
+    if bad.size:
+        raise ValueError(
+            f"{message}, got {bad.size} outside, e.g. x[{bad[0]}] = {int(x[bad[0]])}; "
+            "relabel them, or raise num_classes"
+        )
+    return x
