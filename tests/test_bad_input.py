@@ -805,6 +805,11 @@ CASES.update(
             "error",
             "must be a jaxgeo.families family|parameter 'family'",
         ),
+        "Joint of a family class, not an instance": Case(
+            lambda: jg.families.Joint((jg.families.Normal(), jg.families.Bernoulli)),
+            "error",
+            r"families\[1\] must be a jaxgeo.families family.*instantiate|parameter 'families'",
+        ),
         "Binomial observation above num_trials": Case(
             lambda: jg.families.Binomial(3).log_prob(ONES[:1] / 2, 4.0),
             "error",

@@ -88,6 +88,12 @@ class Joint(AbstractFamily):
     def __check_init__(self):
         if not isinstance(self.families, tuple) or not self.families:
             raise ValueError("Joint: families must be a non-empty tuple of families")
+        for i, family in enumerate(self.families):
+            if not isinstance(family, AbstractFamily):
+                raise ValueError(
+                    f"Joint: families[{i}] must be a jaxgeo.families family, got "
+                    f"{type(family).__name__} (a class? instantiate it, e.g. Normal())"
+                )
 
     @property
     def num_params(self) -> int:
