@@ -261,7 +261,9 @@ def calibrate_pose_decoder(
     )
     optimizer = optax.adam(1e-2) if optimizer is None else optimizer
     result = _fit_part_given_codes(
-        lambda model, z, x: model.log_prob(x, z),
+        # (the poses were checked above: no run-time check, and no host callback, in the
+        # training step)
+        lambda model, z, x: model.family._log_prob(model.params(z), x),
         decoder,
         lambda d: (d.position_precision.raw_weights, d.concentration.raw_weights),
         codes,
