@@ -122,7 +122,7 @@ def train(leaves, seed: int, out: Path, smoke: bool):
         jg.nn.CategoricalDecoder(2, LENGTH, LETTERS, width=width, depth=2, key=key_dec),
     )
     num_steps = 300 if smoke else 6000
-    data = jnp.asarray(leaves, float)
+    data = jnp.asarray(leaves)  # (integer class labels)
     vae = jg.train.fit(
         jg.train.elbo_loss,
         vae,
@@ -221,7 +221,7 @@ def main(
     # latent.png, the first seed
     r = runs[0]
     tree, codes = r["tree"], np.asarray(r["codes"])
-    ancestors = np.asarray(jax.vmap(r["vae"].encode)(jnp.asarray(r["sequences"], float)))
+    ancestors = np.asarray(jax.vmap(r["vae"].encode)(jnp.asarray(r["sequences"])))
     fig, ax = plt.subplots(figsize=(7.5, 7))
     for i in range(1, len(tree.parent)):
         ax.plot(*ancestors[[tree.parent[i], i]].T, color="0.75", lw=0.8, zorder=1)

@@ -1,5 +1,6 @@
 """Trace-time validation helpers: clear `ValueError`s naming the offending shapes."""
 
+import numbers
 from collections.abc import Callable
 
 import equinox as eqx
@@ -112,9 +113,18 @@ def check_input(x: Array, dim: int, name: str) -> None:
         raise ValueError(f"{name} must have shape ({dim},), got shape {jnp.shape(x)}")
 
 
+def as_int(value):
+    """`value` as a Python `int` if it is an integer (NumPy's too: `np.int64(5)`), else
+    unchanged (for `check_integer` to refuse): a converter for static integer fields."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value
+
+
 def check_integer(value, name: str, minimum: int = 1) -> None:
-    """Raise unless `value` is a Python integer `>= minimum` (a count, a size)."""
-    if not isinstance(value, int) or value < minimum:
+    """Raise unless `value` is an integer `>= minimum` (a count, a size; NumPy integers
+    count, booleans do not)."""
+    if not isinstance(as_int(value), int) or isinstance(value, bool) or value < minimum:
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name} must be {expected}, got {value!r}")
 
@@ -173,3 +183,33 @@ def check_levels(where: str, min_segments, max_segments, smallest: int) -> None:
             "min_segments times a power of two >= 4 (three levels give the first error "
             f"estimate), got min_segments={min_segments!r}, max_segments={max_segments!r}"
         )
+
+
+def check_labels(x, num_classes: int, shape: tuple[int, ...], where: str):
+    """`x` as class labels in `[0, num_classes)` of `shape`: the dtype (an integer one;
+    a float label such as 1.7 is no class) and the shape at trace time, the values as a
+    `ValueError` naming the first bad one, or under `jit`/`vmap` by `eqx.error_if`
+    (a label outside the range one-hot encodes to zeros, and its log-probability is
+    NaN)."""
+    x = jnp.asarray(x)
+    if jnp.shape(x) != shape:
+        raise ValueError(
+            f"{where}: expected {shape[0]} class labels, shape {shape}, got shape "
+            f"{jnp.shape(x)}; one example at a time (batch with jax.vmap)"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+        raise ValueError(
+            f"{where}: class labels must have an integer dtype, got {x.dtype}: cast them "
+            "with x.astype(int) if they are whole numbers (a label such as 1.7 is no class)"
+        )
+    outside = (x < 0) | (x >= num_classes)
+    message = f"{where}: class labels must be in [0, {num_classes}) (num_classes={num_classes})"
+    if isinstance(x, jax.core.Tracer):
+        return eqx.error_if(x, jnp.any(outside), message + ", got one outside")
+    bad = np.flatnonzero(np.asarray(outside))
+    if bad.size:
+        raise ValueError(
+            f"{message}, got {bad.size} outside, e.g. x[{bad[0]}] = {int(x[bad[0]])}; "
+            "relabel them, or raise num_classes"
+        )
+    return x

@@ -6,7 +6,7 @@ cases too; the cases that compile a solver in a slow way are marked slow."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, Literal
 
 import jax
@@ -637,6 +637,396 @@ CASES: dict[str, Case] = {
         r"budget of Newton or descent steps ran out.*geodesic_bvp\(max_steps=\.\.\.\)",
     ),
 }
+
+# --- issue 30: statistics, estimators and models ----------------------------------------
+# Distance matrices that are not distance matrices, estimators used before `fit` or
+# given data scikit-learn's `check_array` refuses, a tangent PCA about another point,
+# NumPy integers as counts, class labels outside their range, non-unit quaternions.
+LINE = jnp.abs(jnp.arange(6.0)[:, None] - jnp.arange(6.0)[None])  # distances on a line
+POINTS = np.random.default_rng(0).normal(size=(12, 2))
+LABELS = np.arange(12) % 3
+NAN_POINTS = np.where((np.arange(12) == 3)[:, None], np.nan, POINTS)
+STATS = jg.stats
+MEAN_POINTS = jnp.array([[0.0, 1.0], [0.5, 1.5], [-0.3, 0.8], [0.2, 2.0]])
+CLASS_LABELS = jnp.array([0, 3, 1])
+ENCODER = jg.nn.Encoder(3, 2, width=8, depth=1, key=jax.random.key(0), num_classes=4)
+CATEGORICAL = jg.nn.CategoricalDecoder(2, 3, 4, width=8, depth=1, key=jax.random.key(1))
+POSE_DECODER = jg.nn.PoseDecoder(2, width=8, depth=1, key=jax.random.key(0))
+POSE = jnp.array([0.1, 0.2, 0.3, 0.0, 0.0, 0.0, 1.0])
+POSES = jnp.tile(POSE, (20, 1))
+CODES = jax.random.normal(jax.random.key(2), (20, 2))
+
+
+def medoids_under_jit(distances):
+    return jax.jit(jg.stats.k_medoids, static_argnums=1)(distances, 2)
+
+
+def medoids_failed_pairs() -> bool:
+    failed = LINE.at[0, 5].set(jnp.nan).at[5, 0].set(jnp.nan)
+    clustering = STATS.k_medoids(failed, 2)
+    return clustering.result == R.successful and int(clustering.stats["num_failed_pairs"]) == 1
+
+
+def unfitted(estimator, method: str):
+    return getattr(estimator(EUCLID), method)(POINTS)
+
+
+@cache
+def means():
+    """The mean of MEAN_POINTS, of other points, of fewer, and with other weights."""
+    mean = partial(jg.stats.frechet_mean, EUCLID, num_points=9)
+    return dict(
+        right=mean(MEAN_POINTS),
+        other=mean(MEAN_POINTS + jnp.array([[1.0, 0.2]])),
+        fewer=mean(MEAN_POINTS[:3]),
+        weighted=mean(MEAN_POINTS, jnp.array([1.0, 2.0, 3.0, 4.0])),
+    )
+
+
+def pca_about(which: str, jit: bool = False):
+    def pca(xs, mean):
+        return STATS.tangent_pca(EUCLID, xs, mean=mean).explained_variance
+
+    return (jax.jit(pca) if jit else pca)(MEAN_POINTS, means()[which])
+
+
+def calibrate(codes=CODES, poses=POSES, **kwargs):
+    return jg.train.calibrate_pose_decoder(
+        POSE_DECODER, codes, poses, key=jax.random.key(0), num_steps=1, batch_size=4, **kwargs
+    )
+
+
+CASES.update(
+    {
+        # k_medoids: a distance matrix is symmetric, >= 0, with a zero diagonal
+        "k_medoids of the upper triangle only": Case(
+            lambda: STATS.k_medoids(jnp.triu(LINE), 2), "error", "symmetric.*one triangle"
+        ),
+        "k_medoids of negative entries": Case(
+            lambda: STATS.k_medoids(-LINE, 2), "error", "must be >= 0.*negative"
+        ),
+        "k_medoids of a similarity matrix": Case(
+            lambda: STATS.k_medoids(jnp.exp(-LINE), 2), "error", "diagonal must be zero"
+        ),
+        "k_medoids of a non-symmetric matrix": Case(
+            lambda: STATS.k_medoids(LINE.at[0, 3].set(1.0), 2),
+            "error",
+            r"symmetric.*distances\[0, 3\] = 1 and distances\[3, 0\] = 3.*symmetrise",
+        ),
+        "k_medoids with a NaN on the diagonal": Case(
+            lambda: STATS.k_medoids(LINE.at[2, 2].set(jnp.nan), 2),
+            "error",
+            r"diagonal must be zero.*distances\[2, 2\] = nan",
+        ),
+        "k_medoids of the upper triangle only, under jit": Case(
+            lambda: medoids_under_jit(jnp.triu(LINE)), "error", "symmetric.*under jit"
+        ),
+        "k_medoids of negative entries, under jit": Case(
+            lambda: medoids_under_jit(-LINE), "error", "must be >= 0.*under jit"
+        ),
+        "k_medoids of a non-square matrix": Case(
+            lambda: STATS.k_medoids(LINE[:3], 2), "error", r"square distance matrix.*\(3, 6\)"
+        ),
+        "k_medoids of an empty matrix": Case(
+            lambda: STATS.k_medoids(jnp.zeros((0, 0)), 1), "error", "empty"
+        ),
+        "k_medoids num_clusters 0": Case(
+            lambda: STATS.k_medoids(LINE, 0), "error", r"num_clusters must be in \[1, 6\]"
+        ),
+        "k_medoids num_clusters above the number of points": Case(
+            lambda: STATS.k_medoids(LINE, 7), "error", r"num_clusters must be in \[1, 6\]"
+        ),
+        "k_medoids num_clusters 2.5": Case(
+            lambda: STATS.k_medoids(LINE, 2.5),
+            "error",
+            "an integer.*got 2.5|parameter 'num_clusters'",
+        ),
+        "k_medoids max_steps -1": Case(
+            lambda: STATS.k_medoids(LINE, 2, max_steps=-1), "error", "max_steps"
+        ),
+        "k_medoids of a boolean matrix": Case(
+            lambda: STATS.k_medoids(LINE > 2, 2), "error", "real numbers.*bool"
+        ),
+        "k_medoids num_clusters a NumPy integer": Case(
+            lambda: STATS.k_medoids(LINE, np.int64(2)).result == R.successful, "value"
+        ),
+        "k_medoids of integer distances": Case(
+            lambda: bool(
+                jnp.all(
+                    STATS.k_medoids(LINE.astype(int), 2).medoids == STATS.k_medoids(LINE, 2).medoids
+                )
+            ),
+            "value",
+        ),
+        "k_medoids with a failed (NaN) pair counts it": Case(medoids_failed_pairs, "value"),
+        "k_medoids with a point no medoid reaches": Case(
+            lambda: (
+                STATS.k_medoids(
+                    jnp.full((3, 3), jnp.nan).at[jnp.diag_indices(3)].set(0.0), 2
+                ).result
+            ),
+            "failed",
+            result=R.nonfinite_distances,
+        ),
+        # nearest_neighbours
+        "nearest_neighbours of one query without its batch axis": Case(
+            lambda: STATS.nearest_neighbours(EUCLID, POINTS[0], POINTS, 1),
+            "error",
+            r"queries of shape \(q, D\).*queries\[None\]",
+        ),
+        "nearest_neighbours num_neighbours 0": Case(
+            lambda: STATS.nearest_neighbours(EUCLID, POINTS, POINTS, 0),
+            "error",
+            r"num_neighbours must be in \[1, 12\]",
+        ),
+        "nearest_neighbours num_neighbours 2.0": Case(
+            lambda: STATS.nearest_neighbours(EUCLID, POINTS, POINTS, 2.0),
+            "error",
+            "an integer.*got 2.0|parameter 'num_neighbours'",
+        ),
+        # the scikit-learn estimators
+        "GeodesicKMeans.predict before fit": Case(
+            lambda: unfitted(STATS.GeodesicKMeans, "predict"), "error", "not fitted yet"
+        ),
+        "GeodesicKMedoids.predict before fit": Case(
+            lambda: unfitted(STATS.GeodesicKMedoids, "predict"), "error", "not fitted yet"
+        ),
+        "GeodesicPCA.transform before fit": Case(
+            lambda: unfitted(STATS.GeodesicPCA, "transform"), "error", "not fitted yet"
+        ),
+        "GeodesicKNeighborsClassifier.predict before fit": Case(
+            lambda: unfitted(STATS.GeodesicKNeighborsClassifier, "predict"),
+            "error",
+            "not fitted yet",
+        ),
+        "GeodesicKNeighborsClassifier.fit of 10 points and 8 labels": Case(
+            lambda: STATS.GeodesicKNeighborsClassifier(EUCLID).fit(POINTS[:10], LABELS[:8]),
+            "error",
+            r"inconsistent numbers of samples: \[10, 8\]",
+        ),
+        "GeodesicKNeighborsClassifier.fit of labels in two columns": Case(
+            lambda: STATS.GeodesicKNeighborsClassifier(EUCLID).fit(POINTS, POINTS),
+            "error",
+            "y should be a 1d array",
+        ),
+        "GeodesicKNeighborsClassifier with more neighbours than points": Case(
+            lambda: STATS.GeodesicKNeighborsClassifier(EUCLID, n_neighbors=13).fit(POINTS, LABELS),
+            "error",
+            r"n_neighbors=13 must be in \[1, 12\]",
+        ),
+        "GeodesicKNeighborsClassifier.predict of another number of features": Case(
+            lambda: (
+                STATS.GeodesicKNeighborsClassifier(EUCLID)
+                .fit(POINTS, LABELS)
+                .predict(np.ones((2, 3)))
+            ),
+            "error",
+            "X has 3 features, but GeodesicKNeighborsClassifier is expecting 2",
+        ),
+        "GeodesicKNeighborsClassifier.predict of a NaN query": Case(
+            lambda: (
+                STATS.GeodesicKNeighborsClassifier(EUCLID).fit(POINTS, LABELS).predict(NAN_POINTS)
+            ),
+            "error",
+            "Input X contains NaN",
+        ),
+        "GeodesicKMedoids.fit with a NaN sample": Case(
+            lambda: STATS.GeodesicKMedoids(EUCLID, 2).fit(NAN_POINTS),
+            "error",
+            "(?s)Input X contains NaN.*GeodesicKMedoids",
+        ),
+        "GeodesicKMeans.fit with a NaN sample": Case(
+            lambda: STATS.GeodesicKMeans(EUCLID, 2).fit(NAN_POINTS),
+            "error",
+            "(?s)Input X contains NaN.*GeodesicKMeans",
+        ),
+        "GeodesicPCA.fit with a NaN sample": Case(
+            lambda: STATS.GeodesicPCA(EUCLID).fit(NAN_POINTS),
+            "error",
+            "(?s)Input X contains NaN.*GeodesicPCA",
+        ),
+        "GeodesicKMedoids.fit of a 1-D array": Case(
+            lambda: STATS.GeodesicKMedoids(EUCLID, 2).fit(POINTS[:, 0]),
+            "error",
+            "(?s)Expected 2D array.*reshape",
+        ),
+        "GeodesicKMedoids.fit of no points": Case(
+            lambda: STATS.GeodesicKMedoids(EUCLID, 2).fit(np.zeros((0, 2))),
+            "error",
+            "0 sample",
+        ),
+        "GeodesicKMedoids with more clusters than points": Case(
+            lambda: STATS.GeodesicKMedoids(EUCLID, 13).fit(POINTS),
+            "error",
+            r"n_clusters=13 must be in \[1, 12\]",
+        ),
+        "GeodesicKMeans with no clusters": Case(
+            lambda: STATS.GeodesicKMeans(EUCLID, 0).fit(POINTS),
+            "error",
+            r"n_clusters=0 must be in \[1, 12\]",
+        ),
+        "GeodesicPCA with more components than features": Case(
+            lambda: STATS.GeodesicPCA(EUCLID, n_components=3).fit(POINTS),
+            "error",
+            r"n_components=3 must be in \[1, 2\]",
+        ),
+        # tangent_pca about a given mean (checked without another solve)
+        "tangent_pca with the mean of other points": Case(
+            lambda: pca_about("other"), "error", "not the Fréchet mean.*end at other points"
+        ),
+        "tangent_pca with the mean of other points, under jit": Case(
+            lambda: pca_about("other", jit=True), "error", "end at other points"
+        ),
+        "tangent_pca with the mean of fewer points": Case(
+            lambda: pca_about("fewer"), "error", r"points of shape \(3, 2\).*\(4, 2\)"
+        ),
+        "tangent_pca with the mean under other weights": Case(
+            lambda: pca_about("weighted"), "error", "log maps.*other weights"
+        ),
+        "tangent_pca with its own mean": Case(
+            lambda: bool(jnp.all(jnp.isfinite(pca_about("right")))), "value"
+        ),
+        "tangent_pca with an array as the mean": Case(
+            lambda: STATS.tangent_pca(EUCLID, MEAN_POINTS, mean=MEAN_POINTS[0]),
+            "error",
+            "mean must be a jaxgeo.stats.FrechetMean|parameter 'mean'",
+        ),
+        "tangent_pca of points with a NaN": Case(
+            lambda: STATS.tangent_pca(EUCLID, MEAN_POINTS.at[2, 0].set(jnp.nan)),
+            "error",
+            r"must be finite.*xs\[2\]",
+        ),
+        # interpolate
+        "interpolate at no times": Case(
+            lambda: STATS.interpolate(EUCLID, X0, X1, jnp.zeros(0)), "error", "at least one time"
+        ),
+        "interpolate at a NaN time": Case(
+            lambda: STATS.interpolate(EUCLID, X0, X1, jnp.array([0.0, jnp.nan])),
+            "error",
+            "ts must be finite",
+        ),
+        # families: NumPy integers are integers
+        "Binomial of a NumPy integer": Case(
+            lambda: (
+                jg.families.Binomial(np.int64(5)).num_trials == 5
+                and bool(jnp.isfinite(jg.families.Binomial(np.int64(5)).log_prob(ONES[:1] / 2, 2)))
+            ),
+            "value",
+        ),
+        "Binomial of 5.5 trials": Case(
+            lambda: jg.families.Binomial(5.5), "error", "num_trials must be an integer >= 1"
+        ),
+        "Binomial of -3 trials": Case(
+            lambda: jg.families.Binomial(-3), "error", "num_trials must be an integer >= 1"
+        ),
+        "Categorical of a NumPy integer": Case(
+            lambda: jg.families.Categorical(np.int32(3)).num_params == 2, "value"
+        ),
+        "Product of no copies": Case(
+            lambda: jg.families.Product(jg.families.Normal(), 0), "error", "size"
+        ),
+        "Product of something not a family": Case(
+            lambda: jg.families.Product("normal", 2),
+            "error",
+            "must be a jaxgeo.families family|parameter 'family'",
+        ),
+        "Joint of a family class, not an instance": Case(
+            lambda: jg.families.Joint((jg.families.Normal(), jg.families.Bernoulli)),
+            "error",
+            r"families\[1\] must be a jaxgeo.families family.*instantiate|parameter 'families'",
+        ),
+        "Binomial observation above num_trials": Case(
+            lambda: jg.families.Binomial(3).log_prob(ONES[:1] / 2, 4.0),
+            "error",
+            r"outside the support \(the integers 0, 1, ..., num_trials\)",
+        ),
+        "Categorical observation -1": Case(
+            lambda: jg.families.Categorical(3).log_prob(jnp.array([0.2, 0.3]), -1),
+            "error",
+            r"outside the support \(the integers 0, 1, ..., K−1\)",
+        ),
+        "kl_monte_carlo of no samples": Case(
+            lambda: jg.families.kl_monte_carlo(jg.families.Normal(), X1, X1, jax.random.key(0), 0),
+            "error",
+            "num_samples",
+        ),
+        # Encoder(num_classes=) and the categorical VAE
+        "Encoder label 5 of 4 classes": Case(
+            lambda: ENCODER(CLASS_LABELS.at[1].set(5)),
+            "error",
+            r"in \[0, 4\).*x\[1\] = 5.*raise num_classes",
+        ),
+        "Encoder label -1": Case(
+            lambda: ENCODER(CLASS_LABELS.at[0].set(-1)), "error", r"in \[0, 4\).*x\[0\] = -1"
+        ),
+        "Encoder float labels": Case(
+            lambda: ENCODER(jnp.array([0.0, 1.7, 2.0])), "error", "integer dtype.*astype"
+        ),
+        "Encoder label 5 under jit": Case(
+            lambda: jax.jit(lambda x: ENCODER(x))(CLASS_LABELS.at[1].set(5)),
+            "error",
+            r"in \[0, 4\)",
+        ),
+        "Encoder of 1 class": Case(
+            lambda: jg.nn.Encoder(3, 2, width=8, depth=1, key=jax.random.key(0), num_classes=1),
+            "error",
+            "num_classes must be an integer >= 2",
+        ),
+        "categorical VAE elbo with label 4": Case(
+            lambda: jg.nn.VAE(ENCODER, CATEGORICAL).elbo(
+                CLASS_LABELS.at[2].set(4), jax.random.key(0)
+            ),
+            "error",
+            r"in \[0, 4\).*x\[2\] = 4",
+        ),
+        "CategoricalDecoder.log_prob label 4 under vmap": Case(
+            lambda: jax.vmap(CATEGORICAL.log_prob)(
+                jnp.stack([CLASS_LABELS, CLASS_LABELS.at[2].set(4)]), jnp.zeros((2, 2))
+            ),
+            "error",
+            r"CategoricalDecoder.*in \[0, 4\)",
+        ),
+        # PoseDecoder and calibrate_pose_decoder: poses are a position and a unit quaternion
+        "PoseDecoder.log_prob of a non-unit quaternion": Case(
+            lambda: POSE_DECODER.log_prob(POSE.at[3:].multiply(2.0), jnp.zeros(2)),
+            "error",
+            "not of unit norm.*norm 2.*normalise the quaternions",
+        ),
+        "PoseDecoder.log_prob of a non-unit quaternion, under jit": Case(
+            lambda: jax.jit(lambda x: POSE_DECODER.log_prob(x, jnp.zeros(2)))(
+                POSE.at[3:].multiply(2.0)
+            ),
+            "error",
+            "not of unit norm.*normalise the quaternions",
+        ),
+        "PoseDecoder.log_prob of a 6-coordinate pose": Case(
+            lambda: POSE_DECODER.log_prob(POSE[:6], jnp.zeros(2)),
+            "error",
+            r"pose has shape \(7,\).*got shape \(6,\)|f64\[6\]",
+        ),
+        "PoseDecoder initial_std 0": Case(
+            lambda: jg.nn.PoseDecoder(2, width=8, depth=1, key=jax.random.key(0), initial_std=0.0),
+            "error",
+            "initial_std must be > 0",
+        ),
+        "calibrate_pose_decoder of non-unit quaternions": Case(
+            lambda: calibrate(poses=POSES.at[:, 3:].multiply(2.0)),
+            "error",
+            r"20 quaternions .*not of unit norm.*poses\[0\].*normalise the quaternions",
+        ),
+        "calibrate_pose_decoder of 6-column poses": Case(
+            lambda: calibrate(poses=POSES[:, :6]),
+            "error",
+            r"7 coordinates, a position \(3\) and a unit quaternion \(4\).*\(20, 6\)|f64\[20,6\]",
+        ),
+        "calibrate_pose_decoder of codes of another dimension": Case(
+            lambda: calibrate(codes=CODES[:, :1]), "error", r"codes of shape \(n, 2\)"
+        ),
+        "calibrate_pose_decoder with more centres than codes": Case(
+            lambda: calibrate(CODES[:5], POSES[:5]), "error", r"num_centres .*\[1, 5\]"
+        ),
+    }
+)
 
 
 @pytest.fixture(params=["typechecked", "unchecked"])

@@ -509,9 +509,15 @@ def test_k_medoids_with_failed_distances_and_duplicate_points():
     distances = distances.at[0, 9].set(jnp.nan).at[9, 0].set(jnp.nan)
     clustering = jg.stats.k_medoids(distances, 2)
     assert clustering.result == jg.RESULTS.successful
+    assert int(clustering.stats["num_failed_pairs"]) == 1
     # The optimum of the two halves {0..4}, {5..9}: medoids 2 and 7, cost 12.
     assert sorted(np.asarray(clustering.medoids).tolist()) == [2, 7]
     np.testing.assert_allclose(clustering.cost, 12.0)
+    # Distances solved in both orders by separate solves differ by their tolerance: a
+    # distance matrix all the same (the check is for one triangle, similarities, ...).
+    noise = 1e-6 * jax.random.uniform(jax.random.key(0), distances.shape)
+    nearly = distances * (1 + noise)
+    assert jg.stats.k_medoids(nearly, 2).result == jg.RESULTS.successful
     same = jg.stats.k_medoids(jnp.zeros((4, 4)), 3)
     assert len(set(np.asarray(same.medoids).tolist())) == 3
     assert same.result == jg.RESULTS.successful
@@ -530,3 +536,21 @@ def test_k_means_cluster_that_empties_keeps_its_centre_and_distances():
         clustering.distances[:, 2], _poincare_distances(xs, far[None])[:, 0], rtol=1e-6
     )
     assert not jnp.any(clustering.labels == 2)
+
+
+def test_geodesic_k_medoids_keeps_its_distances_and_counts_failed_pairs():
+    """The last point lies where the metric is undefined: its 7 distance solves fail
+    (NaN). The fit says so (how many, and a pair to ask `jaxgeo.distance` about), keeps
+    the matrix and the count, and the unreachable point is a cluster of its own."""
+    metric = jg.MatrixMetric(
+        lambda x: jnp.eye(2, dtype=x.dtype) * jnp.where(x[0] > 5, jnp.nan, 1.0)
+    )
+    xs = np.concatenate([np.asarray(_clustered_points()[:7]), [[6.0, 1.0]]])
+    estimator = jg.stats.GeodesicKMedoids(metric, n_clusters=2, num_points=9)
+    with pytest.warns(RuntimeWarning, match=r"7 of 28 .* failed.*jaxgeo.distance\(metric"):
+        estimator.fit(xs)
+    assert estimator.n_failed_pairs_ == 7
+    assert estimator.distances_.shape == (8, 8)
+    assert np.all(np.isnan(estimator.distances_[7, :7]))
+    assert np.all(np.isfinite(estimator.distances_[:7, :7]))
+    assert list(estimator.labels_ == estimator.labels_[7]) == [False] * 7 + [True]

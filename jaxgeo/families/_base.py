@@ -19,12 +19,14 @@ parameter κμ; Binomial p; Geometric p). Every family has
 """
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from .._checks import check_integer
 from .._custom_types import Scalar
 
 
@@ -51,10 +53,13 @@ class AbstractFamily(eqx.Module):
     """A parametric family of distributions; see the module docstring.
 
     A subclass states its parameter constraints in words as the class variable
-    `constraint` (used in error messages), e.g. `constraint = "(μ, σ) with σ > 0"`.
+    `constraint` (used in error messages), e.g. `constraint = "(μ, σ) with σ > 0"`, and
+    may state its support as `support`, e.g. `support = "{0, 1}"`.
     """
 
     constraint: eqx.AbstractClassVar[str]
+    # The support in words, for error messages (families of this package override it).
+    support: ClassVar[str] = "the family's support"
 
     @property
     @abc.abstractmethod
@@ -108,7 +113,9 @@ class AbstractFamily(eqx.Module):
         eta = self.check(eta)
         x = jnp.asarray(x)
         x = eqx.error_if(
-            x, ~self.in_support(x), f"{type(self).__name__}: observation outside the support"
+            x,
+            ~self.in_support(x),
+            f"{type(self).__name__}: observation outside the support ({self.support})",
         )
         return self._log_prob(eta, x)
 
@@ -137,5 +144,6 @@ def kl_monte_carlo(
     r"""$\mathrm{KL}(p \,\|\, q) \approx \frac1n\sum_i \log p(x_i) - \log q(x_i)$,
     $x_i \sim p$: the fallback for families without a closed form (unbiased, standard
     error $O(n^{-1/2})$)."""
+    check_integer(num_samples, "kl_monte_carlo: num_samples")
     xs = family.sample(eta_p, key, (num_samples,))
     return jnp.mean(jax.vmap(lambda x: family.log_prob(eta_p, x) - family.log_prob(eta_q, x))(xs))

@@ -45,6 +45,7 @@ class VonMises(AbstractFamily):
     """
 
     constraint: ClassVar[str] = "finite (μ, κ) with κ ≥ 0"
+    support: ClassVar[str] = "finite angles"
 
     @property
     def num_params(self) -> int:

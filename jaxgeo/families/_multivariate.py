@@ -11,7 +11,7 @@ import jax.scipy.special as jss
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_integer
+from .._checks import as_int, check_integer
 from .._linalg import cholesky, solve_triangular
 from ._base import AbstractFamily, AbstractPositiveFamily, Params, softplus_inverse
 
@@ -21,7 +21,8 @@ class MultivariateNormal(AbstractFamily):
     triangle of the Cholesky factor L of Σ = L Lᵀ row by row, with diag L > 0."""
 
     constraint: ClassVar[str] = "finite (μ, vech L) with diag L > 0"
-    dim: int = eqx.field(static=True)
+    support: ClassVar[str] = "finite vectors of R^D"
+    dim: int = eqx.field(static=True, converter=as_int)
 
     def __check_init__(self):
         check_integer(self.dim, "MultivariateNormal: dim")
@@ -129,7 +130,8 @@ class Categorical(AbstractFamily):
     summing to less than 1; the last is one minus their sum)."""
 
     constraint: ClassVar[str] = "K−1 positive probabilities summing to less than 1"
-    num_classes: int = eqx.field(static=True)
+    support: ClassVar[str] = "the integers 0, 1, ..., K−1"
+    num_classes: int = eqx.field(static=True, converter=as_int)
 
     def __check_init__(self):
         check_integer(self.num_classes, "Categorical: num_classes", minimum=2)
@@ -174,7 +176,8 @@ class Dirichlet(AbstractPositiveFamily):
     """Dirichlet on the (K−1)-simplex, parameters α ∈ (0, ∞)^K."""
 
     constraint: ClassVar[str] = "every α_k > 0"
-    num_classes: int = eqx.field(static=True)
+    support: ClassVar[str] = "positive vectors summing to 1 (to 1e-6)"
+    num_classes: int = eqx.field(static=True, converter=as_int)
 
     def __check_init__(self):
         check_integer(self.num_classes, "Dirichlet: num_classes", minimum=2)

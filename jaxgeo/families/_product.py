@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import as_int, check_integer
 from ._base import AbstractFamily
 
 
@@ -18,8 +19,16 @@ class Product(AbstractFamily):
     Fisher information block-diagonal (`fisher_inner` never builds the full matrix)."""
 
     constraint: ClassVar[str] = "valid parameters of the component family in every block"
+    support: ClassVar[str] = "that of the component family, in every block"
     family: AbstractFamily
-    size: int = eqx.field(static=True)
+    size: int = eqx.field(static=True, converter=as_int)
+
+    def __check_init__(self):
+        if not isinstance(self.family, AbstractFamily):
+            raise ValueError(
+                f"Product: family must be a jaxgeo.families family, got {type(self.family)}"
+            )
+        check_integer(self.size, "Product: size (the number of copies)")
 
     @property
     def num_params(self) -> int:
@@ -73,11 +82,18 @@ class Joint(AbstractFamily):
     """
 
     constraint: ClassVar[str] = "valid parameters of every component family"
+    support: ClassVar[str] = "that of every component family"
     families: tuple[AbstractFamily, ...]
 
     def __check_init__(self):
         if not isinstance(self.families, tuple) or not self.families:
             raise ValueError("Joint: families must be a non-empty tuple of families")
+        for i, family in enumerate(self.families):
+            if not isinstance(family, AbstractFamily):
+                raise ValueError(
+                    f"Joint: families[{i}] must be a jaxgeo.families family, got "
+                    f"{type(family).__name__} (a class? instantiate it, e.g. Normal())"
+                )
 
     @property
     def num_params(self) -> int:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import as_int
 from . import _bessel
 from ._base import AbstractFamily
 
@@ -43,8 +44,9 @@ class VonMisesFisher(AbstractFamily):
     **Arguments:** `dim`, the dimension $d$ of the ambient space.
     """
 
-    dim: int = eqx.field(static=True)
+    dim: int = eqx.field(static=True, converter=as_int)
     constraint: ClassVar[str] = "finite η ∈ R^d"
+    support: ClassVar[str] = "unit vectors of R^d (norm 1 to the square root of the dtype's eps)"
 
     def __check_init__(self):
         if not isinstance(self.dim, int) or self.dim < 2:

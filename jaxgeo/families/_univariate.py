@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
 
+from .._checks import as_int
 from ._base import (
     AbstractFamily,
     AbstractPositiveFamily,
@@ -21,6 +22,7 @@ class Normal(AbstractFamily):
     """Univariate Normal, parameters (μ, σ) with σ > 0 the standard deviation."""
 
     constraint: ClassVar[str] = "finite (μ, σ) with σ > 0"
+    support: ClassVar[str] = "finite real numbers"
 
     @property
     def num_params(self) -> int:
@@ -77,6 +79,7 @@ class Bernoulli(AbstractProbabilityFamily):
     """Bernoulli, parameter p ∈ (0, 1), the probability of 1."""
 
     constraint: ClassVar[str] = "p ∈ (0, 1)"
+    support: ClassVar[str] = "{0, 1}"
 
     def in_support(self, x):
         return (x == 0) | (x == 1)
@@ -106,13 +109,15 @@ class Binomial(AbstractProbabilityFamily):
     **Arguments:** `num_trials`, an integer $n \ge 1$.
     """
 
-    num_trials: int = eqx.field(static=True)
+    num_trials: int = eqx.field(static=True, converter=as_int)
     constraint: ClassVar[str] = "p ∈ (0, 1)"
+    support: ClassVar[str] = "the integers 0, 1, ..., num_trials"
 
     def __check_init__(self):
-        if not isinstance(self.num_trials, int) or self.num_trials < 1:
+        n = self.num_trials  # (a NumPy integer is an int by now: the field's converter)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(
-                f"Binomial: num_trials must be an integer >= 1, got {self.num_trials!r}"
+                f"Binomial: num_trials must be an integer >= 1 (the number of trials), got {n!r}"
             )
 
     def in_support(self, x):
@@ -142,6 +147,7 @@ class Geometric(AbstractProbabilityFamily):
     information $1 / (p^2 (1 - p))$."""
 
     constraint: ClassVar[str] = "p ∈ (0, 1)"
+    support: ClassVar[str] = "the integers 1, 2, ..."
 
     def in_support(self, x):
         return (x >= 1) & (x == jnp.round(x))
@@ -168,6 +174,7 @@ class Beta(AbstractPositiveFamily):
     """Beta on (0, 1), parameters (α, β), both positive."""
 
     constraint: ClassVar[str] = "α > 0 and β > 0"
+    support: ClassVar[str] = "the open interval (0, 1)"
 
     @property
     def num_params(self) -> int:
@@ -204,6 +211,7 @@ class Exponential(AbstractPositiveFamily):
     """Exponential on [0, ∞), parameter the rate λ > 0."""
 
     constraint: ClassVar[str] = "a rate λ > 0"
+    support: ClassVar[str] = "[0, ∞)"
 
     @property
     def num_params(self) -> int:
@@ -231,6 +239,7 @@ class Poisson(AbstractPositiveFamily):
     """Poisson on {0, 1, 2, ...}, parameter the rate λ > 0."""
 
     constraint: ClassVar[str] = "a rate λ > 0"
+    support: ClassVar[str] = "the integers 0, 1, 2, ..."
 
     @property
     def num_params(self) -> int:
@@ -258,6 +267,7 @@ class Gamma(AbstractPositiveFamily):
     """Gamma on (0, ∞), parameters (shape k, rate β), both positive."""
 
     constraint: ClassVar[str] = "shape k > 0 and rate β > 0"
+    support: ClassVar[str] = "(0, ∞)"
 
     @property
     def num_params(self) -> int:

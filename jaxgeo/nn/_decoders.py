@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_input, check_point
+from .._checks import check_input, check_labels, check_point
 from .._custom_types import Point, Scalar
 from .._metric._pullback import ExpectedPullbackMetric
 
@@ -83,7 +83,8 @@ class BernoulliDecoder(eqx.Module):
 
 class CategoricalDecoder(eqx.Module):
     r"""$p(x \mid z) = \prod_d \mathrm{Categorical}(x_d; \pi_d(z))$ over `num_classes`
-    classes per output dimension; data are integer class labels of shape `(D,)`."""
+    classes per output dimension; data are integer class labels in `[0, num_classes)` of
+    shape `(D,)` (a float dtype or a label outside the range is an error)."""
 
     mlp: eqx.nn.MLP
     latent_dim: int = eqx.field(static=True)
@@ -109,8 +110,10 @@ class CategoricalDecoder(eqx.Module):
         return self.probs(z) @ jnp.arange(self.num_classes, dtype=z.dtype)
 
     def log_prob(self, x: Array, z: Point) -> Scalar:
+        where = f"CategoricalDecoder(num_classes={self.num_classes}).log_prob"
+        x = check_labels(x, self.num_classes, (self.data_dim,), where)
         log_p = jax.nn.log_softmax(self.logits(z), axis=-1)
-        return jnp.sum(jnp.take_along_axis(log_p, x.astype(int)[:, None], axis=-1))
+        return jnp.sum(jnp.take_along_axis(log_p, x[:, None], axis=-1))
 
 
 def _rbf_features(z: Point, centres: Array, bandwidths: Array) -> Float[Array, " k"]:

@@ -9,9 +9,10 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import check_input
+from .._checks import check_input, check_integer, check_positive
 from .._custom_types import Point, Scalar
 from .._metric._fisher import PullbackFisherRaoMetric
 from .._metric._pullback import PullbackMetric
@@ -19,6 +20,46 @@ from ..families import Joint, Normal, Product, VonMisesFisher
 
 
 Pose = Float[Array, "7"]
+
+# How far from 1 the norm of a pose's quaternion may be (relative): float32 round-off
+# and quaternions written with a few digits pass; unnormalised data do not (a
+# von Mises-Fisher density of a non-unit vector is no density: finite, and wrong).
+QUATERNION_RTOL = 1e-3
+
+
+def check_poses(poses, where: str):
+    """`poses`, shape `(..., 7)` (position, then a unit quaternion), with an error
+    unless every quaternion has unit norm to `QUATERNION_RTOL`: a `ValueError` naming
+    the first bad one, or under `jit`/`vmap` `eqx.error_if`."""
+    poses = jnp.asarray(poses)
+    if jnp.ndim(poses) < 1 or jnp.shape(poses)[-1] != 7:
+        raise ValueError(
+            f"{where}: a pose has 7 coordinates, a position (3) and a unit quaternion (4), "
+            f"got shape {jnp.shape(poses)}; append the orientation as a quaternion "
+            "(x, y, z, w order of your choice, the same for all data)"
+        )
+    if not jnp.issubdtype(poses.dtype, jnp.floating):
+        raise ValueError(f"{where}: poses must have a floating dtype, got {poses.dtype}")
+    norms = jnp.linalg.norm(poses[..., 3:], axis=-1)
+    off = ~(jnp.abs(norms - 1) <= QUATERNION_RTOL)  # (NaN included)
+    fix = "normalise the quaternions, poses[..., 3:] / norm(poses[..., 3:])"
+    if isinstance(off, jax.core.Tracer):
+        return eqx.error_if(
+            poses,
+            jnp.any(off),
+            f"{where}: a quaternion (pose[3:]) is not of unit norm (to "
+            f"{QUATERNION_RTOL:g}) or not finite: {fix}",
+        )
+    bad = np.argwhere(np.asarray(off))
+    if len(bad):
+        first = tuple(int(i) for i in bad[0])
+        which = f"that of poses[{', '.join(map(str, first))}]" if first else "this one"
+        raise ValueError(
+            f"{where}: {len(bad)} quaternions (pose[3:]) are not of unit norm (to "
+            f"{QUATERNION_RTOL:g}) or not finite, e.g. {which}, of norm "
+            f"{float(norms[first]):.6g}: {fix}"
+        )
+    return poses
 
 
 class _Exp(eqx.Module):
@@ -77,6 +118,10 @@ class PoseDecoder(eqx.Module):
         position_precision: Callable | None = None,
         concentration: Callable | None = None,
     ):
+        check_integer(latent_dim, "PoseDecoder: latent_dim")
+        check_positive(initial_std, "PoseDecoder: initial_std")
+        check_positive(initial_concentration, "PoseDecoder: initial_concentration")
+        latent_dim = int(latent_dim)
         self.net = eqx.nn.MLP(latent_dim, 7, width, depth, jax.nn.tanh, key=key)
         if position_precision is None:
             position_precision = _Exp(jnp.full(3, -2 * math.log(initial_std)))
@@ -118,6 +163,14 @@ class PoseDecoder(eqx.Module):
         return jnp.concatenate([position.reshape(-1), self.kappa(z) * direction])
 
     def log_prob(self, x: Pose, z: Point) -> Scalar:
+        r"""$\log p(x \mid z)$ of one pose `x`, shape `(7,)`; an error unless its
+        quaternion `x[3:]` has unit norm (to 1e-3; under `jit`, `eqx.error_if`)."""
+        if jnp.shape(x) != (7,):
+            raise ValueError(
+                "PoseDecoder.log_prob: a pose has shape (7,), a position (3) and a unit "
+                f"quaternion (4), got shape {jnp.shape(x)}; one pose at a time (jax.vmap)"
+            )
+        x = check_poses(x, "PoseDecoder.log_prob")
         return self.family._log_prob(self.params(z), x)
 
     def mean(self, z: Point) -> Pose:

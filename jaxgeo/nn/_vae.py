@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, Real
 
-from .._checks import check_input
+from .._checks import check_input, check_integer, check_labels
 from .._custom_types import Scalar
 
 
@@ -16,9 +16,11 @@ Latent = Float[Array, " latent"]
 class Encoder(eqx.Module):
     r"""Amortised Gaussian posterior $q(z \mid x) = N(\mu(x), \mathrm{diag}\,\sigma(x)^2)$.
 
-    With `num_classes`, the inputs are integer class labels of shape `(data_dim,)` (the
-    data of a [`jaxgeo.nn.CategoricalDecoder`][], e.g. sequences over an alphabet), one-hot
-    encoded before the MLP; otherwise real vectors of shape `(data_dim,)`.
+    With `num_classes`, the inputs are integer class labels in `[0, num_classes)` of
+    shape `(data_dim,)` (the data of a [`jaxgeo.nn.CategoricalDecoder`][], e.g.
+    sequences over an alphabet), one-hot encoded before the MLP; a float dtype or a
+    label outside the range is an error (under `jit`, by `eqx.error_if`). Otherwise the
+    inputs are real vectors of shape `(data_dim,)`.
     """
 
     mlp: eqx.nn.MLP
@@ -36,6 +38,12 @@ class Encoder(eqx.Module):
         key,
         num_classes: int | None = None,
     ):
+        check_integer(data_dim, "Encoder: data_dim")
+        check_integer(latent_dim, "Encoder: latent_dim")
+        if num_classes is not None:
+            check_integer(num_classes, "Encoder: num_classes", minimum=2)
+            num_classes = int(num_classes)
+        data_dim, latent_dim = int(data_dim), int(latent_dim)
         inputs = data_dim if num_classes is None else data_dim * num_classes
         self.mlp = eqx.nn.MLP(inputs, 2 * latent_dim, width, depth, jax.nn.tanh, key=key)
         self.latent_dim, self.data_dim, self.num_classes = latent_dim, data_dim, num_classes
@@ -44,14 +52,9 @@ class Encoder(eqx.Module):
         if self.num_classes is None:
             check_input(x, self.data_dim, "Encoder input")
         else:
-            if jnp.shape(x) != (self.data_dim,):
-                raise ValueError(
-                    f"Encoder input: expected {self.data_dim} class labels, got shape "
-                    f"{jnp.shape(x)}"
-                )
-            x = jax.nn.one_hot(
-                x.astype(int), self.num_classes, dtype=self.mlp.layers[0].weight.dtype
-            )
+            where = f"Encoder(num_classes={self.num_classes}) input"
+            x = check_labels(x, self.num_classes, (self.data_dim,), where)
+            x = jax.nn.one_hot(x, self.num_classes, dtype=self.mlp.layers[0].weight.dtype)
             x = x.reshape(-1)
         out = self.mlp(x)
         return out[: self.latent_dim], jax.nn.softplus(out[self.latent_dim :]) + 1e-4
@@ -67,7 +70,10 @@ class VAE(eqx.Module):
     decoder: eqx.Module
 
     def elbo(self, x: Array, key: PRNGKeyArray) -> Scalar:
-        mu, std = self.encoder(jnp.asarray(x, float))  # integer labels are fine too
+        x = jnp.asarray(x)
+        if self.encoder.num_classes is None:
+            x = x.astype(float)  # (integer data, e.g. binary, are fine too)
+        mu, std = self.encoder(x)
         z = mu + std * jax.random.normal(key, mu.shape, mu.dtype)
         kl = 0.5 * jnp.sum(mu**2 + std**2 - 1 - 2 * jnp.log(std))
         return self.decoder.log_prob(x, z) - kl

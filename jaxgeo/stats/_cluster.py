@@ -7,8 +7,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from .._checks import as_int, check_integer
 from .._custom_types import Input, Scalar
 from .._geodesic._base import AbstractBoundarySolver
 from .._geodesic._distance import distance, pairwise_distances
@@ -30,7 +32,8 @@ class KMedoids(eqx.Module):
     - `result`: `RESULTS.successful`; `max_steps_reached` if the medoids still moved
       after `max_steps` iterations; `nonfinite_distances` if a point is at an infinite
       or undefined distance from every medoid.
-    - `stats`: `num_steps`, `max_steps`.
+    - `stats`: `num_steps`, `max_steps`, and `num_failed_pairs`, the number of pairs
+      $i < j$ whose distance is NaN (failed solves; they count as infinite).
     """
 
     medoids: Int[Array, " clusters"]
@@ -73,28 +76,150 @@ def _build(distances, num_clusters):
     return jax.lax.fori_loop(1, num_clusters, add, medoids)
 
 
-def k_medoids(distances: Input, num_clusters: int, *, max_steps: int = 100) -> KMedoids:
+# Tolerance of the distance-matrix checks, relative to the entries (symmetry) or to the
+# largest finite entry (diagonal, sign): loose enough for distances solved in both
+# orders by separate solves (about 1e-6 relative apart), tight enough to catch a
+# matrix with one triangle filled, a similarity or a kernel matrix.
+_MATRIX_RTOL = 1e-3
+
+
+def _matrix_defects(d: np.ndarray) -> list[str]:
+    """What makes the square matrix `d` (NaN allowed off the diagonal: failed pairs) not
+    a distance matrix, in words, each with a count, an example and the fix."""
+    n = d.shape[0]
+    finite = np.isfinite(d)
+    scale = float(np.max(np.abs(d[finite]), initial=0.0)) or 1.0
+    atol = _MATRIX_RTOL * scale
+    off = ~np.eye(n, dtype=bool)
+    defects = []
+    diagonal = np.diagonal(d)
+    bad = np.flatnonzero(~(np.abs(diagonal) <= atol))  # (NaN included)
+    if bad.size:
+        i = int(bad[0])
+        defects.append(
+            f"its diagonal must be zero (d(x, x) = 0), but {bad.size} diagonal entries are "
+            f"not, e.g. distances[{i}, {i}] = {diagonal[i]:.6g}: a similarity or kernel matrix "
+            "is not a distance matrix (convert it, e.g. 1 - similarity)"
+        )
+    negative = np.argwhere(off & (d < -atol))
+    if negative.size:
+        i, j = (int(k) for k in negative[0])
+        defects.append(
+            f"distances must be >= 0, but {len(negative)} entries are negative, e.g. "
+            f"distances[{i}, {j}] = {d[i, j]:.6g}: a similarity or a log-likelihood passed as "
+            "a distance?"
+        )
+    with np.errstate(invalid="ignore"):
+        close = (d == d.T) | (np.isnan(d) & np.isnan(d.T))
+        bound = _MATRIX_RTOL * np.maximum(np.abs(d), np.abs(d.T))
+        close |= finite & finite.T & (np.abs(d - d.T) <= bound)
+    asymmetric = np.argwhere(np.triu(~close, 1))
+    if asymmetric.size:
+        i, j = (int(k) for k in asymmetric[0])
+        hint = (
+            "only one triangle is filled (as a loop over the pairs i < j gives): fill "
+            "both, e.g. distances + distances.T"
+            if not np.any(np.tril(d, -1)) or not np.any(np.triu(d, 1))
+            else "symmetrise it, e.g. (distances + distances.T) / 2, or compute it with "
+            "jaxgeo.pairwise_distances(metric, xs)"
+        )
+        defects.append(
+            f"a distance matrix must be symmetric (to {_MATRIX_RTOL:g} relative), but "
+            f"{len(asymmetric)} pairs differ, e.g. distances[{i}, {j}] = {d[i, j]:.6g} and "
+            f"distances[{j}, {i}] = {d[j, i]:.6g}: {hint}"
+        )
+    return defects
+
+
+def _traced_defects(d):
+    """The checks of `_matrix_defects` on a traced matrix: which one fails first (0
+    diagonal, 1 sign, 2 symmetry; 3 none)."""
+    n = d.shape[0]
+    finite = jnp.isfinite(d)
+    scale = jnp.max(jnp.where(finite, jnp.abs(d), 0))
+    atol = _MATRIX_RTOL * jnp.where(scale > 0, scale, 1)
+    off = ~jnp.eye(n, dtype=bool)
+    diagonal = ~jnp.all(jnp.abs(jnp.diagonal(d)) <= atol)
+    negative = jnp.any(off & (d < -atol))
+    close = (d == d.T) | (jnp.isnan(d) & jnp.isnan(d.T))
+    difference = jnp.abs(jnp.where(finite & finite.T, d - d.T, 0))
+    bound = _MATRIX_RTOL * jnp.maximum(jnp.abs(d), jnp.abs(d.T))
+    close = close | (finite & finite.T & (difference <= bound))
+    asymmetric = ~jnp.all(close)
+    return jnp.argmax(jnp.stack([diagonal, negative, asymmetric, jnp.array(True)]))
+
+
+_TRACED_DEFECTS = tuple(
+    f"k_medoids: not a distance matrix: {what} (checked under jit, where the entries "
+    "cannot be named; call k_medoids outside jit for the offending entries)"
+    for what in (
+        "its diagonal must be zero (d(x, x) = 0); a similarity or kernel matrix is not a "
+        "distance matrix",
+        "distances must be >= 0 (a similarity passed as a distance?)",
+        f"it must be symmetric (to {_MATRIX_RTOL:g} relative); only one triangle filled? "
+        "Fill both, e.g. distances + distances.T",
+    )
+)
+
+
+def k_medoids(
+    distances: Input, num_clusters: int | np.integer, *, max_steps: int = 100
+) -> KMedoids:
     r"""k-medoids of `n` points from their distance matrix (e.g.
     [`jaxgeo.pairwise_distances`][]: geodesic k-medoids): PAM's greedy BUILD
     initialisation, then alternating assignment to the nearest medoid and, within each
     cluster, the point of least total distance to the others as its new medoid, until
     the medoids stop moving (each step lowers the cost; at most `max_steps`).
-    Deterministic; jit-able. NaN distances (failed solves) count as infinite.
+    Deterministic; jit-able.
+
+    `distances` must be a distance matrix: square, symmetric (to 1e-3 relative),
+    non-negative, with a zero diagonal; anything else (one triangle filled, a similarity
+    or kernel matrix) is an error (under `jit` by `eqx.error_if`). NaN entries off the
+    diagonal are failed solves (as [`jaxgeo.pairwise_distances`][] gives them): they
+    count as infinite, and `stats["num_failed_pairs"]` counts them; a point at a NaN or
+    infinite distance from every medoid fails the clustering (`nonfinite_distances`).
 
     **Returns:** a [`jaxgeo.stats.KMedoids`][].
+
+    **Raises:** `ValueError` for a matrix that is not a distance matrix, or
+    `num_clusters` outside `[1, n]`.
     """
     distances = jnp.asarray(distances)
     if distances.ndim != 2 or distances.shape[0] != distances.shape[1]:
-        raise ValueError(f"k_medoids: expected a square distance matrix, got {distances.shape}")
-    if not 1 <= num_clusters <= distances.shape[0]:
         raise ValueError(
-            f"k_medoids: num_clusters must be in [1, {distances.shape[0]}], got {num_clusters}"
+            f"k_medoids: expected a square distance matrix of shape (n, n), got shape "
+            f"{distances.shape}; compute one with jaxgeo.pairwise_distances(metric, xs)"
         )
-    return _k_medoids(distances, num_clusters, max_steps)
+    n = distances.shape[0]
+    if n == 0:
+        raise ValueError("k_medoids: the distance matrix is empty (0 points)")
+    if jnp.issubdtype(distances.dtype, jnp.integer):
+        distances = distances.astype(jnp.result_type(float))  # (e.g. Hamming distances)
+    if not jnp.issubdtype(distances.dtype, jnp.floating):
+        raise ValueError(f"k_medoids: distances must be real numbers, got dtype {distances.dtype}")
+    num_clusters = as_int(num_clusters)
+    if not isinstance(num_clusters, int) or not 1 <= num_clusters <= n:
+        raise ValueError(
+            f"k_medoids: num_clusters must be in [1, {n}] (an integer, at most the number "
+            f"of points), got {num_clusters!r}"
+        )
+    check_integer(max_steps, "k_medoids: max_steps", minimum=0)
+    traced = isinstance(distances, jax.core.Tracer)
+    if not traced:
+        defects = _matrix_defects(np.asarray(distances))
+        if defects:
+            raise ValueError("k_medoids: not a distance matrix: " + "; ".join(defects))
+    return _k_medoids(distances, num_clusters, max_steps, traced)
 
 
 @eqx.filter_jit
-def _k_medoids(distances, num_clusters, max_steps) -> KMedoids:
+def _k_medoids(distances, num_clusters, max_steps, check) -> KMedoids:
+    if check:  # (traced by the caller's jit: its entries cannot be checked before)
+        defect = _traced_defects(distances)
+        distances = eqx.branched_error_if(
+            distances, defect < len(_TRACED_DEFECTS), defect, _TRACED_DEFECTS
+        )
+    num_failed_pairs = jnp.sum(jnp.triu(jnp.isnan(distances), 1))
     distances = jnp.where(jnp.isnan(distances), jnp.inf, distances)
     clusters = jnp.arange(num_clusters)
 
@@ -127,7 +252,7 @@ def _k_medoids(distances, num_clusters, max_steps) -> KMedoids:
         labels=labels,
         cost=cost,
         result=RESULTS.where(jnp.isfinite(cost), result, RESULTS.nonfinite_distances),
-        stats=dict(num_steps=num_steps, max_steps=max_steps),
+        stats=dict(num_steps=num_steps, max_steps=max_steps, num_failed_pairs=num_failed_pairs),
     )
 
 
@@ -314,19 +439,26 @@ def nearest_neighbours(
     metric: AbstractMetric,
     queries: Input,
     xs: Input,
-    num_neighbours: int,
+    num_neighbours: int | np.integer,
     **distance_kwargs,
 ) -> tuple[Float[Array, "queries neighbours"], Int[Array, "queries neighbours"]]:
     r"""The `num_neighbours` nearest points of `xs` (shape `(n, D)`) to every query
     (shape `(q, D)`) by geodesic distance: `(distances, indices)`, each of shape
     `(q, num_neighbours)`, nearest first. The distances are
     [`jaxgeo.pairwise_distances`][]`(metric, queries, xs, **distance_kwargs)`
-    (sharded over the devices); a failed solve (NaN) ranks last."""
-    xs = jnp.asarray(xs)
-    if not 1 <= num_neighbours <= xs.shape[0]:
+    (sharded over the devices); a failed solve (NaN) ranks last, so a query whose
+    solves all failed (e.g. a NaN query) gets NaN distances."""
+    xs, queries = jnp.asarray(xs), jnp.asarray(queries)
+    if xs.ndim != 2 or queries.ndim != 2 or xs.shape[1] != queries.shape[1] or not xs.size:
         raise ValueError(
-            f"nearest_neighbours: num_neighbours must be in [1, {xs.shape[0]}], "
-            f"got {num_neighbours}"
+            "nearest_neighbours: expected queries of shape (q, D) and points xs of shape "
+            f"(n, D), n >= 1, got {queries.shape} and {xs.shape} (one query: queries[None])"
+        )
+    num_neighbours = as_int(num_neighbours)
+    if not isinstance(num_neighbours, int) or not 1 <= num_neighbours <= xs.shape[0]:
+        raise ValueError(
+            f"nearest_neighbours: num_neighbours must be in [1, {xs.shape[0]}] (an integer, "
+            f"at most the number of points xs), got {num_neighbours!r}"
         )
     distances = pairwise_distances(metric, queries, xs, **distance_kwargs)
     return _smallest(distances, num_neighbours)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import point_pair
+from .._checks import check_value, point_pair
 from .._custom_types import Input
 from .._geodesic._distance import log_map
 from .._geodesic._ivp import geodesic_ivp
@@ -57,8 +57,11 @@ def interpolate(
     """
     x0, x1 = point_pair(x0, x1, ("x0", "x1"), "interpolate")
     ts = jnp.asarray(ts, x0.dtype)
-    if ts.ndim != 1:
-        raise ValueError(f"interpolate: ts must be 1-D, got shape {ts.shape}")
+    if ts.ndim != 1 or not ts.size:
+        raise ValueError(
+            f"interpolate: ts must be 1-D with at least one time, got shape {ts.shape}"
+        )
+    check_value(ts, jnp.isfinite, "interpolate: the times ts must be finite (got NaN or inf)")
     return _interpolate(metric, x0, x1, ts, log_map_kwargs, throw=throw)
 
 

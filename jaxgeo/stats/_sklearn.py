@@ -2,6 +2,7 @@ r"""scikit-learn estimators around the functions of `jg.stats`, for use in a
 `sklearn.pipeline.Pipeline`: the functions are the core, these only hold their
 arguments and fitted results."""
 
+import numbers
 import warnings
 
 import equinox as eqx
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._geodesic._distance import log_map, pairwise_distances
 from .._metric._base import AbstractMetric
@@ -27,11 +29,36 @@ def _check(result, what: str) -> None:
         raise RuntimeError(f"{what}: {RESULTS[result]}")
 
 
+# scikit-learn's input checks (`check_array`): 2-D, non-empty, finite, of a floating
+# dtype (integers are converted); their errors name the estimator and the problem.
+_FLOATS = (np.float64, np.float32)
+
+
+def _points(estimator, X, *, reset: bool) -> jnp.ndarray:
+    """`X` checked as scikit-learn does (`reset=False`: against the fitted number of
+    features), as a JAX array."""
+    return jnp.asarray(validate_data(estimator, X, reset=reset, dtype=_FLOATS))
+
+
+def _check_count(value, name: str, where: str, maximum: int, what: str) -> int:
+    """`value` as an `int` in `[1, maximum]`, or a `ValueError` naming the parameter."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ValueError(f"{where}: {name} must be an integer, got {value!r}")
+    if not 1 <= value <= maximum:
+        raise ValueError(
+            f"{where}: {name}={value} must be in [1, {maximum}] ({what}); choose a {name} "
+            f"in that range"
+        )
+    return int(value)
+
+
 class _NearestCentre(ClusterMixin, BaseEstimator):
     """`predict`: the index of the nearest of the fitted `cluster_centers_` by geodesic
     distance."""
 
     def predict(self, X):
+        check_is_fitted(self)
+        X = _points(self, X, reset=False)
         _, indices = nearest_neighbours(
             self.metric, X, self.cluster_centers_, 1, num_points=self.num_points
         )
@@ -41,8 +68,11 @@ class _NearestCentre(ClusterMixin, BaseEstimator):
 class GeodesicKMedoids(_NearestCentre):
     """k-medoids by geodesic distance ([`jaxgeo.stats.k_medoids`][] on
     [`jaxgeo.pairwise_distances`][]). Fitted: `labels_`, `medoid_indices_`,
-    `cluster_centers_` (the medoids), `inertia_` (the total distance to them);
-    `predict` assigns new points to the nearest medoid."""
+    `cluster_centers_` (the medoids), `inertia_` (the total distance to them),
+    `distances_` (the geodesic distance matrix of the training points; NaN where a
+    solve failed) and `n_failed_pairs_` (the number of such pairs: they count as
+    infinitely far apart, with a `RuntimeWarning`); `predict` assigns new points to the
+    nearest medoid."""
 
     def __init__(self, metric: AbstractMetric, n_clusters: int = 8, num_points: int = 129):
         self.metric = metric
@@ -51,11 +81,28 @@ class GeodesicKMedoids(_NearestCentre):
 
     def fit(self, X, y=None):
         del y
-        X = jnp.asarray(X)
+        X = _points(self, X, reset=True)
+        n_clusters = _check_count(
+            self.n_clusters, "n_clusters", "GeodesicKMedoids", X.shape[0], "the number of points"
+        )
         distances = pairwise_distances(self.metric, X, num_points=self.num_points)
-        clustering = k_medoids(distances, self.n_clusters)
+        failed = np.argwhere(np.triu(np.isnan(np.asarray(distances)), 1))
+        self.distances_ = np.asarray(distances)
+        self.n_failed_pairs_ = len(failed)
+        if len(failed):
+            n = X.shape[0]
+            i, j = failed[0]
+            warnings.warn(
+                f"GeodesicKMedoids.fit: {len(failed)} of {n * (n - 1) // 2} geodesic distance "
+                f"solves failed (NaN in distances_; e.g. points {i} and {j}) and count as "
+                "infinitely far apart in the clustering. See why with "
+                f"jaxgeo.distance(metric, X[{i}], X[{j}]); more num_points (now "
+                f"{self.num_points}) resolves curves that vary fast.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        clustering = k_medoids(distances, n_clusters)
         _check(clustering.result, "GeodesicKMedoids.fit")
-        self.n_features_in_ = X.shape[1]
         self.medoid_indices_ = np.asarray(clustering.medoids)
         self.cluster_centers_ = np.asarray(X[clustering.medoids])
         self.labels_ = np.asarray(clustering.labels)
@@ -82,17 +129,19 @@ class GeodesicKMeans(_NearestCentre):
 
     def fit(self, X, y=None):
         del y
-        X = jnp.asarray(X)
+        X = _points(self, X, reset=True)
+        n_clusters = _check_count(
+            self.n_clusters, "n_clusters", "GeodesicKMeans", X.shape[0], "the number of points"
+        )
         clustering = k_means(
             self.metric,
             X,
-            self.n_clusters,
+            n_clusters,
             key=jr.key(self.random_state),
             num_points=self.num_points,
             throw=False,
         )
         _check(clustering.result, "GeodesicKMeans.fit")
-        self.n_features_in_ = X.shape[1]
         self.cluster_centers_ = np.asarray(clustering.centres)
         self.labels_ = np.asarray(clustering.labels)
         self.inertia_ = float(clustering.inertia)
@@ -111,12 +160,21 @@ class GeodesicKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         self.num_points = num_points
 
     def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=_FLOATS)
+        _check_count(
+            self.n_neighbors,
+            "n_neighbors",
+            "GeodesicKNeighborsClassifier",
+            X.shape[0],
+            "the number of training points",
+        )
         self.X_ = jnp.asarray(X)
-        self.n_features_in_ = self.X_.shape[1]
-        self.classes_, self.y_ = np.unique(np.asarray(y), return_inverse=True)
+        self.classes_, self.y_ = np.unique(y, return_inverse=True)
         return self
 
     def predict(self, X):
+        check_is_fitted(self)
+        X = _points(self, X, reset=False)
         _, indices = nearest_neighbours(
             self.metric, X, self.X_, self.n_neighbors, num_points=self.num_points
         )
@@ -145,15 +203,13 @@ class GeodesicPCA(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         del y
-        X = jnp.asarray(X)
+        X = _points(self, X, reset=True)
+        dim = X.shape[1]
+        k = dim if self.n_components is None else self.n_components
+        k = _check_count(k, "n_components", "GeodesicPCA", dim, "the number of features")
         pca = tangent_pca(self.metric, X, num_points=self.num_points, throw=False)
         _check(pca.result, "GeodesicPCA.fit")
-        dim = pca.components.shape[0]
-        k = dim if self.n_components is None else self.n_components
-        if not 1 <= k <= dim:
-            raise ValueError(f"GeodesicPCA: n_components must be in [1, {dim}], got {k}")
         self.pca_ = pca
-        self.n_features_in_ = dim
         self.mean_ = np.asarray(pca.mean.mean)
         self.components_ = np.asarray(pca.components[:k])
         self.explained_variance_ = np.asarray(pca.explained_variance[:k])
@@ -166,12 +222,13 @@ class GeodesicPCA(TransformerMixin, BaseEstimator):
         return np.asarray(self.pca_.scores[:, : len(self.components_)])
 
     def transform(self, X):
+        check_is_fitted(self)
         return np.asarray(
             _tangent_coordinates(
                 self.metric,
                 self.pca_.mean.mean,
                 self.pca_.components[: len(self.components_)],
-                jnp.asarray(X),
+                _points(self, X, reset=False),
                 self.num_points,
             )
         )

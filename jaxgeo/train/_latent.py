@@ -21,7 +21,7 @@ from ..nn._decoders import (
     ExtrapolatingDecoder,
     RBFPrecision,
 )
-from ..nn._pose import PoseDecoder
+from ..nn._pose import check_poses, PoseDecoder
 from ._fit import fit, FitResult
 
 
@@ -214,9 +214,28 @@ def calibrate_pose_decoder(
     `codes`, floors `position_floor` and `concentration_floor`: the position standard
     deviation grows to $\zeta^{-1/2}$ and the orientation turns almost uniform away from
     the data) fitted by maximum likelihood of the `poses` given their `codes`. Keyword
-    arguments go to [`jaxgeo.train.fit`][]."""
+    arguments go to [`jaxgeo.train.fit`][].
+
+    `poses`: shape `(n, 7)`, a position and a unit quaternion per row (norm 1 to 1e-3,
+    else an error: normalise them); `codes`: shape `(n, decoder.latent_dim)`, finite."""
+    where = "calibrate_pose_decoder"
     codes, poses = jnp.asarray(codes), jnp.asarray(poses)
-    check_same_length(codes, poses, ("codes", "poses"), "calibrate_pose_decoder")
+    if poses.ndim != 2:
+        raise ValueError(f"{where}: expected poses of shape (n, 7), got shape {poses.shape}")
+    poses = check_poses(poses, where)
+    if codes.ndim != 2 or codes.shape[1] != decoder.latent_dim:
+        raise ValueError(
+            f"{where}: expected codes of shape (n, {decoder.latent_dim}) (the decoder's "
+            f"latent_dim), got shape {codes.shape}"
+        )
+    check_same_length(codes, poses, ("codes", "poses"), where)
+    if not np.all(np.isfinite(np.asarray(codes))):
+        raise ValueError(f"{where}: codes must be finite (got NaN or inf)")
+    if not isinstance(num_centres, int) or not 1 <= num_centres <= len(codes):
+        raise ValueError(
+            f"{where}: num_centres must be an integer in [1, {len(codes)}] (k-means "
+            f"centres of the codes: at most one per code), got {num_centres!r}"
+        )
     seed = int(jax.random.randint(key, (), 0, 2**30))
     rbf = dict(num_centres=num_centres, bandwidth_scale=bandwidth_scale, seed=seed)
     # Start the weights where the precision on the codes is the residuals' (positions,
@@ -242,7 +261,9 @@ def calibrate_pose_decoder(
     )
     optimizer = optax.adam(1e-2) if optimizer is None else optimizer
     result = _fit_part_given_codes(
-        lambda model, z, x: model.log_prob(x, z),
+        # (the poses were checked above: no run-time check, and no host callback, in the
+        # training step)
+        lambda model, z, x: model.family._log_prob(model.params(z), x),
         decoder,
         lambda d: (d.position_precision.raw_weights, d.concentration.raw_weights),
         codes,

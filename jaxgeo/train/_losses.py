@@ -12,7 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
 
 Batch = PyTree[Array]
@@ -92,8 +92,8 @@ def ensemble_loss(loss_fn: Loss) -> Loss:
     return loss
 
 
-def elbo_loss(vae, batch: Float[Array, "batch dim"], key: PRNGKeyArray) -> Float[Array, ""]:
+def elbo_loss(vae, batch: Real[Array, "batch dim"], key: PRNGKeyArray) -> Float[Array, ""]:
     """The negative mean ELBO of a batch under a [`jaxgeo.nn.VAE`][] (one
-    reparametrised sample per example)."""
+    reparametrised sample per example; integer class labels for a VAE of labels)."""
     keys = jax.random.split(key, batch.shape[0])
     return -jnp.mean(jax.vmap(vae.elbo)(batch, keys))
