@@ -154,6 +154,26 @@ def test_pairwise_distances_in_calls_resumes_from_its_checkpoint(tmp_path, monke
         jg.pairwise_distances(POINCARE, pts, **kwargs)
 
 
+def test_pairwise_distances_say_why_a_pair_failed(tmp_path):
+    """`return_results=True`: the `RESULTS` of every pair beside its distance (NaN where
+    failed), kept in the checkpoint and through a resumed call; a point outside the
+    half-plane fails every pair it is in, and only those."""
+    pts = jnp.array([[0.0, 1.0], [1.0, 1.0], [0.0, -1.0], [2.0, 2.0]])
+    kwargs = dict(solver=jg.EnergyNewton(), num_points=33, return_results=True)
+    distances, results = jg.pairwise_distances(POINCARE, pts, **kwargs)
+    names = jg.result_name(results)
+    failed = np.zeros((4, 4), bool)
+    failed[2], failed[:, 2], failed[2, 2] = True, True, False
+    np.testing.assert_array_equal(names == "successful", ~failed)
+    np.testing.assert_array_equal(np.isnan(np.asarray(distances)), failed)
+    path = tmp_path / "d.npz"
+    jg.pairwise_distances(POINCARE, pts, pairs_per_call=2, checkpoint=path, **kwargs)
+    _, resumed = jg.pairwise_distances(POINCARE, pts, pairs_per_call=2, checkpoint=path, **kwargs)
+    np.testing.assert_array_equal(jg.result_name(resumed), names)
+    _, rectangular = jg.pairwise_distances(POINCARE, pts[:2], pts[1:3], **kwargs)
+    assert jg.result_name(rectangular)[1, 1] != "successful"
+
+
 @pytest.mark.slow
 def test_exp_of_log_and_symmetry_on_stein():
     metric = stein_gaussian(0.8)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from .._custom_types import Input, Scalar
 from .._describe import describe
@@ -89,12 +89,18 @@ def distance(
 
     Under `jax.vmap` pass `throw=False`; a failed solve then gives NaN.
     """
+    length, _ = _distance(metric, x0, x1, solver, num_points, max_steps, throw)
+    return length
+
+
+def _distance(metric, x0, x1, solver, num_points, max_steps, throw) -> tuple[Scalar, RESULTS]:
+    """`distance` and the `RESULTS` of its solve."""
     if solver is None:
         solver = Richardson(resolve_velocity=False)  # the length only
     sol = log_map(
         metric, x0, x1, solver=solver, num_points=num_points, max_steps=max_steps, throw=throw
     )
-    return jnp.where(sol.result == RESULTS.successful, sol.length, jnp.nan)
+    return jnp.where(sol.result == RESULTS.successful, sol.length, jnp.nan), sol.result
 
 
 def pairwise_distances(
@@ -110,12 +116,16 @@ def pairwise_distances(
     pairs_per_call: int | None = None,
     progress: bool | None = None,
     checkpoint: str | Path | None = None,
-) -> Float[Array, "n m"]:
+    return_results: bool = False,
+) -> Float[Array, "n m"] | tuple[Float[Array, "n m"], RESULTS]:
     """Geodesic distances between every `xs[i]` and `ys[j]`, shape `(n, m)`, by
     [`jaxgeo.distance`][] (`solver`, `num_points`, `max_steps` go there; e.g.
     `solver=jaxgeo.Richardson(rtol=1e-3)` for a looser tolerance). Without `ys`, the
     symmetric matrix of distances within `xs`: only the $n(n-1)/2$ pairs $i < j$ are
-    solved, and the diagonal is zero. A pair whose solve fails gives NaN.
+    solved, and the diagonal is zero. A pair whose solve fails gives NaN; with
+    `return_results=True` the call returns `(distances, results)`, `results` a
+    [`jaxgeo.RESULTS`][] of shape `(n, m)` saying why (`jaxgeo.result_name(results)`:
+    their short names; the diagonal of the symmetric case is `successful`).
 
     The pairs are solved `pairs_per_call` at a time (default 256 per device on CPU,
     8,192 on accelerators) by one compiled program, reused for every call, whatever the
@@ -152,7 +162,8 @@ def pairwise_distances(
     else:
         rows, cols = np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
     if len(rows) == 0:
-        return jnp.zeros((n, m), xs.dtype)
+        empty = jnp.zeros((n, m), xs.dtype)
+        return (empty, _results(jnp.zeros((n, m), int))) if return_results else empty
     kwargs = dict(solver=solver, num_points=num_points, max_steps=max_steps)
     chunk_size = default_chunk_size(chunk_size, devices)
 
@@ -166,14 +177,23 @@ def pairwise_distances(
                 "pairwise_distances: a checkpoint needs concrete (not traced) inputs and one "
                 "process"
             )
-        lengths = solve(jnp.stack([xs[rows], ys[cols]], axis=1))
+        lengths, codes = solve(jnp.stack([xs[rows], ys[cols]], axis=1))
     else:
         per_call = pairs_per_call or _default_pairs_per_call(devices)
-        lengths = _solve_in_calls(
+        lengths, codes = _solve_in_calls(
             solve, xs, ys, rows, cols, per_call, progress, checkpoint, (metric, xs, ys, kwargs)
         )
     out = jnp.zeros((n, m), lengths.dtype).at[rows, cols].set(lengths)
-    return out + out.T if symmetric else out
+    out = out + out.T if symmetric else out
+    if not return_results:
+        return out
+    results = jnp.zeros((n, m), codes.dtype).at[rows, cols].set(codes)
+    return out, _results(results + results.T if symmetric else results)
+
+
+def _results(codes: Int[Array, "..."]) -> RESULTS:
+    """A batch of `RESULTS` from their integer codes (`RESULTS` items are pytrees)."""
+    return jtu.tree_unflatten(jtu.tree_structure(RESULTS.successful), [codes])
 
 
 # Pairs per compiled call when not given. CPU: a call of a learned metric's pairs takes
@@ -192,51 +212,57 @@ def _default_pairs_per_call(devices: Sequence[jax.Device] | None) -> int:
 
 def _solve_in_calls(
     solve, xs, ys, rows, cols, per_call, progress, checkpoint, identity
-) -> Float[Array, " pairs"]:
-    """The pairs' distances, `per_call` pairs per call of `solve`, with a progress bar
-    and (if `checkpoint` is a path) saved and resumed progress."""
+) -> tuple[Float[Array, " pairs"], Int[Array, " pairs"]]:
+    """The pairs' distances and result codes, `per_call` pairs per call of `solve`, with
+    a progress bar and (if `checkpoint` is a path) saved and resumed progress."""
     num_pairs = len(rows)
     dtype = jnp.result_type(xs.dtype, ys.dtype)
     dtype = dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.asarray(0.0).dtype
     lengths = np.full(num_pairs, np.nan, dtype)
+    codes = np.zeros(num_pairs, np.int32)
     path = None if checkpoint is None else Path(checkpoint)
     meta = None if path is None else hashlib.sha256(describe(identity).encode()).hexdigest()
-    done = 0 if path is None else _load_progress(path, meta, lengths)
+    done = 0 if path is None else _load_progress(path, meta, lengths, codes)
     bar = progress_bar(num_pairs, done, progress, unit="pair", desc="pairwise_distances")
     saved_at, saved_done = time.monotonic(), done
     try:
         while done < num_pairs:
             stop = min(done + per_call, num_pairs)
             pairs = jnp.stack([xs[rows[done:stop]], ys[cols[done:stop]]], axis=1)
-            lengths[done:stop] = np.asarray(solve(pairs))
+            solved, solved_codes = solve(pairs)
+            lengths[done:stop], codes[done:stop] = np.asarray(solved), np.asarray(solved_codes)
             bar.update(stop - done)
             done = stop
             if path is not None and time.monotonic() - saved_at > CHECKPOINT_INTERVAL_S:
-                _save_progress(path, meta, lengths, done)
+                _save_progress(path, meta, lengths, codes, done)
                 saved_at, saved_done = time.monotonic(), done
     finally:
         bar.close()
         if path is not None and done > saved_done:
-            _save_progress(path, meta, lengths, done)
-    return jnp.asarray(lengths)
+            _save_progress(path, meta, lengths, codes, done)
+    return jnp.asarray(lengths), jnp.asarray(codes)
 
 
-def _save_progress(path: Path, meta: str, lengths: np.ndarray, done: int) -> None:
+def _save_progress(
+    path: Path, meta: str, lengths: np.ndarray, codes: np.ndarray, done: int
+) -> None:
     """Atomic: the file is written beside `path` and moved over it in one `os.replace`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "wb") as file:
-        np.savez(file, lengths=lengths, done=done, meta=meta, sha256=_digest(lengths, done))
+        digest = _digest(lengths, codes, done)
+        np.savez(file, lengths=lengths, codes=codes, done=done, meta=meta, sha256=digest)
     os.replace(temporary, path)
 
 
-def _load_progress(path: Path, meta: str, lengths: np.ndarray) -> int:
-    """Fill `lengths` from the checkpoint at `path` (if any); the number of pairs done."""
+def _load_progress(path: Path, meta: str, lengths: np.ndarray, codes: np.ndarray) -> int:
+    """Fill `lengths` and `codes` from the checkpoint at `path` (if any); the number of
+    pairs done."""
     if not path.exists():
         return 0
     try:
         with np.load(path) as saved:
-            saved_lengths, done = saved["lengths"], int(saved["done"])
+            saved_lengths, saved_codes, done = saved["lengths"], saved["codes"], int(saved["done"])
             saved_meta, sha256 = str(saved["meta"]), str(saved["sha256"])
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(
@@ -249,22 +275,26 @@ def _load_progress(path: Path, meta: str, lengths: np.ndarray) -> int:
             "parameters, the points or the solver arguments differ); pass another path, or "
             "delete it to start afresh"
         )
-    if sha256 != _digest(saved_lengths, done):
+    if sha256 != _digest(saved_lengths, saved_codes, done):
         raise ValueError(
             f"pairwise_distances: the checkpoint {path} is damaged (its SHA-256 does not match "
             "its distances); delete it to start afresh"
         )
-    lengths[:done] = saved_lengths[:done]
+    lengths[:done], codes[:done] = saved_lengths[:done], saved_codes[:done]
     return done
 
 
-def _digest(lengths: np.ndarray, done: int) -> str:
-    return hashlib.sha256(np.ascontiguousarray(lengths).tobytes() + str(done).encode()).hexdigest()
+def _digest(lengths: np.ndarray, codes: np.ndarray, done: int) -> str:
+    data = np.ascontiguousarray(lengths).tobytes() + np.ascontiguousarray(codes).tobytes()
+    return hashlib.sha256(data + str(done).encode()).hexdigest()
 
 
 @eqx.filter_jit  # one trace per metric structure and number of pairs, not one per call
-def _pair_distances(metric, pairs, devices, chunk_size, kwargs) -> Float[Array, " pairs"]:
+def _pair_distances(
+    metric, pairs, devices, chunk_size, kwargs
+) -> tuple[Float[Array, " pairs"], Int[Array, " pairs"]]:
     def one(pair):
-        return distance(metric, pair[0], pair[1], throw=False, **kwargs)
+        length, result = _distance(metric, pair[0], pair[1], throw=False, **kwargs)
+        return length, jtu.tree_leaves(result)[0]  # (a RESULTS item: a pytree of its code)
 
     return sharded_map(one, pairs, devices=devices, chunk_size=chunk_size)

@@ -13,11 +13,11 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from .._checks import as_int, check_integer
 from .._custom_types import Input, Scalar
 from .._geodesic._base import AbstractBoundarySolver
-from .._geodesic._distance import distance, pairwise_distances
+from .._geodesic._distance import distance, log_map, pairwise_distances
 from .._metric._base import AbstractMetric
 from .._sharding import map_solves
 from .._solution import raise_outside_jit, RESULTS
-from ._frechet import _karcher_mean, first_failure, initial_curves, karcher_rtol
+from ._frechet import AbstractMeanSolver, first_failure, initial_curves, NewtonMean
 
 
 class KMedoids(eqx.Module):
@@ -267,7 +267,9 @@ class KMeans(eqx.Module):
       `(n, k)`.
     - `inertia`: $\sum_i d(x_i, \text{its centre})^2$.
     - `result`: a [`jaxgeo.RESULTS`][]: the first failed Fréchet mean or geodesic, or
-      `max_steps_reached` if the labels still changed after `max_steps` iterations.
+      `max_steps_reached` if the labels still changed after `max_steps` iterations
+      (a mean solve that ran out of its own steps is still a better centre, and is
+      not a failure).
     - `stats`: `num_steps`, `max_steps`.
     """
 
@@ -288,20 +290,22 @@ def k_means(
     key: PRNGKeyArray | None = None,
     num_points: int = 129,
     geodesic_solver: AbstractBoundarySolver | None = None,
+    mean_solver: AbstractMeanSolver | None = None,
     max_steps: int = 32,
-    mean_steps: int = 16,
     throw: bool = True,
 ) -> KMeans:
     r"""Riemannian k-means (Lloyd's iteration) of the points `xs`, shape `(n, D)`:
     assign every point to its nearest centre by geodesic distance, move every centre to
-    the Fréchet mean of its cluster (Karcher iteration from the current centre, at most
-    `mean_steps` steps, [`jaxgeo.stats.frechet_mean`][]), until the labels stop
-    changing (at most `max_steps` iterations). The geodesics of each mean, to all the
-    points, give the next assignment, so an iteration is one batch of log maps per
-    Karcher step. `init`: the initial centres, shape `(k, D)`; default k-means++
-    seeding by geodesic distance from `key` (default `jax.random.key(0)`). A cluster
-    that empties keeps its centre. `num_points` and `geodesic_solver` (its `solver`, e.g.
-    [`jaxgeo.Shortest`][]) go to [`jaxgeo.log_map`][] and [`jaxgeo.distance`][].
+    the Fréchet mean of its cluster ([`jaxgeo.stats.frechet_mean`][] by `mean_solver`,
+    default [`jaxgeo.stats.NewtonMean`][], from the current centre and its geodesics),
+    until the labels stop changing (at most `max_steps` iterations). Each mean solve
+    gives the geodesics from the new centre to *all* the points (those of the other
+    clusters with weight zero), hence the next assignment; every solve is warm-started
+    from the previous iteration's geodesics. `init`: the initial centres, shape
+    `(k, D)`; default k-means++ seeding by geodesic distance from `key` (default
+    `jax.random.key(0)`). A cluster that empties keeps its centre. `num_points` and
+    `geodesic_solver` (its `solver`, e.g. [`jaxgeo.Shortest`][]) go to
+    [`jaxgeo.log_map`][], [`jaxgeo.distance`][] and the default mean solver.
 
     **Returns:** a [`jaxgeo.stats.KMeans`][].
     """
@@ -317,6 +321,8 @@ def k_means(
                 f"k_means: init must have shape {(num_clusters, xs.shape[1])}, got {init.shape}"
             )
     key = jr.key(0) if key is None else key
+    if mean_solver is None:
+        mean_solver = NewtonMean(geodesic_solver=geodesic_solver)
     return _k_means(
         metric,
         xs,
@@ -325,8 +331,8 @@ def k_means(
         num_clusters=num_clusters,
         num_points=num_points,
         solver=geodesic_solver,
+        mean_solver=mean_solver,
         max_steps=max_steps,
-        mean_steps=mean_steps,
         throw=throw,
     )
 
@@ -364,45 +370,46 @@ def _plus_plus(metric, xs, num_clusters, key, num_points, solver):
 
 @raise_outside_jit
 def _k_means(
-    metric, xs, init, key, *, num_clusters, num_points, solver, max_steps, mean_steps, throw=True
+    metric, xs, init, key, *, num_clusters, num_points, solver, mean_solver, max_steps, throw=True
 ) -> KMeans:
     del throw
     n = xs.shape[0]
     if init is None:
         init = _plus_plus(metric, xs, num_clusters, key, num_points, solver)
-    tol = karcher_rtol(xs.dtype)
     clusters = jnp.arange(num_clusters)
 
     def assign(distances):
         return jnp.argmin(jnp.where(jnp.isnan(distances), jnp.inf, distances), axis=1)
 
-    def means(centres, distances, labels):
+    def means(centres, curves, distances, labels):
         members = (labels[:, None] == clusters[None]).T.astype(xs.dtype)  # (k, n)
         empty = jnp.sum(members, axis=1) == 0
         weights = jnp.where(empty[:, None], 1.0, members)
         weights = weights / jnp.sum(weights, axis=1, keepdims=True)
 
-        def one(centre, w):
-            lines = initial_curves(None, xs, centre, num_points)
-            mean, geodesics, result, _ = _karcher_mean(
-                metric, xs, w, centre, lines, num_points, mean_steps, tol, solver
+        def one(args):
+            centre, w, init_curves = args
+            mean, geodesics, result, _ = mean_solver.solve(
+                metric, xs, w, centre, init_curves, num_points
             )
-            return mean, geodesics.length, result
+            return mean, geodesics.xs, geodesics.length, result
 
-        new, lengths, results = map_solves(lambda pair: one(*pair), (centres, weights))
-        # A cluster that empties keeps its centre and its distances.
+        new, new_curves, lengths, results = map_solves(one, (centres, weights, curves))
+        # A cluster that empties keeps its centre, its geodesics and its distances.
         new = jnp.where(empty[:, None], centres, new)
+        new_curves = jnp.where(empty[:, None, None, None], curves, new_curves)
         lengths = jnp.where(empty[:, None], distances.T, lengths)
-        # (A Karcher mean that ran out of steps is still a better centre.)
+        # (A mean that ran out of steps is still a better centre.)
         failed = (results != RESULTS.successful) & (results != RESULTS.max_steps_reached)
-        return new, lengths.T, first_failure(results, failed & ~empty)
+        return new, new_curves, lengths.T, first_failure(results, failed & ~empty)
 
     def body(carry):
-        centres, distances, labels, _, _, num_steps = carry
-        centres, new_distances, result = means(centres, distances, labels)
+        centres, curves, distances, labels, _, _, num_steps = carry
+        centres, curves, new_distances, result = means(centres, curves, distances, labels)
         new_labels = assign(new_distances)
         return (
             centres,
+            curves,
             new_distances,
             new_labels,
             jnp.any(new_labels != labels),
@@ -410,11 +417,21 @@ def _k_means(
             num_steps + 1,
         )
 
-    distances = map_solves(lambda c: _distances_from(metric, c, xs, num_points, solver), init).T
+    def geodesics_from(centre):
+        def one(x):
+            return log_map(metric, centre, x, solver=solver, num_points=num_points, throw=False)
+
+        return map_solves(one, xs)
+
+    first = map_solves(geodesics_from, init)
+    lines = jax.vmap(lambda c: initial_curves(None, xs, c, num_points))(init)
+    finite = jnp.all(jnp.isfinite(first.xs), axis=(-2, -1), keepdims=True)
+    curves = jnp.where(finite, first.xs, lines)  # (a failed log map: the straight line)
+    distances = first.length.T
     labels = assign(distances)
-    carry = (init, distances, labels, jnp.array(True), RESULTS.successful, jnp.array(0))
-    centres, distances, labels, changed, result, num_steps = jax.lax.while_loop(
-        lambda c: c[3] & (c[4] == RESULTS.successful) & (c[5] < max_steps), body, carry
+    carry = (init, curves, distances, labels, jnp.array(True), RESULTS.successful, jnp.array(0))
+    centres, _, distances, labels, changed, result, num_steps = jax.lax.while_loop(
+        lambda c: c[4] & (c[5] == RESULTS.successful) & (c[6] < max_steps), body, carry
     )
     result = RESULTS.where(
         (result == RESULTS.successful) & changed, RESULTS.max_steps_reached, result

@@ -268,8 +268,10 @@ class NewtonMean(AbstractMeanSolver):
     the mean, $O(n N D^3)$, and converges quadratically near the mean
     (`stats["grad_norms"]`). Levenberg–Marquardt damping makes it global. Levels of
     `min_segments`, twice as many, ... up to `max_segments` segments each start from
-    the previous one; their means are extrapolated (Romberg, fourth order) until the
-    estimated error is within `rtol` $\sqrt{2F}$ (in the metric's norm at the mean;
+    the previous one (a level that does not converge, e.g. too coarse for long curves on
+    a learned metric, is followed by the next started afresh from the initial curves);
+    their means are extrapolated (Romberg, fourth order) until the estimated error is
+    within `rtol` $\sqrt{2F}$ (in the metric's norm at the mean;
     `stats["error_estimate"]`), else `RESULTS.unresolved_curve`. The geodesics from the
     mean are then [`jaxgeo.log_map`][]s started from the last level's polylines
     (`geodesic_solver`, default [`jaxgeo.Richardson`][]). All levels share one

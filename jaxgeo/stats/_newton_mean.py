@@ -32,7 +32,6 @@ from .._custom_types import Point, Scalar
 from .._geodesic._levels import assemble_masked, Buffer, cubic_refine, LevelEnergy, resample
 from .._linalg import active_block_tridiagonal_solve, solve
 from .._metric._base import AbstractMetric
-from .._sharding import map_solves
 from .._solution import RESULTS
 
 
@@ -92,7 +91,8 @@ def _newton_direction(level: LevelEnergy, curves: Curves, size, weights, damping
         [grad[..., None], jnp.zeros_like(diag).at[:, 0].set(jnp.swapaxes(coupling, 1, 2))],
         axis=-1,
     )
-    solved = map_solves(lambda args: _eliminate(*args, size), (a_diag, upper, rhs))
+    # (vmapped: every curve has the same number of segments, so no solve waits on another)
+    solved = jax.vmap(_eliminate, (0, 0, 0, None))(a_diag, upper, rhs, size)
     z, zs = solved[..., 0], solved[..., 1:]
     total = jnp.sum(weights)
     schur = (
@@ -282,12 +282,17 @@ def newton_mean_levels(
         )
         result = RESULTS.where(accurate, RESULTS.successful, RESULTS.unresolved_curve)
         last = carry["index"] == num_levels - 1
+        # A level that did not converge (too coarse for the metric: long segments make
+        # the discrete energy rough) is followed by the next, started afresh from the
+        # initial curves; it fails the solve at the last level only.
+        refined = jax.vmap(cubic_refine, (0, None))(solved.curves, size)
+        afresh = jax.vmap(lambda c: resample(c, 2 * size, max_segments + 1))(ends)
         return dict(
             index=carry["index"] + 1,
             size=2 * size,
-            curves=jax.vmap(cubic_refine, (0, None))(solved.curves, size),
+            curves=jnp.where(solved.converged, refined, afresh),
             solved=solved.curves,
-            done=accurate | ~solved.converged | last,
+            done=accurate | last,
             means=jnp.stack([last_mean, solved.mean]),
             extrapolated=jnp.stack([carry["extrapolated"][1], extrapolated]),
             estimate=estimate,
@@ -296,7 +301,11 @@ def newton_mean_levels(
             num_segments=size,
             count=count,
             # the next level starts as lightly damped as this one ended
-            damping=jnp.maximum(solved.damping, jnp.finfo(dtype).eps),
+            damping=jnp.where(
+                solved.converged,
+                jnp.maximum(solved.damping, jnp.finfo(dtype).eps),
+                INITIAL_DAMPING,
+            ),
             grad_norms=carry["grad_norms"].at[carry["index"]].set(solved.grad_norms),
         )
 

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._geodesic._distance import log_map, pairwise_distances
 from .._metric._base import AbstractMetric
-from .._solution import RESULTS
+from .._solution import result_name, RESULTS
 from ._cluster import k_means, k_medoids, nearest_neighbours
 from ._pca import tangent_pca
 
@@ -70,8 +70,9 @@ class GeodesicKMedoids(_NearestCentre):
     [`jaxgeo.pairwise_distances`][]). Fitted: `labels_`, `medoid_indices_`,
     `cluster_centers_` (the medoids), `inertia_` (the total distance to them),
     `distances_` (the geodesic distance matrix of the training points; NaN where a
-    solve failed) and `n_failed_pairs_` (the number of such pairs: they count as
-    infinitely far apart, with a `RuntimeWarning`); `predict` assigns new points to the
+    solve failed), `pair_results_` (every pair's result, as `jaxgeo.result_name`s) and
+    `n_failed_pairs_` (the number of failed pairs: they count as infinitely far apart,
+    with a `RuntimeWarning` tallying the reasons); `predict` assigns new points to the
     nearest medoid."""
 
     def __init__(self, metric: AbstractMetric, n_clusters: int = 8, num_points: int = 129):
@@ -85,19 +86,26 @@ class GeodesicKMedoids(_NearestCentre):
         n_clusters = _check_count(
             self.n_clusters, "n_clusters", "GeodesicKMedoids", X.shape[0], "the number of points"
         )
-        distances = pairwise_distances(self.metric, X, num_points=self.num_points)
+        distances, results = pairwise_distances(
+            self.metric, X, num_points=self.num_points, return_results=True
+        )
         failed = np.argwhere(np.triu(np.isnan(np.asarray(distances)), 1))
         self.distances_ = np.asarray(distances)
+        self.pair_results_ = result_name(results)
         self.n_failed_pairs_ = len(failed)
         if len(failed):
             n = X.shape[0]
             i, j = failed[0]
+            reasons, counts = np.unique(
+                self.pair_results_[failed[:, 0], failed[:, 1]], return_counts=True
+            )
+            tally = ", ".join(f"{c} {r}" for r, c in zip(reasons, counts))
             warnings.warn(
                 f"GeodesicKMedoids.fit: {len(failed)} of {n * (n - 1) // 2} geodesic distance "
-                f"solves failed (NaN in distances_; e.g. points {i} and {j}) and count as "
-                "infinitely far apart in the clustering. See why with "
-                f"jaxgeo.distance(metric, X[{i}], X[{j}]); more num_points (now "
-                f"{self.num_points}) resolves curves that vary fast.",
+                f"solves failed ({tally}; NaN in distances_, the reasons in pair_results_; "
+                f"e.g. points {i} and {j}) and count as infinitely far apart in the "
+                f"clustering. Why, and the knob that fixes it: jaxgeo.RESULTS[result] for "
+                f"the result of jaxgeo.log_map(metric, X[{i}], X[{j}], throw=False).",
                 RuntimeWarning,
                 stacklevel=2,
             )
