@@ -1,5 +1,7 @@
 """Statistics on any metric (`jg.stats`) against closed forms."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -445,6 +447,82 @@ def test_k_medoids_finds_separated_clusters_and_the_least_cost():
         jg.stats.k_medoids(distances[:3], 2)
     with pytest.raises(ValueError, match="num_clusters must be in"):
         jg.stats.k_medoids(distances, 13)
+
+
+def _medoids_cost(distances, medoids):
+    return float(np.sum(np.min(distances[:, list(medoids)], axis=1)))
+
+
+def _alternation(distances, num_clusters):
+    """k_medoids before FasterPAM (NumPy): PAM's BUILD, then alternately every point to
+    its nearest medoid and every medoid to its cluster's point of least total distance,
+    until the medoids stop moving."""
+    medoids = [int(np.argmin(np.sum(distances, axis=1)))]
+    while len(medoids) < num_clusters:
+        nearest = np.min(distances[:, medoids], axis=1)
+        costs = np.sum(np.minimum(nearest[:, None], distances), axis=0)
+        costs[medoids] = np.inf
+        medoids.append(int(np.argmin(costs)))
+    while True:
+        labels = np.argmin(distances[:, medoids], axis=1)
+        new = list(medoids)
+        for j in range(num_clusters):
+            members = np.flatnonzero(labels == j)
+            within = np.sum(distances[np.ix_(members, members)], axis=1)
+            if within.min() < within[members == medoids[j]][0]:
+                new[j] = int(members[np.argmin(within)])
+        if new == medoids:
+            return _medoids_cost(distances, medoids)
+        medoids = new
+
+
+def test_k_medoids_swaps_to_a_local_optimum_mostly_the_global_one():
+    """FasterPAM on 40 random sets of 12 points in the plane, k = 3, against every set of
+    3 medoids: the result is a local optimum of swaps (no exchange of a medoid for
+    another point lowers the cost), as FasterPAM guarantees. It need not be the global
+    optimum: 38 of these 40 are (the earlier alternation's: 24; in a longer run 173 of
+    200, each miss a local optimum of swaps, up to 9.5 % above; the alternation's 120).
+    Its cost is below the alternation's on 15 of these 40 and above on none. That is
+    not a theorem (the two stop at different local optima): on random inputs of 12 to
+    100 points FasterPAM came out above on up to 3 % of them (by up to 5.3 %), and
+    below on 26-98 %."""
+    n, k = 12, 3
+    xs = np.random.default_rng(29).normal(size=(40, n, 2))
+    matrices = np.sqrt(np.sum((xs[:, :, None] - xs[:, None]) ** 2, axis=-1))
+    batched = jax.vmap(jg.stats.k_medoids, in_axes=(0, None))(jnp.asarray(matrices), k)
+    optimal = below = 0
+    for case, distances in enumerate(matrices):
+        clustering = jg.stats.k_medoids(distances, k)
+        assert clustering.result == jg.RESULTS.successful
+        # (the same cost; medoids may differ where BUILD meets a round-off tie)
+        np.testing.assert_allclose(batched.cost[case], clustering.cost, rtol=1e-12)
+        medoids = np.asarray(clustering.medoids).tolist()
+        cost = _medoids_cost(distances, medoids)
+        np.testing.assert_allclose(clustering.cost, cost, rtol=1e-12)
+        assert len(set(medoids)) == k
+        for slot, other in itertools.product(range(k), set(range(n)) - set(medoids)):
+            swapped = medoids[:slot] + [other] + medoids[slot + 1 :]
+            assert _medoids_cost(distances, swapped) >= cost * (1 - 1e-12)
+        best = min(_medoids_cost(distances, s) for s in itertools.combinations(range(n), k))
+        optimal += cost <= best * (1 + 1e-12)
+        alternation = _alternation(distances, k)
+        assert cost <= alternation * (1 + 1e-12)
+        below += cost < alternation * (1 - 1e-12)
+    assert optimal >= 38
+    assert below >= 15
+
+
+def test_k_medoids_max_steps_bounds_the_sweeps():
+    xs = np.random.default_rng(29).normal(size=(40, 2))
+    distances = np.sqrt(np.sum((xs[:, None] - xs[None]) ** 2, axis=-1))
+    converged = jg.stats.k_medoids(distances, 4)
+    assert converged.result == jg.RESULTS.successful
+    assert int(converged.stats["num_steps"]) >= 2
+    assert int(converged.stats["num_swaps"]) >= 1
+    budget = jg.stats.k_medoids(distances, 4, max_steps=1)
+    assert budget.result == jg.RESULTS.max_steps_reached
+    assert int(budget.stats["num_steps"]) == 1
+    assert converged.cost <= budget.cost <= jg.stats.k_medoids(distances, 4, max_steps=0).cost
 
 
 def test_k_means_centres_are_the_frechet_means_of_their_clusters():
