@@ -618,7 +618,8 @@ def test_k_means_cluster_that_empties_keeps_its_centre_and_distances():
 def test_geodesic_k_medoids_keeps_its_distances_and_counts_failed_pairs():
     """The last point lies where the metric is undefined: its 7 distance solves fail
     (NaN). The fit says so (how many, why, and a pair to ask `jaxgeo.log_map` about),
-    keeps the matrix, every pair's result and the count, and the unreachable point is a cluster of its own."""
+    keeps the matrix, every pair's result and the count, and the unreachable point is a
+    cluster of its own."""
     metric = jg.MatrixMetric(
         lambda x: jnp.eye(2, dtype=x.dtype) * jnp.where(x[0] > 5, jnp.nan, 1.0)
     )
