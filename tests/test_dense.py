@@ -136,7 +136,7 @@ def sphere(z):  # inverse stereographic projection
     return jnp.concatenate([2 * z, (s - 1)[None]]) / (1 + s)
 key = jax.random.key(0)
 centres = jax.random.normal(key, (5, 2))
-zs = (centres[:, None] + 0.1 * jax.random.normal(jax.random.key(1), (5, 40, 2))).reshape(-1, 2)
+zs = (centres[:, None] + 0.1 * jax.random.normal(jax.random.key(1), (5, 20, 2))).reshape(-1, 2)
 model = jg.stats.GeodesicKMeans(jg.PullbackMetric(sphere), n_clusters=5, random_state=0)
 print(model.fit(zs).predict(zs).shape)
 """
