@@ -380,12 +380,6 @@ def section_w5(report: Report, repeats: int, with_peers: bool) -> None:
     )
 
 
-def _score_weights(score) -> tuple[list, np.ndarray, np.ndarray]:
-    """An `MLPScore`'s layers `(W, b)`, shift and scale as NumPy, for a peer to copy."""
-    layers = [(np.asarray(layer.weight), np.asarray(layer.bias)) for layer in score.mlp.layers]
-    return layers, np.asarray(score.standardise.shift), np.asarray(score.standardise.scale)
-
-
 def _piecewise_linear_length(metric, curve: np.ndarray, pieces: int = 32) -> float:
     """The length of the piecewise-linear curve through `curve`'s points, each segment
     cut into `pieces` (an upper bound on the distance, up to O(1/pieces^2)); a 64-point
@@ -414,7 +408,7 @@ def section_w6(report: Report, repeats: int, peers) -> None:
         ["jaxgeo", r["call"], r["compile_s"], _ms(r["run_s"]), r["error"], ""] for r in out["rows"]
     ]
     bvp = next(r for r in out["rows"] if r["call"].startswith("geodesic_bvp"))
-    score_weights = _score_weights(out["score"])
+    score_weights = learned.score_weights(out["score"])
     metric = jg.SteinMetric(out["score"], damping=1.0)
     a, b = out["pair"]
     for peer in peers:
@@ -460,41 +454,38 @@ def section_w7(report: Report, repeats: int) -> None:
     )
 
 
-def section_w8(report: Report, repeats: int) -> None:
+def section_w8(report: Report, repeats: int, peers) -> None:
     report("## W8: statistics of data sets on the learned ring metric\n")
-    out = statistics.main(repeats)
+    out = statistics.main(repeats, no_peers=geomstats_peer not in peers)
+    matrices, means = statistics.tables(out)
     report(
         "The W6 network and metric. Distance matrices of ring points (seed 2), end to end "
         "(compile included), with the time a 1,000-point matrix would take at the same rate "
         "and the largest relative error of 10 sampled entries against the 512-segment "
         "reference (tolerance 1e-12). k-medoids (k = 10) on that matrix and on a 1,000-point "
-        "Euclidean matrix; k-means of ring points (k = 2).\n"
+        "Euclidean matrix; k-means of ring points (k = 2). geomstats (`benchmarks.statistics`' "
+        "docstring has the details): `RiemannianKMedoids` and `RiemannianKMeans` at their "
+        "defaults on the same points, the learned metric written in its backend with the "
+        "network's weights and its default geodesic solvers (`RiemannianKMedoids` computes "
+        "its own distance matrix, so its time is compared with jaxgeo's matrix + k-medoids); "
+        f"a peer row still running after {statistics.PEER_SECONDS:g} s is stopped. Ratios: "
+        "jaxgeo's time / geomstats' (< 1: jaxgeo is faster).\n"
     )
-    report.table(
-        ["call", "time (s)", "per pair (ms)", "1,000 points (s, est.)", "failed", "max error"],
-        [
-            [
-                r["call"],
-                r["seconds"],
-                r.get("per_pair_ms"),
-                r.get("full_estimate_s"),
-                r.get("failed"),
-                r.get("error"),
-            ]
-            for r in out["matrices"]
-        ],
-    )
+    report.table(*matrices)
     report(
-        "\nFréchet means (`jg.stats.frechet_mean(solver=...)`): error = the metric norm at "
+        "Fréchet means (`jg.stats.frechet_mean(solver=...)`): error = the metric norm at "
         "the exact (a) or converged (b, c: `NewtonMean(rtol=1e-9, max_segments=1024)`) "
-        "mean of the difference. For comparison, GEORCE-FM measured by issue 29 on this "
-        "machine (its authors' code, 64 segments, later calls, loaded): (a) 3 ms at 1e-2, "
-        "(b) 83 ms, (c) 5.4 s. geomstats' `FrechetMean` is not run yet.\n"
+        "mean of the difference. geomstats' `FrechetMean()` at its defaults on the same "
+        "problems: (a) on its own `PoincareHalfSpace(2)` (closed-form exp and log; also at "
+        "a tight tolerance) and on the matrix I / y² equipped on `Euclidean(2)`; (b), (c) "
+        "on the Stein metrics written in its backend (metric matrices checked against "
+        "jaxgeo's in the notes), with its default shooting and with `LogODESolver`; its "
+        "ratio is against the fastest jaxgeo solver at an equal or smaller error (run "
+        "time; first call in brackets). For comparison, GEORCE-FM measured by issue 29 on "
+        "this machine (its authors' code, 64 segments, later calls, loaded): (a) 3 ms at "
+        "1e-2, (b) 83 ms, (c) 5.4 s.\n"
     )
-    report.table(
-        ["problem", "solver", "compile (s)", "run (s)", "error", "result"],
-        [list(r.values()) for r in out["means"]],
-    )
+    report.table(*means)
 
 
 def section_devices(report: Report, repeats: int) -> None:
@@ -620,7 +611,7 @@ def main(
         jax.clear_caches()
         section_w7(report, repeats)
         jax.clear_caches()
-        section_w8(report, repeats)
+        section_w8(report, repeats, available)
         jax.clear_caches()
     if not smoke:  # a subprocess with 4 host devices: tested in tests/test_sharding.py
         section_devices(report, repeats)

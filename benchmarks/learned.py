@@ -81,6 +81,12 @@ def ring_score(num_steps: int) -> tuple[jg.nn.MLPScore, np.ndarray]:
     return score, data
 
 
+def score_weights(score: jg.nn.MLPScore) -> tuple[list, np.ndarray, np.ndarray]:
+    """An `MLPScore`'s layers `(W, b)`, shift and scale as NumPy, for a peer to copy."""
+    layers = [(np.asarray(layer.weight), np.asarray(layer.bias)) for layer in score.mlp.layers]
+    return layers, np.asarray(score.standardise.shift), np.asarray(score.standardise.scale)
+
+
 def _reference(metric, a, b, num_points: int) -> float:
     return extrapolated_length(metric, a, b, TIGHT, 2 * (num_points - 1))
 

@@ -1,7 +1,8 @@
-"""W8, statistics of data sets (jaxgeo's side). Run within `python -m benchmarks`, or
-alone:
+"""W8, statistics of data sets: jaxgeo, and geomstats 2.8.0 on the same metrics in the
+same run. Run within `python -m benchmarks`, or alone:
 
     python -m benchmarks.statistics [--repeats 3] [--smoke] [--num-points 200]
+        [--no-peers] [--peer-seconds 120]
 
 On the learned ring metric of W6 (`benchmarks.learned.ring_score`):
 - distance matrices of `num_points` ring points (seed 2), at the default tolerance and
@@ -17,7 +18,19 @@ converged mean (`NewtonMean(rtol=1e-9, max_segments=1024)`):
 (a) 8 points at hyperbolic distance 1 around (0, 1) on the Poincaré half-plane (exact
 mean (0, 1)); (b) 16 samples of the rho = 0.95 Gaussian (seed 0) under its Stein metric
 (damping 1); (c) 16 ring points above y = 0.3 (seed 3) under the learned metric.
-The digit VAE's metric and the geomstats peers are not measured here yet.
+
+The peer (`benchmarks.peers.geomstats_peer`, autograd backend): `FrechetMean()` at its
+defaults on each mean problem -- on (a) on geomstats' own `PoincareHalfSpace(2)` (closed
+forms; also at a tight tolerance) and on the matrix I / y² given to `Euclidean(2)`; on
+(b) and (c) on the Stein metric written in geomstats' backend ops (the network's weights
+copied), whose matrices are checked against jaxgeo's -- with the default shooting and
+with `LogODESolver` (geomstats gives a user metric no geodesic solver, see the peer's
+docstring); `RiemannianKMeans` and `RiemannianKMedoids` (which computes its own distance
+matrix) at their defaults on the learned metric's k-means and k-medoids points, and
+`RiemannianKMedoids` on the 1,000 Euclidean points. A peer row whose solvers run longer
+than `peer_seconds` (default 120 s; `--smoke`: 1 s, where the peer's Euclidean k-medoids
+takes 100 points) is stopped and reported as such. Ratios are jaxgeo's time / the peer's
+(< 1: jaxgeo is faster). The digit VAE's metric is not measured here yet.
 """
 
 import time
@@ -32,12 +45,16 @@ import numpy as np
 
 import jaxgeo as jg
 
-from .learned import ring, ring_score
+from .learned import ring, ring_score, score_weights
+from .peers import geomstats_peer
 from .report import command_line, extrapolated_length, markdown_table, timed
 
 
 TIGHT = jg.EnergyNewton(rtol=1e-12, atol=1e-12)
 FULL_MATRIX = 1000
+PEER_SECONDS = 120.0  # a peer row whose solvers run longer is stopped
+SMOKE_PEER_SECONDS = 1.0
+SMOKE_PEER_MEDOIDS = 100  # points of the peer's Euclidean k-medoids in --smoke
 
 
 def _poincare_problem():
@@ -46,25 +63,91 @@ def _poincare_problem():
     angles = jnp.arange(8.0) * 2 * jnp.pi / 8 + 0.3
     directions = jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=1)
     xs = jax.vmap(lambda v: jg.exp_map(metric, centre, v, rtol=1e-13, atol=1e-13))(directions)
-    return metric, xs, centre
+    return metric, xs, centre, [("half_space", {}), ("half_plane", {})]
 
 
 def _gaussian_problem():
     rho = 0.95
-    cov = jnp.array([[1.0, rho], [rho, 1.0]])
-    metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), cov), damping=1.0)
+    cov = np.array([[1.0, rho], [rho, 1.0]])
+    metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.asarray(cov)), damping=1.0)
     xs = jnp.asarray(np.random.default_rng(0).multivariate_normal(np.zeros(2), cov, 16))
-    return metric, xs, None
+    return metric, xs, None, [("stein", dict(cov=cov, damping=1.0))]
 
 
 def _ring_problem(metric):
     data = ring(5000, seed=3)
-    return metric, jnp.asarray(data[data[:, 1] > 0.3][:16]), None
+    layers, shift, scale = score_weights(metric.score)
+    params = dict(layers=layers, shift=shift, scale=scale, damping=float(metric.damping))
+    return metric, jnp.asarray(data[data[:, 1] > 0.3][:16]), None, [("learned_stein", params)]
 
 
-def means(metric_ring, repeats: int) -> list[dict]:
-    """Rows (problem, solver, compile_s, run_s, error, result) of the three mean problems."""
+def _peer_unavailable(peers: bool) -> str | None:
+    """Why the peer does not run (None: it runs)."""
+    return geomstats_peer.unavailable() if peers else "not asked for (--no-peers)"
+
+
+def _not_run(reason: str, **row) -> dict:
+    return dict(library=geomstats_peer.NAME, **row, note=f"not run: {reason}")
+
+
+def _ratio(ours: float, peer_row: dict, limit: float, label: str = "") -> str:
+    """jaxgeo's time / the peer's, or a bound where the peer was stopped at `limit`."""
+    if peer_row.get("time_s") is not None:
+        return f"{ours / peer_row['time_s']:.2g}{label}"
+    if str(peer_row.get("error", "")).startswith("TimeLimit"):
+        return f"< {ours / limit:.2g}{label}"
+    return "–"
+
+
+def _failure(peer_row: dict) -> str:
+    stopped = str(peer_row.get("error", "")).startswith("TimeLimit")
+    return "stopped at the time limit" if stopped else "failed"
+
+
+def _peer_mean_rows(name, metric, xs, exact, spaces, rows, repeats, peer_seconds) -> list:
+    """geomstats' `FrechetMean` rows of one problem, errors and ratios against `rows`
+    (jaxgeo's: the fastest solver at an equal or smaller error; the default when the peer
+    has no mean)."""
+    out = []
+    ours = {r["solver"]: r for r in rows}
+    for space, params in spaces:
+        matrix = geomstats_peer.w8_metric_matrix(space, params, np.asarray(xs))
+        ref = np.asarray(jax.vmap(metric.matrix)(xs))
+        matrix_error = float(np.max(np.abs(matrix - ref)) / np.max(np.abs(ref)))
+        for r in geomstats_peer.w8_means(space, params, np.asarray(xs), repeats, peer_seconds):
+            error = None
+            if "mean" in r:
+                error = float(metric.norm(exact, jnp.asarray(r["mean"]) - exact))
+            match = [o for o in rows if error is not None and o["error"] <= error]
+            base = min(match, key=lambda o: o["run_s"]) if match else ours["NewtonMean() (default)"]
+            label = f" (vs {base['solver'].split('(')[0]}; first call {{}})"
+            first = _ratio(base["compile_s"], r, peer_seconds)
+            note = "; ".join(filter(None, [r.get("note"), r.get("error")]))
+            out.append(
+                dict(
+                    library=geomstats_peer.NAME,
+                    problem=name,
+                    solver=f"{r['setting']} on {space}",
+                    compile_s=None,
+                    run_s=r.get("time_s"),
+                    error=error,
+                    result="successful" if "mean" in r else _failure(r),
+                    ratio=_ratio(base["run_s"], r, peer_seconds, label.format(first)),
+                    note=f"{note}; metric matrices vs jaxgeo's: {matrix_error:.1e} relative",
+                    matrix_error=matrix_error,
+                )
+            )
+            print(out[-1], flush=True)
+    return out
+
+
+def means(
+    metric_ring, repeats: int, peers: bool = True, peer_seconds: float = PEER_SECONDS
+) -> list[dict]:
+    """Rows (library, problem, solver, compile_s, run_s, error, result, ratio, note) of
+    the three mean problems, jaxgeo's and, if `peers`, geomstats'."""
     rows = []
+    unavailable = _peer_unavailable(peers)
     problems = {
         "(a) Poincaré, 8 points": _poincare_problem(),
         "(b) Gaussian rho = 0.95 Stein, 16 points": _gaussian_problem(),
@@ -75,33 +158,45 @@ def means(metric_ring, repeats: int) -> list[dict]:
         "KarcherMean()": jg.stats.KarcherMean(),
         "EnergyMean()": jg.stats.EnergyMean(),
     }
-    for name, (metric, xs, exact) in problems.items():
+    for name, (metric, xs, exact, spaces) in problems.items():
         if exact is None:  # (the final log maps may not resolve at 1e-6: not needed)
             converged = jg.stats.NewtonMean(rtol=1e-9, max_segments=1024)
             exact = jg.stats.frechet_mean(metric, xs, solver=converged, throw=False).mean
+        ours = []
         for label, solver in solvers.items():
             out, compile_s, run_s = timed(
                 lambda m=metric, x=xs, s=solver: jg.stats.frechet_mean(m, x, solver=s, throw=False),
                 repeats=repeats,
             )
             error = float(metric.norm(exact, out.mean - exact))
-            rows.append(
+            ours.append(
                 dict(
+                    library="jaxgeo",
                     problem=name,
                     solver=label,
                     compile_s=compile_s,
                     run_s=run_s,
                     error=error,
                     result=jg.RESULTS[out.result] or "successful",
+                    ratio="",
+                    note="",
                 )
             )
-            print(rows[-1], flush=True)
+            print(ours[-1], flush=True)
         jax.clear_caches()
+        rows += ours
+        if unavailable:
+            rows.append(_not_run(unavailable, problem=name, solver="FrechetMean"))
+        else:
+            rows += _peer_mean_rows(name, metric, xs, exact, spaces, ours, repeats, peer_seconds)
     return rows
 
 
-def matrices(metric, num_points: int, smoke: bool) -> list[dict]:
-    """Rows of the distance matrices and clusterings."""
+def matrices(
+    metric, num_points: int, smoke: bool, peers: bool = True, peer_seconds: float = PEER_SECONDS
+) -> list[dict]:
+    """Rows of the distance matrices and clusterings, jaxgeo's and, if `peers`,
+    geomstats' clusterings."""
     points = jnp.asarray(ring(5000, seed=2)[:num_points])
     pairs = num_points * (num_points - 1) // 2
     full_pairs = FULL_MATRIX * (FULL_MATRIX - 1) // 2
@@ -123,6 +218,7 @@ def matrices(metric, num_points: int, smoke: bool) -> list[dict]:
         errors = [abs(out[rows_[k], cols_[k]] - ref) / ref for k, ref in zip(sample, references)]
         rows.append(
             dict(
+                library="jaxgeo",
                 call=f"pairwise_distances, {num_points} points, {label}",
                 seconds=seconds,
                 per_pair_ms=1e3 * seconds / pairs,
@@ -132,51 +228,198 @@ def matrices(metric, num_points: int, smoke: bool) -> list[dict]:
             )
         )
         print(rows[-1], flush=True)
-        matrix = out if matrix is None else matrix
+        if matrix is None:
+            matrix, matrix_seconds = out, seconds
         jax.clear_caches()
-    k = 2
-    for name, distances in {
-        f"k_medoids, the {num_points}-point matrix": matrix,
-        f"k_medoids, {FULL_MATRIX} points (Euclidean matrix)": _euclidean_matrix(FULL_MATRIX),
-    }.items():
+    unavailable = _peer_unavailable(peers)
+    layers, shift, scale = score_weights(metric.score)
+    learned = dict(layers=layers, shift=shift, scale=scale, damping=float(metric.damping))
+    euclidean = ring(FULL_MATRIX, seed=4)
+    for name, distances, space, params, peer_points, before in (
+        (
+            f"the {num_points}-point matrix",
+            matrix,
+            "learned_stein",
+            learned,
+            points,
+            matrix_seconds,
+        ),
+        (
+            f"{FULL_MATRIX} points (Euclidean matrix)",
+            _euclidean_matrix(euclidean),
+            "euclidean",
+            {},
+            euclidean[:SMOKE_PEER_MEDOIDS] if smoke else euclidean,
+            0.0,
+        ),
+    ):
         clusters = min(10, distances.shape[0])
-        _, compile_s, run_s = timed(
-            lambda d=distances, c=clusters: jg.stats.k_medoids(d, c).labels, repeats=3
+        (_, cost), compile_s, run_s = timed(
+            lambda d=distances, c=clusters: _k_medoids(d, c), repeats=3
         )
-        rows.append(dict(call=f"{name}, k = {clusters}", seconds=run_s, compile_s=compile_s))
+        call = f"k_medoids, {name}, k = {clusters}"
+        rows.append(
+            dict(
+                library="jaxgeo",
+                call=call,
+                seconds=run_s,
+                compile_s=compile_s,
+                note=f"cost {cost:.6g}",
+            )
+        )
+        if unavailable:
+            rows.append(_not_run(unavailable, call="RiemannianKMedoids, " + name))
+            continue
+        m = len(peer_points)
+        r = geomstats_peer.w8_k_medoids(
+            space, params, np.asarray(peer_points), clusters, peer_seconds
+        )
+        note = [r.get("note"), r.get("error")]
+        if "medoids" in r:  # its cost Σ d(x, nearest medoid), from jaxgeo's matrix
+            sub = np.asarray(distances)[:m, :m]
+            note.append(f"cost {np.nansum(sub[:, r['medoids']].min(axis=1)):.6g}")
+        if m == len(distances):
+            ours = (before + run_s) if before else run_s
+            what = " (vs pairwise_distances + k_medoids)" if before else ""
+            ratio = _ratio(ours, r, peer_seconds, what)
+        else:
+            ratio = f"– ({m} points, not {len(distances)})"
+        rows.append(
+            dict(
+                library=geomstats_peer.NAME,
+                call=f"{r['setting']}, {m} points",
+                seconds=r.get("time_s"),
+                ratio=ratio,
+                note="; ".join(filter(None, note)),
+            )
+        )
+        print(rows[-1], flush=True)
+    k = 2
     members = points[: 12 if smoke else 60]
     start = time.perf_counter()
     clustering = jg.stats.k_means(metric, members, k, throw=False)
     jax.block_until_ready(clustering.labels)
     result = jg.RESULTS[clustering.result] or "successful"
     call = f"k_means, {len(members)} points, k = {k} ({result})"
-    rows.append(dict(call=call, seconds=time.perf_counter() - start))
+    rows.append(dict(library="jaxgeo", call=call, seconds=time.perf_counter() - start))
+    print(rows[-1], flush=True)
+    if unavailable:
+        rows.append(_not_run(unavailable, call="RiemannianKMeans"))
+        return rows
+    r = geomstats_peer.w8_k_means("learned_stein", learned, np.asarray(members), k, peer_seconds)
+    note = [r.get("note"), r.get("error")]
+    if "labels" in r:
+        from sklearn.metrics import adjusted_rand_score
+
+        agreement = adjusted_rand_score(np.asarray(clustering.labels), r["labels"])
+        note.append(f"adjusted Rand index with jaxgeo's labels {agreement:.3g}")
+    rows.append(
+        dict(
+            library=geomstats_peer.NAME,
+            call=f"{r['setting']}, {len(members)} points",
+            seconds=r.get("time_s"),
+            ratio=_ratio(rows[-1]["seconds"], r, peer_seconds),
+            note="; ".join(filter(None, note)),
+        )
+    )
     print(rows[-1], flush=True)
     return rows
 
 
-def _euclidean_matrix(n: int) -> jax.Array:
-    points = jnp.asarray(ring(n, seed=4))
+def _k_medoids(distances, clusters: int):
+    out = jg.stats.k_medoids(distances, clusters)
+    return out.labels, out.cost
+
+
+def _euclidean_matrix(points: np.ndarray) -> jax.Array:
+    points = jnp.asarray(points)
     return jnp.sqrt(jnp.sum((points[:, None] - points[None]) ** 2, axis=-1))
 
 
-def main(repeats: int = 3, smoke: bool = False, num_points: int = 200) -> dict:
+def tables(out: dict) -> list[tuple[list[str], list[list]]]:
+    """`(header, rows)` of the matrices' and the means' tables of `main`'s output."""
+    matrices = (
+        [
+            "library",
+            "call",
+            "time (s)",
+            "per pair (ms)",
+            "1,000 points (s, est.)",
+            "failed",
+            "max error",
+            "jaxgeo time / peer time",
+            "notes",
+        ],
+        [
+            [
+                r["library"],
+                r["call"],
+                r.get("seconds"),
+                r.get("per_pair_ms"),
+                r.get("full_estimate_s"),
+                r.get("failed"),
+                r.get("error"),
+                r.get("ratio", ""),
+                r.get("note", ""),
+            ]
+            for r in out["matrices"]
+        ],
+    )
+    keys = (
+        "library",
+        "problem",
+        "solver",
+        "compile_s",
+        "run_s",
+        "error",
+        "result",
+        "ratio",
+        "note",
+    )
+    means = (
+        [
+            "library",
+            "problem",
+            "solver",
+            "compile (s)",
+            "run (s)",
+            "error",
+            "result",
+            "jaxgeo time / peer time",
+            "notes",
+        ],
+        [[r.get(key) for key in keys] for r in out["means"]],
+    )
+    return [matrices, means]
+
+
+def main(
+    repeats: int = 3,
+    smoke: bool = False,
+    num_points: int = 200,
+    no_peers: bool = False,
+    peer_seconds: float = 0.0,
+) -> dict:
+    """`peer_seconds`: the peer's time limit per row (0: `PEER_SECONDS`, with `smoke`
+    `SMOKE_PEER_SECONDS`)."""
     start = time.perf_counter()
+    peer_seconds = peer_seconds or (SMOKE_PEER_SECONDS if smoke else PEER_SECONDS)
     score, _ = ring_score(200 if smoke else 3000)
     print(f"W8: trained the score in {time.perf_counter() - start:.1f} s", flush=True)
     metric = jg.SteinMetric(score, damping=1.0)
-    matrix_rows = matrices(metric, 8 if smoke else num_points, smoke)
-    mean_rows = means(metric, repeats)
-    print(
-        "\n".join(
-            markdown_table(
-                ["problem", "solver", "compile (s)", "run (s)", "error", "result"],
-                [list(r.values()) for r in mean_rows],
-            )
-        )
+    peers = not no_peers
+    out = dict(
+        matrices=matrices(metric, 8 if smoke else num_points, smoke, peers, peer_seconds),
+        means=means(metric, repeats, peers, peer_seconds),
     )
-    return dict(matrices=matrix_rows, means=mean_rows)
+    for header, rows in tables(out):
+        print("\n".join(markdown_table(header, rows)) + "\n")
+    return out
 
 
 if __name__ == "__main__":
-    main(**command_line(__doc__, repeats=3, smoke=False, num_points=200))
+    main(
+        **command_line(
+            __doc__, repeats=3, smoke=False, num_points=200, no_peers=False, peer_seconds=0.0
+        )
+    )

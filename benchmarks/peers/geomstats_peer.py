@@ -43,6 +43,18 @@ W3  `UniformlySampledPathEnergy(Euclidean(D))` of the decoded curve f(c), which 
 W4  `metric.exp` with `ExpODESolver` and, as separate rows: its default integrator (Euler,
     10 steps), RK4 with 100 steps, `ScipySolveIVP` RK45 at scipy's default tolerances and
     DOP853 at rtol = atol = 1e-12.
+W8  Statistics (`benchmarks.statistics`). The Stein metrics (the ρ = 0.95 Gaussian's, and
+    the W6 network's with its weights copied: s(x) = MLP((x − shift) / scale) / scale) and
+    the half-plane's I / y² are `_matrix_space`s like W1's, with the W1 default shooting
+    or `LogODESolver(use_jac=False)` at tolerance 1e-3 plus the default `ExpODESolver()`
+    (the mean's gradient steps need an exp map); the half-plane also as geomstats' own
+    `PoincareHalfSpace(2)` (closed-form exp and log). `FrechetMean()` at its defaults
+    (gradient descent, at most 32 steps, stopping when the squared norm of the mean log
+    is below 1e-4 × dim) and, on `PoincareHalfSpace`, at `W8_TIGHT`; `RiemannianKMeans`
+    and `RiemannianKMedoids` at their defaults with the default shooting (k-medoids
+    computes its own `dist_pairwise`, one `dist` per pair i <= j; its random initial
+    medoids cannot be seeded). A run that passes its time limit is stopped (SIGALRM)
+    and reported with the number of `log` (means) or `dist` (clusterings) calls started.
 
 Timing: `time_s` is the median of `repeats` runs after one warm-up run; if the warm-up
 shows that would exceed `MAX_SECONDS_PER_ROW`, fewer runs are timed (`num_runs_timed`,
@@ -50,7 +62,11 @@ and a note). Warnings raised during a row (overflow, invalid values) are listed 
 """
 
 import contextlib
+import gc
+import logging
 import os
+import random
+import signal
 import time
 import warnings
 
@@ -69,9 +85,11 @@ T64 = np.linspace(0.0, 1.0, problems.NUM_POINTS)
 
 def unavailable() -> str | None:
     try:
-        import autograd  # noqa: F401
-        import geomstats
-        import geomstats.backend as gs
+        with warnings.catch_warnings():  # its backend importer predates Python 3.10's API
+            warnings.filterwarnings("ignore", "BackendImporter", ImportWarning)
+            import autograd  # noqa: F401
+            import geomstats
+            import geomstats.backend as gs
     except Exception as exc:  # ImportError, or a broken install
         return f"{type(exc).__name__}: {exc}"
     if geomstats.__version__ != "2.8.0":
@@ -88,11 +106,53 @@ def _error(setting: str, exc: BaseException) -> dict:
     return {"setting": setting, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def _timed(fn, repeats: int):
-    """(last output, median seconds of up to `repeats` runs after a warm-up, runs timed)."""
+class TimeLimit(BaseException):
+    """A run went past its time limit (`_time_limit`). Not an `Exception`, so that the
+    `except Exception` blocks of the code it interrupts do not swallow it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Raise `TimeLimit` inside after `seconds` of wall time, and again every 0.5 s until
+    the block exits (None: no limit). It uses SIGALRM, so it works in the main thread
+    only; geomstats' solvers are Python loops around NumPy and scipy calls, which return
+    to Python often enough to be stopped. Where the signal arrives inside a garbage
+    collector callback (JAX's `_xla_gc_callback`) or a `__del__`, Python would only
+    print an exception raised there ("Exception ignored in ..."), and the run would go on:
+    it is not raised there, but at the next 0.5 s."""
+    if seconds is None:
+        yield
+        return
+    unraisable = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+
+    def stop(signum, frame):
+        while frame is not None:
+            if frame.f_code in unraisable or frame.f_code.co_name == "__del__":
+                return
+            frame = frame.f_back
+        raise TimeLimit(f"stopped at its time limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.5)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _timed(fn, repeats: int, time_limit: float | None = None):
+    """(last output, median seconds of up to `repeats` runs after a warm-up, runs timed).
+    `repeats=0` times the first run alone (0 runs after it); `time_limit` stops the first
+    run with `TimeLimit`."""
     start = time.perf_counter()
-    out = fn()
+    with _time_limit(time_limit):
+        out = fn()
     warm = time.perf_counter() - start
+    if repeats == 0:
+        return out, warm, 0
     runs = max(1, min(repeats, int(MAX_SECONDS_PER_ROW / max(warm, 1e-9)) - 1))
     times = []
     for _ in range(runs):
@@ -102,20 +162,38 @@ def _timed(fn, repeats: int):
     return out, float(np.median(times)), runs
 
 
+class LoggedWarning(UserWarning):
+    """A warning geomstats logged (`logging.warning`: a solver stopped at `max_iter`)."""
+
+
 @contextlib.contextmanager
 def _recording():
-    """Record the RuntimeWarnings (overflow, invalid values) raised inside."""
+    """Record the RuntimeWarnings (overflow, invalid values) raised inside and the
+    warnings geomstats logs (as `LoggedWarning`)."""
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            message = warnings.WarningMessage(record.getMessage(), LoggedWarning, "", 0)
+            caught.append(message)
+
+    handler = Handler(logging.WARNING)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        yield caught
+        logging.getLogger().addHandler(handler)
+        try:
+            yield caught
+        finally:
+            logging.getLogger().removeHandler(handler)
 
 
 def _with_warnings(row: dict, caught) -> dict:
-    seen = sorted({f"{w.message}" for w in caught if issubclass(w.category, RuntimeWarning)})
-    if seen:
-        row["note"] = "; ".join(
-            filter(None, [row.get("note"), "RuntimeWarning: " + " | ".join(seen)])
-        )
+    notes = [row.get("note")]
+    for category in (RuntimeWarning, LoggedWarning):
+        seen = sorted({f"{w.message}" for w in caught if issubclass(w.category, category)})
+        if seen:
+            notes.append(f"{category.__name__}: " + " | ".join(seen))
+    if len(notes) > 1:
+        row["note"] = "; ".join(filter(None, notes))
     return row
 
 
@@ -139,21 +217,54 @@ def _midpoint_length(path) -> float:
 # --- W1, W2: the Stein metric and its solvers ---------------------------------------------
 
 
-def _stein_space():
-    """`Euclidean(2)` equipped with the W1 Stein metric, defined by its metric matrix."""
+def _stein_matrix(score, damping: float):
+    """The Stein metric (s sᵀ + λI)⁻¹ = (I − s sᵀ / (λ + |s|²)) / λ of scores `score`
+    (..., D), in geomstats' backend ops."""
     import geomstats.backend as gs
+
+    outer = gs.einsum("...i,...j->...ij", score, score)
+    denominator = damping + gs.sum(score**2, axis=-1)
+    return (gs.eye(score.shape[-1]) - outer / denominator[..., None, None]) / damping
+
+
+def _matrix_space(metric_matrix, dim: int = 2):
+    """`Euclidean(dim)` equipped with the metric whose matrix at x is `metric_matrix(x)`
+    (geomstats' backend ops, batched over leading axes): a `RiemannianMetric` subclass
+    defining only `metric_matrix`, so its Christoffel symbols come from autodiff."""
     from geomstats.geometry.euclidean import Euclidean
     from geomstats.geometry.riemannian_metric import RiemannianMetric
 
-    precision, lam = np.linalg.inv(problems.COV), problems.DAMPING
-
-    class SteinMetric(RiemannianMetric):
+    class MatrixMetric(RiemannianMetric):
         def metric_matrix(self, base_point=None):
-            s = -gs.einsum("ij,...j->...i", precision, base_point)
-            outer = gs.einsum("...i,...j->...ij", s, s)
-            return (gs.eye(2) - outer / (lam + gs.sum(s**2, axis=-1))[..., None, None]) / lam
+            return metric_matrix(base_point)
 
-    return Euclidean(2, equip=False).equip_with_metric(SteinMetric)
+    return Euclidean(dim, equip=False).equip_with_metric(MatrixMetric)
+
+
+def _stein_space(cov=problems.COV, damping: float = problems.DAMPING):
+    """`Euclidean(2)` with the Stein metric of N(0, cov) (score s = −cov⁻¹ x)."""
+    import geomstats.backend as gs
+
+    precision = np.linalg.inv(cov)
+    return _matrix_space(
+        lambda x: _stein_matrix(-gs.einsum("ij,...j->...i", precision, x), damping)
+    )
+
+
+def _learned_stein_space(layers, shift, scale, damping: float):
+    """`Euclidean(2)` with the Stein metric of W6's score network (`jg.nn.MLPScore`), its
+    weights copied: s(x) = MLP((x − shift) / scale) / scale, SiLU between the layers."""
+    import geomstats.backend as gs
+
+    def score(x):
+        h = (x - shift) / scale
+        for i, (w, b) in enumerate(layers):
+            h = gs.einsum("ij,...j->...i", w, h) + b
+            if i < len(layers) - 1:
+                h = h / (1.0 + gs.exp(-h))  # SiLU
+        return h / scale
+
+    return _matrix_space(lambda x: _stein_matrix(score(x), damping))
 
 
 def _shooting(space, step_type="euler", n_steps=10, flatten=True):
@@ -450,3 +561,171 @@ def w4(repeats: int) -> list[dict]:
     except Exception as exc:
         return [_error("ExpODESolver", exc)]
     return [_w4_row(setting, integrator, repeats) for setting, integrator in settings]
+
+
+# --- W8: statistics of data sets ---------------------------------------------------------
+
+W8_MEAN = "FrechetMean() (its default GradientDescent: max_iter=32, epsilon=1e-4, init_step_size=1)"
+W8_TIGHT = dict(max_iter=1000, epsilon=1e-14)  # stops at max_iter or |mean log|² <= 2e-14
+
+
+def _half_plane_space():
+    """`Euclidean(2)` with the half-plane's metric matrix I / y²."""
+    import geomstats.backend as gs
+
+    return _matrix_space(lambda x: gs.einsum("...,ij->...ij", 1.0 / x[..., 1] ** 2, gs.eye(2)))
+
+
+def _w8_space(space: str, params: dict):
+    """The geomstats space of a W8 problem, by name: "half_space" (`PoincareHalfSpace(2)`
+    and its closed-form exp and log), "half_plane" (I / y² on `Euclidean(2)`), "stein"
+    (`cov`, `damping`), "learned_stein" (`layers`, `shift`, `scale`, `damping`), or
+    "euclidean" (`Euclidean(2)`)."""
+    if space == "half_space":
+        from geomstats.geometry.poincare_half_space import PoincareHalfSpace
+
+        return PoincareHalfSpace(2)
+    if space == "euclidean":
+        from geomstats.geometry.euclidean import Euclidean
+
+        return Euclidean(2)
+    builders = dict(half_plane=_half_plane_space, stein=_stein_space)
+    builders["learned_stein"] = _learned_stein_space
+    return builders[space](**params)
+
+
+def _w8_solvers(space_name: str):
+    """`(setting, configure)` per geodesic setting: the closed form on `half_space` and
+    `euclidean`; else the default shooting and `LogODESolver` with the default
+    `ExpODESolver` (geomstats gives a user metric neither)."""
+    from geomstats.numerics.geodesic import ExpODESolver
+
+    if space_name in ("half_space", "euclidean"):
+        return (("closed-form exp and log", lambda space: None),)
+
+    def bvp(space):
+        _bvp(space, 1e-3)
+        space.metric.exp_solver = ExpODESolver(space)
+
+    return (
+        ("default geodesics: " + SHOOTING.format(step="euler"), _shooting),
+        (BVP.format(tol=1e-3) + " + ExpODESolver() (Euler, 10 steps)", bvp),
+    )
+
+
+def _counted(obj, name: str) -> list[int]:
+    """Count the calls of `obj.name` (an instance attribute wrapping the method)."""
+    calls, method = [0], getattr(obj, name)
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return method(*args, **kwargs)
+
+    setattr(obj, name, counted)
+    return calls
+
+
+def w8_metric_matrix(space: str, params: dict, points: np.ndarray) -> np.ndarray:
+    """The metric matrices of a W8 space at `points`, from its inner products of the
+    basis vectors (`PoincareHalfSpace` has no `metric_matrix`); the caller checks them
+    against jaxgeo's: the peer solves the same metric."""
+    metric, points = _w8_space(space, params).metric, np.asarray(points, dtype=np.float64)
+    basis = [np.broadcast_to(e, points.shape) for e in np.eye(points.shape[-1])]
+    return np.stack(
+        [np.stack([metric.inner_product(a, b, points) for b in basis], -1) for a in basis], -2
+    )
+
+
+def w8_means(
+    space: str, params: dict, points: np.ndarray, repeats: int, time_limit: float
+) -> list[dict]:
+    """`FrechetMean` of `points` on a W8 space, one row per geodesic setting: `mean`,
+    `time_s` (closed forms: the median of `repeats` runs after a warm-up; solvers: one
+    run, stopped after `time_limit` seconds) and the number of gradient steps started
+    (calls of `metric.log`). On the closed-form half-space also at `W8_TIGHT`."""
+    from geomstats.learning.frechet_mean import FrechetMean
+
+    points = np.asarray(points, dtype=np.float64)
+    closed_form = space in ("half_space", "euclidean")
+    settings = [(f"{W8_MEAN}, {label}", configure, {}) for label, configure in _w8_solvers(space)]
+    if closed_form:
+        tight = ", ".join(f"{k}={v:g}" for k, v in W8_TIGHT.items())
+        label, configure = _w8_solvers(space)[0]
+        settings.append((f"FrechetMean().set({tight}), {label}", configure, W8_TIGHT))
+    rows = []
+    for setting, configure, options in settings:
+        logs = [0]
+        with _recording() as caught:
+            try:
+                manifold = _w8_space(space, params)
+                configure(manifold)
+                logs = _counted(manifold.metric, "log")
+                estimator = FrechetMean(manifold).set(**options)
+                mean, t, runs = _timed(
+                    lambda: estimator.fit(points).estimate_,
+                    repeats if closed_form else 0,
+                    None if closed_form else time_limit,
+                )
+            except (Exception, TimeLimit) as exc:
+                row = _error(setting, exc)
+                row["note"] = f"{logs[0]} metric.log calls (one per gradient step) started"
+                rows.append(_with_warnings(row, caught))
+                continue
+        row = {"setting": setting, "time_s": t, "mean": np.asarray(mean, dtype=np.float64)}
+        row["note"] = f"{logs[0] // (runs + 1)} metric.log calls (one per gradient step)"
+        rows.append(_with_warnings(_note_runs(row, runs, repeats) if runs else row, caught))
+    return rows
+
+
+def _w8_fit(setting: str, estimator, points, time_limit: float, calls) -> dict:
+    """Fit a clustering once, stopped after `time_limit` seconds. RiemannianKMeans' initial
+    centres are seeded; RiemannianKMedoids' cannot be (`gs.random.choice` draws from a
+    fresh `np.random.default_rng()`), so its medoids, cost and time vary between runs."""
+    with _recording() as caught:
+        random.seed(0)
+        try:
+            _, t, _ = _timed(lambda: estimator.fit(points), 0, time_limit)
+        except (Exception, TimeLimit) as exc:
+            row = _error(setting, exc)
+            row["note"] = f"{calls[0]} distance calls started"
+            return _with_warnings(row, caught)
+    row = {"setting": setting, "time_s": t, "labels": np.asarray(estimator.labels_)}
+    if hasattr(estimator, "medoid_indices_"):
+        row["medoids"] = np.asarray(estimator.medoid_indices_)
+    row["note"] = f"{calls[0]} distance calls"
+    return _with_warnings(row, caught)
+
+
+def w8_k_means(space: str, params: dict, points: np.ndarray, k: int, time_limit: float) -> dict:
+    """`RiemannianKMeans(n_clusters=k)` at its defaults (random initial centres, tol
+    1e-2, max_iter 100, its `FrechetMean` at max_iter 100), the first geodesic setting."""
+    from geomstats.learning.kmeans import RiemannianKMeans
+
+    label, configure = _w8_solvers(space)[0]
+    setting = f"RiemannianKMeans(n_clusters={k}), {label}"
+    try:
+        manifold = _w8_space(space, params)
+        configure(manifold)
+        calls = _counted(manifold.metric, "dist")
+        estimator = RiemannianKMeans(manifold, n_clusters=k)
+    except Exception as exc:
+        return _error(setting, exc)
+    return _w8_fit(setting, estimator, np.asarray(points, np.float64), time_limit, calls)
+
+
+def w8_k_medoids(space: str, params: dict, points: np.ndarray, k: int, time_limit: float) -> dict:
+    """`RiemannianKMedoids(n_clusters=k)` at its defaults (random initial medoids,
+    max_iter 100), which computes its own distance matrix (`metric.dist_pairwise`, one
+    `dist` per pair i <= j), the first geodesic setting."""
+    from geomstats.learning.kmedoids import RiemannianKMedoids
+
+    label, configure = _w8_solvers(space)[0]
+    setting = f"RiemannianKMedoids(n_clusters={k}) incl. its dist_pairwise, {label}"
+    try:
+        manifold = _w8_space(space, params)
+        configure(manifold)
+        calls = _counted(manifold.metric, "dist")
+        estimator = RiemannianKMedoids(manifold, n_clusters=k)
+    except Exception as exc:
+        return _error(setting, exc)
+    return _w8_fit(setting, estimator, np.asarray(points, np.float64), time_limit, calls)
