@@ -701,16 +701,7 @@ def w8_k_means(space: str, params: dict, points: np.ndarray, k: int, time_limit:
     1e-2, max_iter 100, its `FrechetMean` at max_iter 100), the first geodesic setting."""
     from geomstats.learning.kmeans import RiemannianKMeans
 
-    label, configure = _w8_solvers(space)[0]
-    setting = f"RiemannianKMeans(n_clusters={k}), {label}"
-    try:
-        manifold = _w8_space(space, params)
-        configure(manifold)
-        calls = _counted(manifold.metric, "dist")
-        estimator = RiemannianKMeans(manifold, n_clusters=k)
-    except Exception as exc:
-        return _error(setting, exc)
-    return _w8_fit(setting, estimator, np.asarray(points, np.float64), time_limit, calls)
+    return _w8_cluster(RiemannianKMeans, "", space, params, points, k, time_limit)
 
 
 def w8_k_medoids(space: str, params: dict, points: np.ndarray, k: int, time_limit: float) -> dict:
@@ -719,13 +710,19 @@ def w8_k_medoids(space: str, params: dict, points: np.ndarray, k: int, time_limi
     `dist` per pair i <= j), the first geodesic setting."""
     from geomstats.learning.kmedoids import RiemannianKMedoids
 
+    extra = " incl. its dist_pairwise"
+    return _w8_cluster(RiemannianKMedoids, extra, space, params, points, k, time_limit)
+
+
+def _w8_cluster(estimator_class, extra, space, params, points, k, time_limit) -> dict:
+    """A geomstats clustering estimator at its defaults on the W8 space, timed."""
     label, configure = _w8_solvers(space)[0]
-    setting = f"RiemannianKMedoids(n_clusters={k}) incl. its dist_pairwise, {label}"
+    setting = f"{estimator_class.__name__}(n_clusters={k}){extra}, {label}"
     try:
         manifold = _w8_space(space, params)
         configure(manifold)
         calls = _counted(manifold.metric, "dist")
-        estimator = RiemannianKMedoids(manifold, n_clusters=k)
+        estimator = estimator_class(manifold, n_clusters=k)
     except Exception as exc:
         return _error(setting, exc)
     return _w8_fit(setting, estimator, np.asarray(points, np.float64), time_limit, calls)
