@@ -933,7 +933,7 @@ CASES.update(
         "Joint of a family class, not an instance": Case(
             lambda: jg.families.Joint((jg.families.Normal(), jg.families.Bernoulli)),
             "error",
-            r"families\[1\] must be a jaxgeo.families family.*instantiate|parameter 'families'",
+            r"families\[1\] must be a jaxgeo.families family.*instantiate|'families'",
         ),
         "Binomial observation above num_trials": Case(
             lambda: jg.families.Binomial(3).log_prob(ONES[:1] / 2, 4.0),
