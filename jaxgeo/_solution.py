@@ -156,20 +156,6 @@ with warnings.catch_warnings():
             "frechet_mean; or geodesic_bvp(num_points=...) for a polyline solver; or "
             "loosen the tolerance, Richardson(rtol=...)."
         )
-        inexact_log_map = (
-            "The log map's initial velocity vs[0] is resolved to its estimate "
-            "(stats['velocity_error_estimate']), but the geodesic ODE from it misses x1 "
-            "by stats['residual'] (exp_map of the log map is not x1 within the "
-            "tolerance), and Newton's shooting steps from it did not mend that: the "
-            "geodesic flow is very sensitive to the velocity here (its Jacobian is "
-            "nearly singular, e.g. near a conjugate point), or breaks down on the way "
-            "(the metric is NaN or singular near the curve), or the polyline found is "
-            "not a geodesic of the ODE. The length is unaffected (distance needs the "
-            "length only). Use the exact ODE geodesic, log_map(solver=Shooting(...)) "
-            "with more segments, Shooting(num_segments=...); or accept the resolved "
-            "velocity without the shooting check, Richardson(polish=...) set to False, "
-            "or loosen the tolerance, Richardson(rtol=...)."
-        )
         singular_metric = (
             "The metric is singular (not invertible) on the geodesic: its length is "
             "finite, but the velocities G^-1 p (sol.vs; vs[0] is the log map) are NaN "

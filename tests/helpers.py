@@ -32,20 +32,6 @@ def poincare_distance(x, y):
     return jnp.arccosh(1 + jnp.sum((x - y) ** 2) / (2 * x[1] * y[1]))
 
 
-def poincare_log(x, y):
-    """The log map of the half-plane, log_x(y): the geodesic's initial velocity, tangent
-    at x to the circle through x and y centred on the real axis (or vertical), of
-    Euclidean length d(x, y) x_2 (its metric norm is the distance)."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    d = float(poincare_distance(jnp.asarray(x), jnp.asarray(y)))
-    if x[0] == y[0]:
-        return jnp.array([0.0, np.sign(y[1] - x[1]) * d * x[1]])
-    centre = (y @ y - x @ x) / (2 * (y[0] - x[0]))  # |x - c| = |y - c|, c on the axis
-    tangent = np.array([x[1], centre - x[0]])  # perpendicular to the radius x - c
-    tangent *= np.sign(tangent @ (y - x))  # the arc, shorter than a half circle
-    return jnp.asarray(d * x[1] * tangent / np.linalg.norm(tangent))
-
-
 def poincare_vertical_geodesic(y0: float, y1: float, num_points: int):
     """The constant-speed geodesic t -> (0, y0 (y1/y0)^t) and its length |log(y1/y0)|."""
     ts = jnp.linspace(0, 1, num_points)

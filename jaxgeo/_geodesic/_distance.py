@@ -42,10 +42,6 @@ def log_map(
     in float64 (`sol.stats["error_estimate"]`, `sol.stats["num_segments"]`), or
     `RESULTS.unresolved_curve` at `Richardson(max_segments=...)`. Measured: 5e-8
     relative on the Part II geodesic (128 segments), 2e-10 on a Poincaré pair (64).
-    The log map `vs[0]` is then polished by single shooting, so that
-    [`jaxgeo.exp_map`][] of it ends at `x1` within 1e-6 of $|x_1 - x_0|$
-    (`sol.stats["residual"]`; `RESULTS.inexact_log_map` where it cannot, see
-    [`jaxgeo.Richardson`][]'s `polish`).
     `num_points` is the number of points of the returned curve (points and velocities
     there are extrapolated, and Hermite interpolated between the levels' points), not
     its resolution. For the exact ODE geodesic (1e-10) pass

@@ -1,7 +1,6 @@
 import diffrax as dfx
 import jax
 import jax.numpy as jnp
-import optimistix as optx
 from jaxtyping import Array
 
 from .._checks import metric_defined_at, point_pair
@@ -50,21 +49,17 @@ def geodesic_flow(
     )
 
 
-def ode_controller(
-    dtype, t1, rtol: float | None, atol: float | None, norm=optx.rms_norm
-) -> dfx.PIDController:
+def ode_controller(dtype, t1, rtol: float | None, atol: float | None) -> dfx.PIDController:
     """The default step-size controller of the geodesic flow and the ODEs along it: PID
     at `rtol`, `atol` (default `ODE_TOL` of the dtype), with a step size that may not
     collapse below `ODE_MIN_STEP` of the time span (it fails instead, see
-    `flow_result`). `norm` measures the scaled error (diffrax's default; a norm of
-    the geodesic's `(x, v)` part alone steps an augmented ODE exactly as the flow)."""
+    `flow_result`)."""
     tol = ODE_TOL(dtype)
     return dfx.PIDController(
         rtol=tol if rtol is None else rtol,
         atol=tol if atol is None else atol,
         dtmin=ODE_MIN_STEP * jnp.abs(t1),
         force_dtmin=False,
-        norm=norm,
     )
 
 

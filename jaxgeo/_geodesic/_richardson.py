@@ -3,18 +3,11 @@ import jax.numpy as jnp
 
 from .._checks import check_levels
 from .._numerics import LENGTH_LEVEL_TOL, LENGTH_TOL, LEVEL_TOL
-from .._solution import GeodesicSolution, RESULTS
+from .._solution import GeodesicSolution
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
-from ._levels import constant, extrapolated_curve, ROUND_OFF_ULPS
+from ._levels import extrapolated_curve
 from ._newton import EnergyNewton
-from ._polish import polish_velocity
-
-
-# The polish may move the extrapolated velocity by at most this many times its error
-# estimate: a longer Newton step has left this geodesic's neighbourhood (another
-# geodesic, or an estimate that does not bound the error), and is not taken.
-POLISH_TRUST = 10.0
 
 
 class Richardson(AbstractBoundarySolver):
@@ -41,13 +34,12 @@ class Richardson(AbstractBoundarySolver):
 
     The solution lives on the problem's `num_points` uniform times: the extrapolated
     points and velocities of the last two levels (`vs[0]` is the log map
-    $\log_{x_0}(x_1)$, polished by shooting: see `polish`), cubic Hermite interpolated
-    between the coarse level's times, with the extrapolated `length`; `energy` is
-    $\frac12 L^2$. `stats`: `num_steps` (of all levels), `max_steps` (their joint
-    budget), `num_segments` (the finest level's $2N$), `error_estimate` (absolute, of
-    the length) and the last two levels' lengths `coarse_length` and `fine_length`.
-    Reports `RESULTS.unresolved_curve` when `max_segments` is reached before the
-    tolerance (the estimate is in `stats`), and
+    $\log_{x_0}(x_1)$), cubic Hermite interpolated between the coarse level's times,
+    with the extrapolated `length`; `energy` is $\frac12 L^2$. `stats`: `num_steps`
+    (of all levels), `max_steps` (their joint budget), `num_segments` (the finest
+    level's $2N$), `error_estimate` (absolute, of the length) and the last two levels'
+    lengths `coarse_length` and `fine_length`. Reports `RESULTS.unresolved_curve` when
+    `max_segments` is reached before the tolerance (the estimate is in `stats`), and
     the failure of a level that refining cannot mend (a non-finite energy, a diverged
     solve, the budget spent). The default solver of [`jaxgeo.distance`][],
     [`jaxgeo.log_map`][] and [`jaxgeo.pairwise_distances`][].
@@ -69,24 +61,6 @@ class Richardson(AbstractBoundarySolver):
       [`jaxgeo.distance`][] and [`jaxgeo.pairwise_distances`][] resolve the length
       only, by default: the velocity at an end point can need finer levels than the
       length (on $(2 + \sin 40 x_0)^2 I$ over 19 periods, more than 2,048 segments).
-    - `polish`: polish the resolved initial velocity by single shooting (default: where
-      `resolve_velocity`), so that the geodesic ODE from it ends at $x_1$: Newton's
-      steps on $\exp_{x_0}(v_0) = x_1$, the exponential map integrated as
-      [`jaxgeo.exp_map`][] integrates it, with its Jacobian (variational equations).
-      Geodesic flows can amplify an error in $v_0$ by orders of magnitude: on the
-      README's Stein metric the extrapolated $v_0$ is $1.3 \times 10^{-7}$ relative
-      from the exact one (within its estimate), and the ODE from it misses $x_1$ by
-      1.6e-4 of the chord; polished, by 3e-11. `vs[0]` is then the polished velocity
-      (its derivatives the extrapolated one's), `stats["residual"]` its end point's
-      miss $|\exp_{x_0}(v_0) - x_1|$ (Euclidean; within `atol + rtol * |x1 - x0|`)
-      and `stats["polish_num_steps"]` the integrations (two or three). Where the
-      polish fails (the miss stays above that, or Newton leaves the extrapolated
-      velocity by more than ten times its error estimate) `vs[0]` is the extrapolated
-      velocity, `stats["residual"]` its miss, and the result
-      `RESULTS.inexact_log_map`. `stats["velocity_error_estimate"]` is the
-      extrapolated velocity's (a bound for the polished one, which is usually far
-      more accurate). Costs one more ODE program (about a plain
-      [`jaxgeo.exp_map`][]'s compile time) and two or three integrations.
     """
 
     solver: AbstractPolylineSolver | None = None
@@ -95,7 +69,6 @@ class Richardson(AbstractBoundarySolver):
     min_segments: int = 16
     max_segments: int = 2048
     resolve_velocity: bool = True
-    polish: bool | None = None
 
     def __check_init__(self):
         if self.solver is not None and not isinstance(self.solver, AbstractPolylineSolver):
@@ -122,7 +95,8 @@ class Richardson(AbstractBoundarySolver):
             elif isinstance(solver, EnergyNewton):  # quadratic convergence
                 tol = LENGTH_LEVEL_TOL(dtype)
                 solver = EnergyNewton(rtol=tol, atol=tol)
-        rtol, atol = self._tolerances(dtype)
+        rtol = LENGTH_TOL(dtype) if self.rtol is None else self.rtol
+        atol = 0.0 if self.atol is None else self.atol
         levels = solver.refined_levels(
             problem, self.min_segments, self.max_segments, (rtol, atol), self.resolve_velocity
         )
@@ -142,7 +116,7 @@ class Richardson(AbstractBoundarySolver):
             levels.num_segments,
             problem.num_points,
         )
-        sol = GeodesicSolution(
+        return GeodesicSolution(
             ts=jnp.linspace(0, 1, problem.num_points, dtype=dtype),
             xs=xs,
             vs=vs,
@@ -157,52 +131,5 @@ class Richardson(AbstractBoundarySolver):
                 velocity_error_estimate=levels.velocity_error_estimate,
                 coarse_length=levels.coarse_length,
                 fine_length=levels.fine_length,
-            ),
-        )
-        return self.polished(problem, sol) if self.polishes else sol
-
-    @property
-    def polishes(self) -> bool:
-        """Whether `vs[0]` is polished by shooting (`polish`, default `resolve_velocity`)."""
-        return self.resolve_velocity if self.polish is None else self.polish
-
-    def _tolerances(self, dtype) -> tuple[float, float]:
-        rtol = LENGTH_TOL(dtype) if self.rtol is None else self.rtol
-        return rtol, 0.0 if self.atol is None else self.atol
-
-    def polished(self, problem: BoundaryProblem, sol: GeodesicSolution) -> GeodesicSolution:
-        """`sol` (this solver's, unpolished) with `vs[0]` polished by single shooting
-        (`polish_velocity`) where it succeeded: the polished velocity if the flow from
-        it ends within `atol + rtol * |x1 - x0|` of `x1` and it lies within
-        `POLISH_TRUST` times the velocity's error estimate of the extrapolated one,
-        else the extrapolated velocity and `RESULTS.inexact_log_map`. Derivatives are
-        the extrapolated velocity's (the correction, like Romberg's next column of the
-        length, is of higher order). (`jaxgeo.Shortest` polishes only the geodesic it
-        picks.)"""
-        x0, x1 = constant(problem.x0), constant(problem.x1)
-        dtype = x0.dtype
-        rtol, atol = self._tolerances(dtype)
-        v0 = jax.lax.stop_gradient(sol.vs[0])
-        succeeded = sol.result == RESULTS.successful
-        noise = ROUND_OFF_ULPS * jnp.finfo(dtype).eps * jnp.max(jnp.abs(x0) + jnp.abs(x1))
-        target = atol + rtol * jnp.linalg.norm(x1 - x0) + noise
-        polish = polish_velocity(constant(problem.metric), x0, x1, v0, target, succeeded)
-        trusted = jnp.linalg.norm(polish.v0 - v0) <= POLISH_TRUST * (
-            sol.stats["velocity_error_estimate"] + noise
-        )
-        accepted = succeeded & polish.converged & trusted
-        correction = jax.lax.stop_gradient(jnp.where(accepted, polish.v0 - v0, 0))
-        residual = jnp.where(accepted, polish.residual, polish.initial_residual)
-        return GeodesicSolution(
-            ts=sol.ts,
-            xs=sol.xs,
-            vs=sol.vs.at[0].add(correction),
-            length=sol.length,
-            energy=sol.energy,
-            result=RESULTS.where(succeeded & ~accepted, RESULTS.inexact_log_map, sol.result),
-            stats=dict(
-                sol.stats,
-                residual=jnp.where(succeeded, residual, jnp.nan),
-                polish_num_steps=polish.num_steps,
             ),
         )

@@ -1,6 +1,5 @@
 """The shortest of several geodesics: one solve from each of several initial curves."""
 
-import dataclasses
 from collections.abc import Callable
 
 import equinox as eqx
@@ -68,11 +67,6 @@ class Shortest(AbstractBoundarySolver):
 
     def geodesic(self, problem: BoundaryProblem) -> GeodesicSolution:
         solver = Richardson() if self.solver is None else self.solver
-        # Richardson's shooting polish: on the shortest candidate only (a longer one
-        # whose polish fails must not win, nor cost an ODE solve).
-        polisher = solver if isinstance(solver, Richardson) and solver.polishes else None
-        if polisher is not None:
-            solver = dataclasses.replace(polisher, polish=False)
         inits = jnp.stack([self._initial_curve(init, problem) for init in self.inits])
 
         def solve(init: Curve) -> GeodesicSolution:
@@ -82,8 +76,6 @@ class Shortest(AbstractBoundarySolver):
         lengths = jnp.where(sols.result == RESULTS.successful, sols.length, jnp.inf)
         best = jnp.argmin(lengths)
         sol = jtu.tree_map(lambda leaf: leaf[best], sols)
-        if polisher is not None:
-            sol = polisher.polished(problem, sol)
         return eqx.tree_at(
             lambda s: s.stats,
             sol,

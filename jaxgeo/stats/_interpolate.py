@@ -49,10 +49,7 @@ def interpolate(
     $t \in [0, 1]$, extrapolation beyond (either side). The log map is
     [`jaxgeo.log_map`][] (keyword arguments go there: `num_points`, `solver`, `init`
     to select among competing geodesics), each point one [`jaxgeo.exp_map`][]
-    integration, so the points lie on the exact geodesic ODE from `x0`; with the
-    default log map the point at $t = 1$ is `x1` within 1e-6 of $|x_1 - x_0|$ in
-    float64 (its velocity is polished by shooting, see [`jaxgeo.Richardson`][]'s
-    `polish`; the miss is `geodesic.stats["residual"]`). For a
+    integration, so the points lie on the exact geodesic ODE from `x0`. For a
     decoder's pullback metric, decode `xs` (`jax.vmap(decoder)(interp.xs)`) for the
     images along the geodesic.
 
