@@ -305,7 +305,9 @@ def test_unresolved_polyline_is_reported():
     x0, x1 = jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.0])
     detour = jnp.stack([x0, jnp.array([0.0, 100.0]), x1])
     bunched = jnp.stack([x0, x0 + jnp.array([0.0, 0.01]), x0 + jnp.array([0.0, 0.02]), x1])
-    line = jg.straight_line(x0, x1, 33)
+    # (inside the unit circle: on it the decoder's radial derivative, and so the metric,
+    # is singular, and velocities there are a reported failure, RESULTS.singular_metric)
+    line = jg.straight_line(jnp.array([-0.5, 0.2]), jnp.array([0.5, 0.2]), 33)
     results = [
         polyline_solution(_problem(metric, c), c, SUCCESS, jnp.array(1)).result
         for c in (detour, bunched, line)
@@ -316,7 +318,8 @@ def test_unresolved_polyline_is_reported():
     assert results[0] == jg.RESULTS.unresolved_curve
     assert results[1] == jg.RESULTS.unresolved_curve  # L^2 / 2E about 1/3
     assert results[2] == SUCCESS
-    same = jnp.stack([x0, x0, x0])  # zero energy between equal points is fine
+    inside = jnp.array([-0.5, 0.2])
+    same = jnp.stack([inside, inside, inside])  # zero energy between equal points is fine
     problem = _problem(metric, same)
     assert polyline_solution(problem, same, SUCCESS, jnp.array(1)).result == SUCCESS
 
