@@ -141,21 +141,16 @@ def _xla_lu(a: Matrix) -> tuple[Matrix, Int[Array, " dim"]]:
     return jax.lax.fori_loop(0, dim, column, (a, rows))
 
 
-def _unit_lower_substitute(lu: Matrix, b: Array) -> Array:
-    unit = jnp.tril(lu, -1) + jnp.eye(lu.shape[-1], dtype=lu.dtype)
-    return _substitute(unit, b, lower=True)
-
-
 def _xla_solve(a: Matrix, b: Array) -> Array:
     lu, perm = _xla_lu(jax.lax.stop_gradient(a))
+    unit = jnp.tril(lu, -1) + jnp.eye(lu.shape[-1], dtype=lu.dtype)  # L
+    upper = jnp.triu(lu)  # U
 
-    def solve_(_, r):
-        return _substitute(jnp.triu(lu), _unit_lower_substitute(lu, r[perm]), lower=False)
+    def solve_(_, r):  # P A = L U
+        return _substitute(upper, _substitute(unit, r[perm], lower=True), lower=False)
 
     def transpose_solve(_, r):  # A^T x = r: U^T L^T P x = r
-        y = _substitute(jnp.triu(lu).T, r, lower=True)
-        unit_t = (jnp.tril(lu, -1) + jnp.eye(lu.shape[-1], dtype=lu.dtype)).T
-        z = _substitute(unit_t, y, lower=False)
+        z = _substitute(unit.T, _substitute(upper.T, r, lower=True), lower=False)
         return jnp.zeros_like(z).at[perm].set(z)
 
     return jax.lax.custom_linear_solve(
