@@ -156,6 +156,15 @@ with warnings.catch_warnings():
             "frechet_mean; or geodesic_bvp(num_points=...) for a polyline solver; or "
             "loosen the tolerance, Richardson(rtol=...)."
         )
+        inexact_interpolation = (
+            "stats.interpolate's points are less accurate than the tolerance: the "
+            "geodesic integrated from x0 and the one integrated from x1 (exp maps of "
+            "the log map's velocities) miss each other at t = 1/2 by more than 1e-6 "
+            "of the length (Interpolation.error_estimate): the exp map amplifies the "
+            "log map's error. Tighten the log map: interpolate(..., "
+            "solver=jaxgeo.Shooting()) (the exact ODE geodesic) or "
+            "solver=jaxgeo.Richardson(rtol=...)."
+        )
         singular_metric = (
             "The metric is singular (not invertible) on the geodesic: its length is "
             "finite, but the velocities G^-1 p (sol.vs; vs[0] is the log map) are NaN "
