@@ -165,6 +165,15 @@ with warnings.catch_warnings():
             "solver=jaxgeo.Shooting()) (the exact ODE geodesic) or "
             "solver=jaxgeo.Richardson(rtol=...)."
         )
+        longer_than_a_path = (
+            "pairwise_distances: this pair's geodesic is longer than a path through other "
+            "points of the matrix (d_ij > d_ik + d_kj by more than 10 times the length "
+            "tolerance), so its solve stopped at a longer local geodesic, and solving "
+            "again from that path (repair=True) found none shorter. Start the pairs "
+            "elsewhere: pairwise_distances(init=...) (e.g. 'graph'), or solve from "
+            "several curves, pairwise_distances(solver=...) with jaxgeo.Shortest; or "
+            "tighten the tolerance, Richardson(rtol=...), if the excess is small."
+        )
         singular_metric = (
             "The metric is singular (not invertible) on the geodesic: its length is "
             "finite, but the velocities G^-1 p (sol.vs; vs[0] is the log map) are NaN "

@@ -106,6 +106,18 @@ def batch_lengths(x0s, x1s):
     return jnp.where(sol.result == R.successful, sol.length, jnp.nan)
 
 
+def nan_point_in_graph():
+    """The graph over the points has a NaN node: its row and column are NaN, every other
+    entry is the distance from the straight line (unique geodesics)."""
+    xs = jax.random.uniform(jax.random.key(0), (12, 2), minval=-2, maxval=2).at[3].set(jnp.nan)
+    d = jg.pairwise_distances(stein_gaussian(), xs)
+    line = jg.pairwise_distances(stein_gaussian(), xs, init="line")
+    nan = jnp.zeros(12, bool).at[3].set(True)
+    off = ~nan[:, None] & ~nan[None]
+    same = jnp.allclose(d[off], line[off], rtol=1e-6)
+    return bool(jnp.all(jnp.isnan(d[3, jnp.arange(12) != 3])) & same)
+
+
 def pairwise_diagonal(x0s, x1s):
     return jnp.diagonal(jg.pairwise_distances(stein_gaussian(), x0s, x1s))
 
@@ -492,6 +504,22 @@ CASES: dict[str, Case] = {
     ),
     "pairwise_distances with a NaN point": Case(
         lambda: batch_with_a_nan_pair(pairwise_diagonal), "value", slow=True
+    ),
+    "pairwise_distances with an unknown init": Case(
+        lambda: jg.pairwise_distances(EUCLID, jnp.stack([X0, X1]), init="graphs"),
+        "error",
+        # (or the type checker's report, in the typechecked run)
+        'init must be "graph", "line" or a jaxgeo.GeodesicGraph|parameter \'init\'',
+    ),
+    "pairwise_distances with a graph of another dimension": Case(
+        lambda: jg.pairwise_distances(
+            EUCLID, jnp.stack([X0, X1]), init=jg.knn_graph(jg.Euclidean(3), jnp.eye(3), k=1)
+        ),
+        "error",
+        "graph over nodes of shape",
+    ),
+    "pairwise_distances of 12 points, one NaN, from their graph": Case(
+        lambda: nan_point_in_graph(), "value", slow=True
     ),
     # --- samplers ---------------------------------------------------------------------
     "mmala step size 0": Case(

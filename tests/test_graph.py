@@ -121,3 +121,69 @@ def test_graph_bad_input():
         jg.graph_geodesic(graph, jnp.zeros(3), jnp.ones(3))
     with pytest.raises(ValueError, match="num_points"):
         jg.graph_geodesic(graph, jnp.zeros(2), jnp.ones(2), num_points=1)
+
+
+CENTRE = jnp.array([0.0, 0.3])
+BUMP = jg.MatrixMetric(
+    lambda x: jnp.eye(2, dtype=x.dtype) * (1 + 3 * jnp.exp(-(x - CENTRE) @ (x - CENTRE))) ** 2
+)
+ANGLES = jnp.linspace(0, 2 * jnp.pi, 12, endpoint=False)
+AROUND = CENTRE[None] + 1.6 * jnp.stack([jnp.cos(ANGLES), jnp.sin(ANGLES)], 1)
+# A conformal bump on the straight line from (-2, 0.3) to (2, 0.3), and 12 points around
+# it: Newton from the line stays on it (a geodesic by symmetry, over the bump's top,
+# 9.29); the shortest geodesic passes beside the bump (6.36); so for the points
+# opposite each other around the bump.
+BUMP_POINTS = jnp.concatenate([jnp.array([[-2.0, 0.3], [2.0, 0.3]]), AROUND])
+
+
+def _beside(x0, x1, num_points):
+    return jnp.stack([x0, jnp.array([0.0, -1.5], x0.dtype), x1])
+
+
+def test_pairwise_distances_repair_longer_local_geodesics():
+    """The entries that exceed a path through other points (the pair over the bump's
+    top, and the points opposite each other) are solved again from that path: every
+    entry is then at most the one from the line, the pair's is the shortest geodesic,
+    and the matrix obeys the triangle inequality."""
+    plain = jg.pairwise_distances(BUMP, BUMP_POINTS, repair=False)
+    np.testing.assert_allclose(plain[0, 1], jg.distance(BUMP, *BUMP_POINTS[:2]), rtol=1e-9)
+    repaired, results = jg.pairwise_distances(BUMP, BUMP_POINTS, return_results=True)
+    assert bool(jnp.all(results == jg.RESULTS.successful))
+    beside = jg.distance(BUMP, *BUMP_POINTS[:2], solver=jg.Shortest(inits=(_beside,)))
+    np.testing.assert_allclose(repaired[0, 1], beside, rtol=1e-6)
+    assert float(repaired[0, 1]) < 0.7 * float(plain[0, 1])
+    assert bool(jnp.all(repaired <= plain * (1 + 1e-9)))
+    assert int(jnp.sum(repaired < 0.9 * plain)) >= 2 * 7  # the pair, 6 opposite pairs
+    via = repaired[:, :, None] + repaired[None, :, :]  # d_ik + d_kj at [i, k, j]
+    assert bool(jnp.all(repaired <= jnp.min(via, axis=1) * (1 + 1e-5)))
+
+
+def test_pairwise_distances_flag_what_repair_cannot_mend(monkeypatch):
+    """Where solving again from the path finds nothing shorter, the pairs that still
+    exceed a path are `RESULTS.longer_than_a_path` and NaN, not silently long."""
+    from jaxgeo._geodesic import _distance
+
+    def nothing_shorter(metric, legs, num_legs, devices, chunk_size, kwargs):
+        size = legs.shape[0]
+        return jnp.full(size, jnp.inf), jnp.zeros(size, jnp.int32)
+
+    monkeypatch.setattr(_distance, "_repaired_distances", nothing_shorter)
+    matrix, results = jg.pairwise_distances(BUMP, BUMP_POINTS, return_results=True)
+    flagged = results == jg.RESULTS.longer_than_a_path
+    assert bool(flagged[0, 1]) and int(jnp.sum(flagged)) >= 2 * 7
+    assert bool(jnp.all(jnp.isnan(matrix[flagged])))
+    assert bool(jnp.all(jnp.isfinite(matrix[~flagged])))
+
+
+@pytest.mark.slow
+def test_pairwise_distances_start_from_the_points_graph():
+    """`init="graph"`: the pair's shortest path through the points' graph starts it
+    beside the bump, in the basin of the shortest geodesic, with no repair; a graph of
+    one's own is used as given."""
+    from_graph = jg.pairwise_distances(BUMP, BUMP_POINTS, init="graph", repair=False)
+    repaired = jg.pairwise_distances(BUMP, BUMP_POINTS)
+    np.testing.assert_allclose(from_graph[0, 1], repaired[0, 1], rtol=1e-6)
+    own = jg.knn_graph(BUMP, AROUND, k=4)
+    np.testing.assert_allclose(
+        jg.pairwise_distances(BUMP, BUMP_POINTS[:2], init=own)[0, 1], repaired[0, 1], rtol=1e-6
+    )

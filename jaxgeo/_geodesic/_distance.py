@@ -3,6 +3,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -19,6 +20,19 @@ from .._sharding import sharded_map
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
 from ._bvp import default_chunk_size, geodesic_bvp
+from ._graph import GeodesicGraph, knn_graph, tree_path
+from ._repair import (
+    concatenated_geodesics,
+    expanded_path,
+    leg_solver,
+    MAX_LEGS,
+    padded_paths,
+    path_nodes,
+    REPAIR_ROUNDS,
+    shortest_paths,
+    violation_margin,
+    violations,
+)
 from ._richardson import Richardson
 
 
@@ -93,12 +107,21 @@ def distance(
     return length
 
 
-def _distance(metric, x0, x1, solver, num_points, max_steps, throw) -> tuple[Scalar, RESULTS]:
+def _distance(
+    metric, x0, x1, solver, num_points, max_steps, throw, init=None
+) -> tuple[Scalar, RESULTS]:
     """`distance` and the `RESULTS` of its solve."""
     if solver is None:
         solver = Richardson(resolve_velocity=False)  # the length only
     sol = log_map(
-        metric, x0, x1, solver=solver, num_points=num_points, max_steps=max_steps, throw=throw
+        metric,
+        x0,
+        x1,
+        solver=solver,
+        num_points=num_points,
+        init=init,
+        max_steps=max_steps,
+        throw=throw,
     )
     return jnp.where(sol.result == RESULTS.successful, sol.length, jnp.nan), sol.result
 
@@ -117,6 +140,8 @@ def pairwise_distances(
     progress: bool | None = None,
     checkpoint: str | Path | None = None,
     return_results: bool = False,
+    init: Literal["graph", "line"] | GeodesicGraph = "line",
+    repair: bool = True,
 ) -> Float[Array, "n m"] | tuple[Float[Array, "n m"], RESULTS]:
     """Geodesic distances between every `xs[i]` and `ys[j]`, shape `(n, m)`, by
     [`jaxgeo.distance`][] (`solver`, `num_points`, `max_steps` go there; e.g.
@@ -126,6 +151,27 @@ def pairwise_distances(
     `return_results=True` the call returns `(distances, results)`, `results` a
     [`jaxgeo.RESULTS`][] of shape `(n, m)` saying why (`jaxgeo.result_name(results)`:
     their short names; the diagonal of the symmetric case is `successful`).
+
+    `init`: each pair's initial curve, which selects *which* geodesic its solve finds.
+    `"line"` (default): the straight line. `"graph"`: its shortest path through the
+    $k$-nearest-neighbour graph of the points ([`jaxgeo.knn_graph`][] of `xs` and `ys`,
+    $k = 8$, edge lengths on 8 pieces; see [`jaxgeo.graph_geodesic`][]) where that is
+    shorter than the straight line, and more than 9 points (the shortest-path trees of
+    the rows are computed once: two `(n, n + m)` arrays, and the neighbour search
+    `(n + m)^2`). Or a [`jaxgeo.GeodesicGraph`][] of your own (e.g. over more samples
+    of the data).
+
+    `repair` (the symmetric case, concrete inputs, one process): every entry is the
+    length of a curve, so $d_{ij} > d_{ik} + d_{kj}$ proves that the solve of $(i, j)$
+    stopped at a longer local geodesic. After all pairs are solved, the pairs whose distance exceeds
+    their shortest path through the matrix (Floyd–Warshall, $O(n^3)$) by more than 10
+    times the length tolerance (1e-3 for a solver other than
+    [`jaxgeo.Richardson`][]), and the failed pairs that such a path joins, are solved
+    again from the concatenated geodesics of that path (each leg's discrete geodesic
+    with 32 segments from its straight line), and keep the shorter; two rounds. A pair
+    that still exceeds its path is `RESULTS.longer_than_a_path` (NaN). On the W6 ring
+    network, 100 points from straight lines: 248 of 4,950 distances exceeded a path, by
+    up to 44 %; repaired but 1, for 10 % more time (compile included).
 
     The pairs are solved `pairs_per_call` at a time (default 256 per device on CPU,
     8,192 on accelerators) by one compiled program, reused for every call, whatever the
@@ -166,29 +212,103 @@ def pairwise_distances(
         return (empty, _results(jnp.zeros((n, m), int))) if return_results else empty
     kwargs = dict(solver=solver, num_points=num_points, max_steps=max_steps)
     chunk_size = default_chunk_size(chunk_size, devices)
+    graph = _initial_graph(metric, init, xs, ys, symmetric)
+    trees = None if graph is None else _shortest_path_trees(graph, xs)
 
-    def solve(pairs):
-        return _pair_distances(metric, pairs, devices, chunk_size, kwargs)
+    def solve(pair_rows, pair_cols):
+        pairs = jnp.stack([xs[pair_rows], ys[pair_cols]], axis=1)
+        inits = None
+        if graph is not None:
+            rows_trees = jtu.tree_map(lambda t: t[pair_rows], trees)
+            inits = _graph_inits(graph, rows_trees, pairs, num_points)
+        return _pair_distances(metric, pairs, inits, devices, chunk_size, kwargs)
 
     traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves((metric, xs, ys)))
-    if traced or jax.process_count() > 1:
+    concrete = not traced and jax.process_count() == 1
+    if not concrete:
         if checkpoint is not None:
             raise ValueError(
                 "pairwise_distances: a checkpoint needs concrete (not traced) inputs and one "
                 "process"
             )
-        lengths, codes = solve(jnp.stack([xs[rows], ys[cols]], axis=1))
+        lengths, codes = solve(rows, cols)
     else:
         per_call = pairs_per_call or _default_pairs_per_call(devices)
         lengths, codes = _solve_in_calls(
-            solve, xs, ys, rows, cols, per_call, progress, checkpoint, (metric, xs, ys, kwargs)
+            solve,
+            jnp.result_type(xs.dtype, ys.dtype),
+            rows,
+            cols,
+            per_call,
+            progress,
+            checkpoint,
+            (metric, xs, ys, kwargs, init),
         )
     out = jnp.zeros((n, m), lengths.dtype).at[rows, cols].set(lengths)
     out = out + out.T if symmetric else out
-    if not return_results:
-        return out
     results = jnp.zeros((n, m), codes.dtype).at[rows, cols].set(codes)
-    return out, _results(results + results.T if symmetric else results)
+    results = results + results.T if symmetric else results
+    if repair and symmetric and concrete:
+        out, results = _repair(metric, xs, out, results, kwargs, devices, chunk_size)
+    return (out, _results(results)) if return_results else out
+
+
+def _repair(metric, xs, distances, codes, kwargs, devices, chunk_size):
+    """`pairwise_distances(repair=True)`: up to `REPAIR_ROUNDS` rounds of re-solving the
+    pairs that violate the triangle inequality (or failed) from the concatenated
+    geodesics of their shortest path through the matrix; those still violating it are
+    `RESULTS.longer_than_a_path` (NaN)."""
+    distances, codes = np.array(distances), np.array(codes)
+    margin = violation_margin(kwargs["solver"], distances.dtype)
+    routes = {}  # the repaired pairs' paths, in legs solved from straight lines
+    for _ in range(REPAIR_ROUNDS):
+        short, pred = (np.asarray(a) for a in shortest_paths(jnp.asarray(distances)))
+        rows, cols = violations(distances, short, margin)
+        paths = [expanded_path(path_nodes(pred, i, j), routes) for i, j in zip(rows, cols)]
+        keep = [k for k, p in enumerate(paths) if p is not None and len(p) <= MAX_LEGS + 1]
+        if not keep:
+            break
+        rows, cols, paths = rows[keep], cols[keep], [paths[k] for k in keep]
+        nodes, num_legs = padded_paths(paths)
+        points = np.asarray(xs)
+        legs = np.stack([points[nodes[:, :-1]], points[nodes[:, 1:]]], axis=2)
+        lengths, new_codes = (
+            np.asarray(a)
+            for a in _repaired_distances(
+                metric, jnp.asarray(legs), jnp.asarray(num_legs), devices, chunk_size, kwargs
+            )
+        )
+        old = distances[rows, cols]
+        better = np.isfinite(lengths) & ~(lengths >= old)  # shorter, or the old one failed
+        for a, b in ((rows, cols), (cols, rows)):
+            distances[a[better], b[better]] = lengths[better]
+            codes[a[better], b[better]] = new_codes[better]
+        for k in np.flatnonzero(better):
+            routes[int(rows[k]), int(cols[k])] = paths[k]
+    short, _ = shortest_paths(jnp.asarray(distances))
+    rows, cols = violations(distances, np.asarray(short), margin)
+    longer = ~np.isnan(distances[rows, cols])
+    flagged = jtu.tree_leaves(RESULTS.longer_than_a_path)[0]
+    for a, b in ((rows[longer], cols[longer]), (cols[longer], rows[longer])):
+        distances[a, b] = np.nan
+        codes[a, b] = flagged
+    return jnp.asarray(distances), jnp.asarray(codes)
+
+
+@eqx.filter_jit
+def _repaired_distances(metric, legs, num_legs, devices, chunk_size, kwargs):
+    """Each pair (the first leg's start to the last active leg's end) solved from the
+    concatenated geodesics of its legs."""
+    solve_leg = leg_solver(kwargs["max_steps"])
+
+    def one(batch):
+        pair_legs, count = batch
+        x0, x1 = pair_legs[0, 0], pair_legs[count - 1, 1]
+        init = concatenated_geodesics(metric, pair_legs, count, solve_leg, kwargs["num_points"])
+        length, result = _distance(metric, x0, x1, throw=False, init=init, **kwargs)
+        return length, jtu.tree_leaves(result)[0]
+
+    return sharded_map(one, (legs, num_legs), devices=devices, chunk_size=chunk_size)
 
 
 def _results(codes: Int[Array, "..."]) -> RESULTS:
@@ -211,12 +331,11 @@ def _default_pairs_per_call(devices: Sequence[jax.Device] | None) -> int:
 
 
 def _solve_in_calls(
-    solve, xs, ys, rows, cols, per_call, progress, checkpoint, identity
+    solve, dtype, rows, cols, per_call, progress, checkpoint, identity
 ) -> tuple[Float[Array, " pairs"], Int[Array, " pairs"]]:
     """The pairs' distances and result codes, `per_call` pairs per call of `solve`, with
     a progress bar and (if `checkpoint` is a path) saved and resumed progress."""
     num_pairs = len(rows)
-    dtype = jnp.result_type(xs.dtype, ys.dtype)
     dtype = dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.asarray(0.0).dtype
     lengths = np.full(num_pairs, np.nan, dtype)
     codes = np.zeros(num_pairs, np.int32)
@@ -228,8 +347,7 @@ def _solve_in_calls(
     try:
         while done < num_pairs:
             stop = min(done + per_call, num_pairs)
-            pairs = jnp.stack([xs[rows[done:stop]], ys[cols[done:stop]]], axis=1)
-            solved, solved_codes = solve(pairs)
+            solved, solved_codes = solve(rows[done:stop], cols[done:stop])
             lengths[done:stop], codes[done:stop] = np.asarray(solved), np.asarray(solved_codes)
             bar.update(stop - done)
             done = stop
@@ -289,12 +407,64 @@ def _digest(lengths: np.ndarray, codes: np.ndarray, done: int) -> str:
     return hashlib.sha256(data + str(done).encode()).hexdigest()
 
 
+# The default graph of `pairwise_distances(init="graph")`: 8 neighbours, each edge's
+# length by the midpoint rule on 8 pieces (on the W6 ring, 60 points: with 2 pieces 4
+# of 1,770 distances were longer than from the straight line, with 8 pieces 3; from the
+# straight line, 13 were longer than from the graph, by up to 38 %).
+GRAPH_NEIGHBOURS = 8
+GRAPH_SUBDIVISIONS = 8
+
+
+def _initial_graph(metric, init, xs, ys, symmetric) -> GeodesicGraph | None:
+    """The graph whose shortest paths start the pairs' solves, or `None` (straight
+    lines)."""
+    if isinstance(init, GeodesicGraph):
+        if init.nodes.shape[1] != xs.shape[1]:
+            raise ValueError(
+                f"pairwise_distances: init is a graph over nodes of shape {init.nodes.shape}, "
+                f"for points of dimension {xs.shape[1]}"
+            )
+        return init
+    if init not in ("graph", "line"):
+        raise ValueError(
+            f'pairwise_distances: init must be "graph", "line" or a jaxgeo.GeodesicGraph, '
+            f"got {init!r}"
+        )
+    dtype = jnp.result_type(xs.dtype, ys.dtype, float)
+    nodes = xs if symmetric else jnp.concatenate([xs, ys])
+    nodes = nodes.astype(dtype)
+    if init == "line" or nodes.shape[0] <= GRAPH_NEIGHBOURS + 1:
+        return None
+    return knn_graph(metric, nodes, k=GRAPH_NEIGHBOURS, subdivisions=GRAPH_SUBDIVISIONS)
+
+
+@eqx.filter_jit
+def _shortest_path_trees(graph: GeodesicGraph, sources: Float[Array, "n dim"]):
+    """Each source's shortest-path tree in `graph` (distances and predecessors, `(n, V)`),
+    one source at a time."""
+    sources = sources.astype(graph.nodes.dtype)
+    return jax.lax.map(lambda x: graph.shortest_paths(*graph.connect(x)), sources)
+
+
+@eqx.filter_jit
+def _graph_inits(graph, trees, pairs, num_points):
+    """Each pair's shortest path through `graph` (its row's tree), as an initial curve."""
+
+    def one(batch):
+        pair, tree = batch
+        x0, x1 = pair.astype(graph.nodes.dtype)
+        return tree_path(graph, tree, x0, x1, num_points).astype(pair.dtype)
+
+    return jax.lax.map(one, (pairs, trees))
+
+
 @eqx.filter_jit  # one trace per metric structure and number of pairs, not one per call
 def _pair_distances(
-    metric, pairs, devices, chunk_size, kwargs
+    metric, pairs, inits, devices, chunk_size, kwargs
 ) -> tuple[Float[Array, " pairs"], Int[Array, " pairs"]]:
-    def one(pair):
-        length, result = _distance(metric, pair[0], pair[1], throw=False, **kwargs)
+    def one(batch):
+        pair, init = batch
+        length, result = _distance(metric, pair[0], pair[1], throw=False, init=init, **kwargs)
         return length, jtu.tree_leaves(result)[0]  # (a RESULTS item: a pytree of its code)
 
-    return sharded_map(one, pairs, devices=devices, chunk_size=chunk_size)
+    return sharded_map(one, (pairs, inits), devices=devices, chunk_size=chunk_size)

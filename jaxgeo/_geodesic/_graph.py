@@ -109,6 +109,11 @@ def knn_graph(
         raise ValueError(f"knn_graph: need 1 <= k < V = {nodes.shape[0]}, got k = {k!r}")
     if not isinstance(subdivisions, int) or subdivisions < 1:
         raise ValueError(f"knn_graph: subdivisions must be >= 1, got {subdivisions!r}")
+    return _knn_graph(metric, nodes, k, subdivisions)
+
+
+@eqx.filter_jit
+def _knn_graph(metric: AbstractMetric, nodes: Nodes, k: int, subdivisions: int) -> GeodesicGraph:
     num_nodes = nodes.shape[0]
     sq = jnp.sum((nodes[:, None] - nodes[None]) ** 2, axis=-1)
     sq = jnp.where(jnp.eye(num_nodes, dtype=bool), jnp.inf, sq)
@@ -128,18 +133,55 @@ def knn_graph(
     return GeodesicGraph(metric, nodes, neighbours, lengths, k, subdivisions)
 
 
-def _resample(
-    path: Float[Array, "path dim"], metric: AbstractMetric, num_points: int
+def resample_by_arc(
+    path: Float[Array, "path dim"], arcs: Float[Array, " path"], num_points: int
 ) -> Float[Array, "points dim"]:
-    """`num_points` points along the polyline `path`, equally spaced in Riemannian arc
-    length (a geodesic has constant speed)."""
-    seg = safe_sqrt(jax.vmap(metric.segment_sq_norm)(path[:-1], path[1:]))
-    arc = jnp.concatenate([jnp.zeros(1, seg.dtype), jnp.cumsum(seg)])
-    targets = jnp.linspace(0.0, arc[-1], num_points)
-    index = jnp.clip(jnp.searchsorted(arc, targets, side="right") - 1, 0, path.shape[0] - 2)
+    """`num_points` points along the polyline `path`, equally spaced in the arc length
+    `arcs` (non-decreasing, one per vertex: a geodesic has constant speed)."""
+    targets = jnp.linspace(0.0, arcs[-1], num_points)
+    index = jnp.clip(jnp.searchsorted(arcs, targets, side="right") - 1, 0, path.shape[0] - 2)
     # Zero-length (padding) segments are never selected: searchsorted skips them.
-    frac = jnp.clip((targets - arc[index]) / jnp.where(seg[index] > 0, seg[index], 1.0), 0, 1)
+    seg = arcs[index + 1] - arcs[index]
+    frac = jnp.clip((targets - arcs[index]) / jnp.where(seg > 0, seg, 1.0), 0, 1)
     return path[index] + frac[:, None] * (path[index + 1] - path[index])
+
+
+def tree_path(
+    graph: GeodesicGraph,
+    tree: tuple[Float[Array, " nodes"], Int[Array, " nodes"]],
+    x0: Point,
+    x1: Point,
+    num_points: int,
+) -> Curve:
+    """The shortest path to `x1` in the shortest-path tree `tree = (distances,
+    predecessors)` of `x0` (`graph.shortest_paths`), resampled to `num_points` points
+    equally spaced in the graph's arc length; or the straight line where its length as a
+    polyline of `num_points` points is shorter (or `x1` is not reached)."""
+    dist, pred = tree
+    end_nodes, end_lengths = graph.connect(x1)
+    totals = dist[end_nodes] + end_lengths
+    last = end_nodes[jnp.argmin(totals)]
+    # The straight line at the resolution of the curve returned (with the graph's few
+    # subdivisions a long segment's length is a poor estimate, often far too short).
+    direct = _edge_length(graph.metric, x0, x1, num_points - 1)
+    use_graph = jnp.min(totals) < direct
+
+    # Walk back from the last node; the path fills `points` from its end, each vertex
+    # with its arc length from x0 (the tree's distance).
+    num_nodes = graph.nodes.shape[0]
+    points = jnp.broadcast_to(x0, (num_nodes + 2, x0.shape[0])).at[-1].set(x1)
+    arcs = jnp.zeros(num_nodes + 2, dist.dtype).at[-1].set(jnp.min(totals))
+
+    def back(carry):
+        node, position, points, arcs = carry
+        points = points.at[position].set(graph.nodes[node])
+        return pred[node], position - 1, points, arcs.at[position].set(dist[node])
+
+    _, _, points, arcs = jax.lax.while_loop(
+        lambda c: (c[0] >= 0) & (c[1] > 0), back, (last, num_nodes, points, arcs)
+    )
+    curve = resample_by_arc(points, jnp.where(jnp.isfinite(arcs), arcs, 0.0), num_points)
+    return jnp.where(use_graph, curve, straight_line(x0, x1, num_points))
 
 
 @eqx.filter_jit
@@ -162,26 +204,4 @@ def graph_geodesic(graph: GeodesicGraph, x0: Input, x1: Input, *, num_points: in
     if not isinstance(num_points, int) or num_points < 2:
         raise ValueError(f"graph_geodesic: num_points must be an integer >= 2, got {num_points!r}")
     x0, x1 = x0.astype(graph.nodes.dtype), x1.astype(graph.nodes.dtype)
-    dist, pred = graph.shortest_paths(*graph.connect(x0))
-    end_nodes, end_lengths = graph.connect(x1)
-    totals = dist[end_nodes] + end_lengths
-    last = end_nodes[jnp.argmin(totals)]
-    # The straight line at the resolution of the curve returned (with the graph's few
-    # subdivisions a long segment's length is a poor estimate, often far too short).
-    direct = _edge_length(graph.metric, x0, x1, num_points - 1)
-    use_graph = jnp.min(totals) < direct
-
-    # Walk back from the last node; the path fills `buffer` from its end.
-    num_nodes = graph.nodes.shape[0]
-    buffer = jnp.broadcast_to(x0, (num_nodes + 2, x0.shape[0]))
-    buffer = buffer.at[-1].set(x1)
-
-    def back(carry):
-        node, position, buffer = carry
-        return pred[node], position - 1, buffer.at[position].set(graph.nodes[node])
-
-    _, _, buffer = jax.lax.while_loop(
-        lambda c: (c[0] >= 0) & (c[1] > 0), back, (last, num_nodes, buffer)
-    )
-    curve = _resample(buffer, graph.metric, num_points)
-    return jnp.where(use_graph, curve, straight_line(x0, x1, num_points))
+    return tree_path(graph, graph.shortest_paths(*graph.connect(x0)), x0, x1, num_points)
