@@ -113,16 +113,8 @@ def _distance(
     """`distance` and the `RESULTS` of its solve."""
     if solver is None:
         solver = Richardson(resolve_velocity=False)  # the length only
-    sol = log_map(
-        metric,
-        x0,
-        x1,
-        solver=solver,
-        num_points=num_points,
-        init=init,
-        max_steps=max_steps,
-        throw=throw,
-    )
+    options = dict(num_points=num_points, init=init, max_steps=max_steps, throw=throw)
+    sol = log_map(metric, x0, x1, solver=solver, **options)
     return jnp.where(sol.result == RESULTS.successful, sol.length, jnp.nan), sol.result
 
 
