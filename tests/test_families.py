@@ -334,6 +334,32 @@ def test_von_mises_fisher_log_normaliser_against_scipy():
         np.testing.assert_allclose(got[finite], expected, rtol=1e-12, atol=1e-12)
 
 
+def test_von_mises_fisher_concentration_mle_inverts_the_mean_resultant_length():
+    """On S² the gap 1 − A(κ) = 1/κ − (coth κ − 1) is closed form without cancellation:
+    the maximum-likelihood κ from it is exact (1e-10, or eps·κ) from 1e-3 to 1e8, with no
+    cap at large κ (small κ: A's Laurent series); on S³ (quaternions) it inverts the
+    family's own A; g ≥ 1 (no preferred direction) gives κ = 0."""
+    family = F.VonMisesFisher(3)
+    kappas = np.logspace(-3, 8, 45)
+    coth_minus_one = 2 * np.exp(-2 * kappas) / -np.expm1(-2 * kappas)
+    a_small = kappas / 3 - kappas**3 / 45 + 2 * kappas**5 / 945
+    gaps = np.where(kappas < 0.1, 1 - a_small, 1 / kappas - coth_minus_one)
+    got = jax.vmap(family.concentration_mle)(jnp.asarray(gaps))
+    # 1e-10, or eps·κ where 1 − A, formed from A, loses digits (1e-8 at κ = 1e8)
+    assert np.all(np.abs(got / kappas - 1) <= 1e-10 + 2e-16 * kappas)
+
+    quaternions = F.VonMisesFisher(4)
+    for kappa in (0.01, 1.0, 30.0, 1500.0, 9300.0, 1e5):
+        gap = 1 - quaternions.mean_resultant_length(jnp.zeros(4).at[0].set(kappa))
+        np.testing.assert_allclose(quaternions.concentration_mle(gap), kappa, rtol=1e-8)
+    assert quaternions.concentration_mle(jnp.array(1.0)) == 0
+    assert quaternions.concentration_mle(jnp.array(1.5)) == 0
+    # float32: the gap's own round-off (1e-7 of 1e-4) is all that is lost
+    np.testing.assert_allclose(
+        quaternions.concentration_mle(jnp.array(1.5 / 9300, jnp.float32)), 9300, rtol=1e-3
+    )
+
+
 def test_von_mises_fisher_closed_forms_on_the_two_sphere():
     """On S²: ψ = log(4π sinh κ / κ), A = coth κ − 1/κ, A' = 1/κ² − 1/sinh² κ; the uniform
     distribution at η = 0 (Fisher I/3, density 1/(4π))."""

@@ -84,6 +84,66 @@ class VonMisesFisher(AbstractFamily):
         s = jnp.sum(jnp.square(self.check(eta)))
         return jnp.sqrt(s) * _bessel.ratio(self._nu, s)
 
+    def concentration_mle(self, mean_gap):
+        r"""The maximum-likelihood concentration $\hat\kappa$ of unit vectors $x_i$ about
+        known mean directions $\mu_i$ (one shared $\kappa$), given
+        `mean_gap` $g = 1 - \bar R$, $\bar R = \frac1n \sum_i \mu_i^\top x_i$: the root of
+        $A_d(\kappa) = 1 - g$.
+
+        Pass the gap, not $\bar R$: near $\kappa = 10^4$ it is about $10^{-4}$, and
+        $\frac1n\sum_i \tfrac12 |x_i - \mu_i|^2$ gives it without the cancellation of
+        $1 - \bar R$ (in float32, $\bar R$ keeps three digits of it). No cap: any
+        $g > 0$ has its finite root ($g$ is clipped to the dtype's eps from below, and
+        $\hat\kappa = 0$, the uniform distribution, for $g \ge 1$).
+
+        Banerjee et al.'s (2005) $\bar R (d - \bar R^2)/(1 - \bar R^2)$ (exact to
+        $O(1)$ as $\kappa \to \infty$, with $1 - \bar R^2 = g(2 - g)$), then eight Newton
+        steps in $\log\kappa$ on $\log(1 - A_d(\kappa)) = \log g$ with the stable
+        $A_d$, $A_d'$ of the family (1e-14 relative in float64): 1e-10 relative for
+        $\kappa$ from $10^{-3}$ to $10^{5}$, about $\epsilon\kappa$ beyond ($1 - A_d$ is
+        formed from $A_d$; 1e-8 at $10^8$; tested). Scalar `mean_gap`; works
+        under `jit`, `vmap` and `grad`.
+
+        ??? cite "Reference"
+
+            ```bibtex
+            @article{banerjee2005clustering,
+              title={Clustering on the Unit Hypersphere using von {M}ises-{F}isher
+                     Distributions},
+              author={Banerjee, Arindam and Dhillon, Inderjit S. and Ghosh, Joydeep and
+                      Sra, Suvrit},
+              journal={Journal of Machine Learning Research},
+              volume={6},
+              pages={1345--1382},
+              year={2005}
+            }
+            ```
+        """
+        gap = jnp.asarray(mean_gap)
+        if jnp.shape(gap) != ():
+            raise ValueError(
+                f"VonMisesFisher.concentration_mle: mean_gap is a scalar, got shape "
+                f"{jnp.shape(gap)}"
+            )
+        gap = jnp.asarray(gap, jnp.result_type(gap, float))
+        d = self.dim
+        uniform = ~(gap < 1)  # (NaN too: no direction preferred)
+        g = jnp.clip(jnp.where(uniform, 0.5, gap), jnp.finfo(gap.dtype).eps, 1)
+        r = 1 - g
+        log_kappa0 = jnp.log(r * (d - r * r)) - jnp.log(g * (2 - g))
+
+        def newton(_, u):
+            kappa = jnp.exp(u)
+            _, ratio, slope = _bessel.scalars(self._nu, kappa * kappa)
+            # 1 − A > 0 and A' > 0 for every κ > 0; the floor keeps round-off at
+            # κ ~ 1/eps from a log of zero.
+            tail = jnp.maximum(1 - kappa * ratio, jnp.finfo(g.dtype).tiny)
+            step = (jnp.log(tail) - jnp.log(g)) * tail / (kappa * slope)
+            return u + jnp.clip(step, -2.0, 2.0)
+
+        log_kappa = jax.lax.fori_loop(0, 8, newton, log_kappa0)
+        return jnp.where(uniform, 0.0, jnp.exp(log_kappa))
+
     def mean(self, eta):
         r"""$\mathbb{E}[x] = \nabla\psi(\eta) = A_d(\kappa)\,\mu$."""
         eta = self.check(eta)

@@ -7,6 +7,7 @@ from ._latent import (
     calibrate_variance as calibrate_variance,
     extrapolating_decoder as extrapolating_decoder,
     fit_extrapolating_decoder as fit_extrapolating_decoder,
+    pose_noise_mle as pose_noise_mle,
     rbf_precision as rbf_precision,
 )
 from ._losses import (
