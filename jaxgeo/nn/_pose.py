@@ -10,6 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from jaxtyping import Array, Float
 
 from .._checks import check_input, check_integer, check_positive
@@ -177,11 +178,44 @@ class PoseDecoder(eqx.Module):
         """The decoded pose: the position mean and the mean direction."""
         return jnp.concatenate(self._means(z))
 
-    def expected_metric(self) -> PullbackMetric:
+    def expected_metric(self, codes: Float[ArrayLike, "n latent"] | None = None) -> PullbackMetric:
         r"""$J_{\mu_p}^\top J_{\mu_p} + J_{\sigma_p}^\top J_{\sigma_p} +
         J_{\mu_r}^\top J_{\mu_r} + J_{\kappa_r}^\top J_{\kappa_r}$: the pullback of the
-        concatenated map $z \mapsto (\mu_p, \sigma_p, \mu_r, \kappa_r)$."""
-        return PullbackMetric(_PoseMaps(self))
+        concatenated map $z \mapsto (\mu_p, \sigma_p, \mu_r, \kappa_r)$.
+
+        The four terms have different units (m² and m² per latent unit² for the
+        position's mean and standard deviation, rad²-like for the unit quaternion,
+        and $\kappa^2$, in the thousands of thousands), so the plain sum is ruled by
+        whichever is largest, usually $J_\kappa$. Given `codes` (shape
+        `(n, latent_dim)`, e.g. the training codes), each term $t$ is divided by its
+        typical magnitude on them, the median over the codes of
+        $\mathrm{tr}\,J_t^\top J_t = \|J_t(z)\|_F^2$
+        ([`PoseDecoder.expected_metric_scales`][jaxgeo.nn.PoseDecoder.expected_metric_scales]):
+        $G(z) = \sum_t J_t^\top J_t / s_t$, unit-free, each term of weight about 1 on
+        the data; off the data the $\sigma_p$ and $\kappa_r$ terms still grow, by how
+        much more they change there than on the data. The pullback of the map with its
+        blocks divided by $\sqrt{s_t}$, so `energy="secant"` works on it as on the plain
+        sum."""
+        weights = None if codes is None else jax.lax.rsqrt(self.expected_metric_scales(codes))
+        return PullbackMetric(_PoseMaps(self, weights))
+
+    def expected_metric_scales(self, codes: Float[ArrayLike, "n latent"]) -> Float[Array, "4"]:
+        r"""The typical magnitude on `codes` (shape `(n, latent_dim)`) of each of the four
+        terms of [`PoseDecoder.expected_metric`][jaxgeo.nn.PoseDecoder.expected_metric],
+        $s_t = \mathrm{median}_j \|J_t(z_j)\|_F^2$ for $t = \mu_p, \sigma_p, \mu_r,
+        \kappa_r$, shape `(4,)` (a term that vanishes on every code, e.g. an
+        uncalibrated constant $\sigma_p$, gets $s_t = 1$)."""
+        codes = jnp.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"PoseDecoder.expected_metric_scales: expected codes of shape "
+                f"(n, {self.latent_dim}), got shape {codes.shape}"
+            )
+        jacobians = jax.vmap(jax.jacfwd(_PoseMaps(self)))(codes)  # (n, 11, latent)
+        squares = jnp.sum(jnp.square(jacobians), axis=2)
+        blocks = jnp.stack([jnp.sum(squares[:, a:b], axis=1) for a, b in _POSE_MAP_BLOCKS], axis=1)
+        scales = jnp.median(blocks, axis=0)
+        return jnp.where(scales > 0, scales, 1.0)
 
     def fisher_rao_metric(self) -> PullbackFisherRaoMetric:
         r"""$J_\eta^\top I(\eta) J_\eta$ for the decoded parameters $\eta(z)$ =
@@ -189,10 +223,21 @@ class PoseDecoder(eqx.Module):
         return PullbackFisherRaoMetric(self.params, self.family)
 
 
+# The rows of `_PoseMaps`: mu_p, sigma_p, mu_r, kappa_r.
+_POSE_MAP_BLOCKS = ((0, 3), (3, 6), (6, 10), (10, 11))
+
+
 class _PoseMaps(eqx.Module):
+    r"""$z \mapsto (\mu_p, \sigma_p, \mu_r, \kappa_r)$, each block times its weight
+    (none: 1)."""
+
     decoder: PoseDecoder
+    weights: Float[Array, "4"] | None = None
 
     def __call__(self, z: Point) -> Float[Array, "11"]:
         d = self.decoder
         mean, direction = d._means(z)
-        return jnp.concatenate([mean, d.position_std(z), direction, d.kappa(z)])
+        blocks = [mean, d.position_std(z), direction, d.kappa(z)]
+        if self.weights is not None:
+            blocks = [w * b for w, b in zip(self.weights, blocks)]
+        return jnp.concatenate(blocks)
