@@ -138,6 +138,11 @@ def test_motion_skills_smoke(tmp_path):
     assert "length (KL)" in (tmp_path / "table.md").read_text()
     kl = [r for r in out["rows"] if r["curve"] == "geodesic (Fisher-Rao, KL)"]
     assert len(kl) == 2 and all(r["result"] == "success" for r in kl)
+    unit_free = [r for r in out["rows"] if r["curve"] == "geodesic (expected, unit-free)"]
+    assert len(unit_free) == 2 and all(np.isfinite(r["fine_length"]) for r in unit_free)
+    assert out["scales"].shape == (4,) and np.all(out["scales"] > 0)
+    for check in out["calibration"].values():
+        assert check["kappa"] > 0 and check["kappa_ml"] > 0 and check["best_gain"] >= -1e-9
     assert all(np.isfinite(r["kl_length"]) and r["kl_length"] > 0 for r in out["rows"])
     # the simulated demonstrations: unit quaternions in one hemisphere
     demos = motion_skills.demonstrations(0, 10)
