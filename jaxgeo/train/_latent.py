@@ -193,6 +193,22 @@ def calibrate_variance(
     return result.model
 
 
+def _codes_and_poses(decoder: PoseDecoder, codes, poses, where: str):
+    """`codes` `(n, latent_dim)` and `poses` `(n, 7)` (unit quaternions) as arrays, or a
+    `ValueError` naming `where`."""
+    codes, poses = jnp.asarray(codes), jnp.asarray(poses)
+    if poses.ndim != 2:
+        raise ValueError(f"{where}: expected poses of shape (n, 7), got shape {poses.shape}")
+    poses = check_poses(poses, where)
+    if codes.ndim != 2 or codes.shape[1] != decoder.latent_dim:
+        raise ValueError(
+            f"{where}: expected codes of shape (n, {decoder.latent_dim}) (the decoder's "
+            f"latent_dim), got shape {codes.shape}"
+        )
+    check_same_length(codes, poses, ("codes", "poses"), where)
+    return codes, poses
+
+
 def pose_noise_mle(
     decoder: PoseDecoder,
     codes: Float[ArrayLike, "n latent"],
@@ -210,16 +226,7 @@ def pose_noise_mle(
     [`jaxgeo.train.calibrate_pose_decoder`][], and the reference to check a calibration
     against on held-out poses."""
     where = "pose_noise_mle"
-    codes, poses = jnp.asarray(codes), jnp.asarray(poses)
-    if poses.ndim != 2:
-        raise ValueError(f"{where}: expected poses of shape (n, 7), got shape {poses.shape}")
-    poses = check_poses(poses, where)
-    if codes.ndim != 2 or codes.shape[1] != decoder.latent_dim:
-        raise ValueError(
-            f"{where}: expected codes of shape (n, {decoder.latent_dim}) (the decoder's "
-            f"latent_dim), got shape {codes.shape}"
-        )
-    check_same_length(codes, poses, ("codes", "poses"), where)
+    codes, poses = _codes_and_poses(decoder, codes, poses, where)
     position, direction = jax.vmap(decoder._means)(codes)
     std = jnp.sqrt(jnp.mean(jnp.square(poses[:, :3] - position), axis=0))
     q = poses[:, 3:] / jnp.linalg.norm(poses[:, 3:], axis=1, keepdims=True)
@@ -260,16 +267,7 @@ def calibrate_pose_decoder(
     `poses`: shape `(n, 7)`, a position and a unit quaternion per row (norm 1 to 1e-3,
     else an error: normalise them); `codes`: shape `(n, decoder.latent_dim)`, finite."""
     where = "calibrate_pose_decoder"
-    codes, poses = jnp.asarray(codes), jnp.asarray(poses)
-    if poses.ndim != 2:
-        raise ValueError(f"{where}: expected poses of shape (n, 7), got shape {poses.shape}")
-    poses = check_poses(poses, where)
-    if codes.ndim != 2 or codes.shape[1] != decoder.latent_dim:
-        raise ValueError(
-            f"{where}: expected codes of shape (n, {decoder.latent_dim}) (the decoder's "
-            f"latent_dim), got shape {codes.shape}"
-        )
-    check_same_length(codes, poses, ("codes", "poses"), where)
+    codes, poses = _codes_and_poses(decoder, codes, poses, where)
     if not np.all(np.isfinite(np.asarray(codes))):
         raise ValueError(f"{where}: codes must be finite (got NaN or inf)")
     if not isinstance(num_centres, int) or not 1 <= num_centres <= len(codes):
