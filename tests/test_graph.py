@@ -187,3 +187,16 @@ def test_pairwise_distances_start_from_the_points_graph():
     np.testing.assert_allclose(
         jg.pairwise_distances(BUMP, BUMP_POINTS[:2], init=own)[0, 1], repaired[0, 1], rtol=1e-6
     )
+
+
+def test_the_repair_margin_follows_the_length_tolerance():
+    from jaxgeo._geodesic._repair import violation_margin
+
+    f64 = jnp.float64
+    assert violation_margin(None, f64) == pytest.approx(1e-5)
+    assert violation_margin(jg.Richardson(rtol=1e-3), f64) == pytest.approx(1e-2)
+    assert violation_margin(jg.Shortest(solver=jg.Richardson(rtol=1e-4)), f64) == pytest.approx(
+        1e-3
+    )
+    assert violation_margin(jg.Shortest(), f64) == pytest.approx(1e-5)
+    assert violation_margin(jg.EnergyNewton(), f64) == 1e-3

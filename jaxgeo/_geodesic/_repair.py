@@ -20,6 +20,7 @@ from .._numerics import LENGTH_TOL
 from ._base import AbstractBoundarySolver
 from ._graph import resample_by_arc
 from ._richardson import Richardson
+from ._shortest import Shortest
 
 
 # The most legs of a path a repair concatenates (paths through the exact distances of a
@@ -54,8 +55,10 @@ def shortest_paths(
 
 def violation_margin(solver: AbstractBoundarySolver | None, dtype) -> float:
     """How far (relative) a distance may exceed a path before it counts as a longer
-    local geodesic: 10 times the length tolerance of `Richardson` (the default), else
-    1e-3 (a polyline's length is $O(1/N^2)$ off)."""
+    local geodesic: 10 times the length tolerance of `Richardson` (the default; also
+    inside `Shortest`), else 1e-3 (a polyline's length is $O(1/N^2)$ off)."""
+    if isinstance(solver, Shortest):
+        solver = solver.solver
     if solver is None or isinstance(solver, Richardson):
         rtol = None if solver is None else solver.rtol
         return 10 * (LENGTH_TOL(dtype) if rtol is None else rtol)
