@@ -155,9 +155,9 @@ def pairwise_distances(
 
     `repair` (the symmetric case, concrete inputs, one process): every entry is the
     length of a curve, so $d_{ij} > d_{ik} + d_{kj}$ proves that the solve of $(i, j)$
-    stopped at a longer local geodesic. After all pairs are solved, the pairs whose distance exceeds
-    their shortest path through the matrix (Floyd–Warshall, $O(n^3)$) by more than 10
-    times the length tolerance (1e-3 for a solver other than
+    stopped at a longer local geodesic. After all pairs are solved, the pairs whose
+    distance exceeds their shortest path through the matrix (Floyd–Warshall, $O(n^3)$)
+    by more than 10 times the length tolerance (1e-3 for a solver other than
     [`jaxgeo.Richardson`][]), and the failed pairs that such a path joins, are solved
     again from the concatenated geodesics of that path (each leg's discrete geodesic
     with 32 segments from its straight line), and keep the shorter; two rounds. A pair
@@ -253,14 +253,17 @@ def _repair(metric, xs, distances, codes, kwargs, devices, chunk_size):
     distances, codes = np.array(distances), np.array(codes)
     margin = violation_margin(kwargs["solver"], distances.dtype)
     routes = {}  # the repaired pairs' paths, in legs solved from straight lines
-    for _ in range(REPAIR_ROUNDS):
+    for round_ in range(REPAIR_ROUNDS + 1):
         short, pred = (np.asarray(a) for a in shortest_paths(jnp.asarray(distances)))
         rows, cols = violations(distances, short, margin)
+        if round_ == REPAIR_ROUNDS:
+            break
         paths = [expanded_path(path_nodes(pred, i, j), routes) for i, j in zip(rows, cols)]
         keep = [k for k, p in enumerate(paths) if p is not None and len(p) <= MAX_LEGS + 1]
         if not keep:
             break
-        rows, cols, paths = rows[keep], cols[keep], [paths[k] for k in keep]
+        repair_rows, repair_cols = rows[keep], cols[keep]
+        paths = [paths[k] for k in keep]
         nodes, num_legs = padded_paths(paths)
         points = np.asarray(xs)
         legs = np.stack([points[nodes[:, :-1]], points[nodes[:, 1:]]], axis=2)
@@ -270,15 +273,14 @@ def _repair(metric, xs, distances, codes, kwargs, devices, chunk_size):
                 metric, jnp.asarray(legs), jnp.asarray(num_legs), devices, chunk_size, kwargs
             )
         )
-        old = distances[rows, cols]
+        old = distances[repair_rows, repair_cols]
         better = np.isfinite(lengths) & ~(lengths >= old)  # shorter, or the old one failed
-        for a, b in ((rows, cols), (cols, rows)):
+        for a, b in ((repair_rows, repair_cols), (repair_cols, repair_rows)):
             distances[a[better], b[better]] = lengths[better]
             codes[a[better], b[better]] = new_codes[better]
         for k in np.flatnonzero(better):
-            routes[int(rows[k]), int(cols[k])] = paths[k]
-    short, _ = shortest_paths(jnp.asarray(distances))
-    rows, cols = violations(distances, np.asarray(short), margin)
+            routes[int(repair_rows[k]), int(repair_cols[k])] = paths[k]
+    # (`rows`, `cols`: the violations left, from the last Floyd–Warshall.)
     longer = ~np.isnan(distances[rows, cols])
     flagged = jtu.tree_leaves(RESULTS.longer_than_a_path)[0]
     for a, b in ((rows[longer], cols[longer]), (cols[longer], rows[longer])):
