@@ -1,8 +1,8 @@
-"""Timing, markdown tables, the command line and JAX's compilation cache, shared by the
-benchmarks, the experiments and the tests (`experiments._common` imports them from here:
-they need neither jaxgeo nor matplotlib, so a benchmark that imports them stays light,
-while the experiments' own helpers, which train models and draw figures, stay out of
-the benchmarks)."""
+"""Timing, markdown tables, the command line, JAX's compilation cache and the XLA flags
+this jaxlib accepts, shared by the benchmarks, the experiments and the tests
+(`experiments._common` imports them from here: they need neither jaxgeo nor
+matplotlib, so a benchmark that imports them stays light, while the experiments' own
+helpers, which train models and draw figures, stay out of the benchmarks)."""
 
 import argparse
 import json
