@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.report import accepted_xla_flags
 
-from .conftest import REFUSED_XLA_FLAGS, SPEED_XLA_FLAGS, TEST_XLA_FLAGS
+from .conftest import PROBE_SECONDS, REFUSED_XLA_FLAGS, SPEED_XLA_FLAGS, TEST_XLA_FLAGS
 from .helpers import require_xla_flags
 
 
@@ -26,6 +26,14 @@ def test_only_accepted_speed_flags_are_set():
     assert os.environ["XLA_FLAGS"].startswith(TEST_XLA_FLAGS)
     # Every jaxlib the suite is tested with (0.10 and 0.12) knows this one.
     assert accepted["--xla_backend_optimization_level=0"] is None
+
+
+def test_xdist_workers_reuse_the_sessions_answer():
+    """Only pytest's main process starts the child processes (about 0.5-1.2 s each);
+    its workers inherit the answer through the environment."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        pytest.skip("run without pytest-xdist workers (-n 0)")
+    assert PROBE_SECONDS < 0.1, PROBE_SECONDS
 
 
 def test_a_needed_flag_that_is_unknown_fails_the_test_clearly():
