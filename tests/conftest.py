@@ -19,7 +19,7 @@ from benchmarks.report import accepted_xla_flags, enable_compilation_cache
 # flags already in XLA_FLAGS come after, so they win. (Experiments and benchmarks run
 # from the command line compile with XLA's defaults; their smoke tests here with these
 # flags.) An XLA that does not know a flag ends the process when its backend starts
-# (jaxlib 0.12 has no classic emitters and no `--xla_cpu_use_fusion_emitters`), so only
+# (jaxlib 0.12 no longer knows `--xla_cpu_use_fusion_emitters`), so only
 # the flags this jaxlib accepts are set, as found by starting JAX with them in a child
 # process (`accepted_xla_flags`: once per session, the pytest-xdist workers reuse the
 # answer); the others only cost speed, and the header of the run names them.
