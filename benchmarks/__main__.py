@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import jax
+import jaxlib
 
 
 jax.config.update("jax_enable_x64", True)
@@ -584,7 +585,8 @@ def main(
         f"`python -m benchmarks{' --smoke' if smoke else ''}` at commit {commit or 'unknown'} "
         f"on {datetime.date.today()}: "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{jax.devices()[0].platform}; jaxgeo {jg.__version__}, jax {jax.__version__}. "
+        f"{jax.devices()[0].platform}; Python {platform.python_version()}, "
+        f"jaxgeo {jg.__version__}, jax {jax.__version__}, jaxlib {jaxlib.__version__}. "
         f"Medians of {repeats} runs after a warm-up (compile time separate); float64 "
         "unless stated.\n"
     )

@@ -1,11 +1,14 @@
-"""Timing, markdown tables, the command line and JAX's compilation cache, shared by the
-benchmarks, the experiments and the tests (`experiments._common` imports them from here:
-they need neither jaxgeo nor matplotlib, so a benchmark that imports them stays light,
-while the experiments' own helpers, which train models and draw figures, stay out of
-the benchmarks)."""
+"""Timing, markdown tables, the command line, JAX's compilation cache and the XLA flags
+this jaxlib accepts, shared by the benchmarks, the experiments and the tests
+(`experiments._common` imports them from here: they need neither jaxgeo nor
+matplotlib, so a benchmark that imports them stays light, while the experiments' own
+helpers, which train models and draw figures, stay out of the benchmarks)."""
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +37,57 @@ def enable_compilation_cache(directory: str | Path | None = None) -> Path:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = str(CACHE_MIN_COMPILE_SECONDS)
     return path
+
+
+# Which XLA flags this jaxlib accepts, as found by `accepted_xla_flags`: inherited by the
+# processes started from here (pytest-xdist workers, notebook kernels), which then skip the probe.
+XLA_FLAGS_PROBED_VARIABLE = "JAXGEO_XLA_FLAGS_PROBED"
+_PROBE = "import jax; jax.devices('cpu')"
+
+
+def _probe_xla_flags(flags: list[str]) -> str | None:
+    """None if a fresh Python starts JAX's CPU backend with exactly `flags` in XLA_FLAGS,
+    else the last line it printed (XLA's `Unknown flag in XLA_FLAGS: ...`)."""
+    env = dict(os.environ, XLA_FLAGS=" ".join(flags), JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=300
+    )
+    if out.returncode == 0:
+        return None
+    lines = (out.stderr or out.stdout).strip().splitlines()
+    # XLA's log lines start with a severity, a time and the source line, up to "] ".
+    return lines[-1].split("] ", 1)[-1] if lines else f"exit status {out.returncode}"
+
+
+def accepted_xla_flags(flags) -> dict[str, str | None]:
+    """For each of `flags` (as written in XLA_FLAGS, `--name=value`): None if this
+    process's jaxlib accepts it, else why not. XLA does not raise on a flag it does not
+    know: it ends the whole process when its backend starts (`Unknown flag in XLA_FLAGS`,
+    jaxlib 0.12 on `--xla_cpu_use_fusion_emitters`), and a flag's name can stay in the
+    binary after the flag is gone, so each is tried in a child process that starts JAX's
+    CPU backend: all at once, then one by one only if that fails. The test suite's check
+    took 1.5 s with jaxlib 0.10 (one child) and 1.7 s with jaxlib 0.12 (three children:
+    it refuses one flag) on a busy 2-core CPU. The answers are kept in
+    `$JAXGEO_XLA_FLAGS_PROBED` for this jaxlib, so the processes this one starts (test
+    workers, notebook kernels) reuse them."""
+    import jaxlib
+
+    flags = list(dict.fromkeys(flags))
+    key = f"{jaxlib.__version__} {os.path.dirname(jaxlib.__file__)}"
+    try:
+        cached = json.loads(os.environ.get(XLA_FLAGS_PROBED_VARIABLE, ""))
+    except ValueError:
+        cached = {}
+    known = cached.get("flags", {}) if cached.get("jaxlib") == key else {}
+    missing = [flag for flag in flags if flag not in known]
+    if missing:
+        together = _probe_xla_flags(missing)
+        if together is None or len(missing) == 1:
+            known.update(dict.fromkeys(missing, together))
+        else:
+            known.update({flag: _probe_xla_flags([flag]) for flag in missing})
+        os.environ[XLA_FLAGS_PROBED_VARIABLE] = json.dumps(dict(jaxlib=key, flags=known))
+    return {flag: known[flag] for flag in flags}
 
 
 def extrapolated_length(metric, a, b, solver, segments: int, **kwargs) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 import jaxgeo as jg
 
 from . import problems
-from .report import timed
+from .report import accepted_xla_flags, timed
 
 
 def stein_metric() -> jg.SteinMetric:
@@ -268,7 +268,11 @@ print(json.dumps(out))
 def device_scaling(num_pairs: int, repeats: int) -> dict:
     """W2 on 1, 2 and 4 host devices (`XLA_FLAGS=--xla_force_host_platform_device_count=4`,
     in a subprocess): time and lengths per device count."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    flag = "--xla_force_host_platform_device_count=4"
+    why = accepted_xla_flags([flag])[flag]
+    if why is not None:
+        return dict(error=f"this jaxlib does not accept {flag}: {why}")
+    env = dict(os.environ, XLA_FLAGS=flag)
     out = subprocess.run(
         [sys.executable, "-c", DEVICE_SCRIPT, str(num_pairs), str(repeats)],
         env=env,

@@ -3,14 +3,30 @@
 import equinox as eqx
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import jaxlib
 import numpy as np
+import pytest
 
 import jaxgeo as jg
+from benchmarks.report import accepted_xla_flags
 
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8) -> bool:
     """Same structure, same dtypes, values within tolerance (eager use only)."""
     return bool(eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol))
+
+
+def require_xla_flags(*flags: str) -> None:
+    """Fail the calling test, saying why, unless this jaxlib accepts each of `flags` in
+    XLA_FLAGS: a process started with a flag XLA does not know ends at once, with no
+    Python error to report."""
+    refused = {flag: why for flag, why in accepted_xla_flags(flags).items() if why is not None}
+    if refused:
+        pytest.fail(
+            f"jaxlib {jaxlib.__version__} does not accept the XLA flags this test needs: "
+            + "; ".join(f"{flag} ({why})" for flag, why in refused.items()),
+            pytrace=False,
+        )
 
 
 # --- Poincaré half-plane {(x, y) : y > 0}, G(x) = I / y^2 --------------------------------

@@ -15,6 +15,8 @@ import pytest
 import jaxgeo as jg
 from jaxgeo._sharding import sharded_map
 
+from .helpers import require_xla_flags
+
 
 def _stein():
     return jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.8], [0.8, 1.0]])))
@@ -115,6 +117,7 @@ print("ok", sharded.shape)
 
 @pytest.mark.slow
 def test_sharded_over_four_host_devices_equals_one_device():
+    require_xla_flags("--xla_force_host_platform_device_count=4")
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
     env = dict(os.environ, XLA_FLAGS=flags.strip())
     out = subprocess.run(
@@ -138,6 +141,7 @@ def test_two_processes_equal_one(tmp_path):
     process's single-device run."""
     from ._distributed_child import problem, solve
 
+    require_xla_flags("--xla_force_host_platform_device_count=2")
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
     env = dict(os.environ, XLA_FLAGS=flags.strip())
     port = _free_port()

@@ -8,16 +8,22 @@ from .._custom_types import Point, Tangent
 
 
 class NNXScore(eqx.Module):
-    """A Flax NNX module split into its static graph and its state (a pytree, so the
-    parameters are differentiable and the score is jit/vmap-friendly)."""
+    """A Flax NNX module split into its static graph and its state, the state kept as
+    its array leaves (differentiable, jit/vmap-friendly) and its structure. Not as
+    `nnx.Variable`s: with jax 0.12 and flax 0.12.12, a Variable rebuilt inside a
+    primitive's rule (lineax's solve in optimistix's implicit derivative) fails flax's
+    trace-state assertion; the Variables are rebuilt only here, when the model runs."""
 
     graphdef: Any = eqx.field(static=True)
-    state: Any
+    structure: Any = eqx.field(static=True)
+    leaves: list
 
     def __call__(self, x: Point) -> Tangent:
+        import jax
         from flax import nnx
 
-        return nnx.merge(self.graphdef, self.state)(x)
+        state = jax.tree_util.tree_unflatten(self.structure, self.leaves)
+        return nnx.merge(self.graphdef, state)(x)
 
 
 class LinenScore(eqx.Module):
@@ -48,8 +54,11 @@ def from_flax(model, variables=None) -> NNXScore | LinenScore:
     if isinstance(model, nnx.Module):
         if variables is not None:
             raise ValueError("from_flax: an nnx.Module carries its own state; pass no variables")
+        import jax
+
         graphdef, state = nnx.split(model)
-        return NNXScore(graphdef, state)
+        leaves, structure = jax.tree_util.tree_flatten(state)
+        return NNXScore(graphdef, structure, leaves)
     if isinstance(model, linen.Module):
         if variables is None:
             raise ValueError(
