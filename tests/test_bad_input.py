@@ -893,6 +893,11 @@ CASES.update(
             "error",
             r"n_clusters=0 must be in \[1, 12\]",
         ),
+        "k_means with a subsample smaller than the clusters": Case(
+            lambda: STATS.k_means(EUCLID, POINTS, 3, subsample=2),
+            "error",
+            r"k_means: subsample must be an integer >= 3, got 2",
+        ),
         "GeodesicPCA with more components than features": Case(
             lambda: STATS.GeodesicPCA(EUCLID, n_components=3).fit(POINTS),
             "error",

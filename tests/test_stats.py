@@ -539,6 +539,57 @@ def test_k_means_centres_are_the_frechet_means_of_their_clusters():
     np.testing.assert_allclose(clustering.inertia, jnp.sum(jnp.min(exact, axis=1) ** 2), rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "solver", [jg.stats.NewtonMean(), jg.stats.KarcherMean()], ids=["newton", "karcher"]
+)
+def test_cluster_means_are_every_clusters_frechet_mean(solver):
+    """All the clusters' means at once (NewtonMean: one Newton solve on the polylines to
+    their own points only; KarcherMean: one solve per cluster), each the Fréchet mean of
+    its members, with the polylines from it and their lengths; a cluster with no member
+    keeps its centre, and `coarse` solves to the square root of the tolerance."""
+    xs = _clustered_points()
+    labels = jnp.where(CLUSTER_LABELS == 2, 1, CLUSTER_LABELS)  # (cluster 2 is empty)
+    centres = CLUSTER_CENTRES.at[1].set(xs[4])
+    lines = jax.vmap(lambda c, x: jnp.linspace(c, x, 33))(centres[labels], xs)
+    means, curves, lengths, results, estimates = solver.cluster_means(
+        poincare, xs, labels, centres, lines, 33, jnp.array(False)
+    )
+    assert bool(jnp.all(results == jg.RESULTS.successful))
+    for j in range(2):
+        expected = jg.stats.frechet_mean(poincare, xs[labels == j], num_points=33).mean
+        np.testing.assert_allclose(means[j], expected, atol=1e-8)
+        if isinstance(solver, jg.stats.NewtonMean):
+            assert 0 < estimates[j] < 1e-7
+    np.testing.assert_array_equal(means[2], centres[2])
+    exact = jax.vmap(poincare_distance)(means[labels], xs)
+    np.testing.assert_allclose(lengths, exact, rtol=1e-6)
+    np.testing.assert_allclose(curves[:, 0], means[labels], atol=1e-4)  # (the finest level's)
+    np.testing.assert_allclose(curves[:, -1], xs, atol=1e-12)
+    coarse, *_ = solver.cluster_means(poincare, xs, labels, centres, lines, 33, jnp.array(True))
+    assert jnp.max(jnp.abs(coarse - means)) < 1e-3  # (to sqrt(rtol) at worst)
+
+
+def test_k_means_labels_are_the_nearest_centres_and_a_subsample_seeds_it():
+    """Two groups of 12 points: from the clustering of a random subsample of 6 (its own
+    k-means++ seeding and iteration), the whole set's, whose labels are the nearest
+    centres by the returned (solved) distances."""
+    xs = jnp.concatenate([_clustered_points(), _clustered_points()[::-1] * 1.01])
+    truth = jnp.concatenate([CLUSTER_LABELS, CLUSTER_LABELS[::-1]])
+    clustering = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=6)
+    assert clustering.result == jg.RESULTS.successful
+    assert int(clustering.stats["num_subsample_steps"]) >= 1
+    assert _same_partition(clustering.labels, truth)
+    np.testing.assert_array_equal(clustering.labels, jnp.argmin(clustering.distances, axis=1))
+    exact = _poincare_distances(xs, clustering.centres)
+    np.testing.assert_allclose(clustering.distances, exact, rtol=1e-6)
+    whole = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=None)
+    assert int(whole.stats["num_subsample_steps"]) == 0
+    assert _same_partition(whole.labels, truth)
+    np.testing.assert_allclose(
+        jnp.sort(whole.centres, axis=0), jnp.sort(clustering.centres, axis=0), atol=1e-8
+    )
+
+
 def test_nearest_neighbours_by_geodesic_distance():
     xs = _clustered_points()
     queries = jnp.array([[-1.5, 1.2], [1.0, 1.0]])

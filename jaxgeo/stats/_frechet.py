@@ -256,6 +256,43 @@ class AbstractMeanSolver(eqx.Module):
         """The mean, the geodesics from it to every point, the result and `stats`
         (at least `num_steps` and `max_steps`)."""
 
+    @abc.abstractmethod
+    def cluster_means(
+        self, metric: AbstractMetric, xs, labels, centres, curves, num_points: int, coarse
+    ) -> tuple[Array, Array, Array, RESULTS, Array]:
+        """The Fréchet means of the clusters of `xs` (`labels`: every point's cluster,
+        equal weights), from the `centres` (shape `(k, D)`; an empty cluster keeps its
+        own) and the polylines `curves` from every point's centre to it (shape
+        `(n, num_points, D)`); `coarse` (traced): the clusters may still change, so the
+        square root of the tolerance will do. Returns the means, the polylines from
+        every point's new mean to it and their lengths (to the tolerance), one result
+        and one error estimate (NaN if the solver gives none) per cluster."""
+
+
+def _one_cluster_at_a_time(solver, metric, xs, labels, centres, curves, num_points):
+    """`cluster_means` by one `solve` per cluster, over all the points (those of the
+    other clusters with weight zero, from straight lines), always to the solver's
+    tolerance."""
+    k = centres.shape[0]
+    members = labels[None] == jnp.arange(k)[:, None]  # (k, n)
+    empty = ~jnp.any(members, axis=1)
+
+    def one(args):
+        centre, is_member = args
+        # (an empty cluster: all the points, a mean that is then dropped)
+        weights = (is_member | ~jnp.any(is_member)).astype(xs.dtype)
+        lines = initial_curves(None, xs, centre, num_points)
+        inits = jnp.where(is_member[:, None, None], curves, lines)
+        mean, geodesics, result, _ = solver.solve(
+            metric, xs, weights / jnp.sum(weights), centre, inits, num_points
+        )
+        return mean, geodesics.xs, geodesics.length, result
+
+    means, all_curves, lengths, results = map_solves(one, (centres, members))
+    means = jnp.where(empty[:, None], centres, means)
+    own = labels, jnp.arange(xs.shape[0])
+    return means, all_curves[own], lengths[own], results, jnp.full(k, jnp.nan, xs.dtype)
+
 
 class NewtonMean(AbstractMeanSolver):
     r"""Newton's method on the mean and the discrete geodesics to all the points at
@@ -310,7 +347,8 @@ class NewtonMean(AbstractMeanSolver):
             metric,
             xs,
             weights,
-            init,
+            jnp.zeros(xs.shape[0], int),
+            init[None],
             init_curves,
             num_points=num_points,
             min_segments=self.min_segments,
@@ -320,11 +358,13 @@ class NewtonMean(AbstractMeanSolver):
             newton_tol=LEVEL_TOL(xs.dtype),
         )
 
+        mean = levels.means[0]
+
         def one(pair):
             x, curve = pair
             return log_map(
                 metric,
-                levels.mean,
+                mean,
                 x,
                 solver=self.geodesic_solver,
                 num_points=num_points,
@@ -333,17 +373,44 @@ class NewtonMean(AbstractMeanSolver):
             )
 
         geodesics = map_solves(one, (xs, levels.curves))
+        level_result = first_failure(levels.results)
         result = RESULTS.where(
-            levels.result == RESULTS.successful, first_failure(geodesics.result), levels.result
+            level_result == RESULTS.successful, first_failure(geodesics.result), level_result
         )
         stats = dict(
             num_steps=levels.num_steps,
             max_steps=self.max_steps,
             num_segments=levels.num_segments,
-            error_estimate=levels.error_estimate,
-            grad_norms=levels.grad_norms,
+            error_estimate=levels.error_estimates[0],
+            grad_norms=levels.grad_norms[..., 0],
         )
-        return levels.mean, geodesics, result, stats
+        return mean, geodesics, result, stats
+
+    def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse):
+        k = centres.shape[0]
+        rtol = karcher_rtol(xs.dtype) if self.rtol is None else self.rtol
+        counts = jnp.zeros(k, xs.dtype).at[labels].add(1)
+        levels = newton_mean_levels(
+            metric,
+            xs,
+            1 / counts[labels],
+            labels,
+            centres,
+            curves,
+            num_points=num_points,
+            min_segments=self.min_segments,
+            max_segments=self.max_segments,
+            max_steps=self.max_steps,
+            rtol=jnp.where(coarse, rtol**0.5, rtol),
+            newton_tol=LEVEL_TOL(xs.dtype),
+        )
+        return (
+            levels.means,
+            levels.curves,
+            levels.lengths,
+            levels.results,
+            levels.error_estimates,
+        )
 
 
 class KarcherMean(AbstractMeanSolver):
@@ -383,6 +450,10 @@ class KarcherMean(AbstractMeanSolver):
         )
         return mean, geodesics, result, dict(num_steps=num_steps, max_steps=self.max_steps)
 
+    def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse):
+        del coarse
+        return _one_cluster_at_a_time(self, metric, xs, labels, centres, curves, num_points)
+
 
 class EnergyMean(AbstractMeanSolver):
     r"""One minimisation, no ODE solves: the centre and all the discrete geodesics to
@@ -404,6 +475,10 @@ class EnergyMean(AbstractMeanSolver):
             metric, xs, weights, init, init_curves, num_points, self.max_steps, rtol
         )
         return mean, geodesics, result, dict(num_steps=num_steps, max_steps=self.max_steps)
+
+    def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse):
+        del coarse
+        return _one_cluster_at_a_time(self, metric, xs, labels, centres, curves, num_points)
 
 
 def frechet_mean(

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from .._custom_types import Point, Scalar
+from .._custom_types import ScalarLike
 from .._geodesic._levels import assemble_masked, Buffer, cubic_refine, LevelEnergy, resample
 from .._linalg import active_block_tridiagonal_solve, solve
 from .._metric._base import AbstractMetric
@@ -52,19 +52,30 @@ ESTIMATE_SAFETY = 2.0
 
 
 class _Newton(NamedTuple):
-    mean: Point
-    curves: Curves  # the mean first, the point from `size` on
-    value: Scalar
-    damping: Scalar
-    growth: Scalar
+    means: Float[Array, "k dim"]
+    curves: Curves  # each from its cluster's mean (first) to its point (from `size` on)
+    value: Float[Array, " k"]  # each cluster's weighted energy
+    damping: Float[Array, " k"]
+    growth: Float[Array, " k"]
     num_steps: Int[Array, ""]
-    converged: Bool[Array, ""]
-    diverged: Bool[Array, ""]
-    grad_norms: Float[Array, " steps"]  # the gradient's max-norm before every step
+    converged: Bool[Array, " k"]
+    diverged: Bool[Array, " k"]
+    grad_norms: Float[Array, "steps k"]  # the gradient's max-norm before every step
 
 
-def _weighted_energy(level: LevelEnergy, curves: Curves, size, weights) -> Scalar:
-    return weights @ jax.vmap(lambda c: level.value(c, size))(curves)
+def _by_cluster(values, labels, num_clusters):
+    """Sums over every cluster's curves: `(n, ...)` to `(k, ...)`."""
+    return jax.ops.segment_sum(values, labels, num_segments=num_clusters)
+
+
+def _cluster_max(values, labels, num_clusters):
+    """Every cluster's maximum of the per-curve `values` (-inf for an empty one)."""
+    return jax.ops.segment_max(values, labels, num_segments=num_clusters)
+
+
+def _cluster_energies(level: LevelEnergy, curves: Curves, size, weights, labels, num_clusters):
+    energies = jax.vmap(lambda c: level.value(c, size))(curves)
+    return _by_cluster(weights * energies, labels, num_clusters)
 
 
 def _eliminate(diag, upper, rhs, size):
@@ -72,20 +83,23 @@ def _eliminate(diag, upper, rhs, size):
     return active_block_tridiagonal_solve(diag, upper, rhs, size - 1)
 
 
-def _newton_direction(level: LevelEnergy, curves: Curves, size, weights, damping):
+def _newton_direction(level: LevelEnergy, curves: Curves, size, weights, labels, damping):
     """The damped Newton step on all the curves (zero at their fixed ends and beyond
-    their `size` segments), the gradient's max-norm and the predicted decrease, by the
-    Schur complement on the mean. Each curve's rows are divided by its weight (the same
-    step; a curve of weight zero still follows the mean as a geodesic)."""
+    their `size` segments), every cluster's gradient max-norm and predicted decrease,
+    by the Schur complement on every cluster's mean (`damping`: one per cluster; the
+    clusters are independent problems). Each curve's rows are divided by its weight
+    (the same step; a curve of weight zero still follows its mean as a geodesic)."""
     n, _, dim = curves.shape
+    k = damping.shape[0]
     dtype = curves.dtype
     num_segments = size.astype(dtype)
     eye = jnp.eye(dim, dtype=dtype)
+    mu = damping[labels]  # (each curve's cluster's damping)
     g, h = jax.vmap(lambda c: level.segment_derivatives(c, size))(curves)
     grad, diag, upper, _ = jax.vmap(assemble_masked, (0, 0, None))(g, h, size)
     grad_mean, mean_block, coupling = g[:, 0, :dim], h[:, 0, :dim, :dim], h[:, 0, :dim, dim:]
     # Damping: mu times the diagonal of the Euclidean energy's Hessian (weighted).
-    a_diag = diag + (2 * num_segments * damping * eye)[None, None]
+    a_diag = diag + (2 * num_segments * mu)[:, None, None, None] * eye[None, None]
     # A_i [z_i, Z_i] = [g_i, e_1 B_i^T]: B_i couples the mean (rows) and point 1 (columns)
     rhs = jnp.concatenate(
         [grad[..., None], jnp.zeros_like(diag).at[:, 0].set(jnp.swapaxes(coupling, 1, 2))],
@@ -94,99 +108,133 @@ def _newton_direction(level: LevelEnergy, curves: Curves, size, weights, damping
     # (vmapped: every curve has the same number of segments, so no solve waits on another)
     solved = jax.vmap(_eliminate, (0, 0, 0, None))(a_diag, upper, rhs, size)
     z, zs = solved[..., 0], solved[..., 1:]
-    total = jnp.sum(weights)
-    schur = (
-        jnp.einsum("i,iab->ab", weights, mean_block)
-        + num_segments * damping * total * eye
-        - jnp.einsum("i,iab,ibc->ac", weights, coupling, zs[:, 0])
+    total = _by_cluster(weights, labels, k)
+    empty = total == 0
+    schur = _by_cluster(
+        weights[:, None, None]
+        * (
+            mean_block
+            + (num_segments * mu)[:, None, None] * eye[None]
+            - jnp.einsum("iab,ibc->iac", coupling, zs[:, 0])
+        ),
+        labels,
+        k,
     )
-    weighted_grad_mean = weights @ grad_mean
-    rhs_mean = -weighted_grad_mean + jnp.einsum("i,iab,ib->a", weights, coupling, z[:, 0])
-    delta_mean = solve(schur, rhs_mean)
-    delta_interior = -z - jnp.einsum("ipab,b->ipa", zs, delta_mean)
+    weighted_grad_mean = _by_cluster(weights[:, None] * grad_mean, labels, k)
+    rhs_mean = -weighted_grad_mean + _by_cluster(
+        weights[:, None] * jnp.einsum("iab,ib->ia", coupling, z[:, 0]), labels, k
+    )
+    # (an empty cluster keeps its mean)
+    schur = jnp.where(empty[:, None, None], eye[None], schur)
+    delta_means = jax.vmap(solve)(schur, jnp.where(empty[:, None], 0, rhs_mean))
+    delta_mean = delta_means[labels]
+    delta_interior = -z - jnp.einsum("ipab,ib->ipa", zs, delta_mean)
     step = jnp.concatenate(
-        [
-            jnp.broadcast_to(delta_mean, (n, 1, dim)),
-            delta_interior,
-            jnp.zeros((n, 1, dim), dtype),
-        ],
-        axis=1,
+        [delta_mean[:, None], delta_interior, jnp.zeros((n, 1, dim), dtype)], axis=1
     )
     grad_interior = weights[:, None, None] * grad
-    linear = jnp.sum(grad_interior * delta_interior) + weighted_grad_mean @ delta_mean
+    linear = _by_cluster(jnp.sum(grad_interior * delta_interior, axis=(1, 2)), labels, k) + jnp.sum(
+        weighted_grad_mean * delta_means, axis=1
+    )
     damped = (
         num_segments
         * damping
         * (
-            2 * jnp.sum(weights[:, None, None] * delta_interior**2)
-            + total * delta_mean @ delta_mean
+            2 * _by_cluster(weights * jnp.sum(delta_interior**2, axis=(1, 2)), labels, k)
+            + total * jnp.sum(delta_means**2, axis=1)
         )
     )
     predicted = 0.5 * (-linear + damped)
-    grad_norm = jnp.maximum(jnp.max(jnp.abs(grad_interior)), jnp.max(jnp.abs(weighted_grad_mean)))
-    return step, grad_norm, predicted
+    grad_norm = jnp.maximum(
+        _cluster_max(jnp.max(jnp.abs(grad_interior), axis=(1, 2)), labels, k),
+        jnp.max(jnp.abs(weighted_grad_mean), axis=1),
+    )
+    return step, delta_means, grad_norm, predicted
 
 
 def newton_level(
     level: LevelEnergy,
     weights: Float[Array, " n"],
+    labels: Int[Array, " n"],
+    means: Float[Array, "k dim"],
     curves: Curves,
     size: Int[Array, ""],
     max_steps: int,
     rtol: float,
     atol: float,
-    damping: Scalar,
+    damping: Float[Array, " k"],
 ) -> _Newton:
-    """Newton's method on one level of `size` segments: the mean (`curves[:, 0]`, the
-    same in every curve) and the curves' interiors, from the `damping` given, to the
-    tolerances on the step and the value."""
-    value = _weighted_energy(level, curves, size, weights)
+    """Newton's method on one level of `size` segments: every cluster's mean (the first
+    point of its curves) and the curves' interiors, from the `damping` given, to the
+    tolerances on the step and the value (`means`: the curves' first points, one per
+    cluster, also those of empty clusters). The clusters are separate problems solved in
+    one loop: each has its own damping and acceptance, and stops moving once it has
+    converged (or diverged); the loop ends when all have."""
+    num_clusters = damping.shape[0]
     dtype = curves.dtype
 
+    def energies(curves):
+        return _cluster_energies(level, curves, size, weights, labels, num_clusters)
+
     def step(state: _Newton) -> _Newton:
-        delta, grad_norm, predicted = _newton_direction(
-            level, state.curves, size, weights, state.damping
+        active = ~state.converged & ~state.diverged
+        delta, delta_means, grad_norm, predicted = _newton_direction(
+            level, state.curves, size, weights, labels, state.damping
         )
         trial = state.curves + delta
-        new_value = _weighted_energy(level, trial, size, weights)
+        new_value = energies(trial)
         actual = state.value - new_value
-        finite = jnp.isfinite(new_value) & jnp.all(jnp.isfinite(delta))
+        finite_curve = jnp.all(jnp.isfinite(delta), axis=(1, 2))
+        finite = jnp.isfinite(new_value) & (
+            _by_cluster((~finite_curve).astype(int), labels, num_clusters) == 0
+        )
         gain = actual / jnp.where(predicted > 0, predicted, jnp.inf)
         noise = 64 * jnp.finfo(dtype).eps * jnp.abs(state.value)
         # At the round-off floor (or where only curves of weight zero move) the gain is
         # noise: the step is accepted as a full Newton step.
         at_floor = (jnp.abs(actual) <= noise) & (predicted <= noise)
         gain = jnp.where(at_floor, 1.0, gain)
-        accept = finite & ((gain > 0) | at_floor)
+        accept = active & finite & ((gain > 0) | at_floor)
         shrink = jnp.maximum(MIN_SHRINK, 1 - (2 * jnp.clip(gain, 0, 1) - 1) ** 3)
-        damping = jnp.where(accept, state.damping * shrink, state.damping * state.growth)
-        small = jnp.max(jnp.abs(delta) / (atol + rtol * jnp.abs(state.curves))) < 1
+        damping = jnp.where(
+            active,
+            jnp.where(accept, state.damping * shrink, state.damping * state.growth),
+            state.damping,
+        )
+        scaled = jnp.abs(delta) / (atol + rtol * jnp.abs(state.curves))
+        small = _cluster_max(jnp.max(scaled, axis=(1, 2)), labels, num_clusters) < 1
         converged = accept & small & (jnp.abs(actual) <= atol + rtol * jnp.abs(state.value))
+        take = accept[labels][:, None, None]
         return _Newton(
-            mean=jnp.where(accept, trial[0, 0], state.mean),
-            curves=jnp.where(accept, trial, state.curves),
+            means=jnp.where(accept[:, None], state.means + delta_means, state.means),
+            curves=jnp.where(take, trial, state.curves),
             value=jnp.where(accept, new_value, state.value),
             damping=damping,
-            growth=jnp.where(accept, 2.0, 2 * state.growth).astype(dtype),
+            growth=jnp.where(active, jnp.where(accept, 2.0, 2 * state.growth), state.growth).astype(
+                dtype
+            ),
             num_steps=state.num_steps + 1,
-            converged=converged,
-            diverged=~converged & (damping > MAX_DAMPING),
-            grad_norms=state.grad_norms.at[state.num_steps].set(grad_norm),
+            converged=state.converged | converged,
+            diverged=state.diverged | (active & ~converged & (damping > MAX_DAMPING)),
+            grad_norms=state.grad_norms.at[state.num_steps].set(
+                jnp.where(active, grad_norm, jnp.nan)
+            ),
         )
 
+    value = energies(curves)
     start = _Newton(
-        mean=curves[0, 0],
+        means=means,
         curves=curves,
         value=value,
         damping=jnp.asarray(damping, dtype),
-        growth=jnp.asarray(2.0, dtype),
+        growth=jnp.full(num_clusters, 2.0, dtype),
         num_steps=jnp.array(0),
-        converged=jnp.array(False),
+        converged=jnp.zeros(num_clusters, bool),
         diverged=~jnp.isfinite(value),
-        grad_norms=jnp.full(max_steps, jnp.nan, dtype),
+        grad_norms=jnp.full((max_steps, num_clusters), jnp.nan, dtype),
     )
     return jax.lax.while_loop(
-        lambda s: ~s.converged & ~s.diverged & (s.num_steps < max_steps), step, start
+        lambda s: jnp.any(~s.converged & ~s.diverged) & (s.num_steps < max_steps), step, start
     )
 
 
@@ -198,58 +246,71 @@ def _points(curve: Buffer, size: Int[Array, ""], num_points: int) -> Float[Array
     return (1 - s) * curve[i] + s * curve[i + 1]
 
 
+_each_where = jax.vmap(RESULTS.where, (0, None, None))  # one result per cluster
+
+
 class MeanLevels(NamedTuple):
-    mean: Point  # extrapolated
+    means: Float[Array, "k dim"]  # extrapolated
     curves: Curves  # the last solved level's polylines, at `num_points` uniform times
-    error_estimate: Scalar  # of the mean, in the metric's norm at the mean
-    result: RESULTS
+    lengths: Float[Array, " n"]  # theirs, extrapolated from the last two levels
+    error_estimates: Float[Array, " k"]  # of the means, in the metric's norm at each
+    results: RESULTS  # one per cluster
     num_steps: Int[Array, ""]
     num_segments: Int[Array, ""]
-    grad_norms: Float[Array, "levels steps"]  # per level, before every Newton step
+    grad_norms: Float[Array, "levels steps k"]  # per level, before every Newton step
 
 
 def newton_mean_levels(
     metric: AbstractMetric,
     xs: Float[Array, "n dim"],
     weights: Float[Array, " n"],
-    init: Point,
+    labels: Int[Array, " n"],
+    inits: Float[Array, "k dim"],
     init_curves: Float[Array, "n points dim"],
     *,
     num_points: int,
     min_segments: int,
     max_segments: int,
     max_steps: int,
-    rtol: float,
+    rtol: ScalarLike,
     newton_tol: float,
 ) -> MeanLevels:
-    r"""The levels `min_segments`, twice as many, ... up to `max_segments`, each solved
-    by `newton_level` (at most `max_steps` steps) from the previous one refined
-    (`cubic_refine`); the means extrapolated, $R_k = (4 m_k - m_{k-1})/3$, until the
-    estimated error of $R_k$ ($|R_k - R_{k-1}|$, or $\frac2{15}$ of it where the levels
-    are asymptotic) is within `rtol` times the root mean square distance $\sqrt{2F}$, in
-    the metric's norm at the mean. One `while_loop` over the levels: the level's size
-    is traced, so the program is traced and compiled once."""
+    r"""The weighted Fréchet means of the `k` clusters of `xs` (`labels`: every point's
+    cluster; `weights` normalised within every cluster; `inits`: the initial means, and
+    the means of empty clusters), each point's polyline to its own cluster's mean only.
+    The levels `min_segments`, twice as many, ... up to `max_segments`, each solved by
+    `newton_level` (at most `max_steps` steps) from the previous one refined
+    (`cubic_refine`); every cluster's means extrapolated, $R_k = (4 m_k - m_{k-1})/3$,
+    until the estimated error of $R_k$ ($|R_k - R_{k-1}|$, or $\frac2{15}$ of it where
+    the levels are asymptotic) is within `rtol` times the cluster's root mean square
+    distance $\sqrt{2F}$, in the metric's norm at its mean, for every cluster. One
+    `while_loop` over the levels: the level's size is traced, so the program is traced
+    and compiled once."""
     dtype = xs.dtype
+    num_clusters = inits.shape[0]
     num_levels = (max_segments // min_segments).bit_length()
     level = LevelEnergy(metric, "midpoint", min_segments)
-    ends = init_curves.at[:, 0].set(init).at[:, -1].set(xs)
+    ends = init_curves.at[:, 0].set(inits[labels]).at[:, -1].set(xs)
     curves = jax.vmap(lambda c: resample(c, min_segments, max_segments + 1))(ends)
-    nan = jnp.array(jnp.nan, dtype)
+    nan = jnp.full((num_clusters, xs.shape[1]), jnp.nan, dtype)
+    empty = _by_cluster(weights, labels, num_clusters) == 0
     start = dict(
         index=jnp.array(0),
         size=jnp.array(min_segments),
         curves=curves,  # the next level's start
+        starts=inits,  # its means (the curves' first points)
         solved=curves,  # the last level solved, of `num_segments`
         done=jnp.array(False),
-        means=jnp.full((2, xs.shape[1]), nan),  # the last two levels' means
-        extrapolated=jnp.full((2, xs.shape[1]), nan),  # R_{k-1}, R_k
-        estimate=jnp.array(jnp.inf, dtype),
-        result=RESULTS.successful,
+        means=jnp.stack([nan, nan]),  # the last two levels' means
+        extrapolated=jnp.stack([nan, nan]),  # R_{k-1}, R_k
+        estimates=jnp.full(num_clusters, jnp.inf, dtype),
+        lengths=jnp.full((2, xs.shape[0]), jnp.nan, dtype),  # the last two levels'
+        results=jax.tree.map(lambda r: jnp.full(num_clusters, r), RESULTS.successful),
         num_steps=jnp.array(0),
         num_segments=jnp.array(min_segments),
-        count=jnp.array(0),
-        damping=jnp.asarray(INITIAL_DAMPING, dtype),
-        grad_norms=jnp.full((num_levels, max_steps), nan),
+        counts=jnp.zeros(num_clusters, int),
+        damping=jnp.full(num_clusters, INITIAL_DAMPING, dtype),
+        grad_norms=jnp.full((num_levels, max_steps, num_clusters), jnp.nan, dtype),
     )
 
     def solve_level(carry):
@@ -257,6 +318,8 @@ def newton_mean_levels(
         solved = newton_level(
             level,
             weights,
+            labels,
+            carry["starts"],
             carry["curves"],
             size,
             max_steps,
@@ -264,23 +327,28 @@ def newton_mean_levels(
             newton_tol,
             carry["damping"],
         )
-        count = jnp.where(solved.converged, carry["count"] + 1, 0)
-        prev_mean, last_mean = carry["means"]
-        extrapolated = jnp.where(count >= 2, (4 * solved.mean - last_mean) / 3, solved.mean)
+        counts = jnp.where(solved.converged, carry["counts"] + 1, 0)
+        prev_means, last_means = carry["means"]
+        extrapolated = jnp.where(
+            (counts >= 2)[:, None], (4 * solved.means - last_means) / 3, solved.means
+        )
         change = extrapolated - carry["extrapolated"][1]
-        ratio = jnp.linalg.norm(last_mean - prev_mean) / jnp.linalg.norm(solved.mean - last_mean)
+        ratio = jnp.linalg.norm(last_means - prev_means, axis=1) / jnp.linalg.norm(
+            solved.means - last_means, axis=1
+        )
         asymptotic = (ratio >= ASYMPTOTIC_RATIO[0]) & (ratio <= ASYMPTOTIC_RATIO[1])
         factor = jnp.where(asymptotic, ESTIMATE_SAFETY / 15, 1.0)
         lengths = jax.vmap(lambda c: level.lengths(c, size)[0])(solved.curves)
-        scale = jnp.sqrt(weights @ lengths**2)
-        estimate = jnp.where(count >= 3, factor * metric.norm(solved.mean, change), jnp.inf)
+        scales = jnp.sqrt(_by_cluster(weights * lengths**2, labels, num_clusters))
+        norms = jax.vmap(metric.norm)
+        estimates = jnp.where(counts >= 3, factor * norms(solved.means, change), jnp.inf)
         # (at least the round-off of the mean: a mean on a point has scale zero)
-        floor = 64 * jnp.finfo(dtype).eps * (scale + metric.norm(solved.mean, solved.mean))
-        accurate = estimate <= rtol * scale + floor
-        failure = RESULTS.where(
+        floors = 64 * jnp.finfo(dtype).eps * (scales + norms(solved.means, solved.means))
+        accurate = (estimates <= rtol * scales + floors) | empty
+        failures = _each_where(
             solved.diverged, RESULTS.nonlinear_divergence, RESULTS.nonlinear_max_steps_reached
         )
-        result = RESULTS.where(accurate, RESULTS.successful, RESULTS.unresolved_curve)
+        results = _each_where(accurate, RESULTS.successful, RESULTS.unresolved_curve)
         last = carry["index"] == num_levels - 1
         # A level that did not converge (too coarse for the metric: long segments make
         # the discrete energy rough) is followed by the next, started afresh from the
@@ -290,16 +358,18 @@ def newton_mean_levels(
         return dict(
             index=carry["index"] + 1,
             size=2 * size,
-            curves=jnp.where(solved.converged, refined, afresh),
+            curves=jnp.where(solved.converged[labels][:, None, None], refined, afresh),
+            starts=jnp.where(solved.converged[:, None], solved.means, inits),
             solved=solved.curves,
-            done=accurate | last,
-            means=jnp.stack([last_mean, solved.mean]),
+            done=jnp.all(accurate) | last,
+            means=jnp.stack([last_means, solved.means]),
             extrapolated=jnp.stack([carry["extrapolated"][1], extrapolated]),
-            estimate=estimate,
-            result=RESULTS.where(solved.converged, result, failure),
+            estimates=jnp.where(empty, 0, estimates),
+            lengths=jnp.stack([carry["lengths"][1], lengths]),
+            results=jax.vmap(RESULTS.where)(solved.converged, results, failures),
             num_steps=carry["num_steps"] + solved.num_steps,
             num_segments=size,
-            count=count,
+            counts=counts,
             # the next level starts as lightly damped as this one ended
             damping=jnp.where(
                 solved.converged,
@@ -311,11 +381,14 @@ def newton_mean_levels(
 
     carry = jax.lax.while_loop(lambda c: ~c["done"], solve_level, start)
     out = jax.vmap(_points, (0, None, None))(carry["solved"], carry["num_segments"], num_points)
+    coarse, fine = carry["lengths"]
+    lengths = jnp.where(carry["counts"][labels] >= 2, (4 * fine - coarse) / 3, fine)
     return MeanLevels(
-        mean=carry["extrapolated"][1],
+        means=jnp.where(empty[:, None], inits, carry["extrapolated"][1]),
         curves=out,
-        error_estimate=carry["estimate"],
-        result=carry["result"],
+        lengths=lengths,
+        error_estimates=carry["estimates"],
+        results=carry["results"],
         num_steps=carry["num_steps"],
         num_segments=carry["num_segments"],
         grad_norms=carry["grad_norms"],
