@@ -47,6 +47,11 @@ def _ms(seconds) -> str:
     return cell(None if seconds is None else 1e3 * seconds)
 
 
+def _run_ms(row: dict) -> str:
+    """A row's run time in ms, or why its call failed."""
+    return f"failed: {row['failed']}" if "failed" in row else _ms(row["run_s"])
+
+
 class Report:
     """Markdown lines, echoed to stdout as they are added."""
 
@@ -405,9 +410,7 @@ def section_w6(report: Report, repeats: int, peers) -> None:
         "torch; the length of their 64-point curve measured as a piecewise-linear curve "
         "with every segment cut in 32.\n"
     )
-    rows = [
-        ["jaxgeo", r["call"], r["compile_s"], _ms(r["run_s"]), r["error"], ""] for r in out["rows"]
-    ]
+    rows = [["jaxgeo", r["call"], r["compile_s"], _run_ms(r), r["error"], ""] for r in out["rows"]]
     bvp = next(r for r in out["rows"] if r["call"].startswith("geodesic_bvp"))
     score_weights = learned.score_weights(out["score"])
     metric = jg.SteinMetric(out["score"], damping=1.0)
@@ -451,7 +454,7 @@ def section_w7(report: Report, repeats: int) -> None:
     )
     report.table(
         ["case", "call", "compile (s)", "time (ms)", "rel. error"],
-        [[r["case"], r["call"], r["compile_s"], _ms(r["run_s"]), r["error"]] for r in rows],
+        [[r["case"], r["call"], r["compile_s"], _run_ms(r), r["error"]] for r in rows],
     )
 
 

@@ -27,6 +27,7 @@ at 1e-12) or 256 segments (W7, checked against 128).
 import functools
 import time
 
+import equinox as eqx
 import jax
 
 
@@ -92,7 +93,12 @@ def _reference(metric, a, b, num_points: int) -> float:
 
 
 def _row(name: str, call, repeats: int, reference: float | None) -> dict:
-    value, compile_s, run_s = timed(call, repeats=repeats)
+    """A call's timings and error, or its failure (a result, not a crash)."""
+    try:
+        value, compile_s, run_s = timed(call, repeats=repeats)
+    except eqx.EquinoxRuntimeError as failure:
+        reason = str(failure).split(".")[0].splitlines()[-1]
+        return dict(call=name, compile_s=None, run_s=None, error=None, failed=reason)
     error = None if reference is None else abs(float(value) - reference) / reference
     return dict(call=name, compile_s=compile_s, run_s=run_s, error=error)
 
@@ -201,7 +207,7 @@ def table(rows: list[dict]) -> list[list[str]]:
             *([r["case"]] if "case" in r else []),
             r["call"],
             "–" if r["compile_s"] is None else f"{r['compile_s']:.2f}",
-            f"{1e3 * r['run_s']:.1f}",
+            f"failed: {r['failed']}" if "failed" in r else f"{1e3 * r['run_s']:.1f}",
             "–" if r["error"] is None else f"{r['error']:.1e}",
         ]
         for r in rows

@@ -86,3 +86,17 @@ def test_statistics_benchmark_smoke():
     assert closed_form[0]["error"] < 1e-2 and closed_form[1]["error"] < 1e-6
     medoids = next(r for r in peers["matrices"] if "closed-form" in r["call"])
     assert medoids["seconds"] is not None, medoids
+
+
+def test_a_failed_jaxgeo_call_is_a_row_not_a_crash():
+    """A jaxgeo call that fails (here: a metric undefined everywhere) is reported in its
+    table row with the reason, and the suite goes on."""
+    import jax.numpy as jnp
+
+    import jaxgeo as jg
+    from benchmarks.learned import _row, table
+
+    undefined = jg.MatrixMetric(lambda x: jnp.full((2, 2), jnp.nan, x.dtype))
+    row = _row("distance", lambda: jg.distance(undefined, jnp.zeros(2), jnp.ones(2)), 1, 1.0)
+    assert row["run_s"] is None and row["failed"]
+    assert table([row])[0][2].startswith("failed: ")
