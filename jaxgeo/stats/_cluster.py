@@ -406,7 +406,7 @@ def k_means(
       distances.
 
     `num_points` and `geodesic_solver` (its `solver`, e.g. [`jaxgeo.Shortest`][]) go to
-    [`jaxgeo.log_map`][] and [`jaxgeo.distance`][], and to the default mean solver.
+    [`jaxgeo.distance`][] and to the default mean solver.
 
     **Returns:** a [`jaxgeo.stats.KMeans`][].
     """
@@ -442,15 +442,12 @@ def k_means(
     return _k_means(metric, xs, init, key, subsample_steps, **options, tight=True, throw=throw)
 
 
-def _solve_masked(solve, needed, *args):
-    """`solve(*args)` (floating outputs) where `needed`, else NaNs of its shapes: under
+def _solve_masked(solve, needed):
+    """`solve()` (floating outputs) where `needed`, else NaNs of its shapes: under
     `lax.map` (the CPU's `map_solves`) the skipped solves cost nothing."""
-    shapes = jax.eval_shape(solve, *args)
+    shapes = jax.eval_shape(solve)
     return jax.lax.cond(
-        needed,
-        solve,
-        lambda *_: jtu.tree_map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes),
-        *args,
+        needed, solve, lambda: jtu.tree_map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
     )
 
 

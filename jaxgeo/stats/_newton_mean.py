@@ -164,12 +164,11 @@ def newton_level(
     atol: float,
     damping: Float[Array, " k"],
 ) -> _Newton:
-    """Newton's method on one level of `size` segments: every cluster's mean (the first
-    point of its curves) and the curves' interiors, from the `damping` given, to the
-    tolerances on the step and the value (`means`: the curves' first points, one per
-    cluster, also those of empty clusters). The clusters are separate problems solved in
-    one loop: each has its own damping and acceptance, and stops moving once it has
-    converged (or diverged); the loop ends when all have."""
+    """Newton's method on one level of `size` segments: every cluster's mean (`means`,
+    the first point of its curves; an empty cluster's too) and the curves' interiors,
+    from the `damping` given, to the tolerances on the step and the value. The clusters
+    are separate problems solved in one loop: each has its own damping and acceptance,
+    and stops moving once it has converged (or diverged); the loop ends when all have."""
     num_clusters = damping.shape[0]
     dtype = curves.dtype
 
