@@ -11,7 +11,7 @@ import pytest
 
 import jaxgeo as jg
 from jaxgeo._geodesic._newton import energy_derivatives
-from jaxgeo._linalg import block_tridiagonal_solve
+from jaxgeo._linalg import active_block_tridiagonal_solve, block_tridiagonal_solve
 
 from .helpers import poincare, poincare_distance
 
@@ -58,6 +58,25 @@ def test_block_tridiagonal_solve_matches_dense(dim, n, sequential_max):
     solve = jax.jit(functools.partial(block_tridiagonal_solve, sequential_max=sequential_max))
     x = solve(jnp.asarray(diag), jnp.asarray(upper), jnp.asarray(rhs))
     np.testing.assert_allclose(np.asarray(x).ravel(), np.linalg.solve(h, rhs.ravel()), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dim,columns", [(2, None), (2, 3), (5, None)])
+def test_active_block_tridiagonal_solve_matches_dense_on_its_leading_blocks(dim, columns):
+    # Counts below, at and across the chunks the loops unroll (8 blocks for D <= 4),
+    # a single block, and the whole buffer; the rows beyond are zero whatever they hold.
+    n = 20
+    rng = np.random.default_rng(dim)
+    a = rng.normal(size=(n, dim, dim))
+    diag = a @ a.transpose(0, 2, 1) + 3 * dim * np.eye(dim)
+    upper = rng.normal(size=(n - 1, dim, dim))
+    rhs = rng.normal(size=(n, dim) + (() if columns is None else (columns,)))
+    solve = jax.jit(active_block_tridiagonal_solve)
+    for active in (1, 2, 8, 9, 16, 17, n):
+        h = _dense(diag[:active], upper[: active - 1])
+        x = np.asarray(solve(jnp.asarray(diag), jnp.asarray(upper), jnp.asarray(rhs), active))
+        expected = np.linalg.solve(h, rhs[:active].reshape(active * dim, -1))
+        np.testing.assert_allclose(x[:active].reshape(active * dim, -1), expected, rtol=1e-10)
+        np.testing.assert_array_equal(x[active:], 0)
 
 
 @pytest.mark.parametrize("sequential_max", [None, 4], ids=["default", "reduction"])
