@@ -569,21 +569,29 @@ def test_cluster_means_are_every_clusters_frechet_mean(solver):
     assert jnp.max(jnp.abs(coarse - means)) < 1e-3  # (to sqrt(rtol) at worst)
 
 
-def test_k_means_labels_are_the_nearest_centres_and_a_subsample_seeds_it():
+def test_k_means_labels_are_the_nearest_centres_and_a_subsample_seeds_it(capfd):
     """Two groups of 12 points: from the clustering of a random subsample of 6 (its own
     k-means++ seeding and iteration), the whole set's, whose labels are the nearest
-    centres by the returned (solved) distances."""
+    centres by the returned (solved) distances; bounds spare distance solves, and
+    `progress=True` reports every iteration."""
     xs = jnp.concatenate([_clustered_points(), _clustered_points()[::-1] * 1.01])
     truth = jnp.concatenate([CLUSTER_LABELS, CLUSTER_LABELS[::-1]])
     clustering = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=6)
     assert clustering.result == jg.RESULTS.successful
     assert int(clustering.stats["num_subsample_steps"]) >= 1
+    # (every iteration would solve 2 distances a point and 3 centre moves without them)
+    assert int(clustering.stats["num_distance_solves"]) < int(clustering.stats["num_steps"]) * (
+        2 * xs.shape[0] + 3
+    )
     assert _same_partition(clustering.labels, truth)
     np.testing.assert_array_equal(clustering.labels, jnp.argmin(clustering.distances, axis=1))
     exact = _poincare_distances(xs, clustering.centres)
     np.testing.assert_allclose(clustering.distances, exact, rtol=1e-6)
-    whole = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=None)
+    whole = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=None, progress=True)
     assert int(whole.stats["num_subsample_steps"]) == 0
+    lines = capfd.readouterr().err.splitlines()
+    reports = [line for line in lines if line.startswith("k_means: iteration")]
+    assert len(reports) == int(whole.stats["num_steps"]), lines
     assert _same_partition(whole.labels, truth)
     np.testing.assert_allclose(
         jnp.sort(whole.centres, axis=0), jnp.sort(clustering.centres, axis=0), atol=1e-8

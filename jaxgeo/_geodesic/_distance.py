@@ -107,14 +107,19 @@ def distance(
     return length
 
 
+def length_solution(metric, x0, x1, solver, num_points, max_steps, throw, init=None):
+    """The geodesic `distance` solves (its length resolved, not its velocity)."""
+    if solver is None:
+        solver = Richardson(resolve_velocity=False)  # the length only
+    options = dict(num_points=num_points, init=init, max_steps=max_steps, throw=throw)
+    return log_map(metric, x0, x1, solver=solver, **options)
+
+
 def _distance(
     metric, x0, x1, solver, num_points, max_steps, throw, init=None
 ) -> tuple[Scalar, RESULTS]:
     """`distance` and the `RESULTS` of its solve."""
-    if solver is None:
-        solver = Richardson(resolve_velocity=False)  # the length only
-    options = dict(num_points=num_points, init=init, max_steps=max_steps, throw=throw)
-    sol = log_map(metric, x0, x1, solver=solver, **options)
+    sol = length_solution(metric, x0, x1, solver, num_points, max_steps, throw, init)
     return jnp.where(sol.result == RESULTS.successful, sol.length, jnp.nan), sol.result
 
 

@@ -2,6 +2,7 @@ r"""Geodesic clustering and neighbours: k-medoids on a distance matrix, Riemanni
 k-means with Fréchet means as centres, and k-nearest-neighbour queries."""
 
 import functools as ft
+import sys
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -16,7 +17,7 @@ from .._checks import as_int, check_integer
 from .._curve import straight_line
 from .._custom_types import Input, Scalar
 from .._geodesic._base import AbstractBoundarySolver
-from .._geodesic._distance import _distance, distance, pairwise_distances
+from .._geodesic._distance import length_solution, pairwise_distances
 from .._metric._base import AbstractMetric
 from .._numerics import LENGTH_TOL
 from .._sharding import map_solves
@@ -357,8 +358,9 @@ class KMeans(eqx.Module):
       `nonfinite_distances` if a point's distance to its centre failed).
     - `stats`: `num_steps` (iterations), `max_steps`, `error_estimates` (of the
       final centres, one per cluster, in the metric's norm; NaN where the mean solver
-      gives none) and `num_subsample_steps` (the iterations on the subsample that
-      seeded it; 0 if none).
+      gives none), `num_subsample_steps` (the iterations on the subsample that
+      seeded it; 0 if none) and `num_distance_solves` (distances to other centres
+      and centre moves solved in the iterations: the rest were ruled out by bounds).
     """
 
     centres: Float[Array, "clusters dim"]
@@ -381,6 +383,7 @@ def k_means(
     mean_solver: AbstractMeanSolver | None = None,
     max_steps: int = 32,
     subsample: int | None = 256,
+    progress: bool = False,
     throw: bool = True,
 ) -> KMeans:
     r"""Riemannian k-means (Lloyd's iteration) of the points `xs`, shape `(n, D)`:
@@ -395,18 +398,24 @@ def k_means(
     Built for data sets (a thousand points in minutes on a laptop):
 
     - the means of all the clusters are one solve of `mean_solver`'s
-      `cluster_means` (default [`jaxgeo.stats.NewtonMean`][]: Newton's method on every
-      mean and the polylines to its own points only, all clusters at once, each from
-      the previous iteration's polylines, which also give every point's distance to
-      its own centre);
+      `cluster_means` (default [`jaxgeo.stats.NewtonMean`][]`(min_segments=32)`:
+      Newton's method on every mean and the polylines to its own points only, all
+      clusters at once, each from the previous iteration's polylines, which also give
+      every point's distance to its own centre; a point that changes cluster starts
+      from its geodesic to the new centre, solved when it was compared);
+    - a point's distance to another centre is solved only where a lower bound does
+      not rule that centre out (Elkan's: the last solved distance less the centre's
+      moves since, by the triangle inequality);
     - while the labels change, the means are solved to the square root of their
-      tolerance; once they settle, to the full tolerance, until the labels settle
-      again: the centres are the Fréchet means of their clusters (their error
-      estimates are in `stats`), and every label is the nearest centre by the solved
-      distances.
+      tolerance; once they settle, to the full tolerance, and every distance is
+      solved, until the labels settle again: the centres are the Fréchet means of
+      their clusters (their error estimates are in `stats`), and every label is the
+      nearest centre by the solved distances.
 
     `num_points` and `geodesic_solver` (its `solver`, e.g. [`jaxgeo.Shortest`][]) go to
-    [`jaxgeo.distance`][] and to the default mean solver.
+    [`jaxgeo.distance`][] and to the default mean solver. `progress=True` prints a line
+    to standard error after every iteration (a host callback: that program is not
+    written to JAX's persistent compilation cache).
 
     **Returns:** a [`jaxgeo.stats.KMeans`][].
     """
@@ -425,13 +434,17 @@ def k_means(
         check_integer(subsample, "k_means: subsample", minimum=num_clusters)
     key = jr.key(0) if key is None else key
     if mean_solver is None:
-        mean_solver = NewtonMean(geodesic_solver=geodesic_solver)
+        # (from 32 segments: a cluster's curves are long, and 16 segments of a
+        # half-ring arc on the learned ring metric cycle between rejected Newton steps
+        # until the level's budget is spent; at 1,000 points 10 s a mean solve -> 4 s)
+        mean_solver = NewtonMean(geodesic_solver=geodesic_solver, min_segments=32)
     options = dict(
         num_clusters=num_clusters,
         num_points=num_points,
         solver=geodesic_solver,
         mean_solver=mean_solver,
         max_steps=max_steps,
+        progress=progress,
     )
     subsample_steps = jnp.array(0)
     if init is None and subsample is not None and xs.shape[0] > subsample:
@@ -451,14 +464,31 @@ def _solve_masked(solve, needed):
     )
 
 
+DISTANCE_MAX_STEPS = 4096  # as `distance`'s default
+
+
+def _solved_length(metric, x0, x1, solver, num_points, init=None):
+    """`distance(x0, x1)` (NaN where its solve failed) and its polyline, `num_points`
+    from `x0` to `x1`."""
+    sol = length_solution(metric, x0, x1, solver, num_points, DISTANCE_MAX_STEPS, False, init)
+    return jnp.where(sol.result == RESULTS.successful, sol.length, jnp.nan), sol.xs
+
+
+def _nearer(best, candidate):
+    """The (length, polyline) of the two of lesser length (a NaN length never wins)."""
+    better = candidate[0] < best[0]
+    return jnp.where(better, candidate[0], best[0]), jnp.where(better, candidate[1], best[1])
+
+
 def _seeding(metric, xs, init, key, num_clusters, num_points, solver):
     r"""The initial centres (`init`, or k-means++: the first uniformly, each next one
-    with probability $\propto d^2$ to the nearest chosen centre) and the distances from
-    every point to every centre, shape `(n, k)` (one batch per centre)."""
-    n = xs.shape[0]
+    with probability $\propto d^2$ to the nearest chosen centre), the distances from
+    every point to every centre, shape `(n, k)` (one batch per centre), and every
+    point's geodesic from its nearest centre (the first mean solve starts from them)."""
+    n, dim = xs.shape
 
     def add(carry, j):
-        nearest, centres = carry
+        nearest, curves, centres = carry
         if init is None:
             weights = jnp.where(jnp.isfinite(nearest), nearest**2, 0)
             total = jnp.sum(weights)  # (zero at the first, or when every point is chosen)
@@ -467,37 +497,43 @@ def _seeding(metric, xs, init, key, num_clusters, num_points, solver):
             centre = xs[index]
         else:
             centre = init[j]
-
-        def one(x):
-            return distance(metric, centre, x, solver=solver, num_points=num_points, throw=False)
-
-        lengths = map_solves(one, xs)
+        lengths, paths = map_solves(
+            lambda x: _solved_length(metric, centre, x, solver, num_points), xs
+        )
         if init is None:  # (the chosen point itself: zero, whatever its solve gave)
             lengths = lengths.at[index].set(0)
-        return (jnp.fmin(nearest, lengths), centres.at[j].set(centre)), lengths
+            paths = paths.at[index].set(centre)
+        nearest, curves = jax.vmap(_nearer)((nearest, curves), (lengths, paths))
+        return (nearest, curves, centres.at[j].set(centre)), lengths
 
-    start = (jnp.full(n, jnp.inf, xs.dtype), jnp.zeros((num_clusters, xs.shape[1]), xs.dtype))
-    (_, centres), lengths = jax.lax.scan(add, start, jnp.arange(num_clusters))
-    return centres, lengths.T
+    start = (
+        jnp.full(n, jnp.inf, xs.dtype),
+        jax.vmap(lambda x: straight_line(x, x, num_points))(xs),
+        jnp.zeros((num_clusters, dim), xs.dtype),
+    )
+    (_, curves, centres), lengths = jax.lax.scan(add, start, jnp.arange(num_clusters))
+    return centres, lengths.T, curves
 
 
 def _masked_distances(metric, centres, xs, needed, inits, num_points, solver):
     """The distances from every point to the centres it `needed` (shape `(n, k)`; NaN
-    where not), each solve from its initial polyline `inits(j, i)`."""
+    where not), each solve from its initial polyline `inits(j, i)`, and every point's
+    polyline from the nearest of them (shape `(n, num_points, D)`; NaN where none)."""
+    dtype = xs.dtype
 
     def one(args):
         i, needed = args
 
-        def to(j):
-            def solve():
-                length, _ = _distance(
-                    metric, centres[j], xs[i], solver, num_points, 4096, False, init=inits(j, i)
-                )
-                return length
+        def to(best, j):
+            solved = _solve_masked(
+                lambda: _solved_length(metric, centres[j], xs[i], solver, num_points, inits(j, i)),
+                needed[j],
+            )
+            return _nearer(best, solved), solved[0]
 
-            return None, _solve_masked(solve, needed[j])
-
-        return jax.lax.scan(lambda _, j: to(j), None, jnp.arange(centres.shape[0]))[1]
+        start = (jnp.array(jnp.inf, dtype), jnp.full((num_points, xs.shape[1]), jnp.nan, dtype))
+        (_, curve), lengths = jax.lax.scan(to, start, jnp.arange(centres.shape[0]))
+        return lengths, curve
 
     return map_solves(one, (jnp.arange(xs.shape[0]), needed))
 
@@ -506,12 +542,28 @@ class _Lloyd(NamedTuple):
     centres: Float[Array, "k dim"]
     labels: Int[Array, " n"]
     curves: Float[Array, "n points dim"]  # from every point's centre to it
-    distances: Float[Array, "n k"]  # (to the own centre: the means' polylines')
+    # To the own centre: the means' polylines'; to the others: solved where `exact`,
+    # else a lower bound (the last solved distance less the centre's moves since).
+    distances: Float[Array, "n k"]
+    exact: Bool[Array, "n k"]
     coarse: Bool[Array, ""]  # means to the square root of the tolerance
+    verify: Bool[Array, ""]  # this iteration solves every distance (no bounds)
     results: RESULTS  # the last means', one per cluster
     error_estimates: Float[Array, " k"]
-    changed: Bool[Array, ""]
+    running: Bool[Array, ""]
     num_steps: Int[Array, ""]
+    num_solves: Int[Array, ""]  # distances solved to the other centres and moves
+
+
+def _report(phase, step, num_changed, coarse, num_solved, estimate):
+    means = "coarse" if coarse else "tight"
+    print(
+        f"k_means{phase}: iteration {step}: {num_changed} labels changed; {means} means "
+        f"(largest error estimate {estimate:.1e}); {num_solved} distances to other "
+        "centres solved",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _nearest(distances):
@@ -531,6 +583,7 @@ def _k_means(
     solver,
     mean_solver,
     max_steps,
+    progress,
     tight,
     throw=True,
 ) -> KMeans:
@@ -539,64 +592,105 @@ def _k_means(
     n, k = xs.shape[0], num_clusters
     points, clusters = jnp.arange(n), jnp.arange(k)
 
-    def lines(centres, labels):
-        return jax.vmap(lambda c, x: straight_line(c, x, num_points))(centres[labels], xs)
-
     def step(state: _Lloyd) -> _Lloyd:
         new, curves, own, results, estimates = mean_solver.cluster_means(
             metric, xs, state.labels, state.centres, state.curves, num_points, state.coarse
         )
         new = jnp.where(jnp.all(jnp.isfinite(new), axis=1)[:, None], new, state.centres)
+        # How far every centre moved: by the triangle inequality no distance to it fell
+        # by more, so a point whose lower bound to another centre exceeds its distance to
+        # its own cannot move there, and that distance is not solved (Elkan's bound).
+        moves, _ = map_solves(
+            lambda ab: _solved_length(metric, ab[0], ab[1], solver, num_points),
+            (state.centres, new),
+        )
+        moves = jnp.where(jnp.isnan(moves), jnp.inf, moves)
+        slack = 4 * LENGTH_TOL(xs.dtype)  # (the solves' tolerance, on both terms)
+        bounds = state.distances * (1 - slack) - moves[None] * (1 + slack)
         mine = clusters[None] == state.labels[:, None]
-        others = _masked_distances(metric, new, xs, ~mine, lambda j, i: None, num_points, solver)
-        distances = jnp.where(mine, own[:, None], others)
+        needed = ~mine & (state.verify | ~(bounds > own[:, None]) | jnp.isnan(state.distances))
+        others, nearest_curves = _masked_distances(
+            metric, new, xs, needed, lambda j, i: None, num_points, solver
+        )
+        distances = jnp.where(mine, own[:, None], jnp.where(needed, others, bounds))
+        exact = mine | needed
         # (a point moves only to a centre nearer by more than the distances' tolerance:
         # no flips between two centres that tie within it)
-        nearest = _nearest(distances)
+        nearest = _nearest(jnp.where(exact, distances, jnp.inf))
         stay = jnp.isfinite(own) & ~(distances[points, nearest] < own * (1 - LENGTH_TOL(xs.dtype)))
         labels = jnp.where(stay, state.labels, nearest)
         changed = jnp.any(labels != state.labels)
         switched = (labels != state.labels)[:, None, None]
+        # Once the labels settle, the means to the full tolerance and every distance
+        # solved; the labels that still do not change end the iteration.
+        coarse = state.coarse & (changed | (not tight))
+        if progress:
+            jax.debug.callback(
+                ft.partial(_report, "" if tight else " (subsample)"),
+                state.num_steps + 1,
+                jnp.sum(labels != state.labels),
+                state.coarse,
+                jnp.sum(needed),
+                jnp.max(estimates),
+            )
         return _Lloyd(
             centres=new,
             labels=labels,
-            curves=jnp.where(switched, lines(new, labels), curves),
+            # (a point that moved: its geodesic to its new centre, solved just now)
+            curves=jnp.where(switched, nearest_curves, curves),
             distances=distances,
-            # (once the labels settle, the means to the full tolerance, and again)
-            coarse=state.coarse & (changed | (not tight)),
+            exact=exact,
+            coarse=coarse,
+            verify=~changed & tight,
             results=results,
             error_estimates=estimates,
-            changed=changed | (state.coarse & tight),
+            running=changed | (tight & ~(state.verify & ~state.coarse)),
             num_steps=state.num_steps + 1,
+            num_solves=state.num_solves + jnp.sum(needed) + k,
         )
 
-    centres, distances = _seeding(metric, xs, init, key, k, num_points, solver)
+    centres, distances, curves = _seeding(metric, xs, init, key, k, num_points, solver)
     labels = _nearest(distances)
     start = _Lloyd(
         centres=centres,
         labels=labels,
-        curves=lines(centres, labels),
+        curves=curves,
         distances=distances,
+        exact=jnp.ones((n, k), bool),
         coarse=jnp.array(True),
+        verify=jnp.array(False),
         results=jax.tree.map(lambda r: jnp.full(k, r), RESULTS.successful),
         error_estimates=jnp.full(k, jnp.nan, xs.dtype),
-        changed=jnp.array(True),
+        running=jnp.array(True),
         num_steps=jnp.array(0),
+        num_solves=jnp.array(0),
     )
-    state = jax.lax.while_loop(lambda s: s.changed & (s.num_steps < max_steps), step, start)
-    # Every point's distance to its own centre, solved from its polyline.
+    state = jax.lax.while_loop(lambda s: s.running & (s.num_steps < max_steps), step, start)
+    # Every point's distance to its own centre, solved from its polyline, and those to
+    # the other centres that are bounds only (where the iterations ran out).
     mine = clusters[None] == state.labels[:, None]
-    solved = _masked_distances(
-        metric, state.centres, xs, mine, lambda j, i: state.curves[i], num_points, solver
+    needed = (mine & (state.num_steps > 0)) | ~state.exact
+    solved, _ = _masked_distances(
+        metric,
+        state.centres,
+        xs,
+        needed,
+        lambda j, i: jnp.where(
+            j == state.labels[i],
+            state.curves[i],
+            straight_line(state.centres[j], xs[i], num_points),
+        ),
+        num_points,
+        solver,
     )
-    distances = jnp.where(mine & (state.num_steps > 0), solved, state.distances)
+    distances = jnp.where(needed, solved, state.distances)
     nearest = distances[points, state.labels]
     empty = jnp.zeros(k, int).at[state.labels].add(1) == 0
     results = state.results
     failed = (results != RESULTS.successful) & (results != RESULTS.max_steps_reached)
     result = first_failure(results, failed & ~empty)
     result = RESULTS.where(
-        (result == RESULTS.successful) & state.changed, RESULTS.max_steps_reached, result
+        (result == RESULTS.successful) & state.running, RESULTS.max_steps_reached, result
     )
     result = RESULTS.where(
         (result == RESULTS.successful) & ~jnp.all(jnp.isfinite(nearest)),
@@ -614,6 +708,7 @@ def _k_means(
             max_steps=max_steps,
             error_estimates=state.error_estimates,
             num_subsample_steps=subsample_steps,
+            num_distance_solves=state.num_solves,
         ),
     )
 
