@@ -38,6 +38,20 @@ def test_log_inverts_exp():
     assert float(jnp.linalg.norm(sol.vs[0] - v0)) <= float(sol.stats["velocity_error_estimate"])
 
 
+def test_log_inverts_exp_above_eight_dimensions():
+    # Six Poincaré half-planes, D = 12: geodesic_bvp's default is L-BFGS there, which
+    # converged too slowly to the tolerance a resolved velocity needs (W7's 64-D digits
+    # log map ran out of its steps); the log map's levels are Newton's up to D = 64.
+    product = jg.MatrixMetric(lambda x: jnp.diag(1 / jnp.repeat(x[1::2], 2) ** 2))
+    x0 = jnp.tile(jnp.array([0.3, 1.2]), 6)
+    v0 = jnp.array([0.7, -0.4, 0.2, 0.5, -0.3, 0.1, 0.0, 0.6, 0.4, 0.4, -0.5, -0.2])
+    x1 = jg.exp_map(product, x0, v0, rtol=1e-12, atol=1e-12)
+    sol = jg.log_map(product, x0, x1)
+    np.testing.assert_allclose(sol.vs[0], v0, rtol=1e-6, atol=1e-7)
+    assert float(jnp.linalg.norm(sol.vs[0] - v0)) <= float(sol.stats["velocity_error_estimate"])
+    assert int(sol.stats["num_steps"]) < 100
+
+
 @pytest.mark.slow
 def test_shooting_bvp_is_the_exact_semicircle():
     # (-1, 1) -> (1, 1): the circle of radius sqrt(2) about the origin, 3pi/4 -> pi/4.

@@ -5,7 +5,7 @@ from .._checks import check_levels
 from .._numerics import LENGTH_LEVEL_TOL, LENGTH_TOL, LEVEL_TOL
 from .._solution import GeodesicSolution
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
-from ._default import default_polyline_solver
+from ._default import default_polyline_solver, velocity_polyline_solver
 from ._levels import extrapolated_curve
 from ._newton import EnergyNewton
 
@@ -48,9 +48,10 @@ class Richardson(AbstractBoundarySolver):
 
     - `solver`: the polyline solver, with its tolerances (default: as in
       [`jaxgeo.geodesic_bvp`][], with tolerances 1e-10 in float64 where the velocity is
-      resolved: the log map's velocity carries $N$ times the error of the points; where
-      only the length is, Newton's levels stop at 1e-4: the length's error is the square
-      of the points').
+      resolved, and then [`jaxgeo.EnergyNewton`][] up to `D = 64`: the log map's
+      velocity carries $N$ times the error of the points, and L-BFGS converges to such
+      tolerances slowly; where only the length is, Newton's levels stop at 1e-4: the
+      length's error is the square of the points').
     - `rtol`, `atol`: the tolerance on the length's estimated error; default 1e-6 in
       float64 and 1e-4 in float32 (relative), and 0 (absolute).
     - `min_segments`: the first level's segments $N_0$ (a power of two, at least 4).
@@ -90,8 +91,7 @@ class Richardson(AbstractBoundarySolver):
             # The length alone is stationary: Newton's levels stop at 1e-4.
             solver = default_polyline_solver(problem.x0.shape[0])
             if self.resolve_velocity:
-                tol = LEVEL_TOL(dtype)
-                solver = type(solver)(rtol=tol, atol=tol)
+                solver = velocity_polyline_solver(problem.x0.shape[0], LEVEL_TOL(dtype))
             elif isinstance(solver, EnergyNewton):  # quadratic convergence
                 tol = LENGTH_LEVEL_TOL(dtype)
                 solver = EnergyNewton(rtol=tol, atol=tol)
