@@ -582,7 +582,10 @@ def main(
     report = Report()
     report("# jaxgeo benchmarks\n")
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=out.parent
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
     ).stdout.strip()
     report(
         f"`python -m benchmarks{' --smoke' if smoke else ''}` at commit {commit or 'unknown'} "
