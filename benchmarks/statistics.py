@@ -52,6 +52,7 @@ from .report import command_line, extrapolated_length, markdown_table, timed
 
 TIGHT = jg.EnergyNewton(rtol=1e-12, atol=1e-12)
 FULL_MATRIX = 1000
+SHORTER = 1e-4  # an entry this much below its reference is another, shorter geodesic
 PEER_SECONDS = 120.0  # a peer row whose solvers run longer is stopped
 SMOKE_PEER_SECONDS = 1.0
 SMOKE_PEER_MEDOIDS = 100  # points of the peer's Euclidean k-medoids in --smoke
@@ -215,7 +216,13 @@ def matrices(
         start = time.perf_counter()
         out = np.asarray(jg.pairwise_distances(metric, points, solver=solver))
         seconds = time.perf_counter() - start
-        errors = [abs(out[rows_[k], cols_[k]] - ref) / ref for k, ref in zip(sample, references)]
+        gaps = np.array(
+            [(out[rows_[k], cols_[k]] - ref) / ref for k, ref in zip(sample, references)]
+        )
+        # An entry shorter than its reference is a shorter geodesic than the one the
+        # reference found from the straight line (the matrix's repair starts such pairs
+        # from a path through other points): not an error of the entry.
+        shorter = gaps < -SHORTER
         rows.append(
             dict(
                 library="jaxgeo",
@@ -224,7 +231,14 @@ def matrices(
                 per_pair_ms=1e3 * seconds / pairs,
                 full_estimate_s=seconds / pairs * full_pairs,
                 failed=int(np.isnan(out).sum()),
-                error=float(np.nanmax(errors)),
+                error=float(np.nanmax(np.abs(gaps[~shorter]))) if (~shorter).any() else None,
+                note=(
+                    f"{shorter.sum()} of the {len(gaps)} sampled entries are shorter than "
+                    f"the straight-line reference (by up to {-gaps.min():.1%}): shorter "
+                    "geodesics, found by the repair; the error is the others'"
+                    if shorter.any()
+                    else ""
+                ),
             )
         )
         print(rows[-1], flush=True)
