@@ -576,9 +576,13 @@ def test_k_means_labels_are_the_nearest_centres_and_a_subsample_seeds_it(capfd):
     `progress=True` reports every iteration."""
     xs = jnp.concatenate([_clustered_points(), _clustered_points()[::-1] * 1.01])
     truth = jnp.concatenate([CLUSTER_LABELS, CLUSTER_LABELS[::-1]])
-    clustering = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=6)
+    # (progress=True in both calls: the whole set's program is compiled once)
+    clustering = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=6, progress=True)
     assert clustering.result == jg.RESULTS.successful
     assert int(clustering.stats["num_subsample_steps"]) >= 1
+    lines = capfd.readouterr().err.splitlines()
+    reports = [line for line in lines if line.startswith("k_means (subsample): iteration")]
+    assert len(reports) == int(clustering.stats["num_subsample_steps"]), lines
     # (every iteration would solve 2 distances a point and 3 centre moves without them)
     assert int(clustering.stats["num_distance_solves"]) < int(clustering.stats["num_steps"]) * (
         2 * xs.shape[0] + 3
