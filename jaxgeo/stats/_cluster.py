@@ -644,7 +644,7 @@ def _k_means(
             verify=~changed & tight,
             results=results,
             error_estimates=estimates,
-            running=changed | (tight & ~(state.verify & ~state.coarse)),
+            running=changed | (tight & ~state.verify),  # (verify: tight means)
             num_steps=state.num_steps + 1,
             num_solves=state.num_solves + jnp.sum(needed) + k,
         )
