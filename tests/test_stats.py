@@ -104,6 +104,38 @@ def test_newton_mean_converges_quadratically_to_the_exact_centre():
             assert after <= before**1.5, norms
 
 
+def test_newton_mean_step_damps_an_indefinite_hessian_within_the_step():
+    """From straight lines, the Gaussian Stein metric's energy Hessian is indefinite
+    (its block Cholesky gives NaN): an undamped Newton step damps more within itself,
+    as `EnergyNewton` does, instead of spending the step on a rejection (at zero damping
+    no number of rejections would ever damp it)."""
+    from jaxgeo._geodesic._levels import LevelEnergy, resample
+    from jaxgeo.stats._newton_mean import _derivatives, _newton_direction, newton_level
+
+    cov = jnp.array([[1.0, 0.95], [0.95, 1.0]])
+    metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), cov), damping=1.0)
+    xs = jnp.array([[-1.2, -1.0], [0.4, 0.7], [1.5, 1.1], [-0.3, 0.2]])
+    start, n, size = xs[0], xs.shape[0], jnp.array(8)
+    level = LevelEnergy(metric, "midpoint", 8)
+    lines = jax.vmap(lambda x: jnp.linspace(start, x, 9))(xs)
+    curves = jax.vmap(lambda c: resample(c, 8, 9))(lines)
+    weights, labels = jnp.full(n, 1 / n), jnp.zeros(n, int)
+    undamped = _newton_direction(
+        _derivatives(level, curves, size), size, weights, labels, jnp.zeros(1)
+    )
+    assert not jnp.all(jnp.isfinite(undamped[0]))  # (the case this test is about)
+    state = newton_level(
+        level, weights, labels, start[None], curves, size, 1, 1e-10, 1e-10, jnp.zeros(1)
+    )
+    assert float(state.damping[0]) > 0 and bool(jnp.all(jnp.isfinite(state.curves)))
+    energies = jax.vmap(lambda c: level.value(c, size))
+    assert float(state.value[0]) < float(jnp.mean(energies(curves)))  # (accepted)
+    solved = newton_level(
+        level, weights, labels, start[None], curves, size, 64, 1e-10, 1e-10, jnp.zeros(1)
+    )
+    assert bool(solved.converged[0]) and int(solved.num_steps) < 64
+
+
 @pytest.mark.slow
 def test_karcher_and_energy_means_agree_and_weights_move_the_mean():
     """On points with no symmetry the two algorithms meet as the polylines are refined

@@ -30,6 +30,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from .._custom_types import ScalarLike
 from .._geodesic._levels import assemble_masked, Buffer, cubic_refine, LevelEnergy, resample
+from .._geodesic._newton import REDAMP_FACTOR, REDAMP_FLOOR
 from .._linalg import active_block_tridiagonal_solve, solve
 from .._metric._base import AbstractMetric
 from .._solution import RESULTS
@@ -51,6 +52,17 @@ ASYMPTOTIC_RATIO = (3.0, 5.5)
 ESTIMATE_SAFETY = 2.0
 
 
+class _Derivatives(NamedTuple):
+    """Every curve's energy derivatives at its points, as a Newton step uses them."""
+
+    grad: Float[Array, "n interior dim"]  # the interior points' gradients
+    diag: Float[Array, "n interior dim dim"]  # their block-tridiagonal Hessians
+    upper: Float[Array, "n couplings dim dim"]
+    grad_mean: Float[Array, "n dim"]  # each curve's gradient in its first point (the mean)
+    mean_block: Float[Array, "n dim dim"]  # and Hessian block
+    coupling: Float[Array, "n dim dim"]  # the mean's and point 1's block
+
+
 class _Newton(NamedTuple):
     means: Float[Array, "k dim"]
     curves: Curves  # each from its cluster's mean (first) to its point (from `size` on)
@@ -61,6 +73,8 @@ class _Newton(NamedTuple):
     converged: Bool[Array, " k"]
     diverged: Bool[Array, " k"]
     grad_norms: Float[Array, "steps k"]  # the gradient's max-norm before every step
+    derivatives: _Derivatives
+    fresh: Bool[Array, ""]  # whether `derivatives` are at `curves` (else recomputed)
 
 
 def _by_cluster(values, labels, num_clusters):
@@ -83,21 +97,26 @@ def _eliminate(diag, upper, rhs, size):
     return active_block_tridiagonal_solve(diag, upper, rhs, size - 1)
 
 
-def _newton_direction(level: LevelEnergy, curves: Curves, size, weights, labels, damping):
+def _derivatives(level: LevelEnergy, curves: Curves, size) -> _Derivatives:
+    dim = curves.shape[2]
+    g, h = jax.vmap(lambda c: level.segment_derivatives(c, size))(curves)
+    grad, diag, upper, _ = jax.vmap(assemble_masked, (0, 0, None))(g, h, size)
+    return _Derivatives(grad, diag, upper, g[:, 0, :dim], h[:, 0, :dim, :dim], h[:, 0, :dim, dim:])
+
+
+def _newton_direction(derivatives: _Derivatives, size, weights, labels, damping):
     """The damped Newton step on all the curves (zero at their fixed ends and beyond
     their `size` segments), every cluster's gradient max-norm and predicted decrease,
     by the Schur complement on every cluster's mean (`damping`: one per cluster; the
     clusters are independent problems). Each curve's rows are divided by its weight
     (the same step; a curve of weight zero still follows its mean as a geodesic)."""
-    n, _, dim = curves.shape
+    grad, diag, upper, grad_mean, mean_block, coupling = derivatives
+    n, _, dim = grad.shape
     k = damping.shape[0]
-    dtype = curves.dtype
+    dtype = grad.dtype
     num_segments = size.astype(dtype)
     eye = jnp.eye(dim, dtype=dtype)
     mu = damping[labels]  # (each curve's cluster's damping)
-    g, h = jax.vmap(lambda c: level.segment_derivatives(c, size))(curves)
-    grad, diag, upper, _ = jax.vmap(assemble_masked, (0, 0, None))(g, h, size)
-    grad_mean, mean_block, coupling = g[:, 0, :dim], h[:, 0, :dim, :dim], h[:, 0, :dim, dim:]
     # Damping: mu times the diagonal of the Euclidean energy's Hessian (weighted).
     a_diag = diag + (2 * num_segments * mu)[:, None, None, None] * eye[None, None]
     # A_i [z_i, Z_i] = [g_i, e_1 B_i^T]: B_i couples the mean (rows) and point 1 (columns)
@@ -175,18 +194,51 @@ def newton_level(
     def energies(curves):
         return _cluster_energies(level, curves, size, weights, labels, num_clusters)
 
+    def finite_by_cluster(direction):
+        delta, delta_means = direction[:2]
+        finite_curve = jnp.all(jnp.isfinite(delta), axis=(1, 2))
+        return (_by_cluster((~finite_curve).astype(int), labels, num_clusters) == 0) & jnp.all(
+            jnp.isfinite(delta_means), axis=1
+        )
+
     def step(state: _Newton) -> _Newton:
         active = ~state.converged & ~state.diverged
-        delta, delta_means, grad_norm, predicted = _newton_direction(
-            level, state.curves, size, weights, labels, state.damping
+        # (after a step that no cluster accepted, the curves and so their derivatives
+        # are those of the last step)
+        derivatives = jax.lax.cond(
+            state.fresh,
+            lambda: state.derivatives,
+            lambda: _derivatives(level, state.curves, size),
         )
+
+        def attempt(carry):
+            damping, direction, tried = carry
+            # Where the damped Hessian is indefinite (NaN from the block Cholesky), damp
+            # more within this step: a factorisation is much cheaper than a rejected step.
+            indefinite = tried & active & ~finite_by_cluster(direction)
+            damping = jnp.where(
+                indefinite, jnp.maximum(REDAMP_FACTOR * damping, REDAMP_FLOOR), damping
+            )
+            direction = _newton_direction(derivatives, size, weights, labels, damping)
+            return damping, direction, jnp.array(True)
+
+        def indefinite(carry):
+            damping, direction, tried = carry
+            redamp = active & ~finite_by_cluster(direction) & (damping < MAX_DAMPING)
+            return ~tried | jnp.any(redamp)
+
+        shapes = jax.eval_shape(
+            lambda d: _newton_direction(derivatives, size, weights, labels, d), state.damping
+        )
+        nothing = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+        damped, direction, _ = jax.lax.while_loop(
+            indefinite, attempt, (state.damping, nothing, jnp.array(False))
+        )
+        delta, delta_means, grad_norm, predicted = direction
         trial = state.curves + delta
         new_value = energies(trial)
         actual = state.value - new_value
-        finite_curve = jnp.all(jnp.isfinite(delta), axis=(1, 2))
-        finite = jnp.isfinite(new_value) & (
-            _by_cluster((~finite_curve).astype(int), labels, num_clusters) == 0
-        )
+        finite = jnp.isfinite(new_value) & finite_by_cluster(direction)
         gain = actual / jnp.where(predicted > 0, predicted, jnp.inf)
         noise = 64 * jnp.finfo(dtype).eps * jnp.abs(state.value)
         # At the round-off floor (or where only curves of weight zero move) the gain is
@@ -196,9 +248,7 @@ def newton_level(
         accept = active & finite & ((gain > 0) | at_floor)
         shrink = jnp.maximum(MIN_SHRINK, 1 - (2 * jnp.clip(gain, 0, 1) - 1) ** 3)
         damping = jnp.where(
-            active,
-            jnp.where(accept, state.damping * shrink, state.damping * state.growth),
-            state.damping,
+            active, jnp.where(accept, damped * shrink, damped * state.growth), state.damping
         )
         scaled = jnp.abs(delta) / (atol + rtol * jnp.abs(state.curves))
         small = _cluster_max(jnp.max(scaled, axis=(1, 2)), labels, num_clusters) < 1
@@ -218,6 +268,8 @@ def newton_level(
             grad_norms=state.grad_norms.at[state.num_steps].set(
                 jnp.where(active, grad_norm, jnp.nan)
             ),
+            derivatives=derivatives,
+            fresh=~jnp.any(accept),
         )
 
     value = energies(curves)
@@ -231,6 +283,11 @@ def newton_level(
         converged=jnp.zeros(num_clusters, bool),
         diverged=~jnp.isfinite(value),
         grad_norms=jnp.full((max_steps, num_clusters), jnp.nan, dtype),
+        derivatives=jax.tree.map(
+            lambda a: jnp.zeros(a.shape, a.dtype),
+            jax.eval_shape(lambda c: _derivatives(level, c, size), curves),
+        ),
+        fresh=jnp.array(False),
     )
     return jax.lax.while_loop(
         lambda s: jnp.any(~s.converged & ~s.diverged) & (s.num_steps < max_steps), step, start
