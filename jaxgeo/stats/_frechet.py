@@ -402,7 +402,9 @@ class NewtonMean(AbstractMeanSolver):
             max_segments=self.max_segments,
             max_steps=self.max_steps,
             rtol=jnp.where(coarse, rtol**0.5, rtol),
-            newton_tol=LEVEL_TOL(xs.dtype),
+            # (coarse: Newton stops a step earlier, after a step of sqrt(tol), which in
+            # its quadratic regime leaves an error near tol, far below sqrt(rtol))
+            newton_tol=jnp.where(coarse, LEVEL_TOL(xs.dtype) ** 0.5, LEVEL_TOL(xs.dtype)),
         )
         return (
             levels.means,

@@ -179,8 +179,8 @@ def newton_level(
     curves: Curves,
     size: Int[Array, ""],
     max_steps: int,
-    rtol: float,
-    atol: float,
+    rtol: ScalarLike,
+    atol: ScalarLike,
     damping: Float[Array, " k"],
 ) -> _Newton:
     """Newton's method on one level of `size` segments: every cluster's mean (`means`,
@@ -329,7 +329,7 @@ def newton_mean_levels(
     max_segments: int,
     max_steps: int,
     rtol: ScalarLike,
-    newton_tol: float,
+    newton_tol: ScalarLike,
 ) -> MeanLevels:
     r"""The weighted Fréchet means of the `k` clusters of `xs` (`labels`: every point's
     cluster; `weights` normalised within every cluster; `inits`: the initial means, and
