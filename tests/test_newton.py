@@ -158,34 +158,6 @@ def test_newton_matches_descent_and_converges_fast(rho):
     assert int(newton.stats["num_steps"]) < 100
 
 
-@pytest.mark.parametrize(
-    "max_steps", [4096, pytest.param(3, marks=pytest.mark.slow)], ids=["converged", "budget"]
-)
-def test_refined_levels_in_one_program_equal_two_solves(max_steps):
-    """EnergyNewton's two Richardson levels, run as one program with the coarse level
-    padded and pinned, take the same steps to the same polylines as two plain solves,
-    and report the same results (here also a budget that stops the coarse level)."""
-    metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.8], [0.8, 1.0]])))
-    x0, x1 = jnp.array([-4.0, -2.0]), jnp.array([4.0, -2.0])
-    init = jnp.linspace(x0, x1, 17)
-    problem = jg.BoundaryProblem(metric, x0, x1, init, max_steps=max_steps)
-    solver = jg.EnergyNewton()
-    one_program = jax.jit(solver.geodesic_refined)(problem)
-    two_solves = jax.jit(super(jg.EnergyNewton, solver).geodesic_refined)(problem)
-    for ours, reference in zip(one_program, two_solves):
-        assert ours.xs.shape == reference.xs.shape
-        np.testing.assert_allclose(ours.xs, reference.xs, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(ours.vs, reference.vs, rtol=1e-10, atol=1e-12)
-        assert int(ours.stats["num_steps"]) == int(reference.stats["num_steps"])
-        assert ours.result == reference.result
-    coarse, fine = one_program
-    if max_steps == 3:
-        assert coarse.result == jg.RESULTS.nonlinear_max_steps_reached
-    else:
-        assert coarse.result == fine.result == jg.RESULTS.successful
-        assert int(fine.stats["num_steps"]) < int(coarse.stats["num_steps"])
-
-
 def test_default_solver_is_newton_for_small_dim():
     from jaxgeo._geodesic._default import default_polyline_solver as default_solver, NEWTON_MAX_DIM
 

@@ -105,16 +105,6 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
             default if self.atol is None else self.atol,
         )
 
-    def geodesic_refined(
-        self, problem: BoundaryProblem
-    ) -> tuple[GeodesicSolution, GeodesicSolution]:
-        """The discrete geodesics on `problem`'s grid ($N$ segments) and on the grid with
-        every segment halved ($2N$), the second started from the first with the
-        midpoints inserted, so it takes a few steps (for [`jaxgeo.Richardson`][])."""
-        coarse = self.geodesic(problem)
-        fine_problem = eqx.tree_at(lambda p: p.init, problem, refine(coarse.xs))
-        return coarse, self.geodesic(fine_problem)
-
     def refined_levels(
         self,
         problem: BoundaryProblem,
@@ -173,14 +163,6 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
             rtol, atol = self.tolerances(problem.init.dtype)
             xs, result, num_steps = self.minimise(problem, rtol, atol)
         return polyline_solution(problem, xs, result, num_steps)
-
-
-def refine(xs: Curve) -> Float[Array, "refined dim"]:
-    """The polyline with the midpoint of every segment inserted: `(N + 1, D)` →
-    `(2N + 1, D)`, on the uniform grid again."""
-    midpoints = 0.5 * (xs[:-1] + xs[1:])
-    interleaved = jnp.stack([xs[:-1], midpoints], axis=1).reshape(-1, xs.shape[1])
-    return jnp.concatenate([interleaved, xs[-1:]])
 
 
 class TerminateOnState:

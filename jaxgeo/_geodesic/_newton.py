@@ -16,12 +16,10 @@ from .._linalg import (
     UpperBlocks,
 )
 from .._metric._base import AbstractMetric
-from .._solution import GeodesicSolution, RESULTS
+from .._solution import RESULTS
 from ._base import (
     AbstractPolylineSolver,
     BoundaryProblem,
-    polyline_solution,
-    refine,
     TerminateOnState,
 )
 from ._levels import (
@@ -40,28 +38,9 @@ def _with_ends(interior: Points, x0: Point, x1: Point) -> Curve:
     return jnp.concatenate([x0[None], interior, x1[None]])
 
 
-class _Pinned(eqx.Module):
-    """A problem whose interior points outside `free` stay at their initial values
-    (`problem.init`): the coarse level of `EnergyNewton.geodesic_refined`, padded to the
-    fine level's size, so that both levels run one compiled program."""
-
-    problem: BoundaryProblem
-    free: Bool[Array, " interior"]
-
-
-def _pin(interior: Points, pinned: _Pinned) -> Points:
-    """The interior points with the pinned ones at their initial values."""
-    return jnp.where(pinned.free[:, None], interior, pinned.problem.init[1:-1])
-
-
-def _objective(interior: Points, args: BoundaryProblem | _Pinned) -> Scalar:
-    r"""The discrete energy of the polyline; with pins,
-    $E(\text{pinned curve}) + \frac12 \sum_{\text{pinned } j} |y_j - y^0_j|^2$, so that
-    the pinned points' optimality condition is $y_j = y^0_j$ (for the implicit adjoint)."""
-    if isinstance(args, BoundaryProblem):
-        return _energy(interior, args)
-    offsets = interior - _pin(interior, args)  # zero at the free points
-    return _energy(_pin(interior, args), args.problem) + 0.5 * jnp.sum(offsets**2)
+def _objective(interior: Points, problem: BoundaryProblem) -> Scalar:
+    """The discrete energy of the polyline with these interior points."""
+    return _energy(interior, problem)
 
 
 def _energy(interior: Points, problem: BoundaryProblem) -> Scalar:
@@ -93,22 +72,10 @@ def energy_derivatives(
     return (jnp.sum(e), g[:-1, dim:] + g[1:, :dim], *_assemble(h))
 
 
-def _derivatives(args: BoundaryProblem | _Pinned, interior: Points):
-    """`energy_derivatives` of `_objective` w.r.t. the interior points: with pins, a
-    pinned point's gradient is its offset from its pin, its Hessian row the identity."""
-    if isinstance(args, BoundaryProblem):
-        xs = _with_ends(interior, args.x0, args.x1)
-        return energy_derivatives(args.metric, xs, args.energy)
-    problem, free = args.problem, args.free
-    xs = _with_ends(_pin(interior, args), problem.x0, problem.x1)
-    f, grad, diag, upper = energy_derivatives(problem.metric, xs, problem.energy)
-    eye = jnp.eye(xs.shape[1], dtype=xs.dtype)
-    return (
-        f,
-        jnp.where(free[:, None], grad, 0),
-        jnp.where(free[:, None, None], diag, eye),
-        jnp.where((free[:-1] & free[1:])[:, None, None], upper, 0),
-    )
+def _derivatives(problem: BoundaryProblem, interior: Points):
+    """`energy_derivatives` of `_objective` w.r.t. the interior points."""
+    xs = _with_ends(interior, problem.x0, problem.x1)
+    return energy_derivatives(problem.metric, xs, problem.energy)
 
 
 def _laplacian_norm(num_segments: Scalar, step: Points) -> Scalar:
@@ -170,8 +137,6 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
         # rejected step they are recomputed, at the price of one pass.
         _, grad, hess_diag, hess_upper = _derivatives(args, y)
         coupling = jnp.ones(hess_upper.shape[0], bool)
-        if isinstance(args, _Pinned):  # pinned points stay put: no damping couples them
-            coupling = args.free[:-1] & args.free[1:]
 
         def solve(diag, upper, rhs):
             return block_tridiagonal_solve(diag, upper, rhs)
@@ -331,12 +296,6 @@ class EnergyNewton(AbstractPolylineSolver):
     def minimise(
         self, problem: BoundaryProblem, rtol: float, atol: float
     ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
-        return self._minimise(problem, rtol, atol)
-
-    def _minimise(
-        self, args: BoundaryProblem | _Pinned, rtol: float, atol: float
-    ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
-        problem = args if isinstance(args, BoundaryProblem) else args.problem
         minimiser = _BlockNewtonMinimiser(
             rtol=rtol, atol=atol, initial_damping=self.initial_damping
         )
@@ -344,7 +303,7 @@ class EnergyNewton(AbstractPolylineSolver):
             _objective,
             minimiser,
             problem.init[1:-1],
-            args=args,
+            args=problem,
             max_steps=problem.max_steps,
             adjoint=self.adjoint,
             throw=False,
@@ -379,35 +338,6 @@ class EnergyNewton(AbstractPolylineSolver):
             resolve_velocity,
         )
         return differentiable_levels(params, levels, problem.energy)
-
-    def geodesic_refined(
-        self, problem: BoundaryProblem
-    ) -> tuple[GeodesicSolution, GeodesicSolution]:
-        """As [`jaxgeo.AbstractPolylineSolver`][]'s, with both levels run by one
-        compiled Newton program (half the compile time of two): the coarse level is
-        padded to the fine level's $2N + 1$ points, its last $N$ pinned at `x1`."""
-        if problem.num_points == 2:
-            return super().geodesic_refined(problem)
-        rtol, atol = self.tolerances(problem.init.dtype)
-        n = problem.num_points
-        padded = jnp.concatenate(
-            [problem.init, jnp.broadcast_to(problem.x1, (n - 1, problem.x1.shape[0]))]
-        )
-        fine_problem = eqx.tree_at(lambda p: p.init, problem, padded)
-        coarse_free = jnp.arange(1, 2 * n - 2) < n - 1  # of the padded interior points
-
-        def level(xs, is_coarse):
-            init = jnp.where(is_coarse, xs, refine(xs[:n]))
-            free = coarse_free | ~is_coarse
-            pinned = _Pinned(eqx.tree_at(lambda p: p.init, fine_problem, init), free)
-            xs, result, num_steps = self._minimise(pinned, rtol, atol)
-            return xs, (xs, result, num_steps)
-
-        _, (xs, results, steps) = jax.lax.scan(level, padded, jnp.array([True, False]))
-        coarse_result, fine_result = (jax.tree.map(lambda r: r[i], results) for i in (0, 1))
-        coarse = polyline_solution(problem, xs[0, :n], coarse_result, steps[0])
-        fine = polyline_solution(fine_problem, xs[1], fine_result, steps[1])
-        return coarse, fine
 
 
 def _newton_level(
