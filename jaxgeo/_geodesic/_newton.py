@@ -38,12 +38,8 @@ def _with_ends(interior: Points, x0: Point, x1: Point) -> Curve:
     return jnp.concatenate([x0[None], interior, x1[None]])
 
 
-def _objective(interior: Points, problem: BoundaryProblem) -> Scalar:
-    """The discrete energy of the polyline with these interior points."""
-    return _energy(interior, problem)
-
-
 def _energy(interior: Points, problem: BoundaryProblem) -> Scalar:
+    """The discrete energy of the polyline with these interior points."""
     return problem.curve_energy(_with_ends(interior, problem.x0, problem.x1))
 
 
@@ -73,7 +69,7 @@ def energy_derivatives(
 
 
 def _derivatives(problem: BoundaryProblem, interior: Points):
-    """`energy_derivatives` of `_objective` w.r.t. the interior points."""
+    """`energy_derivatives` of `_energy` w.r.t. the interior points."""
     xs = _with_ends(interior, problem.x0, problem.x1)
     return energy_derivatives(problem.metric, xs, problem.energy)
 
@@ -123,7 +119,7 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
     def init(self, fn, y, args, options, f_struct, aux_struct, tags):
         del fn, options, aux_struct, tags
         return _NewtonState(
-            f=_objective(y, args),
+            f=_energy(y, args),
             damping=jnp.array(self.initial_damping, f_struct.dtype),
             growth=jnp.array(NIELSEN_GROWTH, f_struct.dtype),
             terminate=jnp.array(False),
@@ -148,7 +144,7 @@ class _BlockNewtonMinimiser(TerminateOnState, optx.AbstractMinimiser):
             state.growth,
             (grad, hess_diag, hess_upper, coupling),
             solve,
-            lambda trial: _objective(trial, args),
+            lambda trial: _energy(trial, args),
             y.shape[0] + 1,
             (self.rtol, self.atol, self.max_damping),
             self.norm,
@@ -300,7 +296,7 @@ class EnergyNewton(AbstractPolylineSolver):
             rtol=rtol, atol=atol, initial_damping=self.initial_damping
         )
         sol = optx.minimise(
-            _objective,
+            _energy,
             minimiser,
             problem.init[1:-1],
             args=problem,
