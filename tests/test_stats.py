@@ -623,6 +623,15 @@ def test_k_means_labels_are_the_nearest_centres_and_a_subsample_seeds_it(capfd):
     np.testing.assert_array_equal(clustering.labels, jnp.argmin(clustering.distances, axis=1))
     exact = _poincare_distances(xs, clustering.centres)
     np.testing.assert_allclose(clustering.distances, exact, rtol=1e-6)
+    whole = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=None, progress=True)
+    assert int(whole.stats["num_subsample_steps"]) == 0
+    lines = capfd.readouterr().err.splitlines()
+    reports = [line for line in lines if line.startswith("k_means: iteration")]
+    assert len(reports) == int(whole.stats["num_steps"]), lines
+    assert _same_partition(whole.labels, truth)
+    np.testing.assert_allclose(
+        jnp.sort(whole.centres, axis=0), jnp.sort(clustering.centres, axis=0), atol=1e-8
+    )
 
 
 def test_nearest_neighbours_by_geodesic_distance():
