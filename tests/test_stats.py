@@ -583,8 +583,9 @@ def test_cluster_means_are_every_clusters_frechet_mean(solver):
     labels = jnp.where(CLUSTER_LABELS == 2, 1, CLUSTER_LABELS)  # (cluster 2 is empty)
     centres = CLUSTER_CENTRES.at[1].set(xs[4])
     lines = jax.vmap(lambda c, x: jnp.linspace(c, x, 33))(centres[labels], xs)
-    means, curves, lengths, results, estimates = solver.cluster_means(
-        poincare, xs, labels, centres, lines, 33, jnp.array(False)
+    state = solver.cluster_state(xs, 3)
+    means, curves, lengths, results, estimates, state = solver.cluster_means(
+        poincare, xs, labels, centres, lines, 33, jnp.array(False), state
     )
     assert bool(jnp.all(results == jg.RESULTS.successful))
     for j in range(2):
@@ -597,8 +598,70 @@ def test_cluster_means_are_every_clusters_frechet_mean(solver):
     np.testing.assert_allclose(lengths, exact, rtol=1e-6)
     np.testing.assert_allclose(curves[:, 0], means[labels], atol=1e-4)  # (the finest level's)
     np.testing.assert_allclose(curves[:, -1], xs, atol=1e-12)
-    coarse, *_ = solver.cluster_means(poincare, xs, labels, centres, lines, 33, jnp.array(True))
+    fresh = solver.cluster_state(xs, 3)
+    coarse, *_ = solver.cluster_means(
+        poincare, xs, labels, centres, lines, 33, jnp.array(True), fresh
+    )
     assert jnp.max(jnp.abs(coarse - means)) < 1e-3  # (to sqrt(rtol) at worst)
+
+
+def test_newton_cluster_means_carry_their_extrapolation_to_coarse_single_levels():
+    """After a ladder of levels, a coarse `NewtonMean.cluster_means` solves its
+    second-last level alone and adds the ladder's Romberg corrections: the means and
+    lengths stay within the square root of the tolerance (far closer than the level's
+    own), with no error estimate; a point that changed cluster takes its new cluster's
+    average length correction."""
+    solver = jg.stats.NewtonMean()
+    xs = _clustered_points()
+    labels = jnp.where(CLUSTER_LABELS == 2, 1, CLUSTER_LABELS)
+    centres = CLUSTER_CENTRES.at[1].set(xs[4])
+    lines = jax.vmap(lambda c, x: jnp.linspace(c, x, 33))(centres[labels], xs)
+    state = solver.cluster_state(xs, 3)
+    assert not state.valid
+    means, curves, lengths, results, estimates, state = solver.cluster_means(
+        poincare, xs, labels, centres, lines, 33, jnp.array(True), state
+    )
+    assert bool(state.valid) and bool(jnp.all(jnp.isfinite(estimates[:2])))
+    size = int(state.size)
+    assert size >= solver.min_segments
+    exact_means = jnp.stack(
+        [jg.stats.frechet_mean(poincare, xs[labels == j], num_points=33).mean for j in range(2)]
+    )
+    single = solver.cluster_means(poincare, xs, labels, means, curves, 33, jnp.array(True), state)
+    single_means, _, single_lengths, single_results, single_estimates, kept = single
+    assert bool(jnp.all(single_results == jg.RESULTS.successful))
+    assert bool(jnp.all(jnp.isnan(single_estimates[:2])))
+    assert bool(jnp.all(kept.means == state.means))  # (passed on unchanged)
+    from jaxgeo.stats._newton_mean import _carried_lengths, newton_mean_levels
+
+    # the level alone, uncorrected: its O(h^2) error, which the corrections remove
+    raw = newton_mean_levels(
+        poincare,
+        xs,
+        1 / jnp.bincount(labels, length=3)[labels],
+        labels,
+        means,
+        curves,
+        num_points=33,
+        min_segments=size,
+        max_segments=size,
+        max_steps=64,
+        rtol=1.0,
+        newton_tol=1e-10,
+    )
+    raw_error = jnp.max(jnp.abs(raw.means[:2] - exact_means))
+    error = jnp.max(jnp.abs(single_means[:2] - exact_means))
+    assert error < 1e-4 and error < 0.1 * raw_error
+    exact = jax.vmap(poincare_distance)(single_means[labels], xs)
+    np.testing.assert_allclose(single_lengths, exact, rtol=1e-5)
+    np.testing.assert_array_equal(single_means[2], means[2])  # (empty: kept)
+    # a point now in another cluster: its new cluster's average correction over the
+    # points that stayed
+    moved = labels.at[0].set(1 - labels[0])
+    carried = _carried_lengths(state, moved, 3)
+    stayed = (moved == moved[0]) & (jnp.arange(len(xs)) > 0)
+    np.testing.assert_allclose(carried[0], jnp.mean(state.lengths[stayed]), rtol=1e-12)
+    np.testing.assert_array_equal(carried[1:], state.lengths[1:])
 
 
 def test_k_means_labels_are_the_nearest_centres_and_a_subsample_seeds_it(capfd):

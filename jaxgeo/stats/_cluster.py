@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from .._checks import as_int, check_integer
 from .._curve import straight_line
@@ -550,6 +550,7 @@ class _Lloyd(NamedTuple):
     verify: Bool[Array, ""]  # this iteration solves every distance (no bounds)
     results: RESULTS  # the last means', one per cluster
     error_estimates: Float[Array, " k"]
+    means_state: PyTree  # the mean solver's, carried between its calls
     running: Bool[Array, ""]
     num_steps: Int[Array, ""]
     num_solves: Int[Array, ""]  # distances solved to the other centres and moves
@@ -557,10 +558,14 @@ class _Lloyd(NamedTuple):
 
 def _report(phase, step, num_changed, coarse, num_solved, estimate):
     means = "coarse" if coarse else "tight"
+    how = (
+        "one level, the last extrapolation's corrections added"
+        if np.isnan(estimate)
+        else f"largest error estimate {estimate:.1e}"
+    )
     print(
         f"k_means{phase}: iteration {step}: {num_changed} labels changed; {means} means "
-        f"(largest error estimate {estimate:.1e}); {num_solved} distances to other "
-        "centres solved",
+        f"({how}); {num_solved} distances to other centres solved",
         file=sys.stderr,
         flush=True,
     )
@@ -593,8 +598,15 @@ def _k_means(
     points, clusters = jnp.arange(n), jnp.arange(k)
 
     def step(state: _Lloyd) -> _Lloyd:
-        new, curves, own, results, estimates = mean_solver.cluster_means(
-            metric, xs, state.labels, state.centres, state.curves, num_points, state.coarse
+        new, curves, own, results, estimates, means_state = mean_solver.cluster_means(
+            metric,
+            xs,
+            state.labels,
+            state.centres,
+            state.curves,
+            num_points,
+            state.coarse,
+            state.means_state,
         )
         new = jnp.where(jnp.all(jnp.isfinite(new), axis=1)[:, None], new, state.centres)
         # How far every centre moved: by the triangle inequality no distance to it fell
@@ -644,6 +656,7 @@ def _k_means(
             verify=~changed & tight,
             results=results,
             error_estimates=estimates,
+            means_state=means_state,
             running=changed | (tight & ~state.verify),  # (verify: tight means)
             num_steps=state.num_steps + 1,
             num_solves=state.num_solves + jnp.sum(needed) + k,
@@ -661,6 +674,7 @@ def _k_means(
         verify=jnp.array(False),
         results=jax.tree.map(lambda r: jnp.full(k, r), RESULTS.successful),
         error_estimates=jnp.full(k, jnp.nan, xs.dtype),
+        means_state=mean_solver.cluster_state(xs, k),
         running=jnp.array(True),
         num_steps=jnp.array(0),
         num_solves=jnp.array(0),

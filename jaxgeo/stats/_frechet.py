@@ -9,7 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
-from jaxtyping import Array
+from jaxtyping import Array, PyTree
 
 from .._checks import check_integer, check_levels, check_value
 from .._curve import curve_energy, straight_line
@@ -22,7 +22,7 @@ from .._metric._base import AbstractMetric
 from .._numerics import LEVEL_TOL, POLYLINE_TOL
 from .._sharding import map_solves
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
-from ._newton_mean import newton_mean_levels
+from ._newton_mean import newton_mean_levels, no_corrections
 
 
 class FrechetMean(eqx.Module):
@@ -258,15 +258,31 @@ class AbstractMeanSolver(eqx.Module):
 
     @abc.abstractmethod
     def cluster_means(
-        self, metric: AbstractMetric, xs, labels, centres, curves, num_points: int, coarse
-    ) -> tuple[Array, Array, Array, RESULTS, Array]:
+        self,
+        metric: AbstractMetric,
+        xs,
+        labels,
+        centres,
+        curves,
+        num_points: int,
+        coarse,
+        state: PyTree = None,
+    ) -> tuple[Array, Array, Array, RESULTS, Array, PyTree]:
         """The Fréchet means of the clusters of `xs` (`labels`: every point's cluster,
         equal weights), from the `centres` (shape `(k, D)`; an empty cluster keeps its
         own) and the polylines `curves` from every point's centre to it (shape
         `(n, num_points, D)`); `coarse` (traced): the clusters may still change, so the
-        square root of the tolerance will do. Returns the means, the polylines from
-        every point's new mean to it and their lengths (to the tolerance), one result
-        and one error estimate (NaN if the solver gives none) per cluster."""
+        square root of the tolerance will do; `state`: what the previous call returned
+        (first `cluster_state`). Returns the means, the polylines from every point's new
+        mean to it and their lengths (to the tolerance), one result and one error
+        estimate (NaN if the solver gives none) per cluster, and the state for the
+        next call."""
+
+    def cluster_state(self, xs: Array, num_clusters: int) -> PyTree:
+        """The `state` of the first `cluster_means` call of an iteration (e.g.
+        [`jaxgeo.stats.k_means`][]'): none, by default."""
+        del xs, num_clusters
+        return None
 
 
 def _one_cluster_at_a_time(solver, metric, xs, labels, centres, curves, num_points):
@@ -386,7 +402,10 @@ class NewtonMean(AbstractMeanSolver):
         )
         return mean, geodesics, result, stats
 
-    def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse):
+    def cluster_state(self, xs, num_clusters):
+        return no_corrections(xs.shape[0], num_clusters, xs.shape[1], xs.dtype, self.min_segments)
+
+    def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse, state=None):
         k = centres.shape[0]
         rtol = karcher_rtol(xs.dtype) if self.rtol is None else self.rtol
         counts = jnp.zeros(k, xs.dtype).at[labels].add(1)
@@ -405,6 +424,10 @@ class NewtonMean(AbstractMeanSolver):
             # (coarse: Newton stops a step earlier, after a step of sqrt(tol), which in
             # its quadratic regime leaves an error near tol, far below sqrt(rtol))
             newton_tol=jnp.where(coarse, LEVEL_TOL(xs.dtype) ** 0.5, LEVEL_TOL(xs.dtype)),
+            # coarse, after a ladder: its second-last level alone, with the ladder's
+            # Romberg corrections (1,000 learned-ring points, k = 2: a third of the work)
+            corrections=state,
+            single=coarse,
         )
         return (
             levels.means,
@@ -412,6 +435,7 @@ class NewtonMean(AbstractMeanSolver):
             levels.lengths,
             levels.results,
             levels.error_estimates,
+            levels.corrections,
         )
 
 
@@ -452,9 +476,10 @@ class KarcherMean(AbstractMeanSolver):
         )
         return mean, geodesics, result, dict(num_steps=num_steps, max_steps=self.max_steps)
 
-    def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse):
+    def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse, state=None):
         del coarse
-        return _one_cluster_at_a_time(self, metric, xs, labels, centres, curves, num_points)
+        means = _one_cluster_at_a_time(self, metric, xs, labels, centres, curves, num_points)
+        return *means, state
 
 
 class EnergyMean(AbstractMeanSolver):
@@ -478,9 +503,10 @@ class EnergyMean(AbstractMeanSolver):
         )
         return mean, geodesics, result, dict(num_steps=num_steps, max_steps=self.max_steps)
 
-    def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse):
+    def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse, state=None):
         del coarse
-        return _one_cluster_at_a_time(self, metric, xs, labels, centres, curves, num_points)
+        means = _one_cluster_at_a_time(self, metric, xs, labels, centres, curves, num_points)
+        return *means, state
 
 
 def frechet_mean(

@@ -305,6 +305,41 @@ def _points(curve: Buffer, size: Int[Array, ""], num_points: int) -> Float[Array
 _each_where = jax.vmap(RESULTS.where, (0, None, None))  # one result per cluster
 
 
+class Corrections(NamedTuple):
+    r"""What Romberg's extrapolation added to a level's solution, carried to later
+    solves on that level alone (`newton_mean_levels(single=True)`): the means'
+    $R - m_N$ and the lengths' relative $R/L_N - 1$, for the `labels` they were
+    solved with (a point since moved to another cluster takes its new cluster's
+    average); `valid` once a ladder of levels was extrapolated for every cluster."""
+
+    valid: Bool[Array, ""]
+    size: Int[Array, ""]  # the level N
+    labels: Int[Array, " n"]
+    means: Float[Array, "k dim"]
+    lengths: Float[Array, " n"]
+
+
+def no_corrections(num_points: int, num_clusters: int, dim: int, dtype, size: int) -> Corrections:
+    """`Corrections` before any ladder: not valid."""
+    return Corrections(
+        valid=jnp.array(False),
+        size=jnp.array(size),
+        labels=jnp.zeros(num_points, int),
+        means=jnp.zeros((num_clusters, dim), dtype),
+        lengths=jnp.zeros(num_points, dtype),
+    )
+
+
+def _carried_lengths(corrections: Corrections, labels, num_clusters):
+    """Every point's relative length correction; a point whose cluster changed since
+    takes its new cluster's average over the points that stayed (0 if none)."""
+    stayed = labels == corrections.labels
+    total = _by_cluster(jnp.where(stayed, corrections.lengths, 0), labels, num_clusters)
+    count = _by_cluster(stayed.astype(total.dtype), labels, num_clusters)
+    average = total / jnp.maximum(count, 1)
+    return jnp.where(stayed, corrections.lengths, average[labels])
+
+
 class MeanLevels(NamedTuple):
     means: Float[Array, "k dim"]  # extrapolated
     curves: Curves  # the last solved level's polylines, at `num_points` uniform times
@@ -314,6 +349,7 @@ class MeanLevels(NamedTuple):
     num_steps: Int[Array, ""]
     num_segments: Int[Array, ""]
     grad_norms: Float[Array, "levels steps k"]  # per level, before every Newton step
+    corrections: Corrections  # of this ladder (or those it was given, if `single`)
 
 
 def newton_mean_levels(
@@ -330,6 +366,8 @@ def newton_mean_levels(
     max_steps: int,
     rtol: ScalarLike,
     newton_tol: ScalarLike,
+    corrections: Corrections | None = None,
+    single: bool | Bool[Array, ""] = False,
 ) -> MeanLevels:
     r"""The weighted Fréchet means of the `k` clusters of `xs` (`labels`: every point's
     cluster; `weights` normalised within every cluster; `inits`: the initial means, and
@@ -341,18 +379,28 @@ def newton_mean_levels(
     the levels are asymptotic) is within `rtol` times the cluster's root mean square
     distance $\sqrt{2F}$, in the metric's norm at its mean, for every cluster. One
     `while_loop` over the levels: the level's size is traced, so the program is traced
-    and compiled once."""
+    and compiled once.
+
+    `single` (traced; needs valid `corrections`): one level only, that of the
+    `corrections`, which are added to its means and lengths (no error estimate: NaN)
+    -- for iterations that need the means to the square root of the tolerance, where
+    the corrections change little from one call to the next (k-means). A ladder
+    returns its own corrections, relative to its second-last level."""
     dtype = xs.dtype
     num_clusters = inits.shape[0]
     num_levels = (max_segments // min_segments).bit_length()
+    if corrections is None:
+        corrections = no_corrections(xs.shape[0], num_clusters, xs.shape[1], dtype, min_segments)
+    single = jnp.asarray(single) & corrections.valid
+    first = jnp.where(single, corrections.size, min_segments)
     level = LevelEnergy(metric, "midpoint", min_segments)
     ends = init_curves.at[:, 0].set(inits[labels]).at[:, -1].set(xs)
-    curves = jax.vmap(lambda c: resample(c, min_segments, max_segments + 1))(ends)
+    curves = jax.vmap(lambda c: resample(c, first, max_segments + 1))(ends)
     nan = jnp.full((num_clusters, xs.shape[1]), jnp.nan, dtype)
     empty = _by_cluster(weights, labels, num_clusters) == 0
     start = dict(
-        index=jnp.array(0),
-        size=jnp.array(min_segments),
+        index=jnp.round(jnp.log2(first // min_segments)).astype(int),
+        size=first,
         curves=curves,  # the next level's start
         starts=inits,  # its means (the curves' first points)
         solved=curves,  # the last level solved, of `num_segments`
@@ -363,7 +411,7 @@ def newton_mean_levels(
         lengths=jnp.full((2, xs.shape[0]), jnp.nan, dtype),  # the last two levels'
         results=jax.tree.map(lambda r: jnp.full(num_clusters, r), RESULTS.successful),
         num_steps=jnp.array(0),
-        num_segments=jnp.array(min_segments),
+        num_segments=first,
         counts=jnp.zeros(num_clusters, int),
         damping=jnp.full(num_clusters, INITIAL_DAMPING, dtype),
         grad_norms=jnp.full((num_levels, max_steps, num_clusters), jnp.nan, dtype),
@@ -404,7 +452,7 @@ def newton_mean_levels(
         failures = _each_where(
             solved.diverged, RESULTS.nonlinear_divergence, RESULTS.nonlinear_max_steps_reached
         )
-        results = _each_where(accurate, RESULTS.successful, RESULTS.unresolved_curve)
+        results = _each_where(accurate | single, RESULTS.successful, RESULTS.unresolved_curve)
         last = carry["index"] == num_levels - 1
         # A level that did not converge (too coarse for the metric: long segments make
         # the discrete energy rough) is followed by the next, started afresh from the
@@ -417,10 +465,10 @@ def newton_mean_levels(
             curves=jnp.where(solved.converged[labels][:, None, None], refined, afresh),
             starts=jnp.where(solved.converged[:, None], solved.means, inits),
             solved=solved.curves,
-            done=jnp.all(accurate) | last,
+            done=jnp.all(accurate) | last | single,
             means=jnp.stack([last_means, solved.means]),
             extrapolated=jnp.stack([carry["extrapolated"][1], extrapolated]),
-            estimates=jnp.where(empty, 0, estimates),
+            estimates=jnp.where(empty, 0, jnp.where(single, jnp.nan, estimates)),
             lengths=jnp.stack([carry["lengths"][1], lengths]),
             results=jax.vmap(RESULTS.where)(solved.converged, results, failures),
             num_steps=carry["num_steps"] + solved.num_steps,
@@ -438,14 +486,28 @@ def newton_mean_levels(
     carry = jax.lax.while_loop(lambda c: ~c["done"], solve_level, start)
     out = jax.vmap(_points, (0, None, None))(carry["solved"], carry["num_segments"], num_points)
     coarse, fine = carry["lengths"]
-    lengths = jnp.where(carry["counts"][labels] >= 2, (4 * fine - coarse) / 3, fine)
+    extrapolated = carry["counts"][labels] >= 2
+    lengths = jnp.where(extrapolated, (4 * fine - coarse) / 3, fine)
+    relative = lengths / jnp.where(coarse > 0, coarse, 1) - 1
+    means = carry["extrapolated"][1]
+    carried = jnp.where(single, 1 + _carried_lengths(corrections, labels, num_clusters), 1)
+    ladder = Corrections(
+        valid=jnp.all((carry["counts"] >= 2) | empty) & ~jnp.any(jnp.isnan(means)),
+        size=carry["num_segments"] // 2,
+        labels=labels,
+        means=jnp.where(empty[:, None], 0, means - carry["means"][0]),
+        lengths=jnp.where(extrapolated & (coarse > 0), relative, 0),
+    )
     return MeanLevels(
-        means=jnp.where(empty[:, None], inits, carry["extrapolated"][1]),
+        means=jnp.where(empty[:, None], inits, means + jnp.where(single, corrections.means, 0)),
         curves=out,
-        lengths=lengths,
+        lengths=lengths * carried,
         error_estimates=carry["estimates"],
         results=carry["results"],
         num_steps=carry["num_steps"],
         num_segments=carry["num_segments"],
         grad_norms=carry["grad_norms"],
+        corrections=jax.tree.map(
+            lambda given, own: jnp.where(single, given, own), corrections, ladder
+        ),
     )
