@@ -11,7 +11,8 @@ On the learned ring metric of W6 (`benchmarks.learned.ring_score`):
   sampled entries against the fixed-level reference (512 segments, tolerance 1e-12);
 - k-medoids on the matrix, and on a 1,000 x 1,000 matrix (Euclidean distances of 1,000
   ring points: the clustering's own cost);
-- k-means (k = 2) of the first 60 matrix points (`--smoke`: 12).
+- k-means (k = 2) of the first 60 matrix points (`--smoke`: 12) and of 1,000 ring points
+  (seed 2; `--smoke`: 24).
 Fréchet means, every solver (`NewtonMean`, the default; `KarcherMean`; `EnergyMean`),
 compile and run times, and the distance (metric norm at the mean) to the exact or
 converged mean (`NewtonMean(rtol=1e-9, max_segments=1024)`):
@@ -309,14 +310,30 @@ def matrices(
         )
         print(rows[-1], flush=True)
     k = 2
-    members = points[: 12 if smoke else 60]
+    every = jnp.asarray(ring(5000, seed=2)[: 24 if smoke else FULL_MATRIX])
+    for members in (points[: 12 if smoke else 60], every):
+        rows += _k_means_rows(metric, learned, members, k, unavailable, peer_seconds)
+    return rows
+
+
+def _k_means_rows(metric, learned, members, k, unavailable, peer_seconds) -> list[dict]:
+    """jaxgeo's k-means of `members` (compile included) and, unless `unavailable`,
+    geomstats' `RiemannianKMeans` on the same points."""
     start = time.perf_counter()
     clustering = jg.stats.k_means(metric, members, k, throw=False)
     jax.block_until_ready(clustering.labels)
+    seconds = time.perf_counter() - start
     result = jg.RESULTS[clustering.result] or "successful"
     call = f"k_means, {len(members)} points, k = {k} ({result})"
-    rows.append(dict(library="jaxgeo", call=call, seconds=time.perf_counter() - start))
+    note = (
+        f"{int(clustering.stats['num_steps'])} iterations "
+        f"(+ {int(clustering.stats['num_subsample_steps'])} on a subsample), "
+        f"inertia {float(clustering.inertia):.9g}, centres' error estimates "
+        f"{float(jnp.max(clustering.stats['error_estimates'])):.1e}"
+    )
+    rows = [dict(library="jaxgeo", call=call, seconds=seconds, note=note)]
     print(rows[-1], flush=True)
+    jax.clear_caches()
     if unavailable:
         rows.append(_not_run(unavailable, call="RiemannianKMeans"))
         return rows
@@ -332,7 +349,7 @@ def matrices(
             library=geomstats_peer.NAME,
             call=f"{r['setting']}, {len(members)} points",
             seconds=r.get("time_s"),
-            ratio=_ratio(rows[-1]["seconds"], r, peer_seconds),
+            ratio=_ratio(seconds, r, peer_seconds),
             note="; ".join(filter(None, note)),
         )
     )
