@@ -606,8 +606,8 @@ def test_cluster_means_are_every_clusters_frechet_mean(solver):
 
 
 def test_newton_cluster_means_carry_their_extrapolation_to_coarse_single_levels():
-    """After a ladder of levels, a coarse `NewtonMean.cluster_means` solves its
-    second-last level alone and adds the ladder's Romberg corrections: the means and
+    """After a ladder of levels, a coarse `NewtonMean.cluster_means` solves its first
+    level alone and adds the ladder's Romberg corrections: the means and
     lengths stay within the square root of the tolerance (far closer than the level's
     own), with no error estimate; a point that changed cluster takes its new cluster's
     average length correction."""

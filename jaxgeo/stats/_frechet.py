@@ -424,8 +424,9 @@ class NewtonMean(AbstractMeanSolver):
             # (coarse: Newton stops a step earlier, after a step of sqrt(tol), which in
             # its quadratic regime leaves an error near tol, far below sqrt(rtol))
             newton_tol=jnp.where(coarse, LEVEL_TOL(xs.dtype) ** 0.5, LEVEL_TOL(xs.dtype)),
-            # coarse, after a ladder: its second-last level alone, with the ladder's
-            # Romberg corrections (1,000 learned-ring points, k = 2: a third of the work)
+            # coarse, after a ladder: its first level alone, with the ladder's Romberg
+            # corrections (1,000 learned-ring points, k = 2: a coarse iteration 3.4 s ->
+            # 0.8 s, the same labels)
             corrections=state,
             single=coarse,
         )

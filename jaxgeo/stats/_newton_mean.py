@@ -306,7 +306,8 @@ _each_where = jax.vmap(RESULTS.where, (0, None, None))  # one result per cluster
 
 
 class Corrections(NamedTuple):
-    r"""What Romberg's extrapolation added to a level's solution, carried to later
+    r"""What Romberg's extrapolation added to a level's solution (the first of a ladder),
+    carried to later
     solves on that level alone (`newton_mean_levels(single=True)`): the means'
     $R - m_N$ and the lengths' relative $R/L_N - 1$, for the `labels` they were
     solved with (a point since moved to another cluster takes its new cluster's
@@ -385,7 +386,9 @@ def newton_mean_levels(
     `corrections`, which are added to its means and lengths (no error estimate: NaN)
     -- for iterations that need the means to the square root of the tolerance, where
     the corrections change little from one call to the next (k-means). A ladder
-    returns its own corrections, relative to its second-last level."""
+    returns its own corrections, relative to its first level (of the chain of converged
+    levels it extrapolated; not valid where the clusters' chains start at different
+    levels)."""
     dtype = xs.dtype
     num_clusters = inits.shape[0]
     num_levels = (max_segments // min_segments).bit_length()
@@ -413,6 +416,10 @@ def newton_mean_levels(
         num_steps=jnp.array(0),
         num_segments=first,
         counts=jnp.zeros(num_clusters, int),
+        # every cluster's first level of its current chain of converged levels
+        base_means=nan,
+        base_lengths=jnp.full(xs.shape[0], jnp.nan, dtype),
+        base_sizes=jnp.full(num_clusters, min_segments),
         damping=jnp.full(num_clusters, INITIAL_DAMPING, dtype),
         grad_norms=jnp.full((num_levels, max_steps, num_clusters), jnp.nan, dtype),
     )
@@ -432,6 +439,7 @@ def newton_mean_levels(
             carry["damping"],
         )
         counts = jnp.where(solved.converged, carry["counts"] + 1, 0)
+        started = counts == 1
         prev_means, last_means = carry["means"]
         extrapolated = jnp.where(
             (counts >= 2)[:, None], (4 * solved.means - last_means) / 3, solved.means
@@ -474,6 +482,9 @@ def newton_mean_levels(
             num_steps=carry["num_steps"] + solved.num_steps,
             num_segments=size,
             counts=counts,
+            base_means=jnp.where(started[:, None], solved.means, carry["base_means"]),
+            base_lengths=jnp.where(started[labels], lengths, carry["base_lengths"]),
+            base_sizes=jnp.where(started, size, carry["base_sizes"]),
             # the next level starts as lightly damped as this one ended
             damping=jnp.where(
                 solved.converged,
@@ -488,15 +499,21 @@ def newton_mean_levels(
     coarse, fine = carry["lengths"]
     extrapolated = carry["counts"][labels] >= 2
     lengths = jnp.where(extrapolated, (4 * fine - coarse) / 3, fine)
-    relative = lengths / jnp.where(coarse > 0, coarse, 1) - 1
+    base = carry["base_lengths"]
+    relative = lengths / jnp.where(base > 0, base, 1) - 1
     means = carry["extrapolated"][1]
     carried = jnp.where(single, 1 + _carried_lengths(corrections, labels, num_clusters), 1)
+    # (relative to the first level of every cluster's chain, the cheapest; one level for
+    # all the clusters)
+    sizes = carry["base_sizes"]
+    size = jnp.max(jnp.where(empty, 0, sizes))
     ladder = Corrections(
-        valid=jnp.all((carry["counts"] >= 2) | empty) & ~jnp.any(jnp.isnan(means)),
-        size=carry["num_segments"] // 2,
+        valid=jnp.all(((carry["counts"] >= 2) & (sizes == size)) | empty)
+        & ~jnp.any(jnp.isnan(means)),
+        size=jnp.maximum(size, min_segments),
         labels=labels,
-        means=jnp.where(empty[:, None], 0, means - carry["means"][0]),
-        lengths=jnp.where(extrapolated & (coarse > 0), relative, 0),
+        means=jnp.where(empty[:, None], 0, means - carry["base_means"]),
+        lengths=jnp.where(extrapolated & (base > 0), relative, 0),
     )
     return MeanLevels(
         means=jnp.where(empty[:, None], inits, means + jnp.where(single, corrections.means, 0)),
