@@ -72,7 +72,7 @@ def test_statistics_benchmark_smoke():
     # half-plane its default FrechetMean finishes, and at a tight tolerance is exact.
     peers = {key: [r for r in rows if r["library"] != "jaxgeo"] for key, rows in out.items()}
     k_means = [r for r in ours["matrices"] if r["call"].startswith("k_means")]
-    assert [r["call"].split(",")[1] for r in k_means] == [" 12 points", " 24 points"]
+    assert [r["call"].split(",")[1] for r in k_means] == [" 8 points", " 24 points"]
     assert all("(successful)" in r["call"] for r in k_means), k_means
     assert len(peers["matrices"]) == 4  # k-medoids twice, k-means twice
     if geomstats_peer.unavailable() is not None:
