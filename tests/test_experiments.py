@@ -168,3 +168,35 @@ def test_sequence_evolution_smoke(tmp_path):
     sequences = sequence_evolution.evolve(tree, rng)
     assert sequences.shape == (len(tree.parent), sequence_evolution.LENGTH)
     assert sequences.min() >= 0 and sequences.max() < sequence_evolution.LETTERS
+
+
+@pytest.mark.slow
+def test_human_poses_smoke(tmp_path):
+    import experiments.human_poses as human_poses
+
+    out = human_poses.main(seed=0, out_dir=tmp_path, smoke=True)
+    for name in ["latent.png", "poses.png"]:
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert "| geodesic | success |" in (tmp_path / "table.md").read_text()
+    # the decoder is confident on its data, and every geodesic solved and is no longer
+    # (in the KL energy's length) than its straight line
+    assert out["kappa_on_data"] > human_poses.KAPPA_CONFIDENT
+    rows = out["rows"]
+    for geodesic, line in zip(rows[0::2], rows[1::2]):
+        assert geodesic["curve"] == "geodesic" and geodesic["result"] == "success"
+        assert geodesic["length"] <= line["length"] * (1 + 1e-6)
+
+
+def test_human_poses_angles_wrap_and_figure_kinematics():
+    """The demonstrations' angles lie in (-pi, pi] and the arm circles' shoulders take
+    every value (they wrap); the stick figure's limbs have their lengths."""
+    import experiments.human_poses as human_poses
+
+    angles, labels, _ = human_poses.demonstrations(0, 200)
+    assert np.all(angles > -np.pi) and np.all(angles <= np.pi)
+    shoulders = angles[labels == human_poses.MOTIONS.index("arm circles"), 4]
+    assert shoulders.min() < -3.0 and shoulders.max() > 3.0
+    limbs = human_poses.skeleton(angles[0])
+    thigh = np.linalg.norm(limbs["left leg"][1] - limbs["left leg"][0])
+    forearm = np.linalg.norm(limbs["right arm"][2] - limbs["right arm"][1])
+    np.testing.assert_allclose([thigh, forearm], [human_poses.THIGH, human_poses.FOREARM])
