@@ -304,6 +304,8 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
         tried.append(f"{a}->{b}: " + result_text(geodesic.result))
         if solved[a] and solved[b] and geodesic.result == jg.RESULTS.successful:
             break
+    # (no pair of solved means: the last pair tried, reported as failed, with the reason)
+    unsolved = [str(c) for c in (a, b) if not solved[c]]
     wa = thickness(za)
     ode = jg.stats.parallel_transport(metric, za, geodesic.vs[0], wa, throw=False)
     ladder = jg.stats.ladder_transport(metric, geodesic.xs, wa)
@@ -312,31 +314,59 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
     zb, wb = ode.xs[-1], ode.ws[-1]
     miss = float(jnp.linalg.norm(zb - means[b].mean))
     local = thickness(zb)
+    unit_wa = wa / metric.norm(zb, wa)
+    slopes = [float(jax.jvp(ink, (z,), (w,))[1]) for z, w in ((za, wa), (zb, wb), (zb, unit_wa))]
+    cosines = [float(metric.inner(zb, w, local)) for w in (wb, unit_wa)]
+    transported = (geodesic.result == jg.RESULTS.successful) & (ode.result == jg.RESULTS.successful)
+    if unsolved:
+        outcome = f"failed: the mean of {' and '.join(unsolved)} did not solve"
+    elif not transported:
+        outcome = "failed: " + (
+            f"the geodesic {result_text(geodesic.result)}"
+            if geodesic.result != jg.RESULTS.successful
+            else f"the transport {result_text(ode.result)}"
+        )
+    else:
+        outcome = "success"
     step = 0.5 * float(geodesic.length) / 4
     offsets = jnp.linspace(-1.0, 1.0, 7) * step
     curves = [
-        (f"{a}: thickness", jax.vmap(lambda t: za + t * wa)(offsets)),
-        (f"{b}: transported", jax.vmap(lambda t: zb + t * wb)(offsets)),
-        (f"{b}: same coordinates", jax.vmap(lambda t: zb + t * wa)(offsets)),
+        (
+            f"mean {a}:\nthickness\n(ink slope {slopes[0]:.2f})",
+            za[None] + offsets[:, None] * wa[None],
+        ),
+        (
+            f"mean {b}:\ntransported\n(ink slope {slopes[1]:.2f},\ncos {cosines[0]:.2f})",
+            zb[None] + offsets[:, None] * wb[None],
+        ),
+        (
+            f"mean {b}: same\ncoordinates\n(ink slope {slopes[2]:.2f},\ncos {cosines[1]:.2f})",
+            zb[None] + offsets[:, None] * unit_wa[None],
+        ),
     ]
+    headline = (
+        f"the direction that thickens the strokes at the mean {a}, moved to the mean {b}"
+        if outcome == "success"
+        else f"transport {a} -> {b} {outcome}"
+    )
     digit_strip_figure(
         out / "transport.png",
         curves,
         num=7,
         decode=decoder.mean,
-        title=f"a thickness direction at the mean {a}, transported to the mean {b}",
-        height=4.4,
+        title=f"{headline}:\nparallel transport (middle) keeps its meaning; the same "
+        "coordinates (bottom) do not (cos: with the local thickness direction)",
+        height=5.2,
     )
-    transported = (geodesic.result == jg.RESULTS.successful) & (ode.result == jg.RESULTS.successful)
     transport = dict(
-        result="success" if transported else "failed",
+        result=outcome,
         norm_drift=float(ode.stats["norm_drift"]),
         endpoint_miss=miss,
         ladder_vs_ode=float(metric.norm(zb, ladder.ws[-1] - wb)),
-        cos_transported=float(metric.inner(zb, wb, local)),
-        cos_untransported=float(metric.inner(zb, wa, local) / metric.norm(zb, wa)),
-        ink_slope_transported=float(jax.jvp(ink, (zb,), (wb,))[1]),
-        ink_slope_untransported=float(jax.jvp(ink, (zb,), (wa / metric.norm(zb, wa),))[1]),
+        cos_transported=cosines[0],
+        cos_untransported=cosines[1],
+        ink_slope_transported=slopes[1],
+        ink_slope_untransported=slopes[2],
         tried=tried,
     )
     return dict(

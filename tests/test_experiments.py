@@ -121,8 +121,17 @@ def test_manifold_statistics_smoke(tmp_path):
     # finite variance, started by a joint energy minimisation.
     for row in out["rows"]:
         assert np.isfinite(row["variance"]) and row["energy_steps"] > 0, row
-    # Parallel transport is an isometry: the ODE keeps the norm.
-    assert out["transport"]["result"] == "success"
+    # The transport is reported as a success only between means that solved (the smoke
+    # run's 8 Karcher steps leave some unsolved: then it says which); parallel transport
+    # is an isometry: the ODE keeps the norm.
+    solved = {row["digit"]: row["result"] == "success" for row in out["rows"]}
+    a, b = out["pair"]
+    unsolved = [str(c) for c in (a, b) if not solved[c]]
+    if unsolved:
+        expected = f"failed: the mean of {' and '.join(unsolved)} did not solve"
+        assert out["transport"]["result"] == expected
+    else:
+        assert out["transport"]["result"] == "success"
     assert out["transport"]["norm_drift"] < 1e-6
     assert abs(out["transport"]["cos_transported"]) <= 1 + 1e-9
     np.testing.assert_allclose(sum(out["explained"]), 1.0, rtol=1e-9)
@@ -157,7 +166,14 @@ def test_sequence_evolution_smoke(tmp_path):
     out = sequence_evolution.main(seed=0, out_dir=tmp_path, smoke=True)
     assert (tmp_path / "latent.png").stat().st_size > 1000
     assert "Spearman" in (tmp_path / "table.md").read_text()
-    assert -1 <= out["mean_geodesic"] <= 1 and -1 <= out["mean_euclidean"] <= 1
+    row = out["rows"][0]
+    for tree in ("true", "estimated"):
+        for name in ("geodesic", "euclidean", "hamming"):
+            assert all(-1 <= c <= 1 for c in row[f"{name}_{tree}"])
+        for statistic in ("spearman", "pearson"):
+            difference, lo, hi = row[f"difference_{statistic}_{tree}"]
+            assert lo <= hi and -2 <= difference <= 2
+    assert "seed(s)" in (tmp_path / "table.md").read_text()
     # the simulated tree: patristic distances are a metric on the leaves
     rng = np.random.default_rng(0)
     tree = sequence_evolution.Tree(12, rng)
@@ -168,6 +184,26 @@ def test_sequence_evolution_smoke(tmp_path):
     sequences = sequence_evolution.evolve(tree, rng)
     assert sequences.shape == (len(tree.parent), sequence_evolution.LENGTH)
     assert sequences.min() >= 0 and sequences.max() < sequence_evolution.LETTERS
+    assert out["rows"][0]["solved"] == out["rows"][0]["pairs"]
+    assert "scatter.png" in {p.name for p in tmp_path.iterdir()}
+
+
+def test_neighbour_joining_recovers_an_additive_tree():
+    """Neighbour joining is exact on the path lengths of a tree (Saitou and Nei): the
+    estimated tree's leaf-to-leaf distances are the simulated tree's, and the Poisson
+    correction inverts the expected fraction of differing sites."""
+    import experiments.sequence_evolution as sequence_evolution
+
+    tree = sequence_evolution.Tree(30, np.random.default_rng(3))
+    leaves = tree.leaves
+    d = np.array([[tree.patristic(i, j) for j in leaves] for i in leaves])
+    estimated = sequence_evolution.EdgeTree(*sequence_evolution.neighbour_joining(d))
+    again = np.array([[estimated.distance(i, j) for j in range(30)] for i in range(30)])
+    np.testing.assert_allclose(again, d, atol=1e-10)
+    t = np.array([0.0, 0.1, 0.5, 1.5])
+    letters = sequence_evolution.LETTERS
+    expected = (letters - 1) / letters * -np.expm1(-letters / (letters - 1) * t)
+    np.testing.assert_allclose(sequence_evolution.poisson_corrected(expected), t, atol=1e-12)
 
 
 @pytest.mark.slow
