@@ -354,8 +354,9 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
         curves,
         num=7,
         decode=decoder.mean,
-        title=f"{headline}:\nparallel transport (middle) keeps its meaning; the same "
-        "coordinates (bottom) do not (cos: with the local thickness direction)",
+        title=f"{headline}: the direction at the mean {b} parallel transported (middle) "
+        "and in the same coordinates (bottom);\nink slope: the change of total ink per "
+        f"unit length; cos: with the direction that thickens the strokes at the mean {b}",
         height=5.2,
     )
     transport = dict(
