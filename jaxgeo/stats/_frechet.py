@@ -279,8 +279,8 @@ class AbstractMeanSolver(eqx.Module):
         next call."""
 
     def cluster_state(self, xs: Array, num_clusters: int) -> PyTree:
-        """The `state` of the first `cluster_means` call of an iteration (e.g.
-        [`jaxgeo.stats.k_means`][]'): none, by default."""
+        """The `state` of the first `cluster_means` call of an iteration such as
+        [`jaxgeo.stats.k_means`][]'s: none, by default."""
         del xs, num_clusters
         return None
 

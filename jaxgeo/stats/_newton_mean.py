@@ -307,10 +307,9 @@ _each_where = jax.vmap(RESULTS.where, (0, None, None))  # one result per cluster
 
 class Corrections(NamedTuple):
     r"""What Romberg's extrapolation added to a level's solution (the first of a ladder),
-    carried to later
-    solves on that level alone (`newton_mean_levels(single=True)`): the means'
-    $R - m_N$ and the lengths' relative $R/L_N - 1$, for the `labels` they were
-    solved with (a point since moved to another cluster takes its new cluster's
+    carried to later solves on that level alone (`newton_mean_levels(single=True)`):
+    the means' $R - m_N$ and the lengths' relative $R/L_N - 1$, for the `labels` they
+    were solved with (a point since moved to another cluster takes its new cluster's
     average); `valid` once a ladder of levels was extrapolated for every cluster."""
 
     valid: Bool[Array, ""]
