@@ -7,6 +7,8 @@ pullback metric, and parallel transport of a stroke-thickness direction.
 writes under figures/manifold_statistics/:
   clusters.png   (a) two moons and two noisy rings (seed 0): geodesic k-medoids under the
                      learned Stein, score-Jacobian and Monge metrics, and Euclidean k-means
+  geodesics.png  (a) geodesics of those three metrics across each data set's gap and along
+                     its data (seed 0)
   means.png      (b) the Fréchet-mean code of every digit class decoded, above the
                      decoded Euclidean mean code
   principal.png  (b) the first principal geodesic of one class decoded (-2 to 2 standard
@@ -95,7 +97,7 @@ def clustering(seeds, out: Path, smoke: bool) -> tuple[list[dict], dict]:
     learned metric, and Euclidean k-means, scored by the adjusted Rand index."""
     num_train, num_points = (1000, 16) if smoke else (2000, 24)
     num_steps = 300 if smoke else 3000
-    scores, shown = {}, {}
+    scores, shown, trained = {}, {}, {}
     for name, make in DATASETS.items():
         for seed in seeds:
             train, _ = make(num_train, random_state=seed)
@@ -124,9 +126,10 @@ def clustering(seeds, out: Path, smoke: bool) -> tuple[list[dict], dict]:
                 )
             if seed == seeds[0]:
                 shown[name] = (train, xs, labels)
+                trained[name] = score
 
     fig, axes = plt.subplots(len(DATASETS), 4, figsize=(16, 4 * len(DATASETS)))
-    for row, (name, (train, xs, labels)) in zip(axes, shown.items()):
+    for row, (name, (train, xs, labels, *_)) in zip(axes, shown.items()):
         for ax, (method, found) in zip(row, labels.items()):
             ax.scatter(*train[:600].T, s=2, c="0.8")
             ax.scatter(*xs.T, c=found, cmap="coolwarm", s=30, edgecolors="k")
@@ -144,7 +147,59 @@ def clustering(seeds, out: Path, smoke: bool) -> tuple[list[dict], dict]:
         )
         for (name, method), values in scores.items()
     ]
-    return rows, shown
+    geodesic_rows = metric_geodesics(shown, trained, out)
+    return rows, shown, geodesic_rows
+
+
+# (a) pairs of points of each data set (seed 0) joined under each learned metric: across
+# the gap (the rings' hole, between the moons) and along the data.
+GEODESIC_PAIRS = {
+    "two moons": (((-1.0, 0.0), (2.0, 0.5)), ((-0.9, 0.45), (0.9, 0.45))),
+    "two rings": (((-1.0, 0.0), (1.0, 0.0)), ((1.0, 0.0), (0.0, 1.0))),
+}
+
+
+def metric_geodesics(shown, trained, out: Path) -> list[dict]:
+    """`geodesics.png`: for each data set, the geodesics of `GEODESIC_PAIRS` under each
+    learned metric (the default log map, from the straight line) over the training data,
+    a failed one dashed and named; rows of their lengths, their Euclidean lengths (how
+    far they bend) and seconds (compile included)."""
+    fig, axes = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 6), squeeze=False)
+    colours = dict(zip(METRICS, ["tab:blue", "tab:orange", "tab:green"]))
+    rows = []
+    for ax, (name, (train, *_)) in zip(axes[0], shown.items()):
+        ax.scatter(*train[:1000].T, s=2, c="0.75", label="training data")
+        for k, (a, b) in enumerate(GEODESIC_PAIRS[name]):
+            a, b = jnp.array(a), jnp.array(b)
+            ax.plot(*jnp.stack([a, b]).T, "o", c="k", ms=6, label="end points" if k == 0 else None)
+            for metric_name, make_metric in METRICS.items():
+                metric = make_metric(trained[name])
+                geodesic, seconds = wall_time(
+                    lambda m=metric, a=a, b=b: jg.log_map(m, a, b, throw=False)
+                )
+                solved = bool(geodesic.result == jg.RESULTS.successful)
+                xs = np.asarray(geodesic.xs)
+                label = metric_name if k == 0 else None
+                if not solved:
+                    label = f"{metric_name}: {result_text(geodesic.result)}"
+                ax.plot(*xs.T, c=colours[metric_name], ls="-" if solved else "--", label=label)
+                rows.append(
+                    dict(
+                        data=name,
+                        pair=f"({a[0]:g}, {a[1]:g}) -> ({b[0]:g}, {b[1]:g})",
+                        metric=metric_name,
+                        result=result_text(geodesic.result),
+                        length=float(geodesic.length),
+                        euclidean=float(np.sum(np.linalg.norm(np.diff(xs, axis=0), axis=1))),
+                        chord=float(jnp.linalg.norm(b - a)),
+                        seconds=seconds,
+                    )
+                )
+        ax.set(title=f"{name}: geodesics of the learned metrics", aspect="equal")
+        ax.set(xlabel="$x_1$", ylabel="$x_2$")
+        ax.legend(loc="lower left", fontsize=8)
+    save_figure(fig, out / "geodesics.png")
+    return rows
 
 
 def _nearest(codes, z):
@@ -152,7 +207,7 @@ def _nearest(codes, z):
 
 
 def class_mean(metric, graph, points, *, smoke: bool) -> dict:
-    """The Fréchet mean of one class's codes, in three stages.
+    """The Fréchet mean of one class's codes.
 
     1. The Euclidean medoid (on the codes, where the learned metric is tame; the Euclidean
        mean can fall in a gap where the calibrated variance explodes), and the log maps
@@ -161,12 +216,14 @@ def class_mean(metric, graph, points, *, smoke: bool) -> dict:
        near long ones). A code whose geodesic does not resolve at 129 points sits alone
        behind a wall of decoder variance (its geodesic needs about 1,000 points); it is
        set aside and counted.
-    2. The joint energy minimisation (`EnergyMean`, 65 points per polyline, started
-       from the graph's paths): L-BFGS copes with the flat, anisotropic objective on
-       which Karcher steps crawl.
-    3. Karcher steps from there (fourth-order log maps, started from the graph's paths
-       from the energy mean) until the Riemannian gradient is below `KARCHER_RTOL`
-       times sqrt(2 F): a check of the first.
+    2. `NewtonMean` from the medoid, its curves started from those geodesics, on levels
+       of `NEWTON_SEGMENTS` segments: the walls of decoder variance make the coarser
+       levels' energies indefinite (on digit 0, one curve's at 128 segments).
+    3. Where Newton's iteration does not solve (on digits 1 and 5 it wanders, its
+       quadratic model poor for steps of 1e-2; seed 0), the joint energy minimisation
+       (`EnergyMean`, 65 points per polyline, from the graph's paths: L-BFGS copes with
+       the flat, anisotropic objective), then Karcher steps from there (fourth-order log
+       maps) until the Riemannian gradient is below `KARCHER_RTOL` times sqrt(2 F).
     """
 
     def paths(start, targets, num_points):
@@ -179,7 +236,26 @@ def class_mean(metric, graph, points, *, smoke: bool) -> dict:
     logs = jax.vmap(lambda x, c: jg.log_map(metric, medoid, x, init=c, throw=False))(
         points, paths(medoid, points, 129)
     )
-    kept = points[np.asarray(logs.result == jg.RESULTS.successful)]
+    resolved = np.asarray(logs.result == jg.RESULTS.successful)
+    kept = points[resolved]
+    low, high = NEWTON_SEGMENTS[smoke]
+    newton = jg.stats.frechet_mean(
+        metric,
+        kept,
+        init=medoid,
+        init_curves=logs.xs[resolved],
+        solver=jg.stats.NewtonMean(min_segments=low, max_segments=high, max_steps=32),
+        throw=False,
+    )
+    found = dict(
+        kept=kept,
+        set_aside=len(points) - len(kept),
+        newton_steps=int(newton.stats["num_steps"]),
+        newton_result=newton.result,
+        fallback_steps=0,
+    )
+    if newton.result == jg.RESULTS.successful:
+        return dict(found, mean=newton, solver="Newton")
     num_points = 33 if smoke else 65
     energy = jg.stats.frechet_mean(
         metric,
@@ -199,15 +275,12 @@ def class_mean(metric, graph, points, *, smoke: bool) -> dict:
         solver=jg.stats.KarcherMean(max_steps=8 if smoke else 64, rtol=KARCHER_RTOL),
         throw=False,
     )
-    return dict(
-        mean=mean,
-        kept=kept,
-        set_aside=len(points) - len(kept),
-        energy=energy,
-        energy_to_karcher=float(jnp.linalg.norm(energy.mean - mean.mean)),
-    )
+    steps = int(energy.stats["num_steps"]) + int(mean.stats["num_steps"])
+    return dict(found, mean=mean, solver="energy + Karcher", fallback_steps=steps)
 
 
+# NewtonMean's levels (min_segments, max_segments), full run and smoke run.
+NEWTON_SEGMENTS = {False: (256, 1024), True: (32, 128)}
 # The Karcher steps converge linearly on this metric (gradient descent on a flat,
 # anisotropic objective): 1e-5 (relative gradient) in 16 steps for the digit 2, where the
 # default 1e-7 took over 64.
@@ -225,12 +298,12 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
     classes = (1, 3, 7, 8) if smoke else range(10)
     chosen = {c: rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes}
     graph = jg.knn_graph(metric, codes, k=8)
-    found, mean_seconds = {}, 0.0
+    found, seconds_by_class = {}, {}
     for c in classes:
-        found[c], seconds = wall_time(
+        found[c], seconds_by_class[c] = wall_time(
             partial(class_mean, smoke=smoke), metric, graph, codes[chosen[c]]
         )
-        mean_seconds += seconds
+    mean_seconds = sum(seconds_by_class.values())
     means = {c: found[c]["mean"] for c in classes}
     solved = {c: bool(means[c].result == jg.RESULTS.successful) for c in classes}
     euclidean = {c: found[c]["kept"].mean(0) for c in classes}
@@ -242,9 +315,11 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
                 digit=c,
                 result=result_text(means[c].result),
                 set_aside=found[c]["set_aside"],
-                steps=int(means[c].stats["num_steps"]),
-                energy_steps=int(found[c]["energy"].stats["num_steps"]),
-                energy_to_karcher=found[c]["energy_to_karcher"],
+                solver=found[c]["solver"],
+                newton=result_text(found[c]["newton_result"]),
+                newton_steps=found[c]["newton_steps"],
+                fallback_steps=found[c]["fallback_steps"],
+                seconds=seconds_by_class[c],
                 frechet_to_data=_nearest(class_codes, means[c].mean),
                 euclidean_to_data=_nearest(class_codes, euclidean[c]),
                 variance=float(means[c].variance),
@@ -385,7 +460,7 @@ def main(
     """Run (a), (b) and (c); print and return the numbers."""
     out = output_dir(out_dir)
     seeds = [seed] if smoke else [seed + k for k in range(5)]
-    cluster_rows, shown = clustering(seeds, out, smoke)
+    cluster_rows, shown, geodesic_rows = clustering(seeds, out, smoke)
     num_points = len(next(iter(shown.values()))[1])
     cluster_pairs = num_points * (num_points - 1) // 2
     digits = digit_statistics(seed, out, smoke)
@@ -404,19 +479,34 @@ def main(
     ]
     table += [
         "",
-        "(b) class means of the codes under the expected pullback metric (Euclidean "
-        "medoid, joint energy minimisation, Karcher steps): distance of the mean code to "
-        "the nearest code of its class; set aside = codes whose geodesic from the medoid "
-        "did not resolve",
+        "(a) geodesics of the learned metrics (seed 0; geodesics.png): length in the metric, "
+        "Euclidean length of the curve against the chord (how far it bends), seconds "
+        "(the default log map from the straight line, compile included)",
         "",
-        "| digit | result | set aside | energy steps | Karcher steps | energy vs Karcher "
-        "| Fréchet mean | Euclidean mean | Fréchet variance |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| data | pair | metric | result | length | Euclidean length | chord | seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     table += [
-        f"| {r['digit']} | {r['result']} | {r['set_aside']} | {r['energy_steps']} | "
-        f"{r['steps']} | {r['energy_to_karcher']:.1e} | {r['frechet_to_data']:.3f} | "
-        f"{r['euclidean_to_data']:.3f} | {r['variance']:.3f} |"
+        f"| {r['data']} | {r['pair']} | {r['metric']} | {r['result']} | {r['length']:.4g} "
+        f"| {r['euclidean']:.3f} | {r['chord']:.3f} | {r['seconds']:.1f} |"
+        for r in geodesic_rows
+    ]
+    table += [
+        "",
+        "(b) class means of the codes under the expected pullback metric (from the "
+        "Euclidean medoid: NewtonMean, else the joint energy minimisation and Karcher "
+        "steps): distance of the mean code to the nearest code of its class; set aside = "
+        "codes whose geodesic from the medoid did not resolve; seconds = the log maps "
+        "from the medoid and the mean (the first class's include compiling)",
+        "",
+        "| digit | result | solver | set aside | Newton | Newton steps | energy + Karcher "
+        "steps | seconds | Fréchet mean | Euclidean mean | Fréchet variance |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    table += [
+        f"| {r['digit']} | {r['result']} | {r['solver']} | {r['set_aside']} | {r['newton']} "
+        f"| {r['newton_steps']} | {r['fallback_steps']} | {r['seconds']:.1f} "
+        f"| {r['frechet_to_data']:.3f} | {r['euclidean_to_data']:.3f} | {r['variance']:.3f} |"
         for r in digits["rows"]
     ]
     t = digits["transport"]
@@ -438,7 +528,7 @@ def main(
     ]
     write_table(out, table)
     print(f"figures written to {out}/")
-    return dict(clusters=cluster_rows, **digits)
+    return dict(clusters=cluster_rows, geodesics=geodesic_rows, **digits)
 
 
 if __name__ == "__main__":

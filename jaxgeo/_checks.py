@@ -24,7 +24,7 @@ def check_point(x: Array, name: str = "x", dim: int | None = None) -> None:
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise ValueError(f"{name} must have a floating dtype, got {jnp.result_type(x)}")
     if dim is not None and shape[0] != dim:
-        raise ValueError(f"{name} has shape {shape}, expected ({dim},)")
+        raise ValueError(f"{name} has shape {shape}; it must have shape ({dim},)")
 
 
 def check_curve(xs, where: str) -> Array:
@@ -96,21 +96,6 @@ def finite_pair(a, b, names: tuple[str, str], where: str) -> tuple[Array, Array]
         f"{where}: {names[0]} and {names[1]} must be finite (got NaN or inf)",
     )
     return a, b
-
-
-def metric_defined_at(metric, x: Array) -> Array:
-    """Whether the metric is finite at `x` (its norm of a fixed vector): false outside
-    its domain, where metrics are NaN so that solvers reject trial steps there."""
-    ones = jnp.ones_like(x)
-    return jnp.isfinite(metric.inner(x, ones, ones))
-
-
-def check_input(x: Array, dim: int, name: str) -> None:
-    """Raise unless `x` is one input of a model that takes points of shape `(dim,)`
-    (`check_point`, with a message that names the shape the model takes)."""
-    check_point(x, name)
-    if jnp.shape(x)[0] != dim:
-        raise ValueError(f"{name} must have shape ({dim},), got shape {jnp.shape(x)}")
 
 
 def as_int(value):

@@ -36,8 +36,8 @@ LENGTH_TOL = Tolerance(1e-6, 1e-4)
 LEVEL_TOL = Tolerance(1e-10, 1e-4)
 # Newton's stopping tolerance on the levels of `Richardson` where only the length is
 # resolved: a level's length is stationary, its error the square of the points' (and
-# Newton's last step leaves the points far closer than its size). On the learned ring
-# metric of W6 (1,770 pairs): 27 s against 37 s at 1e-6, the same errors against
+# Newton's last step leaves the points far closer than its size). On a learned ring
+# metric (an MLP score; 1,770 pairs): 27 s against 37 s at 1e-6, the same errors against
 # multiple shooting (max 7e-8).
 LENGTH_LEVEL_TOL = Tolerance(1e-4, 1e-4)
 # Adaptive geodesic ODE integration (exp maps): tight enough that the end point is
@@ -49,6 +49,9 @@ ODE_TOL = Tolerance(1e-10, 1e-6)
 # keeps rejecting or shrinking its steps) the integration stops and reports failure
 # instead of spending its budget. No feasible solve needs it: 1e10 steps would.
 ODE_MIN_STEP = 1e-10
+# Fréchet means (`NewtonMean`, `KarcherMean`): the mean's estimated error, or the
+# Riemannian gradient, relative to the root mean square distance sqrt(2F).
+MEAN_TOL = Tolerance(1e-7, 1e-4)
 # Multiple shooting's Newton iteration, on the end-point and join mismatches.
 SHOOTING_TOL = Tolerance(1e-10, 1e-5)
 # Conjugate gradients on (J^T G J) u = w: near machine precision, as a direct solve would be.

@@ -1,4 +1,5 @@
 import os
+import re
 import time
 from pathlib import Path
 
@@ -23,7 +24,20 @@ from benchmarks.report import accepted_xla_flags, enable_compilation_cache
 # the flags this jaxlib accepts are set, as found by starting JAX with them in a child
 # process (`accepted_xla_flags`: once per session, the pytest-xdist workers reuse the
 # answer); the others only cost speed, and the header of the run names them.
-SPEED_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+#
+# With JAXGEO_XLA_DEFAULTS=1 no flag is set: CI runs the tests marked `xla_defaults` (the
+# closed forms, orders of convergence and finite-difference checks, by their names:
+# `XLA_DEFAULTS_TESTS`) once more so, as users compile.
+XLA_DEFAULTS = os.environ.get("JAXGEO_XLA_DEFAULTS") == "1"
+SPEED_XLA_FLAGS = (
+    ()
+    if XLA_DEFAULTS
+    else ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+)
+XLA_DEFAULTS_TESTS = re.compile(
+    r"closed_form|exact|finite_differences|_order|quadratically|matches_dense|semicircle"
+    r"|great_circle|vertical_geodesic|of_symmetric_points"
+)
 _probe_start = time.perf_counter()
 REFUSED_XLA_FLAGS = {
     flag: why for flag, why in accepted_xla_flags(SPEED_XLA_FLAGS).items() if why is not None
@@ -38,6 +52,12 @@ jax.config.update("jax_enable_x64", True)
 enable_compilation_cache()
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if XLA_DEFAULTS_TESTS.search(item.name):
+            item.add_marker(pytest.mark.xla_defaults)
 
 
 def pytest_report_header(config):

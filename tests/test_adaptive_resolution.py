@@ -181,3 +181,32 @@ def test_learned_ring_metric_distances_match_shooting():
         error = abs(float(sol.length - exact.length))
         assert error <= max(float(sol.stats["error_estimate"]), 1e-12), (i, j, error)
         assert error <= 1e-6 * float(exact.length), (i, j, error)
+
+
+def test_asymptotic_estimate_needs_levels_of_near_constant_speed():
+    """The lengths of 16, 32 and 64 segments of a pair on the learned ring metric: their
+    differences fall by 3.35 (inside the asymptotic window), but the speed ratios
+    L^2 / 2E are 0.87, 0.95 and 1.0: not the asymptotic regime. Taken as one, the
+    estimate (1/15 of the change) was 8.5e-4 where the error was 1.1e-2 (converged
+    length 1.38521), and `rtol=1e-3` stopped there; the estimate must be of the error's
+    order, so that the refinement goes on."""
+    from jaxgeo._geodesic._levels import _Chain, romberg_update
+
+    lengths = [1.1264007422, 1.3215622048, 1.3798590644]
+    uniform = [False, False, True]
+    converged = 1.38521
+
+    def chain_after(flags):
+        nan = jnp.full((2, 1), jnp.nan)
+        chain = _Chain(jnp.array(0), jnp.array(0), nan, nan, nan[0, 0], jnp.inf, jnp.inf)
+        for length, flag in zip(lengths, flags):
+            chain = romberg_update(chain, jnp.array([length]), jnp.array(True), jnp.array(flag))
+        return chain
+
+    chain = chain_after(uniform)
+    error = abs(float(chain.length) - converged)
+    assert float(chain.estimate) > 0.5 * error
+    assert float(chain.estimate) > 1e-3 * float(chain.length)
+    # Had all three been uniform, the ratio would have counted as asymptotic (1/15).
+    trusting = chain_after([True] * 3)
+    assert float(trusting.estimate) == pytest.approx(float(chain.estimate) / 15)

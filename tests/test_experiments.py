@@ -109,8 +109,20 @@ def test_manifold_statistics_smoke(tmp_path):
     import experiments.manifold_statistics as manifold_statistics
 
     out = manifold_statistics.main(seed=0, out_dir=tmp_path, smoke=True)
-    for name in ["clusters.png", "means.png", "principal.png", "transport.png", "table.md"]:
+    for name in [
+        "clusters.png",
+        "geodesics.png",
+        "means.png",
+        "principal.png",
+        "transport.png",
+        "table.md",
+    ]:
         assert (tmp_path / name).stat().st_size > 500, name
+    # Two pairs of each data set under each metric; a curve is at least its chord.
+    assert len(out["geodesics"]) == 2 * 2 * len(manifold_statistics.METRICS)
+    for row in out["geodesics"]:
+        if row["result"] == "success":
+            assert row["euclidean"] >= row["chord"] * (1 - 1e-9), row
     # Every data set and method scored, with an ARI in [-1, 1].
     assert len(out["clusters"]) == len(manifold_statistics.DATASETS) * (
         len(manifold_statistics.METRICS) + 1
@@ -118,9 +130,14 @@ def test_manifold_statistics_smoke(tmp_path):
     assert all(-1 <= row["ari_mean"] <= 1 for row in out["clusters"])
     assert len(out["rows"]) == 4
     # Every class has a mean (the smoke run's 8 Karcher steps may not converge) with a
-    # finite variance, started by a joint energy minimisation.
+    # finite variance: Newton's, or the fallback's where Newton's did not solve.
     for row in out["rows"]:
-        assert np.isfinite(row["variance"]) and row["energy_steps"] > 0, row
+        assert np.isfinite(row["variance"]) and row["newton_steps"] > 0, row
+        newton_solved = row["newton"] == "success"
+        assert row["solver"] == ("Newton" if newton_solved else "energy + Karcher"), row
+        assert (row["fallback_steps"] == 0) == newton_solved, row
+        if newton_solved:
+            assert row["result"] == "success", row
     # The transport is reported as a success only between means that solved (the smoke
     # run's 8 Karcher steps leave some unsolved: then it says which); parallel transport
     # is an isometry: the ODE keeps the norm.

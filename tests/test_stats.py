@@ -107,8 +107,10 @@ def test_newton_mean_converges_quadratically_to_the_exact_centre():
 def test_newton_mean_step_damps_an_indefinite_hessian_within_the_step():
     """From straight lines, the Gaussian Stein metric's energy Hessian is indefinite
     (its block Cholesky gives NaN): an undamped Newton step damps more within itself,
-    as `EnergyNewton` does, instead of spending the step on a rejection (at zero damping
-    no number of rejections would ever damp it)."""
+    as `EnergyNewton` does, instead of spending the step on a rejection -- only the
+    curves whose own blocks are indefinite, so that one such curve does not slow its
+    whole cluster to gradient steps (on the digit VAE's metric, one of 16 curves held
+    digit 0's mean at ten times its damping for 20 steps)."""
     from jaxgeo._geodesic._levels import LevelEnergy, resample
     from jaxgeo.stats._newton_mean import _derivatives, _newton_direction, newton_level
 
@@ -121,13 +123,16 @@ def test_newton_mean_step_damps_an_indefinite_hessian_within_the_step():
     curves = jax.vmap(lambda c: resample(c, 8, 9))(lines)
     weights, labels = jnp.full(n, 1 / n), jnp.zeros(n, int)
     undamped = _newton_direction(
-        _derivatives(level, curves, size), size, weights, labels, jnp.zeros(1)
+        _derivatives(level, curves, size), size, weights, labels, jnp.zeros(1), jnp.zeros(n)
     )
     assert not jnp.all(jnp.isfinite(undamped[0]))  # (the case this test is about)
     state = newton_level(
         level, weights, labels, start[None], curves, size, 1, 1e-10, 1e-10, jnp.zeros(1)
     )
-    assert float(state.damping[0]) > 0 and bool(jnp.all(jnp.isfinite(state.curves)))
+    # (the curves whose own blocks are indefinite are damped, not their cluster)
+    assert not jnp.all(undamped[-1])
+    np.testing.assert_array_equal(state.shifts > 0, ~undamped[-1])
+    assert bool(jnp.all(jnp.isfinite(state.curves)))
     energies = jax.vmap(lambda c: level.value(c, size))
     assert float(state.value[0]) < float(jnp.mean(energies(curves)))  # (accepted)
     solved = newton_level(

@@ -4,10 +4,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_integer, metric_defined_at, point_pair
+from .._checks import check_integer, point_pair
 from .._curve import check_energy_rule, straight_line
 from .._custom_types import Input
-from .._metric._base import AbstractMetric
+from .._metric._base import AbstractMetric, defined_at
 from .._sharding import sharded_map
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
 from ._base import AbstractBoundarySolver, BoundaryProblem
@@ -16,12 +16,12 @@ from ._default import default_polyline_solver
 
 # Pairs solved together per device on CPU. With one CPU device, one at a time: a solve
 # already vectorises over its polyline, so vmapping pairs gains nothing, while a vmapped
-# chunk's loops run until its slowest pair has converged. Measured (W2 of
-# `python -m benchmarks`, Part II): one at a time 3,400 geodesics/s and 3.1 s compile,
-# chunks of 16 1,770/s and 3.7 s; W6 (a score network), a 30 x 30 `pairwise_distances`:
-# 7.7 s against 9.4 s after compiling. With several host devices
+# chunk's loops run until its slowest pair has converged. Measured (the Gaussian Stein
+# metric of Part II): one at a time 3,400 geodesics/s and 3.1 s compile, chunks of 16
+# 1,770/s and 3.7 s; a learned ring metric (an MLP score), a 30 x 30
+# `pairwise_distances`: 7.7 s against 9.4 s after compiling. With several host devices
 # (`--xla_force_host_platform_device_count`), each loop iteration costs far more, and
-# chunks of 16 win: two devices, W2, one at a time 1,070/s, chunks of 4 1,470/s, of 16
+# chunks of 16 win: two devices, the Gaussian, one at a time 1,070/s, chunks of 4 1,470/s, of 16
 # 4,670/s, of 64 3,050/s.
 CPU_CHUNK_SIZE = 1
 CPU_MULTI_DEVICE_CHUNK_SIZE = 16
@@ -143,7 +143,7 @@ def geodesic_bvp(
             f"jaxgeo.EnergyNewton()), got {type(solver).__name__}"
         )
     sol = solver.geodesic(problem)
-    defined = metric_defined_at(metric, problem.x0) & metric_defined_at(metric, problem.x1)
+    defined = defined_at(metric, problem.x0) & defined_at(metric, problem.x1)
     result = RESULTS.where(defined, sol.result, RESULTS.undefined_endpoint)
     finite = jnp.all(jnp.isfinite(problem.x0)) & jnp.all(jnp.isfinite(problem.x1))
     result = RESULTS.where(finite, result, RESULTS.nonfinite_arguments)
@@ -170,8 +170,8 @@ def geodesic_bvp_batch(
     device vmapped over `chunk_size` pairs at a time. Under `vmap` a chunk's solver
     loop runs until its slowest pair has converged; on one CPU device the default is one
     pair at a time (a solve is already vectorised along its polyline there, and pairs
-    then stop when they converge: 1.9x the throughput of chunks of 16 on W2 of
-    `python -m benchmarks`), on several host devices chunks of 16 (there each loop
+    then stop when they converge: 1.9x the throughput of chunks of 16 on a 2-D Gaussian's
+    Stein metric), on several host devices chunks of 16 (there each loop
     iteration costs more); on GPU and TPU it is all of a device's pairs at once. One
     compiled program per metric structure and batch shape.
 

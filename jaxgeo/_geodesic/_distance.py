@@ -55,7 +55,7 @@ def log_map(
     segments, extrapolated until the length's estimated error is below 1e-6 relative
     in float64 (`sol.stats["error_estimate"]`, `sol.stats["num_segments"]`), or
     `RESULTS.unresolved_curve` at `Richardson(max_segments=...)`. Measured: 5e-8
-    relative on the Part II geodesic (128 segments), 2e-10 on a Poincaré pair (64).
+    relative on the Gaussian geodesic of Part II (128 segments), 2e-10 on a Poincaré pair (64).
     `num_points` is the number of points of the returned curve (points and velocities
     there are extrapolated, and Hermite interpolated between the levels' points), not
     its resolution. For the exact ODE geodesic (1e-10) pass
@@ -166,9 +166,9 @@ def pairwise_distances(
     [`jaxgeo.Richardson`][]), and the failed pairs that such a path joins, are solved
     again from the concatenated geodesics of that path (each leg's discrete geodesic
     with 32 segments from its straight line), and keep the shorter; two rounds. A pair
-    that still exceeds its path is `RESULTS.longer_than_a_path` (NaN). On the W6 ring
-    network, 100 points from straight lines: 248 of 4,950 distances exceeded a path, by
-    up to 44 %; repaired but 1, for 10 % more time (compile included).
+    that still exceeds its path is `RESULTS.longer_than_a_path` (NaN). On a learned ring
+    metric (an MLP score of a noisy ring), 100 points from straight lines: 248 of 4,950
+    distances exceeded a path, by up to 44 %; repaired but 1, for 10 % more time (compile included).
 
     The pairs are solved `pairs_per_call` at a time (default 256 per device on CPU,
     8,192 on accelerators) by one compiled program, reused for every call, whatever the
@@ -316,7 +316,8 @@ def _results(codes: Int[Array, "..."]) -> RESULTS:
 
 
 # Pairs per compiled call when not given. CPU: a call of a learned metric's pairs takes
-# seconds (W6's ring network: about 20 ms a pair), so the progress bar moves.
+# seconds (a learned ring metric, an MLP score: about 20 ms a pair), so the progress
+# bar moves.
 CPU_PAIRS_PER_CALL = 256
 ACCELERATOR_PAIRS_PER_CALL = 8192
 CHECKPOINT_INTERVAL_S = 30.0
@@ -407,7 +408,7 @@ def _digest(lengths: np.ndarray, codes: np.ndarray, done: int) -> str:
 
 
 # The default graph of `pairwise_distances(init="graph")`: 8 neighbours, each edge's
-# length by the midpoint rule on 8 pieces (on the W6 ring, 60 points: with 2 pieces 4
+# length by the midpoint rule on 8 pieces (on a learned ring metric, 60 points: with 2 pieces 4
 # of 1,770 distances were longer than from the straight line, with 8 pieces 3; from the
 # straight line, 13 were longer than from the graph, by up to 38 %).
 GRAPH_NEIGHBOURS = 8

@@ -14,7 +14,7 @@ from .._solution import RESULTS
 from ._base import AbstractPolylineSolver, BoundaryProblem, sine_basis
 
 
-def _parametrisation(num_points: int, dtype, precondition: bool):
+def parametrisation(num_points: int, dtype, precondition: bool):
     """Maps between a polyline and the coordinates `z` of its interior points
     (offsets from the straight line, in the preconditioned basis if asked)."""
     n = num_points - 2
@@ -87,7 +87,7 @@ class EnergyDescent(AbstractPolylineSolver):
             # wider dtype and return the caller's.
             work = np.promote_types(dtype, jnp.result_type(float))
             x0, x1, init = x0.astype(work), x1.astype(work), init.astype(work)
-        to_curve, from_curve = _parametrisation(init.shape[0], init.dtype, self.precondition)
+        to_curve, from_curve = parametrisation(init.shape[0], init.dtype, self.precondition)
 
         def energy(z, args):
             problem, a, b = args
@@ -138,7 +138,7 @@ def energy_descent_trace(
             f"got num_points={num_points}, save_every={save_every}, num_steps={num_steps}"
         )
     x0, x1 = jnp.asarray(x0), jnp.asarray(x1)
-    to_curve, _ = _parametrisation(num_points, x0.dtype, precondition)
+    to_curve, _ = parametrisation(num_points, x0.dtype, precondition)
     energy = lambda z: curve_energy(metric, to_curve(z, x0, x1))
 
     def step(_, carry):

@@ -3,10 +3,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from .._checks import metric_defined_at, point_pair
+from .._checks import point_pair
 from .._custom_types import Input, Point, Tangent
 from .._functional import geodesic_acceleration
-from .._metric._base import AbstractMetric
+from .._metric._base import AbstractMetric, defined_at
 from .._numerics import ODE_MIN_STEP, ODE_TOL
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
 
@@ -79,7 +79,7 @@ def flow_result(sol: dfx.Solution, metric: AbstractMetric, x0: Point, arguments,
     result = RESULTS.where(
         (result == RESULTS.successful) & ~_all_finite(states), RESULTS.nonfinite_energy, result
     )
-    result = RESULTS.where(metric_defined_at(metric, x0), result, RESULTS.undefined_endpoint)
+    result = RESULTS.where(defined_at(metric, x0), result, RESULTS.undefined_endpoint)
     return RESULTS.where(_all_finite(arguments), result, RESULTS.nonfinite_arguments)
 
 

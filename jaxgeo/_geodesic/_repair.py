@@ -2,7 +2,7 @@ r"""Distance matrices that obey the triangle inequality: pairs whose solve stopp
 longer local geodesic than a path through other points, solved again from that path.
 
 A solve finds the geodesic in the basin of its initial curve (the straight line); on a
-learned metric another geodesic is often shorter (the W6 ring network, 60 points: 74 of
+learned metric another geodesic is often shorter (a learned ring metric, 60 points: 74 of
 1,770 distances exceeded a path through other points, by up to 38 %). Every entry of a
 matrix is the length of a curve, so $d_{ij} > d_{ik} + d_{kj}$ proves that $d_{ij}$ is
 not the distance, and the concatenated geodesics $i \to k \to j$ are a curve in the
@@ -24,7 +24,7 @@ from ._shortest import Shortest
 
 
 # The most legs of a path a repair concatenates (paths through the exact distances of a
-# matrix have few: 2 or 3 on the W6 ring, more once repaired legs are expanded); a pair
+# matrix have few: 2 or 3 on a learned ring metric, more once repaired legs are expanded); a pair
 # whose path has more stays flagged.
 MAX_LEGS = 16
 # The points of each leg's geodesic in the concatenated initial curve.

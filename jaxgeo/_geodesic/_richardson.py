@@ -86,8 +86,8 @@ class Richardson(AbstractBoundarySolver):
         solver = self.solver
         if solver is None:
             # The velocities (discrete momenta N G Delta) carry N times the points'
-            # error: stop the levels tightly (Newton: a step more; L-BFGS on the 64-D
-            # digits Stein metric of W7: 0.15 s, where 1e-6 left the log map 2e-5 off).
+            # error: stop the levels tightly (Newton: a step more; L-BFGS on a 64-D
+            # digits Stein metric: 0.15 s, where 1e-6 left the log map 2e-5 off).
             # The length alone is stationary: Newton's levels stop at 1e-4.
             solver = default_polyline_solver(problem.x0.shape[0])
             if self.resolve_velocity:

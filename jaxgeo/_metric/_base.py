@@ -3,7 +3,7 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
 from .._custom_types import Curve, MetricMatrix, Point, Scalar, Tangent
 from .._linalg import cholesky, solve_triangular, spd_solve
@@ -113,3 +113,10 @@ class AbstractSecantMetric(AbstractMetric):
         `(N,)`). Overridable where a whole curve is cheaper (a pullback decodes each
         point once, not twice)."""
         return jax.vmap(self.secant_sq_norm)(xs[:-1], xs[1:])
+
+
+def defined_at(metric: AbstractMetric, x: Point) -> Bool[Array, ""]:
+    """Whether the metric is finite at `x` (its norm of a fixed vector): false outside
+    its domain, where metrics are NaN so that solvers reject trial steps there."""
+    ones = jnp.ones_like(x)
+    return jnp.isfinite(metric.inner(x, ones, ones))

@@ -83,11 +83,11 @@ class AbstractFamily(eqx.Module):
 
     @abc.abstractmethod
     def fisher(self, eta: Params) -> Fisher:
-        """The Fisher information matrix $I(\\eta)$ (closed form)."""
+        r"""The Fisher information matrix $I(\eta)$ (closed form)."""
 
     @abc.abstractmethod
     def kl(self, eta_p: Params, eta_q: Params) -> Scalar:
-        """$\\mathrm{KL}(p_{\\eta_p} \\,\\|\\, p_{\\eta_q})$ (closed form)."""
+        r"""$\mathrm{KL}(p_{\eta_p} \,\|\, p_{\eta_q})$ (closed form)."""
 
     @abc.abstractmethod
     def constrain(self, u: Params) -> Params:
@@ -109,7 +109,7 @@ class AbstractFamily(eqx.Module):
         return eqx.error_if(eta, ~self.valid(eta), message)
 
     def log_prob(self, eta: Params, x) -> Scalar:
-        """$\\log p_\\eta(x)$; an error if `eta` is invalid or `x` outside the support."""
+        r"""$\log p_\eta(x)$; an error if `eta` is invalid or `x` outside the support."""
         eta = self.check(eta)
         x = jnp.asarray(x)
         x = eqx.error_if(
@@ -120,7 +120,7 @@ class AbstractFamily(eqx.Module):
         return self._log_prob(eta, x)
 
     def fisher_inner(self, eta: Params, u: Params, v: Params) -> Scalar:
-        """$u^\\top I(\\eta) v$ (block-wise, without the full matrix, for products)."""
+        r"""$u^\top I(\eta) v$ (block-wise, without the full matrix, for products)."""
         return jnp.dot(u, self.fisher(eta) @ v)
 
 

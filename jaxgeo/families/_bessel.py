@@ -59,7 +59,7 @@ _DEBYE = (
 
 
 def _series(nu: float, s):
-    """$(f, A/\\kappa, A')$ from the power series, for $s <$ `SERIES_MAX_KAPPA`²."""
+    r"""$(f, A/\kappa, A')$ from the power series, for $s <$ `SERIES_MAX_KAPPA`²."""
     k = np.arange(SERIES_TERMS)
     log_c = -np.array([math.lgamma(j + 1) + math.lgamma(j + nu + 1) for j in k])
     x = s / 4
@@ -85,8 +85,8 @@ def _series(nu: float, s):
 
 
 def _debye_coefficients(nu: float) -> np.ndarray:
-    """$S = \\sum_k u_k(\\nu/r)/\\nu^k$ as a polynomial in $1/r$: coefficients of
-    $r^0, \\dots, r^{-12}$."""
+    r"""$S = \sum_k u_k(\nu/r)/\nu^k$ as a polynomial in $1/r$: coefficients of
+    $r^0, \dots, r^{-12}$."""
     coefficients = np.zeros(13)
     for k, row in enumerate(_DEBYE, start=1):
         for j, c in enumerate(row):
@@ -95,7 +95,7 @@ def _debye_coefficients(nu: float) -> np.ndarray:
 
 
 def _debye(nu: float, s):
-    """$(f, A/\\kappa, A')$ from Debye's expansion, for $s \\ge$ `SERIES_MAX_KAPPA`²."""
+    r"""$(f, A/\kappa, A')$ from Debye's expansion, for $s \ge$ `SERIES_MAX_KAPPA`²."""
     coefficients = _debye_coefficients(nu).astype(s.dtype)
     powers = np.arange(13).astype(s.dtype)
 

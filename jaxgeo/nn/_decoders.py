@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_input, check_labels, check_point
+from .._checks import check_labels, check_point
 from .._custom_types import Point, Scalar
 from .._metric._pullback import ExpectedPullbackMetric
 
@@ -44,11 +44,11 @@ class GaussianDecoder(eqx.Module):
         self.latent_dim = latent_dim
 
     def mean(self, z: Point) -> Output:
-        check_input(z, self.latent_dim, "latent point")
+        check_point(z, "latent point", self.latent_dim)
         return self.mlp(z)
 
     def std(self, z: Point) -> Output:
-        check_input(z, self.latent_dim, "latent point")
+        check_point(z, "latent point", self.latent_dim)
         return jnp.exp(self.log_std)
 
     def log_prob(self, x: Output, z: Point) -> Scalar:
@@ -67,7 +67,7 @@ class BernoulliDecoder(eqx.Module):
         self.latent_dim = latent_dim
 
     def logits(self, z: Point) -> Output:
-        check_input(z, self.latent_dim, "latent point")
+        check_point(z, "latent point", self.latent_dim)
         return self.mlp(z)
 
     def probs(self, z: Point) -> Output:
@@ -99,7 +99,7 @@ class CategoricalDecoder(eqx.Module):
         self.latent_dim, self.data_dim, self.num_classes = latent_dim, data_dim, num_classes
 
     def logits(self, z: Point) -> Float[Array, "out classes"]:
-        check_input(z, self.latent_dim, "latent point")
+        check_point(z, "latent point", self.latent_dim)
         return self.mlp(z).reshape(self.data_dim, self.num_classes)
 
     def probs(self, z: Point) -> Float[Array, "out classes"]:
@@ -116,7 +116,7 @@ class CategoricalDecoder(eqx.Module):
         return jnp.sum(jnp.take_along_axis(log_p, x[:, None], axis=-1))
 
 
-def _rbf_features(z: Point, centres: Array, bandwidths: Array) -> Float[Array, " k"]:
+def rbf_features(z: Point, centres: Array, bandwidths: Array) -> Float[Array, " k"]:
     r"""$\phi_k(z) = \exp(-\lambda_k |z - c_k|^2)$."""
     return jnp.exp(-bandwidths * jnp.sum((z[None, :] - centres) ** 2, axis=-1))
 
@@ -133,7 +133,7 @@ class RBFPrecision(eqx.Module):
     floor: float = eqx.field(static=True)
 
     def __call__(self, z: Point) -> Output:
-        features = _rbf_features(z, self.centres, self.bandwidths)
+        features = rbf_features(z, self.centres, self.bandwidths)
         return jax.nn.softplus(self.raw_weights) @ features + self.floor
 
 
@@ -156,7 +156,7 @@ class CalibratedGaussianDecoder(eqx.Module):
         return _gaussian_log_prob(x, self.mean(z), self.std(z))
 
     def metric(self) -> ExpectedPullbackMetric:
-        """The expected pullback metric $J_\\mu^\\top J_\\mu + J_\\sigma^\\top J_\\sigma$."""
+        r"""The expected pullback metric $J_\mu^\top J_\mu + J_\sigma^\top J_\sigma$."""
         return ExpectedPullbackMetric(self.mean, self.std)
 
 
@@ -186,7 +186,7 @@ class ExtrapolatingDecoder(eqx.Module):
 
     def weight(self, z: Point) -> Scalar:
         """$w(z)$: about 1 on the data, 0 far away."""
-        return -jnp.expm1(-jnp.sum(_rbf_features(z, self.centres, self.bandwidths)))
+        return -jnp.expm1(-jnp.sum(rbf_features(z, self.centres, self.bandwidths)))
 
     def __call__(self, z: Point) -> Output:
         check_point(z, "ExtrapolatingDecoder: z", self.centres.shape[1])

@@ -13,7 +13,7 @@ import numpy as np
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float
 
-from .._checks import check_input, check_integer, check_positive
+from .._checks import check_integer, check_point, check_positive
 from .._custom_types import Point, Scalar
 from .._metric._fisher import PullbackFisherRaoMetric
 from .._metric._pullback import PullbackMetric
@@ -138,7 +138,7 @@ class PoseDecoder(eqx.Module):
 
     def _means(self, z: Point) -> tuple[Float[Array, "3"], Float[Array, "4"]]:
         r"""$(\mu_p(z), \mu_r(z))$ from one evaluation of the network."""
-        check_input(z, self.latent_dim, "latent point")
+        check_point(z, "latent point", self.latent_dim)
         out = self.net(z)
         return out[:3], out[3:] / jnp.linalg.norm(out[3:])
 
@@ -149,16 +149,16 @@ class PoseDecoder(eqx.Module):
         return jax.lax.rsqrt(self.position_precision(z))
 
     def direction(self, z: Point) -> Float[Array, "4"]:
-        """The mean direction $\\mu_r(z) \\in S^3$."""
+        r"""The mean direction $\mu_r(z) \in S^3$."""
         return self._means(z)[1]
 
     def kappa(self, z: Point) -> Float[Array, "1"]:
-        """The concentration $\\kappa_r(z)$, shape `(1,)`."""
+        r"""The concentration $\kappa_r(z)$, shape `(1,)`."""
         return self.concentration(z)
 
     def params(self, z: Point) -> Float[Array, "10"]:
-        """The parameters of `family` at `z`: $(\\mu_{p,i}, \\sigma_{p,i})_{i \\le 3}$,
-        then $\\kappa_r \\mu_r$."""
+        r"""The parameters of `family` at `z`: $(\mu_{p,i}, \sigma_{p,i})_{i \le 3}$,
+        then $\kappa_r \mu_r$."""
         mean, direction = self._means(z)
         position = jnp.stack([mean, self.position_std(z)], axis=-1)
         return jnp.concatenate([position.reshape(-1), self.kappa(z) * direction])
@@ -172,7 +172,7 @@ class PoseDecoder(eqx.Module):
                 f"quaternion (4), got shape {jnp.shape(x)}; one pose at a time (jax.vmap)"
             )
         x = check_poses(x, "PoseDecoder.log_prob")
-        return self.family._log_prob(self.params(z), x)
+        return self.family.log_prob(self.params(z), x)
 
     def mean(self, z: Point) -> Pose:
         """The decoded pose: the position mean and the mean direction."""

@@ -19,7 +19,7 @@ import numpy as np
 from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import check_input
+from .._checks import check_point
 from .._custom_types import Point, Scalar, ScalarLike, Tangent
 
 
@@ -52,7 +52,7 @@ def _standardiser(dim: int, shift, scale) -> _Standardise:
 
 
 class _AbstractMLPScore(eqx.Module):
-    """An MLP on standardised inputs in $\\mathbb{R}^D$. The subclasses only choose the
+    r"""An MLP on standardised inputs in $\mathbb{R}^D$. The subclasses only choose the
     architecture (`_architecture`); fields and `__init__` live here, once.
 
     **Arguments:** `dim` $D$; `width` and `depth` of the MLP; `activation` (default: the
@@ -88,11 +88,11 @@ class _AbstractMLPScore(eqx.Module):
         """The MLP's input size, output size and default activation for points in R^dim."""
 
     def _check(self, x: Point) -> None:
-        check_input(x, self.dim, f"{type(self).__name__} input")
+        check_point(x, f"{type(self).__name__} input", self.dim)
 
 
 class MLPScore(_AbstractMLPScore):
-    """A free-form score network $s_\\theta(x)$: an MLP from `(D,)` to `(D,)`.
+    r"""A free-form score network $s_\theta(x)$: an MLP from `(D,)` to `(D,)`.
 
     Inputs are standardised with fixed `shift` and `scale` (e.g. the data mean and
     standard deviation), outputs are divided by `scale` (the score of standardised
@@ -131,7 +131,7 @@ class NoiseConditionalScore(_AbstractMLPScore):
         return self.standardise.unscale(self.mlp(features)) / sigma
 
     def at(self, sigma: ScalarLike) -> "NoiseLevel":
-        """The score $x \\mapsto s_\\theta(x, \\sigma)$ at one noise level."""
+        r"""The score $x \mapsto s_\theta(x, \sigma)$ at one noise level."""
         return NoiseLevel(self, sigma)
 
 
@@ -156,7 +156,7 @@ class EnergyScore(_AbstractMLPScore):
         return dim, "scalar", jax.nn.softplus
 
     def energy(self, x: Point) -> Scalar:
-        """$E_\\theta(x)$, the negative unnormalised log-density."""
+        r"""$E_\theta(x)$, the negative unnormalised log-density."""
         self._check(x)
         return self.mlp(self.standardise(x))
 

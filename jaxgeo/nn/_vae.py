@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, Real
 
-from .._checks import check_input, check_integer, check_labels
+from .._checks import check_integer, check_labels, check_point
 from .._custom_types import Scalar
 
 
@@ -50,7 +50,7 @@ class Encoder(eqx.Module):
 
     def __call__(self, x: Real[Array, " data"]) -> tuple[Latent, Latent]:
         if self.num_classes is None:
-            check_input(x, self.data_dim, "Encoder input")
+            check_point(x, "Encoder input", self.data_dim)
         else:
             where = f"Encoder(num_classes={self.num_classes}) input"
             x = check_labels(x, self.num_classes, (self.data_dim,), where)
@@ -79,5 +79,5 @@ class VAE(eqx.Module):
         return self.decoder.log_prob(x, z) - kl
 
     def encode(self, x: Real[Array, " data"]) -> Latent:
-        """The posterior mean $\\mu(x)$: the code of `x`."""
+        r"""The posterior mean $\mu(x)$: the code of `x`."""
         return self.encoder(x)[0]

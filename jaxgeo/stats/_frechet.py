@@ -16,10 +16,10 @@ from .._curve import curve_energy, straight_line
 from .._custom_types import Input, Point, Scalar
 from .._geodesic._base import AbstractBoundarySolver, BoundaryProblem, polyline_solution
 from .._geodesic._distance import log_map
-from .._geodesic._energy import _parametrisation
+from .._geodesic._energy import parametrisation
 from .._geodesic._ivp import exp_map
 from .._metric._base import AbstractMetric
-from .._numerics import LEVEL_TOL, POLYLINE_TOL
+from .._numerics import LEVEL_TOL, MEAN_TOL, POLYLINE_TOL
 from .._sharding import map_solves
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
 from ._newton_mean import newton_mean_levels, no_corrections
@@ -91,11 +91,6 @@ def _check_inputs(xs, weights, init):
     if init.shape != xs.shape[1:]:
         raise ValueError(f"frechet_mean: init must have shape {xs.shape[1:]}, got {init.shape}")
     return xs, weights, init
-
-
-def karcher_rtol(dtype) -> float:
-    """The Karcher iteration's default tolerance: 1e-7 in float64, 1e-4 in float32."""
-    return 1e-7 if dtype == jnp.float64 else 1e-4
 
 
 def first_failure(results: RESULTS, counts=None) -> RESULTS:
@@ -214,7 +209,7 @@ def _energy_mean(metric, xs, weights, init, init_curves, num_points, max_steps, 
     the minimum every $c_i$ is a discrete geodesic, with $E(c_i) = \frac12 L_i^2$, so
     $m$ minimises $\frac12\sum_i w_i L_i^2$: the Fréchet mean of the discrete
     distances, $O(1/N^2)$ from the exact one (second order is tested)."""
-    to_curve, from_curve = _parametrisation(num_points, xs.dtype, True)
+    to_curve, from_curve = parametrisation(num_points, xs.dtype, True)
 
     def curves(y):
         centre, offsets = y
@@ -358,7 +353,7 @@ class NewtonMean(AbstractMeanSolver):
         check_integer(self.max_steps, "NewtonMean: max_steps", minimum=1)
 
     def solve(self, metric, xs, weights, init, init_curves, num_points):
-        rtol = karcher_rtol(xs.dtype) if self.rtol is None else self.rtol
+        rtol = MEAN_TOL(xs.dtype) if self.rtol is None else self.rtol
         levels = newton_mean_levels(
             metric,
             xs,
@@ -407,7 +402,7 @@ class NewtonMean(AbstractMeanSolver):
 
     def cluster_means(self, metric, xs, labels, centres, curves, num_points, coarse, state=None):
         k = centres.shape[0]
-        rtol = karcher_rtol(xs.dtype) if self.rtol is None else self.rtol
+        rtol = MEAN_TOL(xs.dtype) if self.rtol is None else self.rtol
         counts = jnp.zeros(k, xs.dtype).at[labels].add(1)
         levels = newton_mean_levels(
             metric,
@@ -463,7 +458,7 @@ class KarcherMean(AbstractMeanSolver):
         check_integer(self.max_steps, "KarcherMean: max_steps", minimum=0)
 
     def solve(self, metric, xs, weights, init, init_curves, num_points):
-        rtol = karcher_rtol(xs.dtype) if self.rtol is None else self.rtol
+        rtol = MEAN_TOL(xs.dtype) if self.rtol is None else self.rtol
         mean, geodesics, result, num_steps = _karcher_mean(
             metric,
             xs,

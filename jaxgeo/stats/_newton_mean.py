@@ -69,6 +69,7 @@ class _Newton(NamedTuple):
     value: Float[Array, " k"]  # each cluster's weighted energy
     damping: Float[Array, " k"]
     growth: Float[Array, " k"]
+    shifts: Float[Array, " n"]  # each curve's extra damping (where its Hessian is indefinite)
     num_steps: Int[Array, ""]
     converged: Bool[Array, " k"]
     diverged: Bool[Array, " k"]
@@ -104,12 +105,15 @@ def _derivatives(level: LevelEnergy, curves: Curves, size) -> _Derivatives:
     return _Derivatives(grad, diag, upper, g[:, 0, :dim], h[:, 0, :dim, :dim], h[:, 0, :dim, dim:])
 
 
-def _newton_direction(derivatives: _Derivatives, size, weights, labels, damping):
+def _newton_direction(derivatives: _Derivatives, size, weights, labels, damping, shifts):
     """The damped Newton step on all the curves (zero at their fixed ends and beyond
     their `size` segments), every cluster's gradient max-norm and predicted decrease,
-    by the Schur complement on every cluster's mean (`damping`: one per cluster; the
-    clusters are independent problems). Each curve's rows are divided by its weight
-    (the same step; a curve of weight zero still follows its mean as a geodesic)."""
+    and whether every curve's damped Hessian factorised, by the Schur complement on
+    every cluster's mean (`damping`: one per cluster; the clusters are independent
+    problems; `shifts`: one curve's more, where its own Hessian is indefinite -- a
+    geodesic past a conjugate point -- so that one curve does not damp its cluster).
+    Each curve's rows are divided by its weight (the same step; a curve of weight zero
+    still follows its mean as a geodesic)."""
     grad, diag, upper, grad_mean, mean_block, coupling = derivatives
     n, _, dim = grad.shape
     k = damping.shape[0]
@@ -117,8 +121,9 @@ def _newton_direction(derivatives: _Derivatives, size, weights, labels, damping)
     num_segments = size.astype(dtype)
     eye = jnp.eye(dim, dtype=dtype)
     mu = damping[labels]  # (each curve's cluster's damping)
+    curve_mu = mu + shifts
     # Damping: mu times the diagonal of the Euclidean energy's Hessian (weighted).
-    a_diag = diag + (2 * num_segments * mu)[:, None, None, None] * eye[None, None]
+    a_diag = diag + (2 * num_segments * curve_mu)[:, None, None, None] * eye[None, None]
     # A_i [z_i, Z_i] = [g_i, e_1 B_i^T]: B_i couples the mean (rows) and point 1 (columns)
     rhs = jnp.concatenate(
         [grad[..., None], jnp.zeros_like(diag).at[:, 0].set(jnp.swapaxes(coupling, 1, 2))],
@@ -127,6 +132,7 @@ def _newton_direction(derivatives: _Derivatives, size, weights, labels, damping)
     # (vmapped: every curve has the same number of segments, so no solve waits on another)
     solved = jax.vmap(_eliminate, (0, 0, 0, None))(a_diag, upper, rhs, size)
     z, zs = solved[..., 0], solved[..., 1:]
+    factorised = jnp.all(jnp.isfinite(solved), axis=(1, 2, 3))
     total = _by_cluster(weights, labels, k)
     empty = total == 0
     schur = _by_cluster(
@@ -155,20 +161,16 @@ def _newton_direction(derivatives: _Derivatives, size, weights, labels, damping)
     linear = _by_cluster(jnp.sum(grad_interior * delta_interior, axis=(1, 2)), labels, k) + jnp.sum(
         weighted_grad_mean * delta_means, axis=1
     )
-    damped = (
-        num_segments
-        * damping
-        * (
-            2 * _by_cluster(weights * jnp.sum(delta_interior**2, axis=(1, 2)), labels, k)
-            + total * jnp.sum(delta_means**2, axis=1)
-        )
+    damped = num_segments * (
+        damping * total * jnp.sum(delta_means**2, axis=1)
+        + 2 * _by_cluster(weights * curve_mu * jnp.sum(delta_interior**2, axis=(1, 2)), labels, k)
     )
     predicted = 0.5 * (-linear + damped)
     grad_norm = jnp.maximum(
         _cluster_max(jnp.max(jnp.abs(grad_interior), axis=(1, 2)), labels, k),
         jnp.max(jnp.abs(weighted_grad_mean), axis=1),
     )
-    return step, delta_means, grad_norm, predicted
+    return step, delta_means, grad_norm, predicted, factorised
 
 
 def newton_level(
@@ -211,30 +213,56 @@ def newton_level(
             lambda: _derivatives(level, state.curves, size),
         )
 
-        def attempt(carry):
-            damping, direction, tried = carry
-            # Where the damped Hessian is indefinite (NaN from the block Cholesky), damp
-            # more within this step: a factorisation is much cheaper than a rejected step.
-            indefinite = tried & active & ~finite_by_cluster(direction)
-            damping = jnp.where(
-                indefinite, jnp.maximum(REDAMP_FACTOR * damping, REDAMP_FLOOR), damping
+        def redamp(damping, shifts, direction):
+            """More damping where the damped Hessian is indefinite (NaN from the
+            Cholesky factorisations): a curve's own (`shifts`, where its block did not
+            factorise), else its cluster's (the mean's Schur complement)."""
+            factorised = direction[-1]
+            curve_bad = active[labels] & ~factorised
+            cluster_bad = active & ~finite_by_cluster(direction)
+            cluster_bad &= _by_cluster(curve_bad.astype(int), labels, num_clusters) == 0
+            total = damping[labels] + shifts
+            shifts = jnp.where(
+                curve_bad & (total < MAX_DAMPING),
+                jnp.maximum(REDAMP_FACTOR * total, REDAMP_FLOOR) - damping[labels],
+                shifts,
             )
-            direction = _newton_direction(derivatives, size, weights, labels, damping)
-            return damping, direction, jnp.array(True)
+            cluster_bad &= damping < MAX_DAMPING
+            damping = jnp.where(
+                cluster_bad, jnp.maximum(REDAMP_FACTOR * damping, REDAMP_FLOOR), damping
+            )
+            more = jnp.any(curve_bad & (total < MAX_DAMPING)) | jnp.any(cluster_bad)
+            return damping, shifts, more
+
+        def attempt(carry):
+            damping, shifts, direction, tried = carry
+            # Damp more within this step where the Hessian is indefinite: a
+            # factorisation is much cheaper than a rejected step.
+            damping, shifts, _ = jax.lax.cond(
+                tried,
+                lambda: redamp(damping, shifts, direction),
+                lambda: (damping, shifts, jnp.array(True)),
+            )
+            direction = _newton_direction(derivatives, size, weights, labels, damping, shifts)
+            return damping, shifts, direction, jnp.array(True)
 
         def indefinite(carry):
-            damping, direction, tried = carry
-            redamp = active & ~finite_by_cluster(direction) & (damping < MAX_DAMPING)
-            return ~tried | jnp.any(redamp)
+            damping, shifts, direction, tried = carry
+            return ~tried | redamp(damping, shifts, direction)[2]
 
         shapes = jax.eval_shape(
-            lambda d: _newton_direction(derivatives, size, weights, labels, d), state.damping
+            lambda d, s: _newton_direction(derivatives, size, weights, labels, d, s),
+            state.damping,
+            state.shifts,
         )
         nothing = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-        damped, direction, _ = jax.lax.while_loop(
-            indefinite, attempt, (state.damping, nothing, jnp.array(False))
+        # (a curve's shift is relaxed tenfold a step, as the damping after a good step)
+        relaxed = state.shifts / REDAMP_FACTOR
+        relaxed = jnp.where(relaxed < REDAMP_FLOOR, 0, relaxed)
+        damped, shifts, direction, _ = jax.lax.while_loop(
+            indefinite, attempt, (state.damping, relaxed, nothing, jnp.array(False))
         )
-        delta, delta_means, grad_norm, predicted = direction
+        delta, delta_means, grad_norm, predicted, _ = direction
         trial = state.curves + delta
         new_value = energies(trial)
         actual = state.value - new_value
@@ -248,7 +276,9 @@ def newton_level(
         accept = active & finite & ((gain > 0) | at_floor)
         shrink = jnp.maximum(MIN_SHRINK, 1 - (2 * jnp.clip(gain, 0, 1) - 1) ** 3)
         damping = jnp.where(
-            active, jnp.where(accept, damped * shrink, damped * state.growth), state.damping
+            active,
+            jnp.where(accept, damped * shrink, jnp.maximum(damped * state.growth, REDAMP_FLOOR)),
+            state.damping,
         )
         scaled = jnp.abs(delta) / (atol + rtol * jnp.abs(state.curves))
         small = _cluster_max(jnp.max(scaled, axis=(1, 2)), labels, num_clusters) < 1
@@ -262,6 +292,7 @@ def newton_level(
             growth=jnp.where(active, jnp.where(accept, 2.0, 2 * state.growth), state.growth).astype(
                 dtype
             ),
+            shifts=shifts,
             num_steps=state.num_steps + 1,
             converged=state.converged | converged,
             diverged=state.diverged | (active & ~converged & (damping > MAX_DAMPING)),
@@ -279,6 +310,7 @@ def newton_level(
         value=value,
         damping=jnp.asarray(damping, dtype),
         growth=jnp.full(num_clusters, 2.0, dtype),
+        shifts=jnp.zeros(curves.shape[0], dtype),
         num_steps=jnp.array(0),
         converged=jnp.zeros(num_clusters, bool),
         diverged=~jnp.isfinite(value),

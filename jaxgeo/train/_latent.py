@@ -17,9 +17,9 @@ from .._checks import check_same_length
 from ..families import VonMisesFisher
 from ..families._base import softplus_inverse
 from ..nn._decoders import (
-    _rbf_features,
     CalibratedGaussianDecoder,
     ExtrapolatingDecoder,
+    rbf_features,
     RBFPrecision,
 )
 from ..nn._pose import check_poses, PoseDecoder
@@ -302,7 +302,7 @@ def calibrate_pose_decoder(
     result = _fit_part_given_codes(
         # (the poses were checked above: no run-time check, and no host callback, in the
         # training step)
-        lambda model, z, x: model.family._log_prob(model.params(z), x),
+        lambda model, z, x: model.family.log_prob(model.params(z), x),
         decoder,
         lambda d: (d.position_precision.raw_weights, d.concentration.raw_weights),
         codes,
@@ -319,7 +319,7 @@ def calibrate_pose_decoder(
 def _started(precision: RBFPrecision, codes, target) -> RBFPrecision:
     """`precision` with equal weights that make its value about `target` (per output) at
     the typical code."""
-    features = jax.vmap(lambda z: _rbf_features(z, precision.centres, precision.bandwidths))(codes)
+    features = jax.vmap(lambda z: rbf_features(z, precision.centres, precision.bandwidths))(codes)
     value = jnp.maximum(target - precision.floor, 1e-6) / jnp.mean(jnp.sum(features, axis=1))
     raw = softplus_inverse(value)
     return eqx.tree_at(
