@@ -91,7 +91,7 @@ def _ring_problem(metric, num_points: int = 16):
     return metric, xs, None, [("learned_stein", params)], {}
 
 
-def _digit_problems(smoke: bool, sizes=(16, 128)) -> dict:
+def _digit_problems(smoke: bool, sizes: tuple[int, ...]) -> dict:
     """The codes of the digit 3 under the calibrated expected pullback metric of
     `experiments.latent_oddity`'s VAE (seed 0, trained here: about 30 s), started as that
     experiment does: from the Euclidean medoid, along shortest paths through a k-NN graph
