@@ -235,20 +235,13 @@ def newton_level(
             return damping, shifts, more
 
         def attempt(carry):
-            damping, shifts, direction, tried = carry
+            damping, shifts, _, _ = carry
             # Damp more within this step where the Hessian is indefinite: a
-            # factorisation is much cheaper than a rejected step.
-            damping, shifts, _ = jax.lax.cond(
-                tried,
-                lambda: redamp(damping, shifts, direction),
-                lambda: (damping, shifts, jnp.array(True)),
-            )
+            # factorisation is much cheaper than a rejected step. (Where nothing needs
+            # more damping, `redamp` leaves both as they were: the direction's.)
             direction = _newton_direction(derivatives, size, weights, labels, damping, shifts)
-            return damping, shifts, direction, jnp.array(True)
-
-        def indefinite(carry):
-            damping, shifts, direction, tried = carry
-            return ~tried | redamp(damping, shifts, direction)[2]
+            damping, shifts, more = redamp(damping, shifts, direction)
+            return damping, shifts, direction, more
 
         shapes = jax.eval_shape(
             lambda d, s: _newton_direction(derivatives, size, weights, labels, d, s),
@@ -260,7 +253,7 @@ def newton_level(
         relaxed = state.shifts / REDAMP_FACTOR
         relaxed = jnp.where(relaxed < REDAMP_FLOOR, 0, relaxed)
         damped, shifts, direction, _ = jax.lax.while_loop(
-            indefinite, attempt, (state.damping, relaxed, nothing, jnp.array(False))
+            lambda carry: carry[3], attempt, (state.damping, relaxed, nothing, jnp.array(True))
         )
         delta, delta_means, grad_norm, predicted, _ = direction
         trial = state.curves + delta
