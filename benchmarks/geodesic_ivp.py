@@ -43,7 +43,8 @@ def main(repeats: int = 7, max_christoffel_dim: int = 128) -> None:
         x0,
         v0,
         solver=dfx.Dopri8(),
-        stepsize_controller=dfx.PIDController(rtol=1e-13, atol=1e-13),
+        rtol=1e-13,
+        atol=1e-13,
         max_steps=100_000,
     )
     print(

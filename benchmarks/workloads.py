@@ -205,8 +205,8 @@ def w3_geodesic(repeats: int, dim: int = problems.W3_GEODESIC_DIM) -> list[dict]
 def w4_reference() -> np.ndarray:
     m = stein_metric()
     x0, v0 = jnp.asarray(problems.W4_X0), jnp.asarray(problems.W4_V0)
-    tight = dfx.PIDController(rtol=1e-13, atol=1e-13)
-    end = jg.exp_map(m, x0, v0, solver=dfx.Dopri8(), stepsize_controller=tight, max_steps=10**5)
+    tight = dict(rtol=1e-13, atol=1e-13)
+    end = jg.exp_map(m, x0, v0, solver=dfx.Dopri8(), max_steps=10**5, **tight)
     return np.asarray(end)
 
 

@@ -17,6 +17,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import diffrax as dfx
 import equinox as eqx
 import jax.numpy as jnp
 import matplotlib
@@ -94,8 +95,9 @@ def plot_spray(path: Path, grid: int, num_directions: int, length: float) -> dic
     directions = jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
     # Unit Riemannian speed times `length`: every geodesic has the same length.
     v0s = length * directions / jax.vmap(lambda d: metric.norm(x0, d))(directions)[:, None]
+    saveat = dfx.SaveAt(ts=jnp.linspace(0.0, 1.0, 201))
     sols = jax.vmap(
-        lambda v: jg.geodesic_ivp(metric, x0, v, num_points=201, max_steps=16384, throw=False)
+        lambda v: jg.geodesic_ivp(metric, x0, v, saveat=saveat, max_steps=16384, throw=False)
     )(v0s)
     fig, ax = plt.subplots(figsize=(6.5, 6.5))
     jg.plot.density(ax, log_prob, LIM, LIM, num=grid)

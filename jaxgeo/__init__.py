@@ -25,6 +25,7 @@ from ._fisher_info import (
 )
 from ._functional import (
     christoffel as christoffel,
+    christoffel_contraction as christoffel_contraction,
     gaussian_curvature as gaussian_curvature,
     geodesic_acceleration as geodesic_acceleration,
     ricci_tensor as ricci_tensor,

@@ -52,6 +52,15 @@ def geodesic_acceleration(metric: AbstractMetric, x: Point, v: Tangent) -> Tange
     return metric.geodesic_acceleration(x, v)
 
 
+def christoffel_contraction(metric: AbstractMetric, x: Point, u: Tangent, w: Tangent) -> Tangent:
+    r"""$-\Gamma_x(u, w)$, matrix-free: the geodesic acceleration $a(v) = -\Gamma(v, v)$
+    is quadratic in $v$, so its derivative at $u$ along $w$ is $-2\Gamma(u, w)$ (one
+    JVP of [`jaxgeo.geodesic_acceleration`][]); the right-hand side of parallel
+    transport, $\dot w = -\Gamma(\dot c, w)$."""
+    _, tangent = jax.jvp(lambda v: geodesic_acceleration(metric, x, v), (u,), (w,))
+    return 0.5 * tangent
+
+
 def riemann_tensor(metric: AbstractMetric, x: Point) -> Riemann:
     r"""The Riemann curvature tensor `R[l, i, j, k]` $= R^l{}_{ijk}(x)$ (module
     docstring for the convention), by `jax.jacfwd` of the Christoffel symbols."""

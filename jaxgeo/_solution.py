@@ -72,8 +72,8 @@ with warnings.catch_warnings():
         )
         max_steps_rejected = (
             "The geodesic ODE rejected too many steps in a row: the metric varies too "
-            "fast or is undefined just ahead of the curve; pass a controller that keeps "
-            "more rejected steps, geodesic_ivp(stepsize_controller=...)."
+            "fast or is undefined just ahead of the curve; give it a larger budget "
+            "(geodesic_ivp(max_steps=...)) or looser tolerances (rtol=..., atol=...)."
         )
         event_occurred = "The geodesic ODE stopped at an event (not a failure)."
         internal_error = (

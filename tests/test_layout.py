@@ -11,8 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "jaxgeo"
 # Entry points (verbs) of the geodesic package, and `_repair` (pairwise_distances' own
 # second pass, which calls geodesic_bvp); its solvers must not import them.
-ENTRY_POINT_MODULES = {"_bvp", "_distance", "_ensemble", "_graph", "_repair"}
-PUBLIC_NAMESPACES = ("data", "families", "nn", "plot", "sampling", "scores", "train")
+ENTRY_POINT_MODULES = {"_bvp", "_distance", "_ensemble", "_graph", "_ivp", "_repair"}
+# Public functions that live with their solver: the history of EnergyDescent's iteration.
+SOLVER_FUNCTIONS = {"energy_descent_trace"}
+PUBLIC_NAMESPACES = ("data", "families", "nn", "plot", "sampling", "scores", "stats", "train")
 
 
 def _module_name(path: Path) -> str:
@@ -99,6 +101,18 @@ def test_public_namespaces_own_their_code(namespace):
     package = f"jaxgeo.{namespace}"
     for target in _imports(package):
         assert target.startswith(package + "."), f"{package} re-exports {target}"
+
+
+def test_every_entry_point_module_is_listed():
+    """Every module of the geodesic package that defines a public verb (a function
+    re-exported by `jaxgeo._geodesic`) is in `ENTRY_POINT_MODULES`."""
+    import jaxgeo._geodesic as geodesic
+
+    for name in sorted(set(dir(geodesic)) - SOLVER_FUNCTIONS):
+        obj = getattr(geodesic, name)
+        if callable(obj) and not isinstance(obj, type) and not name.startswith("_"):
+            module = getattr(obj, "__module__", "").rpartition(".")[2]
+            assert module in ENTRY_POINT_MODULES, f"{name} ({module}) is an entry point"
 
 
 def test_solvers_do_not_import_entry_points():

@@ -1,90 +1,15 @@
 import diffrax as dfx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
 
 from .._checks import point_pair
-from .._custom_types import Input, Point, Tangent
-from .._functional import geodesic_acceleration
-from .._metric._base import AbstractMetric, defined_at
-from .._numerics import ODE_MIN_STEP, ODE_TOL
+from .._custom_types import Input, Point
+from .._metric._base import AbstractMetric
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
+from ._flow import flow_result, geodesic_vector_field, integrate, ode_controller
 
 
-def geodesic_vector_field(t, state, metric):
-    r"""The geodesic equation as a first-order system, $(\dot x, \dot v) = (v,
-    -\Gamma(v, v))$, in diffrax's `(t, y, args)` form with the metric as `args`."""
-    del t
-    x, v = state
-    return v, geodesic_acceleration(metric, x, v)
-
-
-def geodesic_flow(
-    metric: AbstractMetric,
-    x0: Point,
-    v0: Tangent,
-    t1,
-    solver: dfx.AbstractSolver,
-    stepsize_controller: dfx.AbstractStepSizeController,
-    saveat: dfx.SaveAt,
-    max_steps: int,
-    adjoint: dfx.AbstractAdjoint,
-    dt0: float | None = None,
-) -> dfx.Solution:
-    """The geodesic flow from `(x0, v0)` over $[0, t_1]$: `diffrax.diffeqsolve` of
-    `geodesic_vector_field`, never throwing (callers report `sol.result`)."""
-    return dfx.diffeqsolve(
-        dfx.ODETerm(geodesic_vector_field),
-        solver,
-        t0=0.0,
-        t1=t1,
-        dt0=dt0,
-        y0=(x0, v0),
-        args=metric,
-        saveat=saveat,
-        stepsize_controller=stepsize_controller,
-        max_steps=max_steps,
-        adjoint=adjoint,
-        throw=False,
-    )
-
-
-def ode_controller(dtype, t1, rtol: float | None, atol: float | None) -> dfx.PIDController:
-    """The default step-size controller of the geodesic flow and the ODEs along it: PID
-    at `rtol`, `atol` (default `ODE_TOL` of the dtype), with a step size that may not
-    collapse below `ODE_MIN_STEP` of the time span (it fails instead, see
-    `flow_result`)."""
-    tol = ODE_TOL(dtype)
-    return dfx.PIDController(
-        rtol=tol if rtol is None else rtol,
-        atol=tol if atol is None else atol,
-        dtmin=ODE_MIN_STEP * jnp.abs(t1),
-        force_dtmin=False,
-    )
-
-
-def flow_result(sol: dfx.Solution, metric: AbstractMetric, x0: Point, arguments, states) -> RESULTS:
-    """The result of an integration from `x0` (the `arguments` it started from, the
-    saved `states`): diffrax's, with a step size that collapsed or a budget spent
-    mostly (2/3) on rejected steps reported as a breakdown of the flow (not a budget
-    too small), non-finite states, a metric undefined at `x0`, and non-finite
-    arguments named."""
-    result = RESULTS.promote(sol.result)
-    num_rejected = sol.stats["num_rejected_steps"]
-    rejected = (num_rejected > 2 * sol.stats["num_accepted_steps"]) & (num_rejected >= 16)
-    breakdown = (result == RESULTS.dt_min_reached) | (
-        (result == RESULTS.max_steps_reached) & rejected
-    )
-    result = RESULTS.where(breakdown, RESULTS.flow_breakdown, result)
-    result = RESULTS.where(
-        (result == RESULTS.successful) & ~_all_finite(states), RESULTS.nonfinite_energy, result
-    )
-    result = RESULTS.where(defined_at(metric, x0), result, RESULTS.undefined_endpoint)
-    return RESULTS.where(_all_finite(arguments), result, RESULTS.nonfinite_arguments)
-
-
-def _all_finite(tree) -> Array:
-    return jnp.all(jnp.array([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+DEFAULT_SAVED_TIMES = 65
 
 
 @raise_outside_jit
@@ -97,9 +22,7 @@ def geodesic_ivp(
     solver: dfx.AbstractSolver = dfx.Tsit5(),
     rtol: float | None = None,
     atol: float | None = None,
-    stepsize_controller: dfx.AbstractStepSizeController | None = None,
     saveat: dfx.SaveAt | None = None,
-    num_points: int = 65,
     dt0: float | None = None,
     max_steps: int = 4096,
     adjoint: dfx.AbstractAdjoint = dfx.RecursiveCheckpointAdjoint(),
@@ -118,10 +41,12 @@ def geodesic_ivp(
     **Other arguments:**
 
     - `solver`: a diffrax ODE solver (default `Tsit5`).
-    - `rtol`, `atol`: tolerances of the default `PIDController`: 1e-10 in float64,
-      1e-6 in float32.
-    - `stepsize_controller`: overrides the default adaptive controller.
-    - `saveat`: where to save; default `num_points` equally spaced times.
+    - `rtol`, `atol`: the tolerances of the adaptive step size (a `PIDController`
+      whose step may not collapse below 1e-10 of the time span: the flow fails
+      instead): 1e-10 in float64, 1e-6 in float32.
+    - `saveat`: where to save; default 65 equally spaced times, `t = 0` and `t1`
+      included (e.g. `diffrax.SaveAt(ts=jnp.linspace(0, t1, 201))` for more,
+      `diffrax.SaveAt(t1=True)` for the end point only).
     - `max_steps`, `dt0`, `adjoint`: as in `diffrax.diffeqsolve`.
     - `throw`: raise if the integration fails; under `jax.vmap` use `throw=False` and
       inspect `result`.
@@ -134,12 +59,19 @@ def geodesic_ivp(
     del throw  # raised outside the compiled program (`raise_outside_jit`)
     x0, v0 = point_pair(x0, v0, ("x0", "v0"), "geodesic_ivp")
     dtype = x0.dtype
-    if stepsize_controller is None:
-        stepsize_controller = ode_controller(dtype, t1, rtol, atol)
     if saveat is None:
-        saveat = dfx.SaveAt(ts=jnp.linspace(0, t1, num_points, dtype=dtype))
-    sol = geodesic_flow(
-        metric, x0, v0, t1, solver, stepsize_controller, saveat, max_steps, adjoint, dt0
+        saveat = dfx.SaveAt(ts=jnp.linspace(0, t1, DEFAULT_SAVED_TIMES, dtype=dtype))
+    sol = integrate(
+        geodesic_vector_field,
+        (x0, v0),
+        t1,
+        metric,
+        controller=ode_controller(dtype, t1, rtol, atol),
+        saveat=saveat,
+        max_steps=max_steps,
+        solver=solver,
+        adjoint=adjoint,
+        dt0=dt0,
     )
     xs, vs = sol.ys
     speed0 = metric.norm(x0, v0)

@@ -9,11 +9,11 @@ from jaxtyping import Array, Float, Int
 from .._custom_types import Point, Scalar
 from .._linalg import solve
 from .._metric._base import AbstractMetric
-from .._numerics import ODE_MIN_STEP, SHOOTING_TOL
+from .._numerics import SHOOTING_TOL
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver, AbstractPolylineSolver, BoundaryProblem
 from ._default import default_polyline_solver
-from ._ivp import geodesic_vector_field
+from ._flow import geodesic_vector_field, integrate, ode_controller
 from ._levels import dense_tangents
 
 
@@ -48,26 +48,20 @@ class _Segments(eqx.Module):
     max_ode_steps: int = eqx.field(static=True)
 
     def _solve(self, field, starts, y0, saveat, adjoint, norm=optx.max_norm):
-        duration = 1 / starts.shape[0]
         # One step size for all segments, every state component within the tolerances
         # (max norm); a flow that keeps rejecting steps (into a singularity, or where
         # the metric is NaN) stops at `dtmin` and fails instead of spinning.
-        controller = dfx.PIDController(
-            rtol=self.tol, atol=self.tol, dtmin=ODE_MIN_STEP * duration, norm=norm
-        )
-        return dfx.diffeqsolve(
-            dfx.ODETerm(field),
-            dfx.Tsit5(),
-            t0=0.0,
-            t1=duration,
-            dt0=None,
-            y0=y0,
-            args=self.metric,
+        duration = 1 / starts.shape[0]
+        controller = ode_controller(starts.dtype, duration, self.tol, self.tol, norm)
+        return integrate(
+            field,
+            y0,
+            duration,
+            self.metric,
+            controller=controller,
             saveat=saveat,
-            stepsize_controller=controller,
             max_steps=self.max_ode_steps,
             adjoint=adjoint,
-            throw=False,
         ).ys
 
     def flows(self, starts: Float[Array, "segments twice_dim"]) -> Samples:

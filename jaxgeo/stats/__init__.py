@@ -29,7 +29,6 @@ from ._sklearn import (
     GeodesicPCA as GeodesicPCA,
 )
 from ._transport import (
-    christoffel_contraction as christoffel_contraction,
     ladder_transport as ladder_transport,
     parallel_transport as parallel_transport,
     Transport as Transport,

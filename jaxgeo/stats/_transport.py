@@ -11,11 +11,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import point_pair
-from .._custom_types import Input, Point, Tangent
-from .._functional import geodesic_acceleration
+from .._custom_types import Input, Point
+from .._functional import christoffel_contraction, geodesic_acceleration
 from .._geodesic._base import AbstractBoundarySolver
 from .._geodesic._distance import log_map
-from .._geodesic._ivp import flow_result, geodesic_ivp, ode_controller
+from .._geodesic._flow import flow_result, integrate, ode_controller
+from .._geodesic._ivp import geodesic_ivp
 from .._metric._base import AbstractMetric
 from .._solution import raise_outside_jit, RESULTS
 
@@ -42,27 +43,15 @@ class Transport(eqx.Module):
     stats: dict[str, Any]
 
 
-def christoffel_contraction(metric: AbstractMetric, x: Point, u: Tangent, w: Tangent) -> Tangent:
-    r"""$-\Gamma_x(u, w)$, matrix-free: the geodesic acceleration $a(v) = -\Gamma(v, v)$
-    is quadratic in $v$, so its derivative at $u$ along $w$ is $-2\Gamma(u, w)$ (one
-    JVP of [`jaxgeo.geodesic_acceleration`][])."""
-    _, tangent = jax.jvp(lambda v: geodesic_acceleration(metric, x, v), (u,), (w,))
-    return 0.5 * tangent
-
-
 def _solve(field, y0, t1, args, dtype, num_points, rtol, atol, max_steps) -> dfx.Solution:
-    return dfx.diffeqsolve(
-        dfx.ODETerm(field),
-        dfx.Tsit5(),
-        t0=0.0,
-        t1=t1,
-        dt0=None,
-        y0=y0,
-        args=args,
+    return integrate(
+        field,
+        y0,
+        t1,
+        args,
+        controller=ode_controller(dtype, t1, rtol, atol),
         saveat=dfx.SaveAt(ts=jnp.linspace(0, t1, num_points, dtype=dtype)),
-        stepsize_controller=ode_controller(dtype, t1, rtol, atol),
         max_steps=max_steps,
-        throw=False,
     )
 
 
