@@ -100,7 +100,7 @@ def _digit_problems(smoke: bool, sizes: tuple[int, ...]) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         _, decoder, codes, _, labels, _ = latent_oddity.train(0, Path(tmp), smoke)
-    metric = decoder.metric()
+    metric = decoder.expected_metric()
     graph = jg.knn_graph(metric, codes, k=8)
     threes = codes[np.flatnonzero(labels == 3)]
     problems = {}

@@ -26,6 +26,7 @@ writes under figures/human_poses/:
 Trained models are checkpointed under <out-dir>/checkpoints/ (a rerun resumes them).
 """
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -186,15 +187,21 @@ class _Scaled(eqx.Module):
         return self.scale * self.mlp(z)
 
 
-class TorusDecoder(eqx.Module):
+class TorusDecoder(jg.nn.AbstractDecoder):
     r"""$p(\theta \mid z) = \prod_j \mathrm{vM}(\theta_j;\ \mu_j(z), \kappa_j(z))$ over
     the joint angles, from natural parameters
-    $\eta_j(z) = \kappa_j(\cos\mu_j, \sin\mu_j)$ = `natural(z)` (first the J cosine
-    terms, then the J sine terms): smooth in $z$ across the angles' wrap. Its data are
-    the angles' features $(\cos\theta, \sin\theta)$, shape `(2J,)`."""
+    $\eta_j(z) = \kappa_j(\cos\mu_j, \sin\mu_j)$ = `natural(z)`, shape `(2J,)`, angle
+    by angle (the parameters of `Product(VonMisesFisher(2), J)`): smooth in $z$ across
+    the angles' wrap. Its data are the angles' features $(\cos\theta, \sin\theta)$,
+    shape `(2J,)` (first the J cosines, then the J sines)."""
 
-    natural: eqx.Module
+    natural: Callable
     num_angles: int = eqx.field(static=True)
+    latent_dim: int = eqx.field(static=True)
+
+    def _natural(self, z):
+        r"""`natural(z)` as `(J, 2)`: each angle's $\kappa(\cos\mu, \sin\mu)$."""
+        return self.natural(z).reshape(self.num_angles, 2)
 
     @property
     def family(self) -> jg.families.Product:
@@ -202,8 +209,7 @@ class TorusDecoder(eqx.Module):
 
     def params(self, z):
         r"""The family's parameters $(\mu_1, \kappa_1, \dots, \mu_J, \kappa_J)$."""
-        eta = self.natural(z)
-        a, b = eta[: self.num_angles], eta[self.num_angles :]
+        a, b = self._natural(z).T
         return jnp.stack([jnp.arctan2(b, a), jnp.hypot(a, b)], axis=1).reshape(-1)
 
     def mean(self, z):
@@ -217,9 +223,14 @@ class TorusDecoder(eqx.Module):
     def log_prob(self, x, z):
         r"""$\sum_j \eta_j \cdot (\cos\theta_j, \sin\theta_j) - \log 2\pi I_0(|\eta_j|)$
         for the features `x` $= (\cos\theta, \sin\theta)$."""
-        eta = self.natural(z)
-        kappa = jnp.hypot(eta[: self.num_angles], eta[self.num_angles :])
-        return jnp.sum(eta * x) - jnp.sum(_log_i0(kappa)) - self.num_angles * jnp.log(2 * jnp.pi)
+        eta = self._natural(z)
+        features = x.reshape(2, self.num_angles).T
+        kappa = jnp.linalg.norm(eta, axis=1)
+        return (
+            jnp.sum(eta * features)
+            - jnp.sum(_log_i0(kappa))
+            - self.num_angles * jnp.log(2 * jnp.pi)
+        )
 
 
 def train(data, seed: int, out: Path, smoke: bool):
@@ -233,7 +244,7 @@ def train(data, seed: int, out: Path, smoke: bool):
     net = _Scaled(eqx.nn.MLP(2, 2 * num_angles, width, 2, jax.nn.tanh, key=key_dec), NATURAL_SCALE)
     vae = jg.nn.VAE(
         jg.nn.Encoder(2 * num_angles, 2, width=width, depth=2, key=key_enc),
-        TorusDecoder(net, num_angles),
+        TorusDecoder(net, num_angles, latent_dim=2),
     )
     num_steps = 300 if smoke else 8000
     result = jg.train.fit(
@@ -250,18 +261,19 @@ def train(data, seed: int, out: Path, smoke: bool):
     codes = jax.vmap(vae.encode)(data)
     blend = jg.train.extrapolating_decoder(
         vae.decoder.natural,
+        jg.families.Product(jg.families.VonMisesFisher(2), num_angles),
         codes,
         jnp.zeros(2 * num_angles),
         num_centres=8 if smoke else 32,
         bandwidth_scale=BANDWIDTH_SCALE,
         seed=seed,
     )
-    decoder = TorusDecoder(blend, num_angles)
+    decoder = TorusDecoder(blend.params, num_angles, latent_dim=2)
     trainable = jtu.tree_map(lambda _: False, decoder)
     trainable = eqx.tree_at(
-        lambda d: d.natural.params_fn,
+        lambda d: d.natural.__self__.params_fn,
         trainable,
-        jtu.tree_map(eqx.is_inexact_array, decoder.natural.params_fn),
+        jtu.tree_map(eqx.is_inexact_array, decoder.natural.__self__.params_fn),
     )
 
     def loss(model, batch, key):
@@ -391,7 +403,7 @@ def main(
         f"decoded concentration on the codes: median {np.median(on_data):.0f}, 5 % "
         f"{np.percentile(on_data, 5):.0f} (the demonstrations' noise: {NOISE_KAPPA:g})"
     )
-    metric = jg.PullbackFisherRaoMetric(decoder.params, decoder.family)
+    metric = decoder.fisher_rao_metric()
 
     # Pairs of codes: across motions, and halfway round the arm circles (whose codes
     # form a loop: its straight line cuts across it).

@@ -164,11 +164,10 @@ def fit_decoder(family, far, codes, xs, *, key, num_steps, checkpoint_dir):
     params_fn = eqx.Partial(lambda net, z: family.constrain(net(z)), net)
     far = jnp.full(family.num_params, far)
     decoder = jg.train.extrapolating_decoder(
-        params_fn, codes, far, num_centres=24, bandwidth_scale=2.0
+        params_fn, family, codes, far, num_centres=24, bandwidth_scale=2.0
     )
     result = jg.train.fit_extrapolating_decoder(
         decoder,
-        family,
         codes,
         xs,
         key=k_fit,
@@ -179,11 +178,11 @@ def fit_decoder(family, far, codes, xs, *, key, num_steps, checkpoint_dir):
     return result.model, float(np.mean(result.losses[-100:]))
 
 
-def toy_geodesics(family, decoder, z0, z1, num_points: int) -> dict:
+def toy_geodesics(decoder, z0, z1, num_points: int) -> dict:
     """The pulled-back Fisher–Rao geodesic by the (symmetrised) KL energy, the geodesic
     of the midpoint-rule energy started from it, and the straight line; lengths by the
     KL rule (a consistent discretisation of the Fisher–Rao length, second order)."""
-    metric = jg.PullbackFisherRaoMetric(decoder, family)
+    metric = decoder.fisher_rao_metric()
     kl = jg.geodesic_bvp(metric, z0, z1, num_points=num_points, energy="secant", throw=False)
     mid = jg.geodesic_bvp(metric, z0, z1, num_points=num_points, init=kl.xs, throw=False)
     line = jg.straight_line(z0, z1, num_points)
@@ -226,7 +225,7 @@ def toy_experiment(out: Path, seed: int, smoke: bool, num_points: int) -> list[d
             num_steps=200 if smoke else 4000,
             checkpoint_dir=out / "checkpoints" / f"toy-{name}",
         )
-        r = toy_geodesics(family, decoder, z0, z1, num_points)
+        r = toy_geodesics(decoder, z0, z1, num_points)
         magnification(fig, ax, r["metric"], lim, lim, num=40 if smoke else 100, clip=True)
         ax.scatter(*np.asarray(codes).T, s=3, c="tab:green", alpha=0.5)
         jg.plot.curve(ax, r["kl"].xs, color="w", lw=2.5, label="geodesic (KL energy)")
@@ -255,7 +254,6 @@ DIGIT_PAIRS = [(0, 0), (0, 1), (4, 9), (2, 7), (6, 8)]
 def digits_vae(out: Path, seed: int, smoke: bool, num_points: int) -> list[dict]:
     images, labels = jg.data.digits()
     data = jnp.asarray(images > 0.5, jnp.float64)
-    family = F.Product(F.Bernoulli(), data.shape[1])
     vae, codes, _, key_tune = train_digit_vae(
         data,
         jg.nn.BernoulliDecoder,
@@ -266,7 +264,8 @@ def digits_vae(out: Path, seed: int, smoke: bool, num_points: int) -> list[dict]
     )
     # Second stage: the decoder, with the encoder's codes fixed, through the blend to p = 1/2.
     decoder = jg.train.extrapolating_decoder(
-        vae.decoder.probs,
+        vae.decoder.params,  # (the probabilities of the family's Bernoullis)
+        vae.decoder.family,
         codes,
         jnp.full(64, 0.5),
         num_centres=16 if smoke else 48,
@@ -275,14 +274,13 @@ def digits_vae(out: Path, seed: int, smoke: bool, num_points: int) -> list[dict]
     tune_steps = 200 if smoke else 3000
     decoder = jg.train.fit_extrapolating_decoder(
         decoder,
-        family,
         codes,
         data,
         key=key_tune,
         num_steps=tune_steps,
         **checkpointing(tune_steps, 100, out / "checkpoints" / "digits-decoder"),
     ).model
-    metric = jg.PullbackFisherRaoMetric(decoder, family)
+    metric = decoder.fisher_rao_metric()
 
     z0, z1 = pick_pairs(codes, labels, DIGIT_PAIRS, seed)
     # The KL energy: robust where G nearly vanishes (see toy_geodesics).
@@ -328,7 +326,7 @@ def digits_vae(out: Path, seed: int, smoke: bool, num_points: int) -> list[dict]
     strips = [[fig.add_subplot(4, 20, 20 * (r + 1) + 11 + c) for c in range(10)] for r in range(2)]
     k = DIGIT_PAIRS.index((4, 9))
     curves = [("geodesic", sols.xs[k]), ("line", lines[k])]
-    digit_strips(strips, curves, num=10, decode=decoder, fontsize=8)
+    digit_strips(strips, curves, num=10, decode=decoder.mean, fontsize=8)
     fig.text(0.72, 0.78, "pixel probabilities decoded along 4 -> 9", ha="center")
     save_figure(fig, out / "digits.png", tight=False)
     return rows

@@ -73,7 +73,7 @@ def train(seed: int, out: Path, smoke: bool):
         num_centres=16 if smoke else 64,
         num_steps=num_steps,
         **checkpointing(num_steps, 100, out / "checkpoints" / "calibration"),
-    )
+    ).model
     return vae, decoder, codes, images, labels, losses
 
 
@@ -90,8 +90,8 @@ def main(
     """Train, calibrate, draw; print and return the table."""
     out = output_dir(out_dir)
     vae, decoder, codes, images, labels, losses = train(seed, out, smoke)
-    expected = decoder.metric()
-    deterministic = jg.PullbackMetric(vae.decoder.mean)
+    expected = decoder.expected_metric()
+    deterministic = vae.decoder.pullback_metric()
     margin = 1.5
     xlim, ylim = latent_box(codes, margin)
     grid = 40 if smoke else 120

@@ -292,7 +292,7 @@ def digit_statistics(seed: int, out: Path, smoke: bool) -> dict:
     """(b) and (c): Fréchet means, tangent PCA and parallel transport in the latent space
     of the digit VAE of `latent_oddity` (its calibrated expected pullback metric)."""
     _, decoder, codes, _, labels, _ = latent_oddity.train(seed, out, smoke)
-    metric = decoder.metric()
+    metric = decoder.expected_metric()
     per_class = 6 if smoke else 16
     rng = np.random.default_rng(seed)
     classes = (1, 3, 7, 8) if smoke else range(10)

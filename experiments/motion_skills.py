@@ -205,7 +205,7 @@ def train(poses, seed: int, out: Path, smoke: bool):
         bandwidth_scale=2.0,
         num_steps=num_steps,
         **checkpointing(num_steps, 100, out / "checkpoints" / "calibration"),
-    )
+    ).model
     return vae, decoder, codes, result.losses
 
 

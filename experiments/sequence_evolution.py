@@ -38,7 +38,6 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import equinox as eqx
 import jax.numpy as jnp
 import matplotlib
 
@@ -151,16 +150,19 @@ def train(leaves, seed: int, out: Path, smoke: bool):
         **checkpointing(num_steps, 100, out / "checkpoints" / f"vae_{seed}"),
     ).model
     codes = jax.vmap(vae.encode)(data)
-    family = jg.families.Product(jg.families.Categorical(LETTERS), LENGTH)
-    params = eqx.Partial(lambda decoder, z: decoder.probs(z)[:, :-1].reshape(-1), vae.decoder)
+    # (the VAE's categorical decoder's parameters, blended to uniform letters)
     uniform = jnp.full(LENGTH * (LETTERS - 1), 1 / LETTERS)
     decoder = jg.train.extrapolating_decoder(
-        params, codes, uniform, num_centres=8 if smoke else 64, bandwidth_scale=1.5
+        vae.decoder.params,
+        vae.decoder.family,
+        codes,
+        uniform,
+        num_centres=8 if smoke else 64,
+        bandwidth_scale=1.5,
     )
     num_steps = 100 if smoke else 2000
     decoder = jg.train.fit_extrapolating_decoder(
         decoder,
-        family,
         codes,
         jnp.asarray(leaves),
         key=key_ext,
@@ -168,7 +170,7 @@ def train(leaves, seed: int, out: Path, smoke: bool):
         batch_size=64,
         **checkpointing(num_steps, 100, out / "checkpoints" / f"extrapolating_{seed}"),
     ).model
-    return vae, decoder, family, codes
+    return vae, decoder, codes
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -281,7 +283,7 @@ def paired_difference(geodesic, euclidean, tree, rng, which: int) -> tuple[float
 
 def decoder_confidence(decoder, zs):
     """The mean over positions of the most likely letter's probability (1/20: uniform)."""
-    probs = jax.vmap(decoder)(zs).reshape(len(zs), LENGTH, LETTERS - 1)
+    probs = jax.vmap(decoder.params)(zs).reshape(len(zs), LENGTH, LETTERS - 1)
     last = 1 - jnp.sum(probs, axis=-1, keepdims=True)
     return jnp.mean(jnp.max(jnp.concatenate([probs, last], axis=-1), axis=-1), axis=-1)
 
@@ -291,8 +293,8 @@ def one_seed(seed: int, out: Path, smoke: bool) -> dict:
     tree = Tree(40 if smoke else NUM_LEAVES, rng)
     sequences = evolve(tree, rng)
     leaves = sequences[tree.leaves]
-    vae, decoder, family, codes = train(leaves, seed, out, smoke)
-    metric = jg.PullbackFisherRaoMetric(decoder, family)
+    vae, decoder, codes = train(leaves, seed, out, smoke)
+    metric = decoder.fisher_rao_metric()
 
     num_pairs = 12 if smoke else NUM_PAIRS
     n = len(tree.leaves)

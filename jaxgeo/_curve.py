@@ -35,10 +35,10 @@ def check_energy_rule(metric: AbstractMetric, energy: str, where: str) -> None:
 
 def segment_sq_norm(metric: AbstractMetric, a: Point, b: Point, energy: str = "midpoint") -> Scalar:
     """The squared length of the segment from `a` to `b` under the rule `energy`:
-    `metric.segment_sq_norm` (midpoint) or `metric.secant_sq_norm`."""
+    `metric.midpoint_sq_norm` (midpoint) or `metric.secant_sq_norm`."""
     if energy == "secant":
         return metric.secant_sq_norm(a, b)
-    return metric.segment_sq_norm(a, b)
+    return metric.midpoint_sq_norm(a, b)
 
 
 def segment_sq_norms(
@@ -50,7 +50,7 @@ def segment_sq_norms(
     xs = check_curve(xs, "segment_sq_norms")
     if energy == "secant":
         return metric.secant_curve_sq_norms(xs)
-    return jax.vmap(metric.segment_sq_norm)(xs[:-1], xs[1:])
+    return jax.vmap(metric.midpoint_sq_norm)(xs[:-1], xs[1:])
 
 
 def curve_energy(metric: AbstractMetric, xs: Input, *, energy: str = "midpoint") -> Scalar:

@@ -70,6 +70,35 @@ def test_fisher_closed_forms(family, eta):
     np.testing.assert_allclose(r["roundtrip"], eta, rtol=1e-10)
 
 
+def _sample_mean(family, xs):
+    """The sample analogue of `family.mean`: the one-hot mean of labels, the circular
+    mean of angles, else the plain mean."""
+    if isinstance(family, F.Categorical):
+        return jnp.mean(jax.nn.one_hot(xs, family.num_classes), axis=0)
+    if isinstance(family, F.VonMises):
+        return jnp.arctan2(jnp.mean(jnp.sin(xs)), jnp.mean(jnp.cos(xs)))
+    return jnp.mean(xs, axis=0)
+
+
+@pytest.mark.parametrize("family, eta", CASES, ids=lambda c: type(c).__name__)
+def test_means_match_samples(family, eta):
+    eta = jnp.asarray(eta)
+    mean = family.mean(eta)
+    if isinstance(family, F.Joint):  # the components' means, concatenated
+        parts = jnp.split(eta, np.cumsum([f.num_params for f in family.families])[:-1])
+        expected = jnp.concatenate([jnp.ravel(f.mean(e)) for f, e in zip(family.families, parts)])
+        np.testing.assert_array_equal(mean, expected)
+        return
+    xs = family.sample(eta, jax.random.key(1), (40_000,))
+    assert mean.shape == _sample_mean(family, xs[:1]).shape
+    # within 5 standard errors (of the plain mean; the circular mean of the von Mises
+    # case is concentrated enough for the same bound to hold)
+    error = jnp.std(xs.reshape(40_000, -1), axis=0).max() / np.sqrt(40_000)
+    np.testing.assert_allclose(_sample_mean(family, xs), mean, atol=float(5 * error) + 1e-12)
+    with pytest.raises(Exception, match="invalid parameters"):
+        family.mean(jnp.full_like(eta, jnp.nan))
+
+
 def fisher_rao_distance(family, a, b):
     metric = jg.FisherRaoMetric(family)
     return jg.distance(metric, jnp.asarray(a), jnp.asarray(b))

@@ -67,7 +67,7 @@ def test_graph_init_finds_the_shorter_geodesic():
     assert int(from_graph.stats["num_steps"]) <= 10
     # Resampled to constant speed: equal Riemannian segment lengths, up to the graph's
     # corners (each resampled point lies on the path).
-    seg = jnp.sqrt(jax.vmap(m.segment_sq_norm)(init[:-1], init[1:]))
+    seg = jnp.sqrt(jax.vmap(m.midpoint_sq_norm)(init[:-1], init[1:]))
     assert float(jnp.max(seg) / jnp.mean(seg)) < 1.1
 
 

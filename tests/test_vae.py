@@ -57,16 +57,18 @@ def test_vae_trains_and_variance_is_calibrated():
     assert result.losses[-100:].mean() < result.losses[:20].mean() - 20  # the ELBO rises
     vae = result.model
     codes = jax.vmap(vae.encode)(images)
-    decoder = jg.train.calibrate_variance(
+    calibration = jg.train.calibrate_variance(
         vae.decoder.mean, codes, images, key=jax.random.key(3), num_centres=8, num_steps=300
     )
+    assert float(np.mean(calibration.losses[-50:])) < float(np.mean(calibration.losses[:50]))
+    decoder = calibration.model
     # The mean decoder is frozen: stage 2 did not move it.
     np.testing.assert_array_equal(decoder.mean(codes[0]), vae.decoder.mean(codes[0]))
     near = jnp.median(jax.vmap(lambda z: jnp.mean(decoder.std(z)))(codes))
     far = jnp.mean(decoder.std(codes.max(0) + 5.0))
     assert float(far) >= 10 * float(near), (float(near), float(far))
     # The expected metric is the pullback of [mu, sigma]: J_mu^T J_mu + J_sigma^T J_sigma.
-    metric = decoder.metric()
+    metric = decoder.expected_metric()
     z = codes[1]
     j_mu, j_sigma = jax.jacfwd(decoder.mean)(z), jax.jacfwd(decoder.std)(z)
     np.testing.assert_allclose(
@@ -113,20 +115,24 @@ def test_extrapolating_decoder():
         return family.constrain(w @ z)
 
     decoder = jg.train.extrapolating_decoder(
-        params_fn, codes, jnp.ones(6), num_centres=8, bandwidth_scale=2.0
+        params_fn, family, codes, jnp.ones(6), num_centres=8, bandwidth_scale=2.0
     )
     weights = jax.vmap(decoder.weight)(codes)
     assert float(jnp.min(weights)) > 0.3 and float(jnp.median(weights)) > 0.5
     far = jnp.array([30.0, -30.0])
-    np.testing.assert_allclose(decoder(far), jnp.ones(6))  # maximally uncertain: Beta(1, 1)
+    # maximally uncertain: Beta(1, 1), of mean 1/2
+    np.testing.assert_allclose(decoder.params(far), jnp.ones(6))
+    np.testing.assert_allclose(decoder.mean(far), jnp.full(3, 0.5))
     z = codes[0]
     w0 = decoder.weight(z)
-    np.testing.assert_allclose(decoder(z), w0 * params_fn(z) + (1 - w0), rtol=1e-12)
-    assert bool(family.valid(decoder(jnp.array([2.0, 2.0]))))
-    metric = jg.PullbackFisherRaoMetric(decoder, family)
+    np.testing.assert_allclose(decoder.params(z), w0 * params_fn(z) + (1 - w0), rtol=1e-12)
+    assert bool(family.valid(decoder.params(jnp.array([2.0, 2.0]))))
+    x = jnp.array([0.2, 0.5, 0.9])
+    np.testing.assert_allclose(decoder.log_prob(x, z), family.log_prob(decoder.params(z), x))
+    metric = decoder.fisher_rao_metric()
     assert float(metric.log_det(z)) > float(metric.log_det(jnp.array([5.0, 5.0]))) + 10
     with pytest.raises(ValueError, match=r"\(3,\)"):
-        decoder(jnp.zeros(3))
+        decoder.params(jnp.zeros(3))
 
 
 @pytest.mark.slow
@@ -138,24 +144,24 @@ def test_fit_extrapolating_decoder_trains_only_the_network(tmp_path):
         float
     )
     net = jg.nn.BernoulliDecoder(2, 4, width=16, depth=1, key=jax.random.key(3))
-    decoder = jg.train.extrapolating_decoder(net.probs, codes, jnp.full(4, 0.5), num_centres=8)
+    decoder = jg.train.extrapolating_decoder(
+        net.params, family, codes, jnp.full(4, 0.5), num_centres=8
+    )
     result = jg.train.fit_extrapolating_decoder(
-        decoder, family, codes, data, key=jax.random.key(4), num_steps=300, progress=False
+        decoder, codes, data, key=jax.random.key(4), num_steps=300, progress=False
     )
     assert float(np.mean(result.losses[-50:])) < float(np.mean(result.losses[:50])) - 0.1
     for frozen in ("centres", "bandwidths", "far"):
         np.testing.assert_array_equal(getattr(result.model, frozen), getattr(decoder, frozen))
     with pytest.raises(ValueError, match="differ in length"):
         jg.train.fit_extrapolating_decoder(
-            decoder, family, codes[:10], data, key=jax.random.key(4), num_steps=1
+            decoder, codes[:10], data, key=jax.random.key(4), num_steps=1
         )
     with pytest.raises(ValueError, match="no parameters to train"):
         hidden = jg.train.extrapolating_decoder(
-            lambda z: net.probs(z), codes, jnp.full(4, 0.5), num_centres=8
+            lambda z: net.probs(z), family, codes, jnp.full(4, 0.5), num_centres=8
         )
-        jg.train.fit_extrapolating_decoder(
-            hidden, family, codes, data, key=jax.random.key(4), num_steps=1
-        )
+        jg.train.fit_extrapolating_decoder(hidden, codes, data, key=jax.random.key(4), num_steps=1)
 
 
 def test_pose_decoder_densities_and_metrics():
@@ -237,7 +243,7 @@ def test_calibrated_pose_decoder_matches_the_maximum_likelihood_noise():
 
     calibrated = jg.train.calibrate_pose_decoder(
         truth, codes, poses, key=jax.random.key(3), num_centres=8, num_steps=300
-    )
+    ).model
     kappas = jax.vmap(calibrated.kappa)(codes)[:, 0]
     stds = jax.vmap(calibrated.position_std)(codes)
     # the typical code; at the edges of the cloud of codes the RBF sums fall off (by design)
@@ -269,7 +275,7 @@ def test_calibrated_pose_decoder_and_its_geodesics():
     )
     calibrated = jg.train.calibrate_pose_decoder(
         decoder, codes, poses, key=jax.random.key(3), num_centres=8, num_steps=300
-    )
+    ).model
     far = jnp.array([12.0, -12.0])
     assert float(calibrated.kappa(far)[0]) < 0.02 < 1 < float(calibrated.kappa(jnp.zeros(2))[0])
     assert np.all(calibrated.position_std(far) > 5 * calibrated.position_std(jnp.zeros(2)))

@@ -26,7 +26,7 @@ Nodes = Float[Array, "nodes dim"]
 def _edge_length(metric: AbstractMetric, a: Point, b: Point, subdivisions: int) -> Scalar:
     """Riemannian length of the straight segment from `a` to `b` (midpoint rule)."""
     xs = straight_line(a, b, subdivisions + 1)
-    return jnp.sum(safe_sqrt(jax.vmap(metric.segment_sq_norm)(xs[:-1], xs[1:])))
+    return jnp.sum(safe_sqrt(jax.vmap(metric.midpoint_sq_norm)(xs[:-1], xs[1:])))
 
 
 def _nearest(nodes: Nodes, x: Point, k: int) -> Int[Array, " k"]:

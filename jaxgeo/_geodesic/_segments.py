@@ -23,7 +23,7 @@ def segment_derivatives(
     (default: those of `xs`; a traced $N$ where `xs` is a chunk of a longer curve)."""
     if scale is None:
         scale = xs.shape[0] - 1
-    if energy == "midpoint" and _plain_midpoint_rule(metric):
+    if energy == "midpoint":
         return _midpoint_segment_derivatives(metric, xs, scale)
     dim = xs.shape[1]
 
@@ -37,11 +37,6 @@ def segment_derivatives(
     ab = jnp.concatenate([xs[:-1], xs[1:]], axis=1)
     hessians, (values, grads) = jax.vmap(jax.jacfwd(gradient, has_aux=True))(ab)
     return values, grads, hessians
-
-
-def _plain_midpoint_rule(metric: AbstractMetric) -> bool:
-    """Whether the metric's `segment_sq_norm` is the midpoint rule of `sq_norm`."""
-    return type(metric).segment_sq_norm is AbstractMetric.segment_sq_norm
 
 
 def _midpoint_segment_derivatives(

@@ -20,7 +20,7 @@ class AbstractMetric(eqx.Module):
     or matrix-free versions. These, and only these, are overridable (every override is
     tested against the derived default): `inner`, `sq_norm`, `solve`,
     `inverse_matrix`, `inverse_sqrt_apply`, `log_det` and `geodesic_acceleration`.
-    `norm` and `segment_sq_norm` are final. Metrics with a Jacobian-free segment energy
+    `norm` and `midpoint_sq_norm` are final. Metrics with a Jacobian-free segment energy
     subclass [`jaxgeo.AbstractSecantMetric`][].
 
     Metrics are Equinox modules, hence pytrees: a metric holding a score network is
@@ -74,7 +74,7 @@ class AbstractMetric(eqx.Module):
         chol = cholesky(self.matrix(x))
         return 2 * jnp.sum(jnp.log(jnp.diagonal(chol)))
 
-    def segment_sq_norm(self, a: Point, b: Point) -> Scalar:
+    def midpoint_sq_norm(self, a: Point, b: Point) -> Scalar:
         r"""The squared length of the short segment from `a` to `b` used by discrete
         curve energies: the midpoint rule $\langle b - a, b - a\rangle_{G((a+b)/2)}$."""
         return self.sq_norm(0.5 * (a + b), b - a)
@@ -98,7 +98,7 @@ class AbstractMetric(eqx.Module):
 
 class AbstractSecantMetric(AbstractMetric):
     r"""A metric with a Jacobian-free (secant) segment energy: a value that agrees with
-    the midpoint rule `segment_sq_norm(a, b)` to second order in $b - a$ but needs no
+    the midpoint rule `midpoint_sq_norm(a, b)` to second order in $b - a$ but needs no
     derivatives, e.g. $|f(b) - f(a)|^2$ for a pullback through $f$, or a symmetrised KL
     divergence for a Fisher–Rao metric. Selected by `energy="secant"` in
     [`jaxgeo.geodesic_bvp`][] and [`jaxgeo.curve_energy`][]; only metrics of this type

@@ -79,7 +79,7 @@ class AbstractPullbackMetric(AbstractSecantMetric):
             return jnp.sum((fb - fa) ** 2)
         if isinstance(self.base, AbstractSecantMetric):
             return self.base.secant_sq_norm(fa, fb)
-        return self.base.segment_sq_norm(fa, fb)
+        return self.base.midpoint_sq_norm(fa, fb)
 
     def secant_sq_norm(self, a: Point, b: Point) -> Scalar:
         r"""$|f(b) - f(a)|^2$ (in the base metric's secant or midpoint rule if there is

@@ -7,7 +7,8 @@ Categorical the first K−1 probabilities; Beta (α, β); Dirichlet α; Exponent
 Poisson rate; Gamma (shape k, rate β); VonMises (μ, κ); VonMisesFisher the natural
 parameter κμ; Binomial p; Geometric p). Every family has
 
-- `log_prob(eta, x)`, `sample(eta, key, shape=())`;
+- `log_prob(eta, x)`, `sample(eta, key, shape=())`, `mean(eta)` (the mean of `x`; the
+  class probabilities of a label, the mean direction of an angle);
 - `fisher(eta)`: the closed-form Fisher information $I(\eta) = \mathbb{E}[\nabla_\eta
   \log p\,\nabla_\eta \log p^\top]$, shape `(P, P)`;
 - `kl(eta_p, eta_q)`: the closed-form $\mathrm{KL}(p \,\|\, q)$ (and
@@ -80,6 +81,13 @@ class AbstractFamily(eqx.Module):
     @abc.abstractmethod
     def sample(self, eta: Params, key: PRNGKeyArray, shape: tuple[int, ...] = ()) -> Array:
         """Samples of shape `shape + event_shape`."""
+
+    @abc.abstractmethod
+    def mean(self, eta: Params) -> Array:
+        r"""The mean $\mathbb{E}_\eta[x]$, of the shape of an observation (a unit
+        vector's, von Mises–Fisher, lies inside the ball); a label's (Categorical) is
+        its class probabilities, the mean of its one-hot code, and an angle's (von
+        Mises) the mean direction $\mu$."""
 
     @abc.abstractmethod
     def fisher(self, eta: Params) -> Fisher:

@@ -61,6 +61,9 @@ class VonMises(AbstractFamily):
         mu, kappa = eta
         return kappa * jnp.cos(x - mu) - math.log(2 * math.pi) - _log_i0(kappa)
 
+    def mean(self, eta):
+        return self.check(eta)[0]
+
     def sample(self, eta, key, shape=()):
         """Best and Fisher's (1979) rejection sampler, one `while_loop` per sample."""
         eta = self.check(eta)

@@ -81,6 +81,9 @@ class MultivariateNormal(AbstractFamily):
         log_det = jnp.sum(jnp.log(jnp.diag(chol)))
         return -0.5 * jnp.dot(w, w) - log_det - 0.5 * self.dim * math.log(2 * math.pi)
 
+    def mean(self, eta):
+        return self.check(eta)[: self.dim]
+
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
         mu, chol = self.mean_cholesky(eta)
@@ -152,6 +155,9 @@ class Categorical(AbstractFamily):
     def _log_prob(self, eta, x):
         return jnp.log(self.probs(eta))[x.astype(int)]
 
+    def mean(self, eta):
+        return self.probs(self.check(eta))
+
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
         return jax.random.categorical(key, jnp.log(self.probs(eta)), shape=shape)
@@ -192,6 +198,10 @@ class Dirichlet(AbstractPositiveFamily):
     def _log_prob(self, eta, x):
         log_beta = jnp.sum(jss.gammaln(eta)) - jss.gammaln(jnp.sum(eta))
         return jnp.sum((eta - 1) * jnp.log(x)) - log_beta
+
+    def mean(self, eta):
+        alpha = self.check(eta)
+        return alpha / jnp.sum(alpha)
 
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)

@@ -46,6 +46,10 @@ class Product(AbstractFamily):
     def _log_prob(self, eta, x):
         return jnp.sum(jax.vmap(self.family._log_prob)(self._split(eta), x))
 
+    def mean(self, eta):
+        """Each copy's mean, shape `(size,)` + the component's."""
+        return jax.vmap(self.family.mean)(self._split(self.check(eta)))
+
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
         keys = jax.random.split(key, self.size)
@@ -130,6 +134,11 @@ class Joint(AbstractFamily):
     def _log_prob(self, eta, x):
         parts = zip(self.families, self._params(eta), self._observations(x))
         return sum(f._log_prob(e, p) for f, e, p in parts)
+
+    def mean(self, eta):
+        """The components' means, flattened and concatenated (as an observation)."""
+        parts = zip(self.families, self._params(self.check(eta)))
+        return jnp.concatenate([jnp.reshape(f.mean(e), -1) for f, e in parts])
 
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)

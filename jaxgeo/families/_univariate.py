@@ -38,6 +38,9 @@ class Normal(AbstractFamily):
         mu, sigma = eta
         return -0.5 * ((x - mu) / sigma) ** 2 - jnp.log(sigma) - 0.5 * math.log(2 * math.pi)
 
+    def mean(self, eta):
+        return self.check(eta)[0]
+
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
         return eta[0] + eta[1] * jax.random.normal(key, shape, eta.dtype)
@@ -88,6 +91,9 @@ class Bernoulli(AbstractProbabilityFamily):
         p = eta[0]
         return x * jnp.log(p) + (1 - x) * jnp.log1p(-p)
 
+    def mean(self, eta):
+        return self.check(eta)[0]
+
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
         return jax.random.bernoulli(key, eta[0], shape).astype(eta.dtype)
@@ -128,6 +134,9 @@ class Binomial(AbstractProbabilityFamily):
         log_choose = jss.gammaln(n + 1.0) - jss.gammaln(x + 1) - jss.gammaln(n - x + 1)
         return log_choose + jss.xlogy(x, p) + jss.xlog1py(n - x, -p)
 
+    def mean(self, eta):
+        return self.num_trials * self.check(eta)[0]
+
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
         return jax.random.binomial(key, self.num_trials, eta[0], shape, eta.dtype)
@@ -155,6 +164,9 @@ class Geometric(AbstractProbabilityFamily):
     def _log_prob(self, eta, x):
         p = eta[0]
         return (x - 1) * jnp.log1p(-p) + jnp.log(p)
+
+    def mean(self, eta):
+        return 1 / self.check(eta)[0]
 
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
@@ -186,6 +198,10 @@ class Beta(AbstractPositiveFamily):
     def _log_prob(self, eta, x):
         a, b = eta
         return (a - 1) * jnp.log(x) + (b - 1) * jnp.log1p(-x) - jss.betaln(a, b)
+
+    def mean(self, eta):
+        a, b = self.check(eta)
+        return a / (a + b)
 
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
@@ -223,6 +239,9 @@ class Exponential(AbstractPositiveFamily):
     def _log_prob(self, eta, x):
         return jnp.log(eta[0]) - eta[0] * x
 
+    def mean(self, eta):
+        return 1 / self.check(eta)[0]
+
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
         return jax.random.exponential(key, shape, eta.dtype) / eta[0]
@@ -250,6 +269,9 @@ class Poisson(AbstractPositiveFamily):
 
     def _log_prob(self, eta, x):
         return x * jnp.log(eta[0]) - eta[0] - jss.gammaln(x + 1)
+
+    def mean(self, eta):
+        return self.check(eta)[0]
 
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)
@@ -279,6 +301,10 @@ class Gamma(AbstractPositiveFamily):
     def _log_prob(self, eta, x):
         k, rate = eta
         return k * jnp.log(rate) - jss.gammaln(k) + (k - 1) * jnp.log(x) - rate * x
+
+    def mean(self, eta):
+        k, rate = self.check(eta)
+        return k / rate
 
     def sample(self, eta, key, shape=()):
         eta = self.check(eta)

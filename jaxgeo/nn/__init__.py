@@ -1,6 +1,8 @@
 """Equinox score networks and variational autoencoders: `jaxgeo.nn`."""
 
 from ._decoders import (
+    AbstractDecoder as AbstractDecoder,
+    AbstractGaussianDecoder as AbstractGaussianDecoder,
     BernoulliDecoder as BernoulliDecoder,
     CalibratedGaussianDecoder as CalibratedGaussianDecoder,
     CategoricalDecoder as CategoricalDecoder,

@@ -1,14 +1,14 @@
-r"""Decoders: Gaussian, Bernoulli and Categorical likelihoods $p(x \mid z)$, the
-calibrated-variance decoder of *Latent Space Oddity* (Arvanitidis, Hansen, Hauberg 2018)
-and the extrapolating decoder of distribution parameters.
+r"""Decoders $p(x \mid z)$ of latent points: the contract every decoder of `jaxgeo.nn`
+implements ([`jaxgeo.nn.AbstractDecoder`][]), the Gaussian, Bernoulli and Categorical
+likelihoods, the calibrated-variance decoder of *Latent Space Oddity* (Arvanitidis,
+Hansen, Hauberg 2018) and the extrapolating decoder of distribution parameters.
 
-The decoders expose the maps a latent metric pulls back: `GaussianDecoder.mean` and
-`.std` (for [`jaxgeo.ExpectedPullbackMetric`][]), `BernoulliDecoder.probs`,
-`CategoricalDecoder.probs`. The calibrated decoder keeps a trained mean and replaces the
-variance by an RBF network whose precision decays away from the training codes,
+The calibrated decoder keeps a trained mean and replaces the variance by an RBF network
+whose precision decays away from the training codes,
 $\beta(z) = \sum_k w_k \exp(-\lambda_k |z - c_k|^2) + \zeta$, $\sigma = \beta^{-1/2}$.
 """
 
+import abc
 import math
 from collections.abc import Callable
 
@@ -19,7 +19,10 @@ from jaxtyping import Array, Float
 
 from .._checks import check_labels, check_point
 from .._custom_types import Point, Scalar
-from .._metric._pullback import ExpectedPullbackMetric
+from .._metric._fisher import PullbackFisherRaoMetric
+from .._metric._pullback import ExpectedPullbackMetric, PullbackMetric
+from ..families import Bernoulli, Categorical, Normal, Product
+from ..families._base import AbstractFamily
 
 
 Output = Float[Array, " out"]
@@ -29,7 +32,81 @@ def _gaussian_log_prob(x: Output, mean: Output, std: Output) -> Scalar:
     return jnp.sum(-0.5 * ((x - mean) / std) ** 2 - jnp.log(std) - 0.5 * math.log(2 * math.pi))
 
 
-class GaussianDecoder(eqx.Module):
+class AbstractDecoder(eqx.Module):
+    r"""The contract of a decoder $p(x \mid z)$ of latent points $z \in \mathbb{R}^d$.
+
+    Every decoder of `jaxgeo.nn` provides
+
+    - `latent_dim`: $d$;
+    - `family`: the [`jaxgeo.families`][jaxgeo.families.AbstractFamily] family of
+      $p(x \mid z)$, and `params(z)`: its parameters $\eta(z)$;
+    - `log_prob(x, z)`: $\log p(x \mid z)$ of one observation (with the family's checks
+      of `x`);
+    - `mean(z)`: the decoded point in data space (each decoder says which: the mean
+      $\mathbb{E}[x \mid z]$, or the mean direction of directions);
+    - its metrics: `pullback_metric()`, $J_\mu^\top J_\mu$ of `mean`
+      ([`jaxgeo.PullbackMetric`][]); `fisher_rao_metric()`, $J_\eta^\top I(\eta)
+      J_\eta$ of `params` ([`jaxgeo.PullbackFisherRaoMetric`][]; `energy="secant"` gives
+      its KL energy); and, where the decoder has a spread of its own (Gaussian and pose
+      decoders), `expected_metric()`, the expected pullback of a sample.
+
+    Subclass it for a decoder of your own (`latent_dim` may be a field or a property):
+    [`jaxgeo.nn.VAE`][] trains any such decoder, and the metrics come with it.
+    """
+
+    latent_dim: eqx.AbstractVar[int]
+    family: eqx.AbstractVar[AbstractFamily]
+
+    @abc.abstractmethod
+    def params(self, z: Point) -> Float[Array, " params"]:
+        r"""The parameters $\eta(z)$ of `family`."""
+
+    @abc.abstractmethod
+    def log_prob(self, x: Array, z: Point) -> Scalar:
+        r"""$\log p(x \mid z)$."""
+
+    @abc.abstractmethod
+    def mean(self, z: Point) -> Array:
+        """The decoded point."""
+
+    def pullback_metric(self) -> PullbackMetric:
+        r"""$J_\mu^\top J_\mu$, the Euclidean metric of data space pulled back by `mean`."""
+        return PullbackMetric(self.mean)
+
+    def fisher_rao_metric(self) -> PullbackFisherRaoMetric:
+        r"""$J_\eta^\top I(\eta) J_\eta$: the Fisher–Rao metric of `family` pulled back
+        by `params`."""
+        return PullbackFisherRaoMetric(self.params, self.family)
+
+
+class AbstractGaussianDecoder(AbstractDecoder):
+    r"""$p(x \mid z) = N(\mu(z), \mathrm{diag}\,\sigma(z)^2)$ on $\mathbb{R}^D$: a decoder
+    with `mean` and `std` (and `data_dim` $= D$), whose family is $D$ independent
+    Normals with parameters $(\mu_1, \sigma_1, \dots, \mu_D, \sigma_D)$."""
+
+    data_dim: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def std(self, z: Point) -> Output:
+        r"""$\sigma(z)$."""
+
+    @property
+    def family(self) -> Product:
+        return Product(Normal(), self.data_dim)
+
+    def params(self, z: Point) -> Float[Array, " params"]:
+        return jnp.stack([self.mean(z), self.std(z)], axis=-1).reshape(-1)
+
+    def log_prob(self, x: Output, z: Point) -> Scalar:
+        return _gaussian_log_prob(x, self.mean(z), self.std(z))
+
+    def expected_metric(self) -> ExpectedPullbackMetric:
+        r"""$J_\mu^\top J_\mu + J_\sigma^\top J_\sigma$, the expected pullback metric of
+        a sample $\mu(z) + \sigma(z) \odot \varepsilon$ (*Latent Space Oddity*)."""
+        return ExpectedPullbackMetric(self.mean, self.std)
+
+
+class GaussianDecoder(AbstractGaussianDecoder):
     r"""$p(x \mid z) = N(\mu(z), \mathrm{diag}\,\sigma^2)$ with an MLP mean and a learned
     per-dimension standard deviation (independent of $z$; replace it by a calibrated
     one with [`jaxgeo.train.calibrate_variance`][])."""
@@ -37,11 +114,12 @@ class GaussianDecoder(eqx.Module):
     mlp: eqx.nn.MLP
     log_std: Float[Array, " out"]
     latent_dim: int = eqx.field(static=True)
+    data_dim: int = eqx.field(static=True)
 
     def __init__(self, latent_dim: int, data_dim: int, *, width: int, depth: int, key):
         self.mlp = eqx.nn.MLP(latent_dim, data_dim, width, depth, jax.nn.tanh, key=key)
         self.log_std = jnp.full(data_dim, -1.0)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.data_dim = latent_dim, data_dim
 
     def mean(self, z: Point) -> Output:
         check_point(z, "latent point", self.latent_dim)
@@ -51,20 +129,26 @@ class GaussianDecoder(eqx.Module):
         check_point(z, "latent point", self.latent_dim)
         return jnp.exp(self.log_std)
 
-    def log_prob(self, x: Output, z: Point) -> Scalar:
-        return _gaussian_log_prob(x, self.mean(z), self.std(z))
 
-
-class BernoulliDecoder(eqx.Module):
+class BernoulliDecoder(AbstractDecoder):
     r"""$p(x \mid z) = \prod_d \mathrm{Bernoulli}(x_d; p_d(z))$ with
     $p = \mathrm{sigmoid}(\mathrm{MLP}(z))$ (for binary or [0, 1]-valued data)."""
 
     mlp: eqx.nn.MLP
     latent_dim: int = eqx.field(static=True)
+    data_dim: int = eqx.field(static=True)
 
     def __init__(self, latent_dim: int, data_dim: int, *, width: int, depth: int, key):
         self.mlp = eqx.nn.MLP(latent_dim, data_dim, width, depth, jax.nn.tanh, key=key)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.data_dim = latent_dim, data_dim
+
+    @property
+    def family(self) -> Product:
+        return Product(Bernoulli(), self.data_dim)
+
+    def params(self, z: Point) -> Output:
+        """The probabilities $p(z)$."""
+        return self.probs(z)
 
     def logits(self, z: Point) -> Output:
         check_point(z, "latent point", self.latent_dim)
@@ -77,11 +161,12 @@ class BernoulliDecoder(eqx.Module):
         return self.probs(z)
 
     def log_prob(self, x: Output, z: Point) -> Scalar:
+        # (from the logits: stable where a probability rounds to 0 or 1)
         logits = self.logits(z)
         return jnp.sum(x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits))
 
 
-class CategoricalDecoder(eqx.Module):
+class CategoricalDecoder(AbstractDecoder):
     r"""$p(x \mid z) = \prod_d \mathrm{Categorical}(x_d; \pi_d(z))$ over `num_classes`
     classes per output dimension; data are integer class labels in `[0, num_classes)` of
     shape `(D,)` (a float dtype or a label outside the range is an error)."""
@@ -104,6 +189,14 @@ class CategoricalDecoder(eqx.Module):
 
     def probs(self, z: Point) -> Float[Array, "out classes"]:
         return jax.nn.softmax(self.logits(z), axis=-1)
+
+    @property
+    def family(self) -> Product:
+        return Product(Categorical(self.num_classes), self.data_dim)
+
+    def params(self, z: Point) -> Float[Array, " params"]:
+        """The first `num_classes - 1` probabilities of each output dimension."""
+        return self.probs(z)[:, :-1].reshape(-1)
 
     def mean(self, z: Point) -> Output:
         """The expected class index per dimension."""
@@ -137,58 +230,75 @@ class RBFPrecision(eqx.Module):
         return jax.nn.softplus(self.raw_weights) @ features + self.floor
 
 
-class CalibratedGaussianDecoder(eqx.Module):
+class CalibratedGaussianDecoder(AbstractGaussianDecoder):
     r"""A Gaussian decoder with the trained `mean` of another decoder (frozen) and the
     calibrated standard deviation $\sigma(z) = \beta(z)^{-1/2}$ of an
     [`jaxgeo.nn.RBFPrecision`][]: small near the training codes, $\zeta^{-1/2}$ far away.
-    Its [`jaxgeo.ExpectedPullbackMetric`][] makes regions without data long."""
+    Its `expected_metric()` ([`jaxgeo.ExpectedPullbackMetric`][]) makes regions without
+    data long."""
 
     mean_fn: Callable[[Point], Output]
     precision: RBFPrecision
 
+    @property
+    def latent_dim(self) -> int:
+        return self.precision.centres.shape[1]
+
+    @property
+    def data_dim(self) -> int:
+        return self.precision.raw_weights.shape[0]
+
     def mean(self, z: Point) -> Output:
+        check_point(z, "latent point", self.latent_dim)
         return self.mean_fn(z)
 
     def std(self, z: Point) -> Output:
+        check_point(z, "latent point", self.latent_dim)
         return jax.lax.rsqrt(self.precision(z))
 
-    def log_prob(self, x: Output, z: Point) -> Scalar:
-        return _gaussian_log_prob(x, self.mean(z), self.std(z))
 
-    def metric(self) -> ExpectedPullbackMetric:
-        r"""The expected pullback metric $J_\mu^\top J_\mu + J_\sigma^\top J_\sigma$."""
-        return ExpectedPullbackMetric(self.mean, self.std)
-
-
-class ExtrapolatingDecoder(eqx.Module):
+class ExtrapolatingDecoder(AbstractDecoder):
     r"""Decoded distribution parameters that fall back to a maximally uncertain
     distribution away from the training codes (*Pulling back information geometry*; the
     parameter-space analogue of the calibrated variance):
     $\eta(z) = w(z)\,\eta_\theta(z) + (1 - w(z))\,\eta_\infty$ with
     $w(z) = 1 - \exp(-\sum_k e^{-\lambda_k |z - c_k|^2})$ (RBFs at k-means centres of the
     codes, built by [`jaxgeo.train.extrapolating_decoder`][]). A convex combination, so
-    valid for every family with a convex parameter set (all of `jaxgeo.families`). The
-    pulled-back Fisher–Rao metric is then large at the edge of the data, where the
-    decoded distribution turns uncertain, and vanishes far away, where it is constant.
-    Compute its geodesics with the KL energy (`energy="secant"`): the midpoint rule
-    can hide a long segment where the metric vanishes (`RESULTS.unresolved_curve`).
+    valid for every family with a convex parameter set (all of `jaxgeo.families`). Its
+    `fisher_rao_metric()` is then large at the edge of the data, where the decoded
+    distribution turns uncertain, and vanishes far away, where it is constant. Compute
+    its geodesics with the KL energy (`energy="secant"`): the midpoint rule can hide a
+    long segment where the metric vanishes (`RESULTS.unresolved_curve`).
 
-    **Fields:** `params_fn` (`(d,) -> (P,)`, a Module or `eqx.Partial` so that its
-    weights are trainable, e.g. `eqx.Partial(lambda net, z: family.constrain(net(z)), net)`),
-    `centres` `(k, d)`, `bandwidths` `(k,)`, `far` `(P,)` ($\eta_\infty$, e.g.
-    p = ½ for Bernoulli, α = 1 for Beta and Dirichlet).
+    **Fields:** `params_fn` (`(d,) -> (P,)`, valid parameters of `family`; a Module or
+    `eqx.Partial` so that its weights are trainable, e.g.
+    `eqx.Partial(lambda net, z: family.constrain(net(z)), net)`), `family`, `centres`
+    `(k, d)`, `bandwidths` `(k,)`, `far` `(P,)` ($\eta_\infty$, e.g. p = ½ for
+    Bernoulli, α = 1 for Beta and Dirichlet). `mean(z)` is the family's mean at
+    $\eta(z)$.
     """
 
     params_fn: Callable[[Point], Output]
+    family: AbstractFamily
     centres: Float[Array, "k latent"]
     bandwidths: Float[Array, " k"]
     far: Output
+
+    @property
+    def latent_dim(self) -> int:
+        return self.centres.shape[1]
 
     def weight(self, z: Point) -> Scalar:
         """$w(z)$: about 1 on the data, 0 far away."""
         return -jnp.expm1(-jnp.sum(rbf_features(z, self.centres, self.bandwidths)))
 
-    def __call__(self, z: Point) -> Output:
-        check_point(z, "ExtrapolatingDecoder: z", self.centres.shape[1])
+    def params(self, z: Point) -> Output:
+        check_point(z, "ExtrapolatingDecoder: z", self.latent_dim)
         w = self.weight(z)
         return w * self.params_fn(z) + (1 - w) * self.far
+
+    def log_prob(self, x: Array, z: Point) -> Scalar:
+        return self.family.log_prob(self.params(z), x)
+
+    def mean(self, z: Point) -> Array:
+        return self.family.mean(self.params(z))

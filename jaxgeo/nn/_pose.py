@@ -15,9 +15,9 @@ from jaxtyping import Array, Float
 
 from .._checks import check_integer, check_point, check_positive
 from .._custom_types import Point, Scalar
-from .._metric._fisher import PullbackFisherRaoMetric
 from .._metric._pullback import PullbackMetric
 from ..families import Joint, Normal, Product, VonMisesFisher
+from ._decoders import AbstractDecoder
 
 
 Pose = Float[Array, "7"]
@@ -72,7 +72,7 @@ class _Exp(eqx.Module):
         return jnp.exp(self.log_value)
 
 
-class PoseDecoder(eqx.Module):
+class PoseDecoder(AbstractDecoder):
     r"""$p(x \mid z) = N(p;\ \mu_p(z), \mathrm{diag}\,\sigma_p(z)^2)\;
     \mathrm{vMF}(q;\ \mu_r(z), \kappa_r(z))$ for a pose $x = (p, q)$, shape `(7,)`:
     position $p \in \mathbb{R}^3$, unit quaternion $q \in S^3$.
@@ -97,7 +97,7 @@ class PoseDecoder(eqx.Module):
 
     Geometry: [`PoseDecoder.expected_metric`][jaxgeo.nn.PoseDecoder.expected_metric]
     (the four-term sum of the paper) and
-    [`PoseDecoder.fisher_rao_metric`][jaxgeo.nn.PoseDecoder.fisher_rao_metric]
+    `fisher_rao_metric()` ([`jaxgeo.nn.AbstractDecoder`][])
     (the pulled-back Fisher–Rao metric of `family`, with the KL energy by
     `energy="secant"`).
     """
@@ -216,11 +216,6 @@ class PoseDecoder(eqx.Module):
         blocks = jnp.stack([jnp.sum(squares[:, a:b], axis=1) for a, b in _POSE_MAP_BLOCKS], axis=1)
         scales = jnp.median(blocks, axis=0)
         return jnp.where(scales > 0, scales, 1.0)
-
-    def fisher_rao_metric(self) -> PullbackFisherRaoMetric:
-        r"""$J_\eta^\top I(\eta) J_\eta$ for the decoded parameters $\eta(z)$ =
-        `params(z)` of `family`."""
-        return PullbackFisherRaoMetric(self.params, self.family)
 
 
 # The rows of `_PoseMaps`: mu_p, sigma_p, mu_r, kappa_r.

@@ -1,5 +1,5 @@
 r"""Variational autoencoders: an amortised Gaussian encoder and the evidence lower bound
-with any decoder of `jaxgeo.nn` (or any module with a `log_prob(x, z)`)."""
+with any decoder ([`jaxgeo.nn.AbstractDecoder`][])."""
 
 import equinox as eqx
 import jax
@@ -8,6 +8,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, Real
 
 from .._checks import check_integer, check_labels, check_point
 from .._custom_types import Scalar
+from ._decoders import AbstractDecoder
 
 
 Latent = Float[Array, " latent"]
@@ -61,13 +62,13 @@ class Encoder(eqx.Module):
 
 
 class VAE(eqx.Module):
-    r"""A variational autoencoder: an [`jaxgeo.nn.Encoder`][] and any decoder with a
-    `log_prob(x, z)`. `elbo(x, key)` is the single-sample reparametrised evidence lower
-    bound $\mathbb{E}_q[\log p(x \mid z)] - \mathrm{KL}(q(z \mid x) \,\|\, N(0, I))$
-    for one example."""
+    r"""A variational autoencoder: an [`jaxgeo.nn.Encoder`][] and any
+    [`jaxgeo.nn.AbstractDecoder`][]. `elbo(x, key)` is the single-sample reparametrised
+    evidence lower bound $\mathbb{E}_q[\log p(x \mid z)] - \mathrm{KL}(q(z \mid x)
+    \,\|\, N(0, I))$ for one example."""
 
     encoder: Encoder
-    decoder: eqx.Module
+    decoder: AbstractDecoder
 
     def elbo(self, x: Array, key: PRNGKeyArray) -> Scalar:
         x = jnp.asarray(x)

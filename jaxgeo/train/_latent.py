@@ -15,7 +15,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import check_same_length
 from ..families import VonMisesFisher
-from ..families._base import softplus_inverse
+from ..families._base import AbstractFamily, softplus_inverse
 from ..nn._decoders import (
     CalibratedGaussianDecoder,
     ExtrapolatingDecoder,
@@ -72,6 +72,7 @@ def rbf_precision(
 
 def extrapolating_decoder(
     params_fn: Callable,
+    family: AbstractFamily,
     codes: Float[ArrayLike, "n latent"],
     far: Float[ArrayLike, " params"],
     *,
@@ -79,8 +80,8 @@ def extrapolating_decoder(
     bandwidth_scale: float = 1.0,
     seed: int = 0,
 ) -> ExtrapolatingDecoder:
-    r"""A [`jaxgeo.nn.ExtrapolatingDecoder`][] around `params_fn`, falling back to the
-    parameters `far` away from the latent `codes` (RBF centres and bandwidths as in
+    r"""A [`jaxgeo.nn.ExtrapolatingDecoder`][] of `family` around `params_fn`, falling
+    back to the parameters `far` away from the latent `codes` (RBF centres and bandwidths as in
     [`jaxgeo.train.rbf_precision`][]). The weight of `params_fn` is only about 0.5–0.9
     on the codes (more with a larger `bandwidth_scale`, at the price of a wider reach), so
     train or fine-tune `params_fn` *through* the blend with [`jaxgeo.train.fit`][],
@@ -88,7 +89,8 @@ def extrapolating_decoder(
     centres, bandwidths = _rbf_centres(
         codes, num_centres, bandwidth_scale, seed, "extrapolating_decoder"
     )
-    return ExtrapolatingDecoder(params_fn, centres, bandwidths, jnp.asarray(far, centres.dtype))
+    far = jnp.asarray(far, centres.dtype)
+    return ExtrapolatingDecoder(params_fn, family, centres, bandwidths, far)
 
 
 def _fit_part_given_codes(
@@ -110,7 +112,6 @@ def _fit_part_given_codes(
 
 def fit_extrapolating_decoder(
     decoder: ExtrapolatingDecoder,
-    family,
     codes: Float[ArrayLike, "n latent"],
     data: ArrayLike,
     *,
@@ -121,7 +122,7 @@ def fit_extrapolating_decoder(
     **fit_kwargs,
 ) -> FitResult:
     r"""Maximum likelihood of `data` given their latent `codes` under a
-    [`jaxgeo.nn.ExtrapolatingDecoder`][] of `family` parameters, training only
+    [`jaxgeo.nn.ExtrapolatingDecoder`][], training only
     `decoder.params_fn` (the blend's `centres`, `bandwidths` and `far` stay fixed).
     Keyword arguments go to [`jaxgeo.train.fit`][] (e.g. `checkpoint_dir`). Returns the
     [`jaxgeo.train.FitResult`][]."""
@@ -135,7 +136,7 @@ def fit_extrapolating_decoder(
         )
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
     return _fit_part_given_codes(
-        lambda model, z, x: family.log_prob(model(z), x),
+        lambda model, z, x: model.log_prob(x, z),
         decoder,
         lambda d: d.params_fn,
         codes,
@@ -161,12 +162,13 @@ def calibrate_variance(
     batch_size: int = 256,
     optimizer: optax.GradientTransformation | None = None,
     **fit_kwargs,
-) -> CalibratedGaussianDecoder:
+) -> FitResult:
     r"""Second-stage training of the calibrated variance (Latent Space Oddity): with the
     decoder mean `mean_fn` frozen, fit the RBF precision $\beta(z)$ (centres from
-    k-means of `codes`) by maximum likelihood of `data` given their `codes`. Returns a
-    [`jaxgeo.nn.CalibratedGaussianDecoder`][]; its `metric()` is the expected pullback.
-    Keyword arguments go to [`jaxgeo.train.fit`][] (e.g. `checkpoint_dir`)."""
+    k-means of `codes`) by maximum likelihood of `data` given their `codes`. Returns the
+    [`jaxgeo.train.FitResult`][], whose `model` is a
+    [`jaxgeo.nn.CalibratedGaussianDecoder`][] (its `expected_metric()` is the expected
+    pullback). Keyword arguments go to [`jaxgeo.train.fit`][] (e.g. `checkpoint_dir`)."""
     codes, data = jnp.asarray(codes), jnp.asarray(data)
     check_same_length(codes, data, ("codes", "data"), "calibrate_variance")
     precision = rbf_precision(
@@ -178,7 +180,7 @@ def calibrate_variance(
         seed=int(jax.random.randint(key, (), 0, 2**30)),
     )
     optimizer = optax.adam(1e-2) if optimizer is None else optimizer
-    result = _fit_part_given_codes(
+    return _fit_part_given_codes(
         lambda model, z, x: model.log_prob(x, z),
         CalibratedGaussianDecoder(mean_fn, precision),
         lambda d: d.precision.raw_weights,
@@ -190,7 +192,6 @@ def calibrate_variance(
         key=key,
         **fit_kwargs,
     )
-    return result.model
 
 
 def _codes_and_poses(decoder: PoseDecoder, codes, poses, where: str):
@@ -248,7 +249,7 @@ def calibrate_pose_decoder(
     batch_size: int = 256,
     optimizer: optax.GradientTransformation | None = None,
     **fit_kwargs,
-) -> PoseDecoder:
+) -> FitResult:
     r"""Second-stage training of a [`jaxgeo.nn.PoseDecoder`][], as
     [`jaxgeo.train.calibrate_variance`][] does for Gaussian decoders: with the decoder's
     network frozen, its position precision $\sigma_p^{-2}$ and its concentration
@@ -256,7 +257,8 @@ def calibrate_pose_decoder(
     `codes`, floors `position_floor` and `concentration_floor`: the position standard
     deviation grows to $\zeta^{-1/2}$ and the orientation turns almost uniform away from
     the data) fitted by maximum likelihood of the `poses` given their `codes`. Keyword
-    arguments go to [`jaxgeo.train.fit`][].
+    arguments go to [`jaxgeo.train.fit`][]; returns its [`jaxgeo.train.FitResult`][],
+    whose `model` is the calibrated decoder.
 
     Training starts from the maximum-likelihood constants of
     [`jaxgeo.train.pose_noise_mle`][] (no cap on $\kappa$: the mean resultant length is
@@ -299,7 +301,7 @@ def calibrate_pose_decoder(
             optax.adam(optax.cosine_decay_schedule(1e-2, num_steps, alpha=0.1)),
             optax.scale_by_param_block_rms(),
         )
-    result = _fit_part_given_codes(
+    return _fit_part_given_codes(
         # (the poses were checked above: no run-time check, and no host callback, in the
         # training step)
         lambda model, z, x: model.family.log_prob(model.params(z), x),
@@ -313,7 +315,6 @@ def calibrate_pose_decoder(
         key=key,
         **fit_kwargs,
     )
-    return result.model
 
 
 def _started(precision: RBFPrecision, codes, target) -> RBFPrecision:
