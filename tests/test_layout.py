@@ -122,3 +122,16 @@ def test_solvers_do_not_import_entry_points():
             for target in _imports(name):
                 entry = target.rpartition(".")[2]
                 assert entry not in ENTRY_POINT_MODULES, f"{name} imports {target}"
+
+
+def test_no_private_names_imported_across_modules():
+    """Helpers shared between modules are public within the package (no leading
+    underscore); only a package's own private submodules may be imported by name."""
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                submodule = node.module is None  # `from . import _bessel`
+                assert not private or submodule, f"{name} imports {node.module}.{alias.name}"

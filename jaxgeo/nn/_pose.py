@@ -136,21 +136,21 @@ class PoseDecoder(AbstractDecoder):
         """The decoded family: three Normals (μ, σ) and a von Mises–Fisher on $S^3$."""
         return Joint((Product(Normal(), 3), VonMisesFisher(4)))
 
-    def _means(self, z: Point) -> tuple[Float[Array, "3"], Float[Array, "4"]]:
+    def position_and_direction(self, z: Point) -> tuple[Float[Array, "3"], Float[Array, "4"]]:
         r"""$(\mu_p(z), \mu_r(z))$ from one evaluation of the network."""
         check_point(z, "latent point", self.latent_dim)
         out = self.net(z)
         return out[:3], out[3:] / jnp.linalg.norm(out[3:])
 
     def position_mean(self, z: Point) -> Float[Array, "3"]:
-        return self._means(z)[0]
+        return self.position_and_direction(z)[0]
 
     def position_std(self, z: Point) -> Float[Array, "3"]:
         return jax.lax.rsqrt(self.position_precision(z))
 
     def direction(self, z: Point) -> Float[Array, "4"]:
         r"""The mean direction $\mu_r(z) \in S^3$."""
-        return self._means(z)[1]
+        return self.position_and_direction(z)[1]
 
     def kappa(self, z: Point) -> Float[Array, "1"]:
         r"""The concentration $\kappa_r(z)$, shape `(1,)`."""
@@ -159,7 +159,7 @@ class PoseDecoder(AbstractDecoder):
     def params(self, z: Point) -> Float[Array, "10"]:
         r"""The parameters of `family` at `z`: $(\mu_{p,i}, \sigma_{p,i})_{i \le 3}$,
         then $\kappa_r \mu_r$."""
-        mean, direction = self._means(z)
+        mean, direction = self.position_and_direction(z)
         position = jnp.stack([mean, self.position_std(z)], axis=-1)
         return jnp.concatenate([position.reshape(-1), self.kappa(z) * direction])
 
@@ -176,7 +176,7 @@ class PoseDecoder(AbstractDecoder):
 
     def mean(self, z: Point) -> Pose:
         """The decoded pose: the position mean and the mean direction."""
-        return jnp.concatenate(self._means(z))
+        return jnp.concatenate(self.position_and_direction(z))
 
     def expected_metric(self, codes: Float[ArrayLike, "n latent"] | None = None) -> PullbackMetric:
         r"""$J_{\mu_p}^\top J_{\mu_p} + J_{\sigma_p}^\top J_{\sigma_p} +
@@ -231,7 +231,7 @@ class _PoseMaps(eqx.Module):
 
     def __call__(self, z: Point) -> Float[Array, "11"]:
         d = self.decoder
-        mean, direction = d._means(z)
+        mean, direction = d.position_and_direction(z)
         blocks = [mean, d.position_std(z), direction, d.kappa(z)]
         if self.weights is not None:
             blocks = [w * b for w, b in zip(self.weights, blocks)]

@@ -228,7 +228,7 @@ def pose_noise_mle(
     against on held-out poses."""
     where = "pose_noise_mle"
     codes, poses = _codes_and_poses(decoder, codes, poses, where)
-    position, direction = jax.vmap(decoder._means)(codes)
+    position, direction = jax.vmap(decoder.position_and_direction)(codes)
     std = jnp.sqrt(jnp.mean(jnp.square(poses[:, :3] - position), axis=0))
     q = poses[:, 3:] / jnp.linalg.norm(poses[:, 3:], axis=1, keepdims=True)
     gap = jnp.mean(0.5 * jnp.sum(jnp.square(q - direction), axis=1))
