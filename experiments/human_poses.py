@@ -213,7 +213,8 @@ class TorusDecoder(jg.nn.AbstractDecoder):
         return jnp.stack([jnp.arctan2(b, a), jnp.hypot(a, b)], axis=1).reshape(-1)
 
     def mean(self, z):
-        """The mean angles $\\mu(z)$."""
+        """The mean angles $\\mu(z)$, shape `(J,)` (the family's mean; the data are their
+        features): `pullback_metric()` is the pullback of the flat torus of angles."""
         return self.params(z)[0::2]
 
     def concentration(self, z):
@@ -255,7 +256,7 @@ def train(data, seed: int, out: Path, smoke: bool):
         num_steps=num_steps,
         batch_size=128,
         key=key_fit,
-        **checkpointing(num_steps, 100, out / "checkpoints" / "vae"),
+        **checkpointing(num_steps, 100, out / "checkpoints" / "torus_vae"),
     )
     vae = result.model
     codes = jax.vmap(vae.encode)(data)
@@ -291,7 +292,7 @@ def train(data, seed: int, out: Path, smoke: bool):
         batch_size=128,
         key=key_cal,
         trainable=trainable,
-        **checkpointing(num_steps, 100, out / "checkpoints" / "calibration"),
+        **checkpointing(num_steps, 100, out / "checkpoints" / "torus_calibration"),
     )
     return vae, calibrated.model, codes
 

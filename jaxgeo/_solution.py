@@ -72,8 +72,8 @@ with warnings.catch_warnings():
         )
         max_steps_rejected = (
             "The geodesic ODE rejected too many steps in a row: the metric varies too "
-            "fast or is undefined just ahead of the curve; give it a larger budget "
-            "(geodesic_ivp(max_steps=...)) or looser tolerances (rtol=..., atol=...)."
+            "fast or is undefined just ahead of the curve (a diffrax step-size "
+            "controller that stores rejected steps ran out of room for them)."
         )
         event_occurred = "The geodesic ODE stopped at an event (not a failure)."
         internal_error = (

@@ -58,6 +58,21 @@ def test_ivp_float32_and_custom_solver():
     np.testing.assert_allclose(sol.xs[-1], ref.xs[-1], rtol=1e-5)
 
 
+def test_fixed_step_solvers_take_steps_of_dt0():
+    """A solver without an error estimate integrates with constant steps of `dt0`,
+    first order for Euler (the error halves with the step), and needs `dt0`."""
+    x0, v0 = jnp.array([0.0, 1.0]), jnp.array([0.0, 1.0])
+    errors = []
+    for dt0 in (1e-2, 5e-3):
+        sol = jg.geodesic_ivp(POINCARE, x0, v0, solver=dfx.Euler(), dt0=dt0)
+        assert sol.result == jg.RESULTS.successful
+        assert int(sol.stats["num_steps"]) == round(1 / dt0)
+        errors.append(float(jnp.abs(sol.xs[-1, 1] - jnp.e)))
+    np.testing.assert_allclose(errors[0] / errors[1], 2.0, rtol=0.05)
+    with pytest.raises(ValueError, match="Euler has no error estimate.*dt0"):
+        jg.geodesic_ivp(POINCARE, x0, v0, solver=dfx.Euler())
+
+
 def test_speed_conserved_on_stein_metric():
     metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.8], [0.8, 1.0]])))
     sol = jg.geodesic_ivp(metric, jnp.array([-4.0, -2.0]), jnp.array([1.0, 0.5]))

@@ -345,3 +345,13 @@ def test_integer_hyperparameters_accepted():
     np.testing.assert_allclose(
         monge.inner(x, u, u), jg.MongeMetric(score, alpha=2.0).inner(x, u, u), rtol=1e-15
     )
+
+
+@pytest.mark.parametrize("method", ["norm", "midpoint_sq_norm"])
+def test_final_methods_cannot_be_overridden(method):
+    with pytest.raises(TypeError, match=f"overrides {method}, which is final"):
+        type(
+            "Custom",
+            (jg.AbstractMetric,),
+            {"matrix": lambda self, x: jnp.eye(2), method: lambda self, a, b: 0.0},
+        )

@@ -38,7 +38,68 @@ def test_decoder_log_probs_match_closed_forms():
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-12)
     expected = jnp.sum(jnp.log(probs[jnp.arange(5), labels]))
     np.testing.assert_allclose(categorical.log_prob(labels, z), expected, rtol=1e-12)
-    np.testing.assert_allclose(categorical.mean(z), probs @ jnp.arange(3.0), rtol=1e-12)
+    np.testing.assert_allclose(categorical.mean(z), probs, rtol=1e-12)
+
+
+def test_every_decoder_keeps_the_contract():
+    """Each decoder of jg.nn is an AbstractDecoder whose log_prob is its family's at
+    params(z), whose mean is the family's mean (a pose decoder's: position and mean
+    direction), and whose metrics are those of its maps."""
+    key, z = jax.random.key(0), jnp.array([0.3, -0.7])
+    gaussian = jg.nn.GaussianDecoder(2, 4, width=8, depth=1, key=key)
+    precision = jg.train.rbf_precision(jax.random.normal(key, (20, 2)), 4, num_centres=3)
+    calibrated = jg.nn.CalibratedGaussianDecoder(gaussian.mean, precision)
+    bernoulli = jg.nn.BernoulliDecoder(2, 4, width=8, depth=1, key=key)
+    categorical = jg.nn.CategoricalDecoder(2, 4, 3, width=8, depth=1, key=key)
+    family = jg.families.Product(jg.families.Beta(), 2)
+    extrapolating = jg.train.extrapolating_decoder(
+        lambda z: family.constrain(jnp.concatenate([z, -z])),
+        family,
+        jax.random.normal(key, (20, 2)),
+        jnp.ones(4),
+        num_centres=3,
+    )
+    pose = jg.nn.PoseDecoder(2, width=8, depth=1, key=key)
+    observations = [
+        (gaussian, jnp.array([0.1, -2.0, 0.5, 3.0])),
+        (calibrated, jnp.array([0.1, -2.0, 0.5, 3.0])),
+        (bernoulli, jnp.array([0.0, 1.0, 1.0, 0.0])),
+        (categorical, jnp.array([0, 2, 1, 1])),
+        (extrapolating, jnp.array([0.2, 0.7])),
+        (pose, jnp.array([0.1, 0.2, 0.3, 0.5, 0.5, 0.5, 0.5])),
+    ]
+    for decoder, x in observations:
+        assert isinstance(decoder, jg.nn.AbstractDecoder)
+        assert decoder.latent_dim == 2
+        eta = decoder.params(z)
+        assert eta.shape == (decoder.family.num_params,)
+        np.testing.assert_allclose(
+            decoder.log_prob(x, z), decoder.family.log_prob(eta, x), rtol=1e-10
+        )
+        if decoder is pose:
+            expected = jnp.concatenate([eta[0:6:2], eta[6:] / jnp.linalg.norm(eta[6:])])
+        else:
+            expected = decoder.family.mean(eta)
+        np.testing.assert_allclose(decoder.mean(z), expected, rtol=1e-10)
+        jacobian = jax.jacfwd(decoder.mean)(z).reshape(-1, 2)
+        np.testing.assert_allclose(
+            decoder.pullback_metric().matrix(z), jacobian.T @ jacobian, rtol=1e-9, atol=1e-12
+        )
+        jacobian = jax.jacfwd(decoder.params)(z)
+        np.testing.assert_allclose(
+            decoder.fisher_rao_metric().matrix(z),
+            jacobian.T @ decoder.family.fisher(eta) @ jacobian,
+            rtol=1e-9,
+            atol=1e-12,
+        )
+    with pytest.raises(ValueError, match="far must be valid parameters of Product"):
+        jg.train.extrapolating_decoder(
+            lambda z: jnp.ones(4),
+            family,
+            jax.random.normal(key, (20, 2)),
+            -jnp.ones(4),
+            num_centres=3,
+        )
 
 
 @pytest.mark.slow

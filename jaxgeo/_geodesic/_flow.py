@@ -36,8 +36,8 @@ def ode_controller(
 ) -> dfx.PIDController:
     """The step-size controller of the geodesic flow and the ODEs along it: PID at
     `rtol`, `atol` (default `ODE_TOL` of the dtype) in `norm`, with a step size that may
-    not collapse below `ODE_MIN_STEP` of the time span (it fails instead, see
-    `flow_result`)."""
+    not collapse below `ODE_MIN_STEP` of the time span: the integration fails instead
+    (`flow_result` names it; `Shooting` sees the non-finite states it leaves)."""
     tol = ODE_TOL(dtype)
     return dfx.PIDController(
         rtol=tol if rtol is None else rtol,

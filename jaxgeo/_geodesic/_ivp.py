@@ -40,14 +40,18 @@ def geodesic_ivp(
 
     **Other arguments:**
 
-    - `solver`: a diffrax ODE solver (default `Tsit5`).
+    - `solver`: a diffrax ODE solver (default `Tsit5`). An adaptive one (with an error
+      estimate) runs at `rtol`, `atol`; a fixed-step one (e.g. `diffrax.Euler`,
+      `diffrax.SemiImplicitEuler`) takes steps of `dt0`, which it then needs.
     - `rtol`, `atol`: the tolerances of the adaptive step size (a `PIDController`
       whose step may not collapse below 1e-10 of the time span: the flow fails
       instead): 1e-10 in float64, 1e-6 in float32.
     - `saveat`: where to save; default 65 equally spaced times, `t = 0` and `t1`
       included (e.g. `diffrax.SaveAt(ts=jnp.linspace(0, t1, 201))` for more,
       `diffrax.SaveAt(t1=True)` for the end point only).
-    - `max_steps`, `dt0`, `adjoint`: as in `diffrax.diffeqsolve`.
+    - `dt0`: the first step (adaptive solvers; default: chosen by diffrax) or every
+      step (fixed-step solvers).
+    - `max_steps`, `adjoint`: as in `diffrax.diffeqsolve`.
     - `throw`: raise if the integration fails; under `jax.vmap` use `throw=False` and
       inspect `result`.
 
@@ -59,6 +63,15 @@ def geodesic_ivp(
     del throw  # raised outside the compiled program (`raise_outside_jit`)
     x0, v0 = point_pair(x0, v0, ("x0", "v0"), "geodesic_ivp")
     dtype = x0.dtype
+    if isinstance(solver, dfx.AbstractAdaptiveSolver):
+        controller = ode_controller(dtype, t1, rtol, atol)
+    elif dt0 is None:
+        raise ValueError(
+            f"geodesic_ivp: {type(solver).__name__} has no error estimate, so it takes fixed "
+            "steps: pass their size as dt0"
+        )
+    else:
+        controller = dfx.ConstantStepSize()
     if saveat is None:
         saveat = dfx.SaveAt(ts=jnp.linspace(0, t1, DEFAULT_SAVED_TIMES, dtype=dtype))
     sol = integrate(
@@ -66,7 +79,7 @@ def geodesic_ivp(
         (x0, v0),
         t1,
         metric,
-        controller=ode_controller(dtype, t1, rtol, atol),
+        controller=controller,
         saveat=saveat,
         max_steps=max_steps,
         solver=solver,

@@ -10,6 +10,11 @@ from .._linalg import cholesky, solve_triangular, spd_solve
 from .._numerics import HIGHEST, safe_sqrt
 
 
+# Methods no metric overrides: Newton's derivatives of the midpoint rule go through
+# `sq_norm` (`_geodesic/_segments.py`), so an overridden rule would be solved wrongly.
+FINAL_METRIC_METHODS = ("norm", "midpoint_sq_norm")
+
+
 class AbstractMetric(eqx.Module):
     r"""A Riemannian metric $G(x)$ on coordinates $x \in \mathbb{R}^D$.
 
@@ -20,12 +25,22 @@ class AbstractMetric(eqx.Module):
     or matrix-free versions. These, and only these, are overridable (every override is
     tested against the derived default): `inner`, `sq_norm`, `solve`,
     `inverse_matrix`, `inverse_sqrt_apply`, `log_det` and `geodesic_acceleration`.
-    `norm` and `midpoint_sq_norm` are final. Metrics with a Jacobian-free segment energy
-    subclass [`jaxgeo.AbstractSecantMetric`][].
+    `norm` and `midpoint_sq_norm` are final (overriding them is a `TypeError`: the
+    solvers differentiate the midpoint rule through `sq_norm`). Metrics with a
+    Jacobian-free segment energy subclass [`jaxgeo.AbstractSecantMetric`][].
 
     Metrics are Equinox modules, hence pytrees: a metric holding a score network is
     differentiable in the network's parameters and can be vmapped over an ensemble.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in FINAL_METRIC_METHODS:
+            if name in vars(cls):
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}, which is final: override sq_norm "
+                    "(or inner) instead, which it is derived from"
+                )
 
     @abc.abstractmethod
     def matrix(self, x: Point) -> MetricMatrix:

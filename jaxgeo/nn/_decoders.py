@@ -40,10 +40,11 @@ class AbstractDecoder(eqx.Module):
     - `latent_dim`: $d$;
     - `family`: the [`jaxgeo.families`][jaxgeo.families.AbstractFamily] family of
       $p(x \mid z)$, and `params(z)`: its parameters $\eta(z)$;
-    - `log_prob(x, z)`: $\log p(x \mid z)$ of one observation (with the family's checks
-      of `x`);
-    - `mean(z)`: the decoded point in data space (each decoder says which: the mean
-      $\mathbb{E}[x \mid z]$, or the mean direction of directions);
+    - `log_prob(x, z)`: $\log p(x \mid z)$ of one observation (where the decoder says
+      so, it also takes data its family does not: a Bernoulli decoder $[0, 1]$-valued
+      pixels, not only $\{0, 1\}$);
+    - `mean(z)`: the decoded point in data space: the family's mean at `params(z)`,
+      except where the decoder says otherwise (a pose decoder's mean direction);
     - its metrics: `pullback_metric()`, $J_\mu^\top J_\mu$ of `mean`
       ([`jaxgeo.PullbackMetric`][]); `fisher_rao_metric()`, $J_\eta^\top I(\eta)
       J_\eta$ of `params` ([`jaxgeo.PullbackFisherRaoMetric`][]; `energy="secant"` gives
@@ -70,13 +71,23 @@ class AbstractDecoder(eqx.Module):
         """The decoded point."""
 
     def pullback_metric(self) -> PullbackMetric:
-        r"""$J_\mu^\top J_\mu$, the Euclidean metric of data space pulled back by `mean`."""
-        return PullbackMetric(self.mean)
+        r"""$J_\mu^\top J_\mu$, the Euclidean metric of data space pulled back by `mean`
+        (flattened, e.g. a categorical decoder's `(D, K)` probabilities)."""
+        return PullbackMetric(_Flattened(self.mean))
 
     def fisher_rao_metric(self) -> PullbackFisherRaoMetric:
         r"""$J_\eta^\top I(\eta) J_\eta$: the Fisher–Rao metric of `family` pulled back
         by `params`."""
         return PullbackFisherRaoMetric(self.params, self.family)
+
+
+class _Flattened(eqx.Module):
+    """`f`, its output flattened to 1-D (a pytree: `f`'s parameters stay leaves)."""
+
+    f: Callable[[Point], Array]
+
+    def __call__(self, z: Point) -> Output:
+        return jnp.ravel(self.f(z))
 
 
 class AbstractGaussianDecoder(AbstractDecoder):
@@ -198,9 +209,10 @@ class CategoricalDecoder(AbstractDecoder):
         """The first `num_classes - 1` probabilities of each output dimension."""
         return self.probs(z)[:, :-1].reshape(-1)
 
-    def mean(self, z: Point) -> Output:
-        """The expected class index per dimension."""
-        return self.probs(z) @ jnp.arange(self.num_classes, dtype=z.dtype)
+    def mean(self, z: Point) -> Float[Array, "out classes"]:
+        """The class probabilities of each output dimension (the mean of their one-hot
+        codes, as `family.mean`): its `pullback_metric()` is that of the probabilities."""
+        return self.probs(z)
 
     def log_prob(self, x: Array, z: Point) -> Scalar:
         where = f"CategoricalDecoder(num_classes={self.num_classes}).log_prob"

@@ -62,7 +62,7 @@ def interpolate(
     thousandfold over a long geodesic; over half of it, far less.) The two halves meet
     at $t = 1/2$ to within `error_estimate`; above the tolerance the result says so
     (tighten the log map: `solver=jaxgeo.Shooting()`). For a decoder's pullback
-    metric, decode `xs` (`jax.vmap(decoder)(interp.xs)`) for the images along the
+    metric, decode `xs` (`jax.vmap(decoder.mean)(interp.xs)`) for the images along the
     geodesic.
 
     **Returns:** a [`jaxgeo.stats.Interpolation`][].

@@ -86,10 +86,16 @@ def extrapolating_decoder(
     on the codes (more with a larger `bandwidth_scale`, at the price of a wider reach), so
     train or fine-tune `params_fn` *through* the blend with [`jaxgeo.train.fit`][],
     freezing `centres`, `bandwidths` and `far`."""
+    far = jnp.asarray(far)
+    if far.shape != (family.num_params,) or not bool(family.valid(far)):
+        raise ValueError(
+            f"extrapolating_decoder: far must be valid parameters of {type(family).__name__} "
+            f"(shape ({family.num_params},), {family.constraint}), got shape {far.shape}"
+        )
     centres, bandwidths = _rbf_centres(
         codes, num_centres, bandwidth_scale, seed, "extrapolating_decoder"
     )
-    far = jnp.asarray(far, centres.dtype)
+    far = far.astype(centres.dtype)
     return ExtrapolatingDecoder(params_fn, family, centres, bandwidths, far)
 
 
