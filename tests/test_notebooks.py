@@ -22,6 +22,15 @@ def test_notebook_runs(path, tmp_path):
         o for cell in nb.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"
     ]
     assert not errors
+    # No warnings printed on the rendered pages (stderr streams, e.g. a library's
+    # import-time warning).
+    stderr = [
+        "".join(o.get("text", ""))
+        for cell in nb.cells
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == "stderr"
+    ]
+    assert not [text for text in stderr if "Warning" in text], stderr
     # The documentation site renders the executed notebooks from here (docs/hooks.py).
     if outputs := os.environ.get("JAXGEO_NOTEBOOK_OUTPUTS"):
         (Path(outputs) / "notebooks").mkdir(parents=True, exist_ok=True)
