@@ -13,6 +13,10 @@ On the learned ring metric of W6 (`benchmarks.learned.ring_score`):
   ring points: the clustering's own cost);
 - k-means (k = 2) of the first 60 matrix points (`--smoke`: 12) and of 1,000 ring points
   (seed 2; `--smoke`: 24).
+Higher dimensions: on the score-Jacobian metric (damping 1) of an `MLPScore(50,
+width=128, depth=3)` of the 50-D Swiss roll (`benchmarks.learned.swiss_roll_score`),
+`distance` between the points nearest (t, h) = (1.7 pi, 5) and (4.3 pi, 5) (compile, then
+the median run), and `pairwise_distances` of 20 of its points (`--smoke`: 6), end to end.
 Fréchet means, every solver (`NewtonMean`, the default; `KarcherMean`; `EnergyMean`),
 compile and run times, and the distance (metric norm at the mean) to the exact or
 converged mean (`NewtonMean(rtol=1e-9, max_segments=1024)`):
@@ -53,12 +57,13 @@ import numpy as np
 
 import jaxgeo as jg
 
-from .learned import ring, ring_score, score_weights
+from .learned import ring, ring_score, score_weights, swiss_roll_score
 from .peers import geomstats_peer
 from .report import command_line, extrapolated_length, markdown_table, timed
 
 
 TIGHT = jg.EnergyNewton(rtol=1e-12, atol=1e-12)
+DISTANCE = jg.Richardson(resolve_velocity=False)  # `distance`'s default, with its stats
 FULL_MATRIX = 1000
 SHORTER = 1e-4  # an entry this much below its reference is another, shorter geodesic
 PEER_SECONDS = 120.0  # a peer row whose solvers run longer is stopped
@@ -359,6 +364,59 @@ def matrices(
     return rows
 
 
+# Higher dimensions (issue 29, item 7): the 50-D Swiss roll of `benchmarks.learned`, its
+# ends nearest (t, h) = (1.7 pi, 5) and (4.3 pi, 5), and a matrix of 20 of its points.
+ROLL_ENDS = ((1.7 * np.pi, 5.0), (4.3 * np.pi, 5.0))
+ROLL_MATRIX = 20
+
+
+def higher_dimension(repeats: int, smoke: bool) -> list[dict]:
+    """Rows of `distance` and a `pairwise_distances` on the score-Jacobian metric
+    (damping 1) of an `MLPScore(50, width=128, depth=3)` of the 50-D Swiss roll."""
+    score, data, coordinates = swiss_roll_score(200 if smoke else 3000)
+    metric = jg.ScoreJacobianMetric(score, damping=1.0)
+    a, b = (
+        jnp.asarray(data[np.argmin(np.sum((coordinates - end) ** 2, axis=1))]) for end in ROLL_ENDS
+    )
+    solve = jax.jit(lambda a, b: jg.log_map(metric, a, b, solver=DISTANCE, throw=False))
+    sol, compile_s, run_s = timed(solve, a, b, repeats=repeats)
+    name = "ScoreJacobianMetric(damping=1) of an MLPScore(50, width=128, depth=3)"
+    rows = [
+        dict(
+            library="jaxgeo",
+            call=f"distance, 50-D Swiss roll, {name}, default",
+            seconds=run_s,
+            per_pair_ms=1e3 * run_s,
+            failed=int(sol.result != jg.RESULTS.successful),
+            note=(
+                f"compile {compile_s:.1f} s; length {float(sol.length):.8g}, "
+                f"{jg.result_name(sol.result)}, error estimate "
+                f"{float(sol.stats['error_estimate']) / float(sol.length):.1e} (relative), "
+                f"{int(sol.stats['num_segments'])} segments"
+            ),
+        )
+    ]
+    num_points = 6 if smoke else ROLL_MATRIX
+    points = jnp.asarray(data[np.random.default_rng(0).choice(len(data), num_points, False)])
+    start = time.perf_counter()
+    distances, results = jg.pairwise_distances(metric, points, return_results=True)
+    seconds = time.perf_counter() - start
+    names = jg.result_name(results)[np.triu_indices(num_points, k=1)]
+    failed = names != "successful"
+    rows.append(
+        dict(
+            library="jaxgeo",
+            call=f"pairwise_distances, {num_points} Swiss-roll points (50-D), default",
+            seconds=seconds,
+            per_pair_ms=1e3 * seconds / len(names),
+            failed=int(failed.sum()),
+            note="end to end, compile and repair included"
+            + (f"; failed: {', '.join(sorted(set(names[failed])))}" if failed.any() else ""),
+        )
+    )
+    return rows
+
+
 def _k_means_rows(metric, learned, members, k, unavailable, peer_seconds) -> list[dict]:
     """jaxgeo's k-means of `members` (compile included) and, unless `unavailable`,
     geomstats' `RiemannianKMeans` on the same points."""
@@ -483,7 +541,8 @@ def main(
     metric = jg.SteinMetric(score, damping=1.0)
     peers = not no_peers
     out = dict(
-        matrices=matrices(metric, 8 if smoke else num_points, smoke, peers, peer_seconds),
+        matrices=matrices(metric, 8 if smoke else num_points, smoke, peers, peer_seconds)
+        + higher_dimension(repeats, smoke),
         means=means(metric, repeats, peers, peer_seconds, smoke),
     )
     for header, rows in tables(out):
