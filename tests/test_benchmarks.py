@@ -63,7 +63,10 @@ def test_statistics_benchmark_smoke():
     ours = {key: [r for r in rows if r["library"] == "jaxgeo"] for key, rows in out.items()}
     for row in ours["matrices"]:
         if "failed" in row:  # the distance matrices: every entry solved, and accurate
-            assert row["failed"] == 0 and row["error"] < 1e-3, row
+            assert row["failed"] == 0, row
+            if "Swiss roll" not in row["call"]:  # (50-D: no reference solve)
+                assert row["error"] < 1e-3, row
+    assert sum("50-D" in row["call"] for row in ours["matrices"]) == 2
     for row in ours["means"]:
         if row["problem"].startswith("(d)"):  # (the digit VAE's: measured, not met)
             assert np.isfinite(row["error"]) and row["run_s"] > 0, row

@@ -16,8 +16,8 @@ from ._default import default_polyline_solver
 
 # Pairs solved together per device on CPU. With one CPU device, one at a time: a solve
 # already vectorises over its polyline, so vmapping pairs gains nothing, while a vmapped
-# chunk's loops run until its slowest pair has converged. Measured (the Gaussian Stein
-# metric of Part II): one at a time 3,400 geodesics/s and 3.1 s compile, chunks of 16
+# chunk's loops run until its slowest pair has converged. Measured (the Stein metric
+# of the rho = 0.8 Gaussian): one at a time 3,400 geodesics/s and 3.1 s compile, chunks of 16
 # 1,770/s and 3.7 s; a learned ring metric (an MLP score), a 30 x 30
 # `pairwise_distances`: 7.7 s against 9.4 s after compiling. With several host devices
 # (`--xla_force_host_platform_device_count`), each loop iteration costs far more, and

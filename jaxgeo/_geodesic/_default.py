@@ -8,7 +8,8 @@ from ._newton import EnergyNewton
 # there are upper bounds) where an L-BFGS step needs one gradient, and the ratio of
 # L-BFGS to Newton iterations grows only slowly with D (about 4-40 measured), so the
 # metric's cost cancels and D decides. Measured (64-point geodesics, float64, 2-core
-# CPU, run time after compiling, Newton / L-BFGS): the Gaussian of Part II, D = 2: 1.2 / 10.5 ms;
+# CPU, run time after compiling, Newton / L-BFGS): the Stein metric of the rho = 0.8
+# Gaussian, D = 2: 1.2 / 10.5 ms;
 # Stein metrics of trained `MLPScore`s: ring D = 2: 12 / 22 ms, digits PCA D = 4: 28 /
 # 18 ms, D = 8: 45 / 44 ms, D = 16: 124 / 108 ms, D = 32: 514 / 178 ms, digits D = 64:
 # 1.7 / 0.55 s; Gaussian Stein metrics D = 4: 7 / 4 ms, D = 8: 32 / 57 ms, D = 16:

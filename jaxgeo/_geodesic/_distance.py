@@ -55,7 +55,8 @@ def log_map(
     segments, extrapolated until the length's estimated error is below 1e-6 relative
     in float64 (`sol.stats["error_estimate"]`, `sol.stats["num_segments"]`), or
     `RESULTS.unresolved_curve` at `Richardson(max_segments=...)`. Measured: 5e-8
-    relative on the Gaussian geodesic of Part II (128 segments), 2e-10 on a Poincaré pair (64).
+    relative on the Stein metric of the $\rho = 0.8$ Gaussian, $(-4, -2) \to (4, -2)$ (128
+    segments), 2e-10 on a Poincaré pair (64).
     `num_points` is the number of points of the returned curve (points and velocities
     there are extrapolated, and Hermite interpolated between the levels' points), not
     its resolution. For the exact ODE geodesic (1e-10) pass

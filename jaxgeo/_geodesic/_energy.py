@@ -124,7 +124,8 @@ def energy_descent_trace(
 ) -> tuple[Float[Array, "frames points dim"], Float[Array, " frames"]]:
     """The history of plain energy descent from the straight line, for figures and
     animations: the curve and its energy every `save_every` steps of a fixed number
-    of optax steps (Part II animates Adam on the raw points, `precondition=False`).
+    of optax steps (`experiments.stein_gaussian` animates Adam on the raw points,
+    `precondition=False`).
 
     To *solve* for a geodesic use [`jaxgeo.geodesic_bvp`][], which stops on a
     tolerance and reports `result`.

@@ -13,7 +13,7 @@ class EnsembleMetric(AbstractMetric):
     $G(x) = \frac{1}{M}\sum_{m=1}^M G_m(x)$.
 
     With one [`jaxgeo.SteinMetric`][] per posterior sample of a score model this is
-    the Bayesian Stein metric of Part II,
+    the Bayesian Stein metric,
     $G(x) = \int (s_\theta s_\theta^\top + \lambda I)^{-1} p(\theta \mid D)\,d\theta$:
     the *metrics* are averaged, not the scores.
 

@@ -140,7 +140,7 @@ def energy_landscape(
     **kwargs,
 ):
     r"""Heat map of the energy density $\langle d, d\rangle_{G(x)}$ of a fixed
-    displacement $d$ at every point (Part II's energy landscape)."""
+    displacement $d$ at every point (the energy landscape of `experiments.stein_gaussian`)."""
     d = jnp.asarray(displacement, dtype=float)
     xs, ys, e = _grid_values(lambda x: metric.inner(x, d, d), xlim, ylim, num)
     return ax.pcolormesh(xs, ys, e, cmap=cmap, shading="auto", **kwargs)
