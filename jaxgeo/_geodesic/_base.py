@@ -1,11 +1,12 @@
 import abc
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from equinox import AbstractVar
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from .._curve import curve_energy, curve_length, segment_sq_norm
 from .._custom_types import Curve, Point, Scalar
@@ -13,6 +14,7 @@ from .._metric._base import AbstractMetric
 from .._numerics import POLYLINE_TOL, safe_sqrt
 from .._solution import GeodesicSolution, RESULTS
 from ._levels import (
+    Buffer,
     constant,
     differentiable_levels,
     LevelEnergy,
@@ -22,6 +24,13 @@ from ._levels import (
     RefinedLevels,
     resample,
 )
+
+
+# A level's solve, `solve(xs, n, budget) -> (xs, steps, converged, failed)`.
+LevelSolve = Callable[
+    [Buffer, Int[Array, ""], Int[Array, ""]],
+    tuple[Buffer, Int[Array, ""], Bool[Array, ""], Bool[Array, ""]],
+]
 
 
 class BoundaryProblem(eqx.Module):
@@ -73,8 +82,10 @@ class AbstractBoundarySolver(eqx.Module):
 
 class AbstractPolylineSolver(AbstractBoundarySolver):
     r"""A solver that minimises the discrete energy of a polyline over its interior
-    points. Subclasses implement `minimise`; the solution (`geodesic`) is the minimising
-    polyline with its length and energy in the problem's segment rule.
+    points. Subclasses implement `minimise` and `level_solver` (how the levels of
+    `refined_levels` are solved: `geodesic_levels(self, ...)` solves each by
+    `geodesic`); the solution (`geodesic`) is the minimising polyline with its length
+    and energy in the problem's segment rule.
 
     `stats` of the solution: `num_steps`, `max_steps`, `grad_norm` (the largest
     component of the final energy gradient w.r.t. the interior points) and
@@ -105,6 +116,18 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
             default if self.atol is None else self.atol,
         )
 
+    @abc.abstractmethod
+    def level_solver(
+        self, problem: BoundaryProblem, level_energy: LevelEnergy, sizes: tuple[int, ...]
+    ) -> LevelSolve:
+        """How `refined_levels` solves one level of `problem` (its arrays constants:
+        `refined_levels` differentiates at the end): `solve(xs, n, budget)` returns the
+        buffer `xs` with its first `n` segments solved (`n` one of the levels' `sizes`,
+        `min_segments`, twice as many, ... `max_segments`), the steps taken (`budget` at
+        most), and whether the solve converged and whether it failed beyond what
+        refining mends. `geodesic_levels` solves each level by `geodesic`;
+        [`jaxgeo.EnergyNewton`][] runs all levels in one loop instead."""
+
     def refined_levels(
         self,
         problem: BoundaryProblem,
@@ -115,38 +138,17 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
     ) -> RefinedLevels:
         """The discrete geodesics with `min_segments`, twice as many, ... up to
         `max_segments`, each started from the previous one refined, until the
-        extrapolated length is within `tolerances` (for [`jaxgeo.Richardson`][]).
-
-        Here each level is solved by `geodesic` on its own grid (a compiled branch per
-        level, chosen by `lax.switch`; under `jax.vmap` every branch runs at every
-        level), with `problem.max_steps` per level and the steps of all levels counted
-        against it; [`jaxgeo.EnergyNewton`][] runs all levels in one loop instead."""
+        extrapolated length is within `tolerances` (for [`jaxgeo.Richardson`][]), each
+        level solved by `level_solver` with the steps of all levels counted against
+        `problem.max_steps`."""
         params = (problem.metric, problem.x0, problem.x1)
         fixed = constant(problem)  # differentiated at the end
-        sizes = [min_segments * 2**k for k in range((max_segments // min_segments).bit_length())]
-
-        def branch(size):
-            def solve(xs):
-                sol = self.geodesic(eqx.tree_at(lambda p: p.init, fixed, xs[: size + 1]))
-                # (A singular metric leaves the length resolvable: `refine_levels`
-                # checks the velocity where it is needed.)
-                converged = (sol.result == RESULTS.successful) | (
-                    sol.result == RESULTS.singular_metric
-                )
-                failed = ~converged & (sol.result != RESULTS.unresolved_curve)
-                hard = failed & (sol.result != RESULTS.nonlinear_max_steps_reached)
-                return (xs.at[: size + 1].set(sol.xs), sol.stats["num_steps"], converged, hard)
-
-            return solve
-
-        def solve_level(xs, n, budget):
-            del budget  # each level has the problem's budget; refine_levels counts them
-            index = sum((n > size).astype(int) for size in sizes[:-1])
-            return jax.lax.switch(index, [branch(size) for size in sizes], xs)
-
+        level_energy = LevelEnergy(fixed.metric, problem.energy, min_segments)
+        num_levels = (max_segments // min_segments).bit_length()
+        sizes = tuple(min_segments * 2**k for k in range(num_levels))
         levels = refine_levels(
-            LevelEnergy(fixed.metric, problem.energy, min_segments),
-            solve_level,
+            level_energy,
+            self.level_solver(fixed, level_energy, sizes),
             resample(fixed.init, min_segments, max_segments + 1),
             min_segments,
             problem.max_steps,
@@ -163,6 +165,34 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
             rtol, atol = self.tolerances(problem.init.dtype)
             xs, result, num_steps = self.minimise(problem, rtol, atol)
         return polyline_solution(problem, xs, result, num_steps)
+
+
+def geodesic_levels(
+    solver: AbstractPolylineSolver, problem: BoundaryProblem, sizes: tuple[int, ...]
+) -> LevelSolve:
+    """A `level_solver` for any polyline solver: each level solved by `solver.geodesic`
+    on its own grid (a compiled branch per level, chosen by `lax.switch`; under
+    `jax.vmap` every branch runs at every level), with `problem.max_steps` per level
+    (`refine_levels` counts the steps of all levels against it)."""
+
+    def branch(size):
+        def solve(xs):
+            sol = solver.geodesic(eqx.tree_at(lambda p: p.init, problem, xs[: size + 1]))
+            # (A singular metric leaves the length resolvable: `refine_levels`
+            # checks the velocity where it is needed.)
+            converged = (sol.result == RESULTS.successful) | (sol.result == RESULTS.singular_metric)
+            failed = ~converged & (sol.result != RESULTS.unresolved_curve)
+            hard = failed & (sol.result != RESULTS.nonlinear_max_steps_reached)
+            return (xs.at[: size + 1].set(sol.xs), sol.stats["num_steps"], converged, hard)
+
+        return solve
+
+    def solve_level(xs, n, budget):
+        del budget  # each level has the problem's budget; refine_levels counts them
+        index = sum((n > size).astype(int) for size in sizes[:-1])
+        return jax.lax.switch(index, [branch(size) for size in sizes], xs)
+
+    return solve_level
 
 
 class TerminateOnState:

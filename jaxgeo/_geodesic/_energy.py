@@ -11,7 +11,14 @@ from .._custom_types import Curve, Point
 from .._metric._base import AbstractMetric
 from .._numerics import HIGHEST
 from .._solution import RESULTS
-from ._base import AbstractPolylineSolver, BoundaryProblem, sine_basis
+from ._base import (
+    AbstractPolylineSolver,
+    BoundaryProblem,
+    geodesic_levels,
+    LevelSolve,
+    sine_basis,
+)
+from ._levels import LevelEnergy
 
 
 def parametrisation(num_points: int, dtype, precondition: bool):
@@ -108,6 +115,13 @@ class EnergyDescent(AbstractPolylineSolver):
             )
         xs = to_curve(sol.value, x0, x1).astype(dtype)
         return xs, RESULTS.promote(sol.result), sol.stats["num_steps"]
+
+    def level_solver(
+        self, problem: BoundaryProblem, level_energy: LevelEnergy, sizes: tuple[int, ...]
+    ) -> LevelSolve:
+        """Each level solved by `geodesic` (see `geodesic_levels`)."""
+        del level_energy
+        return geodesic_levels(self, problem, sizes)
 
 
 @eqx.filter_jit

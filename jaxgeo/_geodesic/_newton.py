@@ -20,17 +20,10 @@ from .._solution import RESULTS
 from ._base import (
     AbstractPolylineSolver,
     BoundaryProblem,
+    LevelSolve,
     TerminateOnState,
 )
-from ._levels import (
-    Buffer,
-    constant,
-    differentiable_levels,
-    LevelEnergy,
-    refine_levels,
-    RefinedLevels,
-    resample,
-)
+from ._levels import Buffer, LevelEnergy
 from ._segments import segment_derivatives, SegmentHessians
 
 
@@ -307,33 +300,17 @@ class EnergyNewton(AbstractPolylineSolver):
         xs = _with_ends(sol.value, problem.x0, problem.x1)
         return xs, RESULTS.promote(sol.result), sol.stats["num_steps"]
 
-    def refined_levels(
-        self,
-        problem: BoundaryProblem,
-        min_segments: int,
-        max_segments: int,
-        tolerances: tuple[float, float],
-        resolve_velocity: bool = True,
-    ) -> RefinedLevels:
-        """As [`jaxgeo.AbstractPolylineSolver`][]'s, with every level run by one
-        compiled Newton loop whose work is proportional to the level's segments."""
+    def level_solver(
+        self, problem: BoundaryProblem, level_energy: LevelEnergy, sizes: tuple[int, ...]
+    ) -> LevelSolve:
+        """Every level run by one compiled Newton loop whose work is proportional to the
+        level's segments."""
+        del sizes
         rtol, atol = self.tolerances(problem.init.dtype)
-        params = (problem.metric, problem.x0, problem.x1)
-        metric, x0, x1 = constant(params)  # differentiated at the end
-        level_energy = LevelEnergy(metric, problem.energy, min_segments)
-        levels = refine_levels(
-            level_energy,
-            lambda xs, n, budget: _newton_level(
-                level_energy, x0, x1, xs, n, budget, self, rtol, atol
-            ),
-            resample(jax.lax.stop_gradient(problem.init), min_segments, max_segments + 1),
-            min_segments,
-            problem.max_steps,
-            tolerances,
-            rtol,
-            resolve_velocity,
+        x0, x1 = problem.x0, problem.x1
+        return lambda xs, n, budget: _newton_level(
+            level_energy, x0, x1, xs, n, budget, self, rtol, atol
         )
-        return differentiable_levels(params, levels, problem.energy)
 
 
 def _newton_level(

@@ -99,12 +99,17 @@ def extrapolating_decoder(
     return ExtrapolatingDecoder(params_fn, family, centres, bandwidths, far)
 
 
+def _decoder_log_prob(decoder, z, x):
+    return decoder.log_prob(x, z)
+
+
 def _fit_part_given_codes(
-    log_likelihood: Callable, decoder, part: Callable, codes, data, **fit_kwargs
+    decoder, part: Callable, codes, data, log_likelihood: Callable = _decoder_log_prob, **fit_kwargs
 ) -> FitResult:
-    """[`jaxgeo.train.fit`][] of the mean negative `log_likelihood(decoder, z, x)` of
-    `data` given their fixed latent `codes`, training only the arrays of `part(decoder)`
-    (the rest of the decoder is frozen)."""
+    """[`jaxgeo.train.fit`][] of the mean negative `log_likelihood(decoder, z, x)`
+    (default: the decoder's `log_prob(x, z)`) of `data` given their fixed latent
+    `codes`, training only the arrays of `part(decoder)` (the rest of the decoder is
+    frozen)."""
     trainable = jtu.tree_map(lambda _: False, decoder)
     trainable = eqx.tree_at(part, trainable, jtu.tree_map(eqx.is_inexact_array, part(decoder)))
 
@@ -141,18 +146,8 @@ def fit_extrapolating_decoder(
             "eqx.Partial(lambda net, z: family.constrain(net(z)), net)"
         )
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
-    return _fit_part_given_codes(
-        lambda model, z, x: model.log_prob(x, z),
-        decoder,
-        lambda d: d.params_fn,
-        codes,
-        data,
-        optimizer=optimizer,
-        num_steps=num_steps,
-        batch_size=batch_size,
-        key=key,
-        **fit_kwargs,
-    )
+    fit_kwargs.update(optimizer=optimizer, num_steps=num_steps, batch_size=batch_size, key=key)
+    return _fit_part_given_codes(decoder, lambda d: d.params_fn, codes, data, **fit_kwargs)
 
 
 def calibrate_variance(
@@ -186,17 +181,10 @@ def calibrate_variance(
         seed=int(jax.random.randint(key, (), 0, 2**30)),
     )
     optimizer = optax.adam(1e-2) if optimizer is None else optimizer
+    fit_kwargs.update(optimizer=optimizer, num_steps=num_steps, batch_size=batch_size, key=key)
+    decoder = CalibratedGaussianDecoder(mean_fn, precision)
     return _fit_part_given_codes(
-        lambda model, z, x: model.log_prob(x, z),
-        CalibratedGaussianDecoder(mean_fn, precision),
-        lambda d: d.precision.raw_weights,
-        codes,
-        data,
-        optimizer=optimizer,
-        num_steps=num_steps,
-        batch_size=batch_size,
-        key=key,
-        **fit_kwargs,
+        decoder, lambda d: d.precision.raw_weights, codes, data, **fit_kwargs
     )
 
 
@@ -307,18 +295,15 @@ def calibrate_pose_decoder(
             optax.adam(optax.cosine_decay_schedule(1e-2, num_steps, alpha=0.1)),
             optax.scale_by_param_block_rms(),
         )
+    fit_kwargs.update(optimizer=optimizer, num_steps=num_steps, batch_size=batch_size, key=key)
     return _fit_part_given_codes(
-        # (the poses were checked above: no run-time check, and no host callback, in the
-        # training step)
-        lambda model, z, x: model.family.log_prob(model.params(z), x),
         decoder,
         lambda d: (d.position_precision.raw_weights, d.concentration.raw_weights),
         codes,
         poses,
-        optimizer=optimizer,
-        num_steps=num_steps,
-        batch_size=batch_size,
-        key=key,
+        # (the poses were checked above: no run-time check, and no host callback, in the
+        # training step)
+        lambda model, z, x: model.family.log_prob(model.params(z), x),
         **fit_kwargs,
     )
 
