@@ -210,3 +210,32 @@ def test_asymptotic_estimate_needs_levels_of_near_constant_speed():
     # Had all three been uniform, the ratio would have counted as asymptotic (1/15).
     trusting = chain_after([True] * 3)
     assert float(trusting.estimate) == pytest.approx(float(chain.estimate) / 15)
+
+
+@pytest.mark.slow  # (11 s, compile)
+def test_lbfgs_levels_are_finished_by_newton_above_eight_dimensions():
+    """Where only the length is resolved above D = 8, the levels are L-BFGS's, and a
+    level it does not finish within its steps is finished by Newton. (On the Poincaré
+    half-plane, to compile fast, with one step of L-BFGS a level, so that Newton
+    finishes every level: the length is the closed form's, within the estimate.)"""
+    from jaxgeo._geodesic._default import DescentThenNewton, length_polyline_solver
+
+    tol = 1e-4
+    assert isinstance(length_polyline_solver(9, tol), DescentThenNewton)
+    assert isinstance(length_polyline_solver(8, tol), jg.EnergyNewton)
+    hybrid = DescentThenNewton(
+        jg.EnergyDescent(), jg.EnergyNewton(rtol=tol, atol=tol), descent_steps=1, rtol=tol, atol=tol
+    )
+    a, b = PAIRS[0]
+    exact = float(stable_poincare_distance(a, b))
+    richardson = jg.Richardson(hybrid, max_segments=128, resolve_velocity=False)
+    sol = jg.log_map(poincare, a, b, solver=richardson)
+    assert sol.result == jg.RESULTS.successful
+    assert abs(float(sol.length) - exact) <= float(sol.stats["error_estimate"]) <= 1e-6 * exact
+    # (Newton's steps beyond L-BFGS's one a level.)
+    levels = int(np.log2(int(sol.stats["num_segments"]) // 16)) + 1
+    assert int(sol.stats["num_steps"]) > levels
+    # As a plain polyline solver too: L-BFGS's one step, then Newton.
+    sol = jg.geodesic_bvp(poincare, a, b, solver=hybrid, num_points=33)
+    assert sol.result == jg.RESULTS.successful
+    assert int(sol.stats["num_steps"]) > 1
