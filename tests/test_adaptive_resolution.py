@@ -235,7 +235,14 @@ def test_lbfgs_levels_are_finished_by_newton_above_eight_dimensions():
     # (Newton's steps beyond L-BFGS's one a level.)
     levels = int(np.log2(int(sol.stats["num_segments"]) // 16)) + 1
     assert int(sol.stats["num_steps"]) > levels
-    # As a plain polyline solver too: L-BFGS's one step, then Newton.
+    # As a plain polyline solver: L-BFGS's one step (which alone does not converge),
+    # then Newton from there, step for step.
     sol = jg.geodesic_bvp(poincare, a, b, solver=hybrid, num_points=33)
     assert sol.result == jg.RESULTS.successful
-    assert int(sol.stats["num_steps"]) > 1
+    first = jg.geodesic_bvp(
+        poincare, a, b, solver=jg.EnergyDescent(), num_points=33, max_steps=1, throw=False
+    )
+    assert first.result == jg.RESULTS.nonlinear_max_steps_reached
+    newton = jg.geodesic_bvp(poincare, a, b, solver=hybrid.newton, init=first.xs, num_points=33)
+    assert int(sol.stats["num_steps"]) == 1 + int(newton.stats["num_steps"])
+    np.testing.assert_allclose(sol.xs, newton.xs, rtol=1e-12)

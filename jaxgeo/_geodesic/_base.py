@@ -123,10 +123,11 @@ class AbstractPolylineSolver(AbstractBoundarySolver):
         """How `refined_levels` solves one level of `problem` (its arrays constants:
         `refined_levels` differentiates at the end): `solve(xs, n, budget)` returns the
         buffer `xs` with its first `n` segments solved (`n` one of the levels' `sizes`,
-        `min_segments`, twice as many, ... `max_segments`), the steps taken (`budget` at
-        most), and whether the solve converged and whether it failed beyond what
-        refining mends. `geodesic_levels` solves each level by `geodesic`;
-        [`jaxgeo.EnergyNewton`][] runs all levels in one loop instead."""
+        `min_segments`, twice as many, ... `max_segments`), the steps taken, and whether
+        the solve converged and whether it failed beyond what refining mends. `budget`
+        is the steps left to the whole refinement, which `refined_levels` counts:
+        [`jaxgeo.EnergyNewton`][] runs all levels in one loop that stops there, while
+        `geodesic_levels` solves each level by `geodesic` with `problem.max_steps`."""
 
     def refined_levels(
         self,

@@ -64,8 +64,10 @@ class DescentThenNewton(AbstractPolylineSolver):
     r"""[`jaxgeo.EnergyDescent`][] (L-BFGS) for up to `descent_steps` steps, then, where
     it has not converged, [`jaxgeo.EnergyNewton`][] from where it stopped: L-BFGS's
     cheap steps (one gradient each) on the easy problems, Newton's quadratic
-    convergence on the ill-conditioned ones, where L-BFGS crawls. (Not exported:
-    [`jaxgeo.Richardson`][]'s levels where only the length is resolved above
+    convergence on the ill-conditioned ones, where L-BFGS crawls. Each part stops at its
+    own tolerances; `rtol`, `atol` are the solve's as a whole, the looser of the two
+    (they set `refined_levels`' floor on the levels' noise, `rtol**2`). (Not
+    exported: [`jaxgeo.Richardson`][]'s levels where only the length is resolved above
     `D = 8`.)"""
 
     descent: EnergyDescent
@@ -80,11 +82,19 @@ class DescentThenNewton(AbstractPolylineSolver):
     def minimise(
         self, problem: BoundaryProblem, rtol: float, atol: float
     ) -> tuple[Curve, RESULTS, Int[Array, ""]]:
-        xs, result, steps = self.descent.minimise(self._capped(problem), rtol, atol)
+        """L-BFGS, and Newton (with the steps left) where L-BFGS ran out of its steps;
+        each at its own tolerances (`rtol`, `atol` unused)."""
+        del rtol, atol
+        dtype = problem.init.dtype
+        capped = self._capped(problem)
+        xs, result, steps = self.descent.minimise(capped, *self.descent.tolerances(dtype))
 
         def finish(xs):
             started = eqx.tree_at(lambda p: p.init, problem, xs)
-            return self.newton.minimise(started, rtol, atol)
+            left = dataclasses.replace(
+                started, max_steps=max(problem.max_steps - capped.max_steps, 1)
+            )
+            return self.newton.minimise(left, *self.newton.tolerances(dtype))
 
         unfinished = result == RESULTS.nonlinear_max_steps_reached
         xs, result, more = jax.lax.cond(
@@ -95,9 +105,10 @@ class DescentThenNewton(AbstractPolylineSolver):
     def level_solver(
         self, problem: BoundaryProblem, level_energy: LevelEnergy, sizes: tuple[int, ...]
     ) -> LevelSolve:
-        """Each level by L-BFGS (`geodesic_levels`, at most `descent_steps` steps), then
-        by Newton's one-loop level solve from where it stopped, with the budget left
-        (none where L-BFGS converged or failed beyond what refining mends)."""
+        """Each level by L-BFGS (`geodesic_levels`, at most `descent_steps` steps), then,
+        wherever it has not converged, by Newton's one-loop level solve from where it
+        stopped, with the budget left (none where L-BFGS converged or failed beyond what
+        refining mends)."""
         descend = geodesic_levels(self.descent, self._capped(problem), sizes)
         finish = self.newton.level_solver(problem, level_energy, sizes)
 
@@ -116,4 +127,5 @@ def length_polyline_solver(dim: int, tol: float) -> AbstractPolylineSolver:
     newton = EnergyNewton(rtol=tol, atol=tol)
     if dim <= NEWTON_MAX_DIM:
         return newton
+    # (`tol` is the looser of the two parts' tolerances: L-BFGS's is POLYLINE_TOL.)
     return DescentThenNewton(EnergyDescent(), newton, rtol=tol, atol=tol)

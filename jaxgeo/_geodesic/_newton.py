@@ -265,7 +265,8 @@ class EnergyNewton(AbstractPolylineSolver):
     Stops when both the step and the energy change are below `atol + rtol * |value|`.
     Suited to small $D$ (the Hessian costs $D + 1$ passes over the metric per step under
     the midpoint rule, $2D + 1$ under others, and its `(D, D)` blocks are dense); above
-    `D = 8` L-BFGS ([`jaxgeo.EnergyDescent`][]) is the default.
+    `D = 8` L-BFGS ([`jaxgeo.EnergyDescent`][]) is the default of
+    [`jaxgeo.geodesic_bvp`][] (a distance's levels finish with Newton where L-BFGS stalls).
 
     **Arguments:**
 
