@@ -4,8 +4,10 @@ simulated protein-like families with a known phylogeny: sequences of length 100 
 letters evolve down a random binary tree (2,000 leaves) from a root sequence
 (site-specific Gamma rates, so some sites are conserved); a VAE with a Categorical
 decoder per position is trained on the leaves, its decoder made to turn uniform away
-from the codes (`jg.train.extrapolating_decoder`), and for 300 pairs of leaves per seed
-the latent geodesic distance under the pulled-back Fisher-Rao metric (KL energy, started
+from the codes (`jg.train.extrapolating_decoder`) in two ways, compared: a soft blend of
+64 RBFs, and, as in the paper, a sharp switch by the distance to the nearest of 256
+centres; for 300 pairs of leaves per seed
+the latent geodesic distance under each pulled-back Fisher-Rao metric (KL energy, started
 from the pair's path through a k-NN graph of the codes, so global rather than local) and
 the straight latent distance are correlated (Spearman and Pearson) with the tree's
 distances: the true (simulated) tree's, and a tree estimated from the sequences by
@@ -17,12 +19,14 @@ resampled) and over the seeds (seeds resampled).
     python -m experiments.sequence_evolution
 
 writes under figures/sequence_evolution/:
-  latent.png   (seed 0) the leaves' codes by clade over the decoder's confidence (the
-               mean over positions of the most likely letter's probability), the tree's
-               edges between the codes of the simulated ancestral sequences, and 20 of
-               the pairs' geodesics (solid) and straight lines (dashed)
-  scatter.png  (seed 0) the geodesic and the straight latent distance of every pair
-               against its distance in the true tree
+  latent.png   (seed 0) a panel per decoder: the leaves' codes by clade over its
+               confidence (the mean over positions of the most likely letter's
+               probability), the tree's edges between the codes of the simulated
+               ancestral sequences, and 20 of the pairs' geodesics (solid) and straight
+               lines (dashed)
+  scatter.png  (seed 0) each decoder's geodesic and the straight latent distance of
+               every pair against its distance in the true tree (the pairs solved under
+               both decoders)
   table.md     per seed: Spearman and Pearson of each distance with the true and the
                estimated tree's distances, the paired difference geodesic - Euclidean
                with its interval; over the seeds: the mean difference with its interval,
@@ -69,6 +73,12 @@ NUM_LEAVES = 2000
 NUM_PAIRS = 300  # per seed
 NUM_SEEDS = 10
 BOOTSTRAP = 2000  # resamples of the pairs (per seed) and of the seeds
+# The decoders' fall-back to uniform letters away from the codes: the soft blend of 64
+# RBFs, and (as in the paper) a sharp switch by the distance to the nearest of 256
+# centres, of sharpness 10 (its transition about a tenth of a bandwidth unit wide).
+DECODERS = {"blend": "soft blend", "switch": "sharp switch"}
+SWITCH_CENTRES = 256
+SWITCH_SHARPNESS = 10.0
 
 
 class Tree:
@@ -129,8 +139,8 @@ def evolve(tree: Tree, rng: np.random.Generator) -> np.ndarray:
 
 
 def train(leaves, seed: int, out: Path, smoke: bool):
-    """Stage 1: the VAE by the ELBO. Stage 2: the extrapolating decoder (uniform letters
-    far from the codes), the network fine-tuned through the blend."""
+    """Stage 1: the VAE by the ELBO. Stage 2: the extrapolating decoders (uniform letters
+    far from the codes; `DECODERS`), each network fine-tuned through its fall-back."""
     key_enc, key_dec, key_fit, key_ext = jax.random.split(jax.random.key(seed), 4)
     width = 64 if smoke else 128
     vae = jg.nn.VAE(
@@ -150,27 +160,30 @@ def train(leaves, seed: int, out: Path, smoke: bool):
         **checkpointing(num_steps, 100, out / "checkpoints" / f"vae_{seed}"),
     ).model
     codes = jax.vmap(vae.encode)(data)
-    # (the VAE's categorical decoder's parameters, blended to uniform letters)
+    # (the VAE's categorical decoder's parameters, blended or switched to uniform letters)
     uniform = jnp.full(LENGTH * (LETTERS - 1), 1 / LETTERS)
-    decoder = jg.train.extrapolating_decoder(
-        vae.decoder.params,
-        vae.decoder.family,
-        codes,
-        uniform,
-        num_centres=8 if smoke else 64,
-        bandwidth_scale=1.5,
+    fall_backs = dict(
+        blend=dict(num_centres=8 if smoke else 64),
+        switch=dict(num_centres=8 if smoke else SWITCH_CENTRES, switch=SWITCH_SHARPNESS),
     )
     num_steps = 100 if smoke else 2000
-    decoder = jg.train.fit_extrapolating_decoder(
-        decoder,
-        codes,
-        jnp.asarray(leaves),
-        key=key_ext,
-        num_steps=num_steps,
-        batch_size=64,
-        **checkpointing(num_steps, 100, out / "checkpoints" / f"extrapolating_{seed}"),
-    ).model
-    return vae, decoder, codes
+    decoders = {}
+    for name, options in fall_backs.items():
+        decoder = jg.train.extrapolating_decoder(
+            vae.decoder.params, vae.decoder.family, codes, uniform, bandwidth_scale=1.5, **options
+        )
+        # (the blend's checkpoints keep their name from before the switch was added)
+        tag = "extrapolating" if name == "blend" else f"extrapolating_{name}"
+        decoders[name] = jg.train.fit_extrapolating_decoder(
+            decoder,
+            codes,
+            jnp.asarray(leaves),
+            key=key_ext,
+            num_steps=num_steps,
+            batch_size=64,
+            **checkpointing(num_steps, 100, out / "checkpoints" / f"{tag}_{seed}"),
+        ).model
+    return vae, decoders, codes
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -293,8 +306,7 @@ def one_seed(seed: int, out: Path, smoke: bool) -> dict:
     tree = Tree(40 if smoke else NUM_LEAVES, rng)
     sequences = evolve(tree, rng)
     leaves = sequences[tree.leaves]
-    vae, decoder, codes = train(leaves, seed, out, smoke)
-    metric = decoder.fisher_rao_metric()
+    vae, decoders, codes = train(leaves, seed, out, smoke)
 
     num_pairs = 12 if smoke else NUM_PAIRS
     n = len(tree.leaves)
@@ -311,38 +323,49 @@ def one_seed(seed: int, out: Path, smoke: bool) -> dict:
 
     z0, z1 = codes[first], codes[second]
     num_points = 16 if smoke else 32
-    graph = jg.knn_graph(metric, codes, k=8)
-    inits = jax.jit(jax.vmap(lambda a, b: jg.graph_geodesic(graph, a, b, num_points=num_points)))(
-        z0, z1
-    )
-    sols = jg.geodesic_bvp_batch(metric, z0, z1, init=inits, energy="secant", num_points=num_points)
-    solved = np.asarray(sols.result == jg.RESULTS.successful)
     distances = dict(
-        geodesic=np.asarray(sols.length),
         euclidean=np.asarray(jnp.linalg.norm(z1 - z0, axis=1)),
         hamming=observed[first, second],
     )
-    row = dict(seed=seed, solved=int(solved.sum()), pairs=num_pairs)
+    geodesics, solved = {}, np.ones(num_pairs, bool)
+    row = dict(seed=seed, pairs=num_pairs)
+    for name, decoder in decoders.items():
+        metric = decoder.fisher_rao_metric()
+        graph = jg.knn_graph(metric, codes, k=8)
+        inits = jax.jit(
+            jax.vmap(lambda a, b: jg.graph_geodesic(graph, a, b, num_points=num_points))
+        )(z0, z1)
+        sols = jg.geodesic_bvp_batch(
+            metric, z0, z1, init=inits, energy="secant", num_points=num_points
+        )
+        ok = np.asarray(sols.result == jg.RESULTS.successful)
+        row[f"solved_{name}"] = int(ok.sum())
+        solved &= ok
+        geodesics[name] = sols.xs
+        distances[f"geodesic_{name}"] = np.asarray(sols.length)
+    # (all distances correlated on the pairs whose geodesics solved under every decoder)
+    row["solved"] = int(solved.sum())
     for tree_name, target in (("true", true_tree), ("estimated", estimated_tree)):
         for name, values in distances.items():
             row[f"{name}_{tree_name}"] = correlations(values[solved], target[solved])
         for which, statistic in enumerate(("spearman", "pearson")):
-            row[f"difference_{statistic}_{tree_name}"] = paired_difference(
-                distances["geodesic"][solved],
-                distances["euclidean"][solved],
-                target[solved],
-                rng,
-                which,
-            )
+            for name in decoders:
+                row[f"difference_{name}_{statistic}_{tree_name}"] = paired_difference(
+                    distances[f"geodesic_{name}"][solved],
+                    distances["euclidean"][solved],
+                    target[solved],
+                    rng,
+                    which,
+                )
     return dict(
         row=row,
         tree=tree,
         sequences=sequences,
         vae=vae,
-        decoder=decoder,
+        decoders=decoders,
         codes=codes,
         pairs=(z0, z1),
-        geodesics=sols.xs,
+        geodesics=geodesics,
         distances=distances,
         true_tree=true_tree,
         solved=solved,
@@ -358,7 +381,9 @@ def seed_interval(values: list[float], rng) -> tuple[float, float, float]:
     return float(values.mean()), float(lo), float(hi)
 
 
-def answer(statistic: str, tree: str, mean: float, lo: float, hi: float, seeds: int) -> str:
+def answer(
+    decoder: str, statistic: str, tree: str, mean: float, lo: float, hi: float, seeds: int
+) -> str:
     if lo > 0:
         verdict = "the geodesic distances correlate better than the straight latent ones"
     elif hi < 0:
@@ -367,80 +392,91 @@ def answer(statistic: str, tree: str, mean: float, lo: float, hi: float, seeds: 
         verdict = "no difference between geodesic and straight latent distances is resolved"
     resampled = "seeds" if seeds > 1 else "pairs"
     return (
-        f"{statistic} with the {tree} tree, geodesic - Euclidean over {seeds} seed(s) "
+        f"{statistic} with the {tree} tree, geodesic ({DECODERS[decoder]}) - Euclidean over "
+        f"{seeds} seed(s) "
         f"({resampled} resampled): "
         f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]: {verdict}."
     )
 
 
 def latent_figure(path: Path, r: dict, *, num_curves: int, num: int) -> None:
+    """One panel per decoder: the codes by clade over its confidence, the tree through
+    the ancestors' codes, and `num_curves` of the pairs' geodesics and straight lines."""
     tree, codes = r["tree"], np.asarray(r["codes"])
     ancestors = np.asarray(jax.vmap(r["vae"].encode)(jnp.asarray(r["sequences"])))
     xlim, ylim = latent_box(jnp.asarray(np.concatenate([codes, ancestors])), 0.3)
     gx, gy = np.meshgrid(np.linspace(*xlim, num), np.linspace(*ylim, num))
     grid = jnp.stack([gx.ravel(), gy.ravel()], axis=1)
-    confidence = jax.jit(partial(decoder_confidence, r["decoder"]))(grid)
-    fig, ax = plt.subplots(figsize=(9, 7.5))
-    mesh = ax.pcolormesh(
-        gx,
-        gy,
-        np.asarray(confidence).reshape(gx.shape),
-        cmap="Greys",
-        shading="auto",
-        vmin=1 / LETTERS,
-        vmax=1,
+    fig, axes = plt.subplots(
+        1, len(DECODERS), figsize=(8.5 * len(DECODERS), 7.5), layout="constrained"
     )
-    fig.colorbar(mesh, ax=ax, shrink=0.8, label="decoder confidence: mean top-letter probability")
-    for i in range(1, len(tree.parent)):
-        ax.plot(*ancestors[[tree.parent[i], i]].T, color="tab:olive", lw=0.4, alpha=0.6, zorder=1)
-    leaf_clades = tree.clade[tree.leaves]
-    for clade in range(4):
-        chosen = leaf_clades == clade
-        ax.scatter(*codes[chosen].T, s=5, color=f"C{clade}", zorder=3, label=f"clade {clade + 1}")
-    ax.scatter(*ancestors[0], marker="*", s=120, color="k", zorder=5, label="root")
     z0, z1 = (np.asarray(z) for z in r["pairs"])
     shown = np.flatnonzero(r["solved"])[:num_curves]
-    for n, k in enumerate(shown):
-        ax.plot(
-            *np.asarray(r["geodesics"][k]).T,
-            color="tab:red",
-            lw=1.2,
-            zorder=4,
-            label="geodesics (KL)" if n == 0 else None,
+    for ax, (name, title) in zip(axes, DECODERS.items()):
+        confidence = jax.jit(partial(decoder_confidence, r["decoders"][name]))(grid)
+        mesh = ax.pcolormesh(
+            gx,
+            gy,
+            np.asarray(confidence).reshape(gx.shape),
+            cmap="Greys",
+            shading="auto",
+            vmin=1 / LETTERS,
+            vmax=1,
         )
-        ax.plot(
-            *np.stack([z0[k], z1[k]]).T,
-            color="k",
-            ls="--",
-            lw=0.8,
-            zorder=4,
-            label="straight lines" if n == 0 else None,
+        for i in range(1, len(tree.parent)):
+            ax.plot(
+                *ancestors[[tree.parent[i], i]].T, color="tab:olive", lw=0.4, alpha=0.6, zorder=1
+            )
+        leaf_clades = tree.clade[tree.leaves]
+        for clade in range(4):
+            chosen = leaf_clades == clade
+            ax.scatter(
+                *codes[chosen].T, s=5, color=f"C{clade}", zorder=3, label=f"clade {clade + 1}"
+            )
+        ax.scatter(*ancestors[0], marker="*", s=120, color="k", zorder=5, label="root")
+        for n, k in enumerate(shown):
+            ax.plot(
+                *np.asarray(r["geodesics"][name][k]).T,
+                color="tab:red",
+                lw=1.2,
+                zorder=4,
+                label="geodesics (KL)" if n == 0 else None,
+            )
+            ax.plot(
+                *np.stack([z0[k], z1[k]]).T,
+                color="k",
+                ls="--",
+                lw=0.8,
+                zorder=4,
+                label="straight lines" if n == 0 else None,
+            )
+        ax.plot([], [], color="tab:olive", lw=0.8, label="tree through the ancestors' codes")
+        ax.set(
+            title=f"seed {r['row']['seed']}, {title}: {len(codes)} leaves, {len(shown)} pairs",
+            xlabel="latent $z_1$",
+            ylabel="latent $z_2$",
+            xlim=xlim,
+            ylim=ylim,
+            aspect="equal",
         )
-    ax.plot([], [], color="tab:olive", lw=0.8, label="tree through the ancestors' codes")
-    ax.set(
-        title=f"seed {r['row']['seed']}: {len(codes)} leaves by clade, {len(shown)} of the pairs",
-        xlabel="latent $z_1$",
-        ylabel="latent $z_2$",
-        xlim=xlim,
-        ylim=ylim,
-        aspect="equal",
-    )
-    ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8, markerscale=1.5)
-    save_figure(fig, path)
+    fig.colorbar(mesh, ax=axes, shrink=0.8, label="decoder confidence: mean top-letter probability")
+    axes[0].legend(loc="lower left", fontsize=8, markerscale=1.5)
+    save_figure(fig, path, tight=False)  # (constrained layout: the shared colour bar)
 
 
 def scatter_figure(path: Path, r: dict) -> None:
     solved, target = r["solved"], r["true_tree"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.3))
-    for ax, name in zip(axes, ("geodesic", "euclidean")):
+    labels = {f"geodesic_{name}": f"geodesic (KL, {title})" for name, title in DECODERS.items()}
+    labels["euclidean"] = "straight latent (Euclidean)"
+    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 4.3))
+    for ax, (name, label) in zip(axes, labels.items()):
         values = r["distances"][name]
         rho, pearson = r["row"][f"{name}_true"]
         ax.scatter(target[solved], values[solved], s=8, alpha=0.6)
-        label = "geodesic (KL)" if name == "geodesic" else "straight latent (Euclidean)"
         ax.set(
             xlabel="distance in the true tree (substitutions per site)",
             ylabel=f"{label} distance",
-            title=f"{label}: Spearman {rho:.3f}, Pearson {pearson:.3f}",
+            title=f"{label}:\nSpearman {rho:.3f}, Pearson {pearson:.3f}",
         )
     fig.suptitle(f"seed {r['row']['seed']}: {int(solved.sum())} pairs of leaves")
     save_figure(fig, path)
@@ -457,9 +493,11 @@ def main(
         runs.append(run_)
         r = run_["row"]
         print(
-            f"seed {r['seed']} ({seconds:.0f} s): {r['solved']}/{r['pairs']} geodesics; "
-            "Spearman / Pearson with the true tree: geodesic "
-            f"{r['geodesic_true'][0]:.3f} / {r['geodesic_true'][1]:.3f}, Euclidean "
+            f"seed {r['seed']} ({seconds:.0f} s): {r['solved']}/{r['pairs']} geodesics "
+            "(solved under both decoders); Spearman / Pearson with the true tree: geodesic "
+            f"(blend) {r['geodesic_blend_true'][0]:.3f} / {r['geodesic_blend_true'][1]:.3f}, "
+            f"geodesic (switch) {r['geodesic_switch_true'][0]:.3f} / "
+            f"{r['geodesic_switch_true'][1]:.3f}, Euclidean "
             f"{r['euclidean_true'][0]:.3f} / {r['euclidean_true'][1]:.3f}, Hamming "
             f"{r['hamming_true'][0]:.3f} / {r['hamming_true'][1]:.3f}",
             flush=True,
@@ -479,28 +517,37 @@ def main(
             f"Correlations with the {tree_name} tree's distances (Spearman / Pearson), and the "
             "paired difference geodesic - Euclidean with its 95 % interval (pairs resampled)",
             "",
-            "| seed | geodesics solved | geodesic (KL) | Euclidean latent | Hamming (ceiling) | "
-            "difference, Spearman | difference, Pearson |",
-            "|---|---|---|---|---|---|---|",
+            "| seed | geodesics solved (blend, switch; both) | geodesic (KL, soft blend) | "
+            "geodesic (KL, sharp switch) | Euclidean latent | Hamming (ceiling) | "
+            "difference (blend), Spearman | difference (blend), Pearson | "
+            "difference (switch), Spearman | difference (switch), Pearson |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['seed']} | {r['solved']}/{r['pairs']} | {pair(r[f'geodesic_{tree_name}'])} | "
+            f"| {r['seed']} | {r['solved_blend']}, {r['solved_switch']}; "
+            f"{r['solved']}/{r['pairs']} | {pair(r[f'geodesic_blend_{tree_name}'])} | "
+            f"{pair(r[f'geodesic_switch_{tree_name}'])} | "
             f"{pair(r[f'euclidean_{tree_name}'])} | {pair(r[f'hamming_{tree_name}'])} | "
-            f"{interval(r[f'difference_spearman_{tree_name}'])} | "
-            f"{interval(r[f'difference_pearson_{tree_name}'])} |"
+            + " | ".join(
+                interval(r[f"difference_{name}_{statistic}_{tree_name}"])
+                for name in DECODERS
+                for statistic in ("spearman", "pearson")
+            )
+            + " |"
             for r in rows
         ]
         lines.append("")
     rng = np.random.default_rng(seed)
     summary = {}
-    for tree_name in ("true", "estimated"):
-        for which, statistic in enumerate(("Spearman", "Pearson")):
-            key = f"difference_{statistic.lower()}_{tree_name}"
-            # (one seed: its own interval, the pairs resampled)
-            summary[key] = (
-                seed_interval([r[key][0] for r in rows], rng) if len(rows) > 1 else rows[0][key]
-            )
-            lines.append(answer(statistic, tree_name, *summary[key], len(rows)))
+    for name in DECODERS:
+        for tree_name in ("true", "estimated"):
+            for statistic in ("Spearman", "Pearson"):
+                key = f"difference_{name}_{statistic.lower()}_{tree_name}"
+                # (one seed: its own interval, the pairs resampled)
+                summary[key] = (
+                    seed_interval([r[key][0] for r in rows], rng) if len(rows) > 1 else rows[0][key]
+                )
+                lines.append(answer(name, statistic, tree_name, *summary[key], len(rows)))
     write_table(out, lines)
     latent_figure(out / "latent.png", runs[0], num_curves=20, num=40 if smoke else 150)
     scatter_figure(out / "scatter.png", runs[0])

@@ -182,12 +182,15 @@ def test_sequence_evolution_smoke(tmp_path):
     assert (tmp_path / "latent.png").stat().st_size > 1000
     assert "Spearman" in (tmp_path / "table.md").read_text()
     row = out["rows"][0]
+    assert row["solved"] <= min(row["solved_blend"], row["solved_switch"])
     for tree in ("true", "estimated"):
-        for name in ("geodesic", "euclidean", "hamming"):
+        for name in ("geodesic_blend", "geodesic_switch", "euclidean", "hamming"):
             assert all(-1 <= c <= 1 for c in row[f"{name}_{tree}"])
-        for statistic in ("spearman", "pearson"):
-            difference, lo, hi = row[f"difference_{statistic}_{tree}"]
-            assert lo <= hi and -2 <= difference <= 2
+        for decoder in ("blend", "switch"):
+            for statistic in ("spearman", "pearson"):
+                difference, lo, hi = row[f"difference_{decoder}_{statistic}_{tree}"]
+                assert lo <= hi and -2 <= difference <= 2
+    assert "sharp switch" in (tmp_path / "table.md").read_text()
     assert "seed(s)" in (tmp_path / "table.md").read_text()
     # the simulated tree: patristic distances are a metric on the leaves
     rng = np.random.default_rng(0)
@@ -199,7 +202,9 @@ def test_sequence_evolution_smoke(tmp_path):
     sequences = sequence_evolution.evolve(tree, rng)
     assert sequences.shape == (len(tree.parent), sequence_evolution.LENGTH)
     assert sequences.min() >= 0 and sequences.max() < sequence_evolution.LETTERS
-    assert out["rows"][0]["solved"] == out["rows"][0]["pairs"]
+    # (the sharp switch leaves codes beyond its 8 smoke centres' reach uncertain: there
+    # 2 of 12 geodesics failed, and are reported)
+    assert row["solved_blend"] == row["pairs"] and row["solved_switch"] >= 0.75 * row["pairs"]
     assert "scatter.png" in {p.name for p in tmp_path.iterdir()}
 
 

@@ -196,6 +196,37 @@ def test_extrapolating_decoder():
         decoder.params(jnp.zeros(3))
 
 
+def test_extrapolating_decoder_sharp_switch():
+    """`switch=s`: w = sigmoid(s (1 - q)), q the smooth minimum of the squared distances
+    to the centres in bandwidth units: certain well inside one unit of the nearest
+    centre, uniform beyond it, 1/2 at one unit; the soft blend is 1 - exp(-e^-q)."""
+    family = jg.families.Product(jg.families.Bernoulli(), 2)
+    centres = jnp.array([[0.0, 0.0], [10.0, 0.0]])
+    bandwidths = jnp.array([1.0, 4.0])
+    far = jnp.full(2, 0.5)
+    sharp = jg.nn.ExtrapolatingDecoder(
+        lambda z: jnp.full(2, 0.9), family, centres, bandwidths, far, switch=20.0
+    )
+    soft = jg.nn.ExtrapolatingDecoder(lambda z: jnp.full(2, 0.9), family, centres, bandwidths, far)
+    at = lambda r: jnp.array([10.0 + r / 2, 0.0])  # noqa: E731  (q = 4 (r / 2)^2 = r^2)
+    np.testing.assert_allclose(sharp.weight(at(1.0)), 0.5, atol=1e-9)
+    assert float(sharp.weight(at(0.5))) > 0.999 and float(sharp.weight(at(1.5))) < 1e-5
+    np.testing.assert_allclose(soft.weight(at(1.0)), 1 - np.exp(-np.exp(-1.0)), rtol=1e-12)
+    np.testing.assert_allclose(sharp.params(jnp.array([50.0, 50.0])), far, atol=1e-12)
+    np.testing.assert_allclose(sharp.params(centres[0]), jnp.full(2, 0.9), atol=1e-6)
+    built = jg.train.extrapolating_decoder(
+        lambda z: jnp.full(2, 0.9),
+        family,
+        jnp.asarray(np.random.default_rng(0).normal(size=(50, 2))),
+        far,
+        num_centres=4,
+        switch=5.0,
+    )
+    assert built.switch == 5.0
+    with pytest.raises(ValueError, match="switch"):
+        jg.nn.ExtrapolatingDecoder(lambda z: far, family, centres, bandwidths, far, switch=0.0)
+
+
 @pytest.mark.slow
 def test_fit_extrapolating_decoder_trains_only_the_network(tmp_path):
     family = jg.families.Product(jg.families.Bernoulli(), 4)

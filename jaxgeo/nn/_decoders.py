@@ -273,20 +273,26 @@ class ExtrapolatingDecoder(AbstractDecoder):
     r"""Decoded distribution parameters that fall back to a maximally uncertain
     distribution away from the training codes (*Pulling back information geometry*; the
     parameter-space analogue of the calibrated variance):
-    $\eta(z) = w(z)\,\eta_\theta(z) + (1 - w(z))\,\eta_\infty$ with
-    $w(z) = 1 - \exp(-\sum_k e^{-\lambda_k |z - c_k|^2})$ (RBFs at k-means centres of the
-    codes, built by [`jaxgeo.train.extrapolating_decoder`][]). A convex combination, so
-    valid for every family with a convex parameter set (all of `jaxgeo.families`). Its
-    `fisher_rao_metric()` is then large at the edge of the data, where the decoded
-    distribution turns uncertain, and vanishes far away, where it is constant. Compute
-    its geodesics with the KL energy (`energy="secant"`): the midpoint rule can hide a
-    long segment where the metric vanishes (`RESULTS.unresolved_curve`).
+    $\eta(z) = w(z)\,\eta_\theta(z) + (1 - w(z))\,\eta_\infty$, with the weight a
+    function of $q(z) = -\log \sum_k e^{-\lambda_k |z - c_k|^2}$, a smooth minimum of the
+    squared distances to RBF centres $c_k$ (k-means centres of the codes, built by
+    [`jaxgeo.train.extrapolating_decoder`][]) in units of their bandwidths: by default
+    the soft blend $w = 1 - \exp(-e^{-q})$ (about 0.6 at a centre, decaying as $e^{-q}$),
+    or with `switch` $= s$ a sharp switch $w = \sigma(s\,(1 - q))$ at one bandwidth unit
+    from the nearest centre (as in Detlefsen, Hauberg and Boomsma, 2022: certain on the
+    data, uniform beyond it, with a transition of width $\sim 1/s$). A convex
+    combination, so valid for every family with a convex parameter set (all of
+    `jaxgeo.families`). Its `fisher_rao_metric()` is then large at the edge of the data,
+    where the decoded distribution turns uncertain, and vanishes far away, where it is
+    constant. Compute its geodesics with the KL energy (`energy="secant"`): the midpoint
+    rule can hide a long segment where the metric vanishes (`RESULTS.unresolved_curve`).
 
     **Fields:** `params_fn` (`(d,) -> (P,)`, valid parameters of `family`; a Module or
     `eqx.Partial` so that its weights are trainable, e.g.
     `eqx.Partial(lambda net, z: family.constrain(net(z)), net)`), `family`, `centres`
     `(k, d)`, `bandwidths` `(k,)`, `far` `(P,)` ($\eta_\infty$, e.g. p = ½ for
-    Bernoulli, α = 1 for Beta and Dirichlet). `mean(z)` is the family's mean at
+    Bernoulli, α = 1 for Beta and Dirichlet), `switch` (`None`: the soft blend; a
+    positive sharpness $s$: the sharp switch). `mean(z)` is the family's mean at
     $\eta(z)$.
     """
 
@@ -295,6 +301,14 @@ class ExtrapolatingDecoder(AbstractDecoder):
     centres: Float[Array, "k latent"]
     bandwidths: Float[Array, " k"]
     far: Output
+    switch: float | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.switch is not None and not self.switch > 0:
+            raise ValueError(
+                f"ExtrapolatingDecoder: switch must be None or a positive sharpness, got "
+                f"{self.switch!r}"
+            )
 
     @property
     def latent_dim(self) -> int:
@@ -302,7 +316,11 @@ class ExtrapolatingDecoder(AbstractDecoder):
 
     def weight(self, z: Point) -> Scalar:
         """$w(z)$: about 1 on the data, 0 far away."""
-        return -jnp.expm1(-jnp.sum(rbf_features(z, self.centres, self.bandwidths)))
+        if self.switch is None:
+            return -jnp.expm1(-jnp.sum(rbf_features(z, self.centres, self.bandwidths)))
+        scaled = self.bandwidths * jnp.sum((z[None, :] - self.centres) ** 2, axis=-1)
+        nearest = -jax.nn.logsumexp(-scaled)
+        return jax.nn.sigmoid(self.switch * (1 - nearest))
 
     def params(self, z: Point) -> Output:
         check_point(z, "ExtrapolatingDecoder: z", self.latent_dim)

@@ -78,6 +78,7 @@ def extrapolating_decoder(
     *,
     num_centres: int = 32,
     bandwidth_scale: float = 1.0,
+    switch: float | None = None,
     seed: int = 0,
 ) -> ExtrapolatingDecoder:
     r"""A [`jaxgeo.nn.ExtrapolatingDecoder`][] of `family` around `params_fn`, falling
@@ -85,7 +86,11 @@ def extrapolating_decoder(
     [`jaxgeo.train.rbf_precision`][]). The weight of `params_fn` is only about 0.5–0.9
     on the codes (more with a larger `bandwidth_scale`, at the price of a wider reach), so
     train or fine-tune `params_fn` *through* the blend with [`jaxgeo.train.fit`][],
-    freezing `centres`, `bandwidths` and `far`."""
+    freezing `centres`, `bandwidths` and `far`. `switch`: a positive sharpness for the
+    decoder's sharp switch to `far` at one bandwidth unit from the nearest centre
+    instead of the soft blend (see [`jaxgeo.nn.ExtrapolatingDecoder`][]); the codes then
+    have weight about 1, except beyond the centres' reach (more `num_centres`, or a
+    smaller `bandwidth_scale`, widens it)."""
     far = jnp.asarray(far)
     if far.shape != (family.num_params,) or not bool(family.valid(far)):
         raise ValueError(
@@ -96,7 +101,7 @@ def extrapolating_decoder(
         codes, num_centres, bandwidth_scale, seed, "extrapolating_decoder"
     )
     far = far.astype(centres.dtype)
-    return ExtrapolatingDecoder(params_fn, family, centres, bandwidths, far)
+    return ExtrapolatingDecoder(params_fn, family, centres, bandwidths, far, switch)
 
 
 def _decoder_log_prob(decoder, z, x):
