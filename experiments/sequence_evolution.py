@@ -50,6 +50,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
+from matplotlib.collections import LineCollection
 from scipy.stats import pearsonr, spearmanr
 
 import jaxgeo as jg
@@ -412,6 +413,8 @@ def latent_figure(path: Path, r: dict, *, num_curves: int, num: int) -> None:
     )
     z0, z1 = (np.asarray(z) for z in r["pairs"])
     shown = np.flatnonzero(r["solved"])[:num_curves]
+    children = np.arange(1, len(tree.parent))
+    edges = np.stack([ancestors[tree.parent[children]], ancestors[children]], axis=1)
     for ax, (name, title) in zip(axes, DECODERS.items()):
         confidence = jax.jit(partial(decoder_confidence, r["decoders"][name]))(grid)
         mesh = ax.pcolormesh(
@@ -423,10 +426,7 @@ def latent_figure(path: Path, r: dict, *, num_curves: int, num: int) -> None:
             vmin=1 / LETTERS,
             vmax=1,
         )
-        for i in range(1, len(tree.parent)):
-            ax.plot(
-                *ancestors[[tree.parent[i], i]].T, color="tab:olive", lw=0.4, alpha=0.6, zorder=1
-            )
+        ax.add_collection(LineCollection(edges, colors="tab:olive", lw=0.4, alpha=0.6, zorder=1))
         leaf_clades = tree.clade[tree.leaves]
         for clade in range(4):
             chosen = leaf_clades == clade

@@ -221,9 +221,14 @@ class CategoricalDecoder(AbstractDecoder):
         return jnp.sum(jnp.take_along_axis(log_p, x[:, None], axis=-1))
 
 
+def rbf_exponents(z: Point, centres: Array, bandwidths: Array) -> Float[Array, " k"]:
+    r"""$\lambda_k |z - c_k|^2$: the squared distances to the centres in bandwidth units."""
+    return bandwidths * jnp.sum((z[None, :] - centres) ** 2, axis=-1)
+
+
 def rbf_features(z: Point, centres: Array, bandwidths: Array) -> Float[Array, " k"]:
     r"""$\phi_k(z) = \exp(-\lambda_k |z - c_k|^2)$."""
-    return jnp.exp(-bandwidths * jnp.sum((z[None, :] - centres) ** 2, axis=-1))
+    return jnp.exp(-rbf_exponents(z, centres, bandwidths))
 
 
 class RBFPrecision(eqx.Module):
@@ -316,10 +321,10 @@ class ExtrapolatingDecoder(AbstractDecoder):
 
     def weight(self, z: Point) -> Scalar:
         """$w(z)$: about 1 on the data, 0 far away."""
+        exponents = rbf_exponents(z, self.centres, self.bandwidths)
         if self.switch is None:
-            return -jnp.expm1(-jnp.sum(rbf_features(z, self.centres, self.bandwidths)))
-        scaled = self.bandwidths * jnp.sum((z[None, :] - self.centres) ** 2, axis=-1)
-        nearest = -jax.nn.logsumexp(-scaled)
+            return -jnp.expm1(-jnp.sum(jnp.exp(-exponents)))
+        nearest = -jax.nn.logsumexp(-exponents)  # q(z)
         return jax.nn.sigmoid(self.switch * (1 - nearest))
 
     def params(self, z: Point) -> Output:
