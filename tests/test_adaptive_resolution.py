@@ -246,3 +246,23 @@ def test_lbfgs_levels_are_finished_by_newton_above_eight_dimensions():
     newton = jg.geodesic_bvp(poincare, a, b, solver=hybrid.newton, init=first.xs, num_points=33)
     assert int(sol.stats["num_steps"]) == 1 + int(newton.stats["num_steps"])
     np.testing.assert_allclose(sol.xs, newton.xs, rtol=1e-12)
+
+
+def test_segment_rules_disagreement_on_a_closed_form():
+    r"""`RuleDisagreement` of a level: under $(1 + x_0^2)^2 I$, the segments
+    $0 \to 1 \to 2$ on the $x_0$ axis have midpoint-rule norms 1.25 and 3.25 and
+    end-point-rule norms 1.5 and 3.5: the worst $|\log|$ ratio is $\log 1.2$, and the
+    share of the length in disagreement $0.5 / 4.5$ (the buffer's points beyond the
+    level's two segments do not count)."""
+    from jaxgeo._geodesic._levels import LevelEnergy
+
+    metric = jg.MatrixMetric(lambda x: jnp.eye(2, dtype=x.dtype) * (1 + x[0] ** 2) ** 2)
+    buffer = jnp.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [9.0, 9.0], [0.0, 7.0]])
+    length, energy, ends, disagreement = LevelEnergy(metric, "midpoint", 2).lengths(
+        buffer, jnp.array(2)
+    )
+    np.testing.assert_allclose(length, 4.5, rtol=1e-14)
+    np.testing.assert_allclose(energy, 0.5 * 2 * (1.25**2 + 3.25**2), rtol=1e-14)
+    np.testing.assert_allclose(ends, 5.0, rtol=1e-14)
+    np.testing.assert_allclose(disagreement.worst, np.log(1.2), rtol=1e-13)
+    np.testing.assert_allclose(disagreement.share, 0.5 / 4.5, rtol=1e-13)

@@ -344,7 +344,7 @@ class NewtonMean(AbstractMeanSolver):
 
     rtol: float | None = None
     min_segments: int = 16
-    max_segments: int = 512
+    max_segments: int = 1024
     max_steps: int = 64
     geodesic_solver: AbstractBoundarySolver | None = None
 
