@@ -163,8 +163,8 @@ def test_pairwise_distances_flag_what_repair_cannot_mend(monkeypatch):
     exceed a path are `RESULTS.longer_than_a_path` and NaN, not silently long."""
     from jaxgeo._geodesic import _distance
 
-    def nothing_shorter(metric, legs, num_legs, devices, chunk_size, kwargs):
-        size = legs.shape[0]
+    def nothing_shorter(metric, pairs, *args):
+        size = pairs.shape[0]
         return jnp.full(size, jnp.inf), jnp.zeros(size, jnp.int32)
 
     monkeypatch.setattr(_distance, "_repaired_distances", nothing_shorter)

@@ -142,14 +142,14 @@ def test_pairwise_distances_in_calls_resumes_from_its_checkpoint(tmp_path, monke
         return real(metric, pairs, *args)
 
     monkeypatch.setattr(module, "_pair_distances", counted)
-    kwargs = dict(solver=solver, num_points=65, pairs_per_call=4, checkpoint=path)
+    kwargs = dict(solver=solver, num_points=65, pairs_per_call=4, threads=1, checkpoint=path)
     interrupt = True
     with pytest.raises(KeyboardInterrupt):
         jg.pairwise_distances(POINCARE, pts, **kwargs)
     assert calls == [4, 4] and path.exists()
     interrupt, calls[:] = False, []
     resumed = jg.pairwise_distances(POINCARE, pts, **kwargs)
-    assert calls == [4, 2]  # the 4 pairs of the first call were not solved again
+    assert calls == [4, 4]  # not the 4 pairs of the first call again; 2 and 2 padding
     off = ~np.eye(5, dtype=bool)
     np.testing.assert_allclose(np.asarray(resumed)[off], np.asarray(expected)[off], rtol=1e-3)
     fresh = jg.pairwise_distances(POINCARE, pts, solver=solver, num_points=65, pairs_per_call=3)
@@ -166,6 +166,36 @@ def test_pairwise_distances_in_calls_resumes_from_its_checkpoint(tmp_path, monke
         np.savez(file, **damaged)
     with pytest.raises(ValueError, match="d.npz is damaged"):
         jg.pairwise_distances(POINCARE, pts, **kwargs)
+
+
+def test_pairwise_distances_on_threads_are_the_same_matrix(monkeypatch):
+    """Calls on several threads at once (the default on CPU: one per core) give exactly
+    the matrix of one thread; every call has the same size (the last padded), so one
+    program serves them all; a failure in a call is raised, not lost."""
+    import jaxgeo._geodesic._distance as module
+
+    pts = jnp.array([[0.0, 1.0], [1.0, 2.0], [-0.5, 0.5], [0.3, 1.5], [2.0, 0.8], [1.0, 0.7]])
+    kwargs = dict(solver=jg.EnergyNewton(), num_points=33, pairs_per_call=4, return_results=True)
+    alone, alone_results = jg.pairwise_distances(POINCARE, pts, threads=1, **kwargs)
+    calls, real = [], module._pair_distances
+
+    def counted(metric, pairs, *args):
+        calls.append(pairs.shape[0])
+        if fail and len(calls) == 3:
+            raise RuntimeError("a call failed")
+        return real(metric, pairs, *args)
+
+    monkeypatch.setattr(module, "_pair_distances", counted)
+    fail = False
+    together, results = jg.pairwise_distances(POINCARE, pts, threads=3, **kwargs)
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(jg.result_name(results), jg.result_name(alone_results))
+    assert calls == [4, 4, 4, 4]  # 15 pairs: three calls of 4 and 3 (+ 1 padding)
+    fail, calls[:] = True, []
+    with pytest.raises(RuntimeError, match="a call failed"):
+        jg.pairwise_distances(POINCARE, pts, threads=3, **kwargs)
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        jg.pairwise_distances(POINCARE, pts, threads=0)
 
 
 def test_pairwise_distances_say_why_a_pair_failed(tmp_path):

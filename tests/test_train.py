@@ -360,3 +360,37 @@ def test_geodesic_length_gradient_wrt_network_parameters():
         2 * eps
     )
     np.testing.assert_allclose(jnp.dot(gflat, direction), fd, rtol=1e-5)
+
+
+def test_score_standardisation_is_a_constant_the_compiled_program_does_not_see():
+    # Networks of other data (another shift and scale) share one compiled program, and
+    # fit (its default filter) leaves the statistics exactly as given.
+    data = gaussian_data(2000) * 3.0 + 5.0
+    model = small_mlp(jax.random.key(0), shift=data.mean(0), scale=data.std(0))
+    other = small_mlp(jax.random.key(0), shift=jnp.array([1.0, -2.0]), scale=0.5)
+    assert jax.tree.structure(model) == jax.tree.structure(other)
+    traces = []
+
+    @eqx.filter_jit
+    def score(net, x):
+        traces.append(None)
+        return net(x)
+
+    x = jnp.array([4.0, 6.0])
+    score(model, x), score(other, x)
+    assert len(traces) == 1
+    np.testing.assert_allclose(
+        score(other, x), other.mlp((x - jnp.array([1.0, -2.0])) / 0.5) / 0.5, rtol=1e-12
+    )
+    result = jg.train.fit(
+        partial(jg.train.denoising_score_matching, sigma=0.3),
+        model,
+        data,
+        optimizer=optax.adam(1e-2),
+        num_steps=200,
+        batch_size=128,
+        key=jax.random.key(1),
+    )
+    assert np.array_equal(result.model.standardise.shift, model.standardise.shift)
+    assert np.array_equal(result.model.standardise.scale, model.standardise.scale)
+    assert not np.array_equal(result.model.mlp.layers[0].weight, model.mlp.layers[0].weight)

@@ -2,8 +2,9 @@ import hashlib
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -24,9 +25,9 @@ from ._graph import GeodesicGraph, knn_graph, tree_path
 from ._repair import (
     concatenated_geodesics,
     expanded_path,
-    leg_solver,
+    leg_curves,
+    LEG_POINTS,
     MAX_LEGS,
-    padded_paths,
     path_nodes,
     REPAIR_ROUNDS,
     shortest_paths,
@@ -135,6 +136,7 @@ def pairwise_distances(
     chunk_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     pairs_per_call: int | None = None,
+    threads: int | None = None,
     progress: bool | None = None,
     checkpoint: str | Path | None = None,
     return_results: bool = False,
@@ -165,17 +167,20 @@ def pairwise_distances(
     distance exceeds their shortest path through the matrix (Floyd–Warshall, $O(n^3)$)
     by more than 10 times the length tolerance (1e-3 for a solver other than
     [`jaxgeo.Richardson`][]), and the failed pairs that such a path joins, are solved
-    again from the concatenated geodesics of that path (each leg's discrete geodesic
-    with 32 segments from its straight line), and keep the shorter; two rounds. A pair
+    again from the concatenated geodesics of that path (each leg solved once more, as its
+    entry was, at 33 points), and keep the shorter; two rounds. A pair
     that still exceeds its path is `RESULTS.longer_than_a_path` (NaN). On a learned ring
     metric (an MLP score of a noisy ring), 100 points from straight lines: 248 of 4,950
     distances exceeded a path, by up to 44 %; repaired but 1, for 10 % more time (compile included).
 
-    The pairs are solved `pairs_per_call` at a time (default 256 per device on CPU,
+    The pairs are solved `pairs_per_call` at a time (default 32 per device on CPU,
     8,192 on accelerators) by one compiled program, reused for every call, whatever the
-    number of points (a smaller last call compiles once more); between calls a progress
-    bar (tqdm; `progress=None`: only on a terminal) advances. Memory: the matrix, and one
-    call's pairs and solves. Within a call the pairs are split evenly over `devices`
+    number of points (the last call is padded; its padding is skipped, not solved);
+    between calls a progress bar (tqdm; `progress=None`: only on a terminal) advances.
+    `threads` calls run at once (default: on one CPU device, one per core available to
+    the process, each call on one core; else 1); the first call runs alone, while it
+    compiles. Memory: the matrix, and `threads` calls' pairs and solves. Within a call
+    the pairs are split evenly over `devices`
     (default: all of `jax.devices()`; one device means no sharding) with
     `jax.shard_map`, and each device solves its pairs `chunk_size` at a time (vmapped
     within a chunk, `lax.map` over chunks; the default is as in
@@ -196,10 +201,11 @@ def pairwise_distances(
         raise ValueError(
             f"pairwise_distances: expected xs (n, D) and ys (m, D), got {xs.shape} and {ys.shape}"
         )
-    if pairs_per_call is not None and (not isinstance(pairs_per_call, int) or pairs_per_call < 1):
-        raise ValueError(
-            f"pairwise_distances: pairs_per_call must be a positive integer, got {pairs_per_call!r}"
-        )
+    for name, value in (("pairs_per_call", pairs_per_call), ("threads", threads)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(
+                f"pairwise_distances: {name} must be a positive integer, got {value!r}"
+            )
     n, m = xs.shape[0], ys.shape[0]
     if symmetric:
         rows, cols = np.triu_indices(n, k=1)
@@ -213,13 +219,13 @@ def pairwise_distances(
     graph = _initial_graph(metric, init, xs, ys, symmetric)
     trees = None if graph is None else _shortest_path_trees(graph, xs)
 
-    def solve(pair_rows, pair_cols):
+    def solve(pair_rows, pair_cols, valid):
         pairs = jnp.stack([xs[pair_rows], ys[pair_cols]], axis=1)
         inits = None
         if graph is not None:
             rows_trees = jtu.tree_map(lambda t: t[pair_rows], trees)
             inits = _graph_inits(graph, rows_trees, pairs, num_points)
-        return _pair_distances(metric, pairs, inits, devices, chunk_size, kwargs)
+        return _pair_distances(metric, pairs, inits, valid, devices, chunk_size, kwargs)
 
     traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves((metric, xs, ys)))
     concrete = not traced and jax.process_count() == 1
@@ -229,15 +235,17 @@ def pairwise_distances(
                 "pairwise_distances: a checkpoint needs concrete (not traced) inputs and one "
                 "process"
             )
-        lengths, codes = solve(rows, cols)
+        lengths, codes = solve(rows, cols, np.ones(len(rows), bool))
     else:
-        per_call = pairs_per_call or _default_pairs_per_call(devices)
+        calls = _Calls(
+            pairs_per_call or _default_pairs_per_call(devices), threads or _default_threads(devices)
+        )
         lengths, codes = _solve_in_calls(
             solve,
             jnp.result_type(xs.dtype, ys.dtype),
             rows,
             cols,
-            per_call,
+            calls,
             progress,
             checkpoint,
             (metric, xs, ys, kwargs, init),
@@ -247,11 +255,11 @@ def pairwise_distances(
     results = jnp.zeros((n, m), codes.dtype).at[rows, cols].set(codes)
     results = results + results.T if symmetric else results
     if repair and symmetric and concrete:
-        out, results = _repair(metric, xs, out, results, kwargs, devices, chunk_size)
+        out, results = _repair(metric, xs, out, results, kwargs, devices, chunk_size, calls)
     return (out, _results(results)) if return_results else out
 
 
-def _repair(metric, xs, distances, codes, kwargs, devices, chunk_size):
+def _repair(metric, xs, distances, codes, kwargs, devices, chunk_size, calls):
     """`pairwise_distances(repair=True)`: up to `REPAIR_ROUNDS` rounds of re-solving the
     pairs that violate the triangle inequality (or failed) from the concatenated
     geodesics of their shortest path through the matrix; those still violating it are
@@ -259,6 +267,8 @@ def _repair(metric, xs, distances, codes, kwargs, devices, chunk_size):
     distances, codes = np.array(distances), np.array(codes)
     margin = violation_margin(kwargs["solver"], distances.dtype)
     routes = {}  # the repaired pairs' paths, in legs solved from straight lines
+    legs = {}  # (a, b), a < b: the geodesic from a to b the matrix's entry is the length of
+    points = np.asarray(xs)
     for round_ in range(REPAIR_ROUNDS + 1):
         short, pred = (np.asarray(a) for a in shortest_paths(jnp.asarray(distances)))
         rows, cols = violations(distances, short, margin)
@@ -270,15 +280,40 @@ def _repair(metric, xs, distances, codes, kwargs, devices, chunk_size):
             break
         repair_rows, repair_cols = rows[keep], cols[keep]
         paths = [paths[k] for k in keep]
-        nodes, num_legs = padded_paths(paths)
-        points = np.asarray(xs)
-        legs = np.stack([points[nodes[:, :-1]], points[nodes[:, 1:]]], axis=2)
-        lengths, new_codes = (
-            np.asarray(a)
-            for a in _repaired_distances(
-                metric, jnp.asarray(legs), jnp.asarray(num_legs), devices, chunk_size, kwargs
-            )
+        # Each leg solved once, by the matrix's own solver from its straight line: the
+        # geodesic whose length the path adds up (a coarser solve can find another one,
+        # longer: on a learned Monge metric of two moons, 3.56 for an entry of 3.30).
+        new = sorted(
+            {(min(a, b), max(a, b)) for p in paths for a, b in zip(p[:-1], p[1:])} - legs.keys()
         )
+        if new:
+            ends = np.array(new)
+            curves, lengths = calls.run(
+                lambda a, b, valid: _leg_geodesics(
+                    metric, a, b, valid, devices, chunk_size, kwargs
+                ),
+                (points[ends[:, 0]], points[ends[:, 1]]),
+            )
+            legs.update(zip(new, zip(curves, lengths)))
+        pairs = np.stack([points[repair_rows], points[repair_cols]], axis=1)
+
+        def solve(index, valid):
+            curves, lengths, num_legs = leg_curves(
+                [paths[k] for k in np.asarray(index)], legs, points.shape[1], distances.dtype
+            )
+            return _repaired_distances(
+                metric,
+                pairs[np.asarray(index)],
+                curves,
+                lengths,
+                num_legs,
+                valid,
+                devices,
+                chunk_size,
+                kwargs,
+            )
+
+        lengths, new_codes = calls.run(solve, (np.arange(len(paths)),))
         old = distances[repair_rows, repair_cols]
         better = np.isfinite(lengths) & ~(lengths >= old)  # shorter, or the old one failed
         for a, b in ((repair_rows, repair_cols), (repair_cols, repair_rows)):
@@ -296,19 +331,37 @@ def _repair(metric, xs, distances, codes, kwargs, devices, chunk_size):
 
 
 @eqx.filter_jit
-def _repaired_distances(metric, legs, num_legs, devices, chunk_size, kwargs):
-    """Each pair (the first leg's start to the last active leg's end) solved from the
-    concatenated geodesics of its legs."""
-    solve_leg = leg_solver(kwargs["max_steps"])
+def _repaired_distances(
+    metric, pairs, curves, lengths, num_legs, valid, devices, chunk_size, kwargs
+):
+    """Each pair solved from the concatenated geodesics of its legs (the `valid` ones;
+    the rest is padding)."""
 
-    def one(batch):
-        pair_legs, count = batch
-        x0, x1 = pair_legs[0, 0], pair_legs[count - 1, 1]
-        init = concatenated_geodesics(metric, pair_legs, count, solve_leg, kwargs["num_points"])
-        length, result = _distance(metric, x0, x1, throw=False, init=init, **kwargs)
+    def one(pair, pair_curves, pair_lengths, count):
+        init = concatenated_geodesics(pair_curves, pair_lengths, count, kwargs["num_points"])
+        length, result = _distance(metric, pair[0], pair[1], throw=False, init=init, **kwargs)
         return length, jtu.tree_leaves(result)[0]
 
-    return sharded_map(one, (legs, num_legs), devices=devices, chunk_size=chunk_size)
+    batch = (valid, pairs, curves, lengths, num_legs)
+    return sharded_map(_unless_padding(one), batch, devices=devices, chunk_size=chunk_size)
+
+
+@eqx.filter_jit
+def _leg_geodesics(metric, starts, ends, valid, devices, chunk_size, kwargs):
+    """Each leg's geodesic at `LEG_POINTS` points and its length, as the matrix solved it
+    (a failed leg: its straight line, with its Euclidean length)."""
+
+    def one(a, b):
+        solver, max_steps = kwargs["solver"], kwargs["max_steps"]
+        sol = length_solution(metric, a, b, solver, LEG_POINTS, max_steps, False)
+        ok = (sol.result == RESULTS.successful) & jnp.all(jnp.isfinite(sol.xs))
+        ok &= jnp.isfinite(sol.length)
+        line = jnp.linspace(a, b, LEG_POINTS)
+        return jnp.where(ok, sol.xs, line), jnp.where(ok, sol.length, jnp.linalg.norm(b - a))
+
+    return sharded_map(
+        _unless_padding(one), (valid, starts, ends), devices=devices, chunk_size=chunk_size
+    )
 
 
 def _results(codes: Int[Array, "..."]) -> RESULTS:
@@ -316,12 +369,68 @@ def _results(codes: Int[Array, "..."]) -> RESULTS:
     return jtu.tree_unflatten(jtu.tree_structure(RESULTS.successful), [codes])
 
 
-# Pairs per compiled call when not given. CPU: a call of a learned metric's pairs takes
-# seconds (a learned ring metric, an MLP score: about 20 ms a pair), so the progress
-# bar moves.
-CPU_PAIRS_PER_CALL = 256
+# Pairs per compiled call when not given. CPU: small calls, so that the threads share
+# the pairs evenly (the 276 pairs of 24 points: 9 calls) and the progress bar moves (a
+# learned metric's pair takes 10-200 ms); a call's overhead is far below a pair's.
+CPU_PAIRS_PER_CALL = 32
 ACCELERATOR_PAIRS_PER_CALL = 8192
 CHECKPOINT_INTERVAL_S = 30.0
+
+
+def _default_threads(devices: Sequence[jax.Device] | None) -> int:
+    """One thread per core available to the process on one CPU device (a call of a
+    `lax.map` over pairs keeps one core busy), else 1."""
+    devices = jax.devices() if devices is None else list(devices)
+    if devices[0].platform != "cpu" or len(devices) > 1:
+        return 1
+    cores = (
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    )
+    return max(1, len(cores))
+
+
+class _Calls(NamedTuple):
+    """Items solved `size` at a time by one compiled program, `threads` calls at once."""
+
+    size: int
+    threads: int
+
+    def each(self, solve, batch: tuple[np.ndarray, ...]):
+        """`(start, stop, outputs)` of `solve(*chunk, valid)` on consecutive chunks of
+        the leading axis of `batch`, in order, outputs as NumPy arrays. Every call has
+        `size` items (the last is padded with copies of its last item, `valid` false):
+        one program for all. The first call runs alone (it compiles), the others on
+        `threads` threads (JAX releases the GIL while a program runs)."""
+        total = len(batch[0])
+
+        def call(start):
+            stop = min(start + self.size, total)
+            pad = self.size - (stop - start)
+            chunk = tuple(
+                np.concatenate([a[start:stop], np.repeat(a[stop - 1 : stop], pad, 0)])
+                for a in batch
+            )
+            outputs = solve(*(jnp.asarray(c) for c in chunk), jnp.arange(self.size) < stop - start)
+            return start, stop, tuple(np.asarray(o)[: stop - start] for o in outputs)
+
+        starts = iter(range(0, total, self.size))
+        first = next(starts, None)
+        if first is None:
+            return
+        yield call(first)
+        if self.threads == 1:
+            yield from map(call, starts)
+            return
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="jaxgeo-calls")
+        try:
+            yield from pool.map(call, starts)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def run(self, solve, batch: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """All of `each`'s outputs, concatenated."""
+        parts = [outputs for _, _, outputs in self.each(solve, batch)]
+        return tuple(np.concatenate(column) for column in zip(*parts))
 
 
 def _default_pairs_per_call(devices: Sequence[jax.Device] | None) -> int:
@@ -332,10 +441,10 @@ def _default_pairs_per_call(devices: Sequence[jax.Device] | None) -> int:
 
 
 def _solve_in_calls(
-    solve, dtype, rows, cols, per_call, progress, checkpoint, identity
+    solve, dtype, rows, cols, calls: _Calls, progress, checkpoint, identity
 ) -> tuple[Float[Array, " pairs"], Int[Array, " pairs"]]:
-    """The pairs' distances and result codes, `per_call` pairs per call of `solve`, with
-    a progress bar and (if `checkpoint` is a path) saved and resumed progress."""
+    """The pairs' distances and result codes, in `calls` of `solve`, with a progress
+    bar and (if `checkpoint` is a path) saved and resumed progress."""
     num_pairs = len(rows)
     dtype = dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.asarray(0.0).dtype
     lengths = np.full(num_pairs, np.nan, dtype)
@@ -346,11 +455,13 @@ def _solve_in_calls(
     bar = progress_bar(num_pairs, done, progress, unit="pair", desc="pairwise_distances")
     saved_at, saved_done = time.monotonic(), done
     try:
-        while done < num_pairs:
-            stop = min(done + per_call, num_pairs)
-            solved, solved_codes = solve(rows[done:stop], cols[done:stop])
-            lengths[done:stop], codes[done:stop] = np.asarray(solved), np.asarray(solved_codes)
-            bar.update(stop - done)
+        offset = done
+        for start, stop, (solved, solved_codes) in calls.each(
+            solve, (rows[offset:], cols[offset:])
+        ):
+            start, stop = start + offset, stop + offset
+            lengths[start:stop], codes[start:stop] = solved, solved_codes
+            bar.update(stop - start)
             done = stop
             if path is not None and time.monotonic() - saved_at > CHECKPOINT_INTERVAL_S:
                 _save_progress(path, meta, lengths, codes, done)
@@ -461,11 +572,30 @@ def _graph_inits(graph, trees, pairs, num_points):
 
 @eqx.filter_jit  # one trace per metric structure and number of pairs, not one per call
 def _pair_distances(
-    metric, pairs, inits, devices, chunk_size, kwargs
+    metric, pairs, inits, valid, devices, chunk_size, kwargs
 ) -> tuple[Float[Array, " pairs"], Int[Array, " pairs"]]:
-    def one(batch):
-        pair, init = batch
+    def one(pair, init):
         length, result = _distance(metric, pair[0], pair[1], throw=False, init=init, **kwargs)
         return length, jtu.tree_leaves(result)[0]  # (a RESULTS item: a pytree of its code)
 
-    return sharded_map(one, (pairs, inits), devices=devices, chunk_size=chunk_size)
+    return sharded_map(
+        _unless_padding(one), (valid, pairs, inits), devices=devices, chunk_size=chunk_size
+    )
+
+
+def _unless_padding(solve):
+    """`solve(*item)` for a `(valid, *item)` batch element; NaN (and code 0) for the
+    padding of a call (`valid` false), which a `lax.map` (one pair at a time) skips."""
+
+    def one(batch):
+        valid, *item = batch
+        shapes = jax.eval_shape(solve, *item)
+        padding = jtu.tree_map(
+            lambda s: jnp.full(
+                s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.inexact) else 0, s.dtype
+            ),
+            shapes,
+        )
+        return jax.lax.cond(valid, lambda: solve(*item), lambda: padding)
+
+    return one

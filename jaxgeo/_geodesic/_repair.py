@@ -14,8 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .._custom_types import Curve, Point
-from .._metric._base import AbstractMetric
+from .._custom_types import Curve
 from .._numerics import LENGTH_TOL
 from ._base import AbstractBoundarySolver
 from ._graph import resample_by_arc
@@ -93,7 +92,7 @@ def path_nodes(pred: np.ndarray, i: int | np.integer, j: int | np.integer) -> li
 def expanded_path(nodes: list[int] | None, routes: dict) -> list[int] | None:
     """The path with every leg that an earlier round repaired replaced by its own route
     (`routes[i, j]`, `i < j`), so that every leg is a pair solved from its straight line,
-    whose geodesic `leg_solver` reproduces."""
+    whose geodesic the matrix's solver reproduces."""
     if nodes is None:
         return None
     out = [nodes[0]]
@@ -106,57 +105,36 @@ def expanded_path(nodes: list[int] | None, routes: dict) -> list[int] | None:
     return out
 
 
-def padded_paths(paths: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """The paths as `(P, MAX_LEGS + 1)` node indices (padded with the last node) and
-    their numbers of legs."""
-    nodes = np.array([p + [p[-1]] * (MAX_LEGS + 1 - len(p)) for p in paths], np.int32)
-    return nodes, np.array([len(p) - 1 for p in paths], np.int32)
-
-
 def concatenated_geodesics(
-    metric: AbstractMetric,
-    legs: Float[Array, "legs 2 dim"],
+    curves: Float[Array, "legs leg_points dim"],
+    lengths: Float[Array, " legs"],
     num_legs: Int[Array, ""],
-    solve_leg,
     num_points: int,
 ) -> Curve:
-    """The geodesics of the first `num_legs` legs (`solve_leg(metric, a, b)`: a curve of
-    `LEG_POINTS` points and its length; the same solves that gave the matrix's
-    entries) joined end to end, resampled to `num_points` points equally spaced in arc
-    length."""
-
-    def leg(k_ab):
-        k, (a, b) = k_ab
-
-        def solve(_):
-            return solve_leg(metric, a, b)
-
-        def skip(_):
-            return jnp.broadcast_to(a, (LEG_POINTS, a.shape[0])), jnp.zeros((), a.dtype)
-
-        return jax.lax.cond(k < num_legs, solve, skip, None)
-
-    steps = jnp.arange(legs.shape[0], dtype=num_legs.dtype)
-    curves, lengths = jax.lax.map(leg, (steps, (legs[:, 0], legs[:, 1])))
+    """The geodesics of the first `num_legs` legs (each `LEG_POINTS` points, from its
+    start to its end, and its length) joined end to end, resampled to `num_points`
+    points equally spaced in arc length."""
+    active = jnp.arange(curves.shape[0], dtype=num_legs.dtype) < num_legs
+    lengths = jnp.where(active, lengths, 0.0)
+    curves = jnp.where(active[:, None, None], curves, curves[num_legs - 1, -1])
     # A geodesic has constant speed: its points' arc lengths are uniform in time.
     starts = jnp.concatenate([jnp.zeros(1, lengths.dtype), jnp.cumsum(lengths)[:-1]])
     times = jnp.linspace(0.0, 1.0, LEG_POINTS, dtype=lengths.dtype)
     arcs = starts[:, None] + times[None] * lengths[:, None]
-    dim = legs.shape[-1]
+    dim = curves.shape[-1]
     return resample_by_arc(curves.reshape(-1, dim), arcs.reshape(-1), num_points)
 
 
-def leg_solver(max_steps: int):
-    """`solve_leg` of `concatenated_geodesics`: the discrete geodesic with
-    `LEG_POINTS - 1` segments from the leg's straight line (the default polyline
-    solver: the local geodesic the matrix's entry was refined from, accurate enough to
-    start a solve), and its length; a failed leg gives its straight line."""
-    from ._bvp import geodesic_bvp
-
-    def solve_leg(metric, a: Point, b: Point):
-        sol = geodesic_bvp(metric, a, b, num_points=LEG_POINTS, max_steps=max_steps, throw=False)
-        line = jnp.linspace(a, b, LEG_POINTS)
-        ok = jnp.all(jnp.isfinite(sol.xs)) & jnp.isfinite(sol.length)
-        return jnp.where(ok, sol.xs, line), jnp.where(ok, sol.length, jnp.linalg.norm(b - a))
-
-    return solve_leg
+def leg_curves(
+    paths: list[list[int]], legs: dict, dim: int, dtype
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The paths' leg geodesics as `(P, MAX_LEGS, LEG_POINTS, dim)` curves and
+    `(P, MAX_LEGS)` lengths (the unused legs zero), and the numbers of legs; `legs` maps
+    `(a, b)`, `a < b`, to that pair's curve from `a` to `b` and its length."""
+    curves = np.zeros((len(paths), MAX_LEGS, LEG_POINTS, dim), dtype)
+    lengths = np.zeros((len(paths), MAX_LEGS), dtype)
+    for k, path in enumerate(paths):
+        for leg, (a, b) in enumerate(zip(path[:-1], path[1:])):
+            curve, lengths[k, leg] = legs[min(a, b), max(a, b)]
+            curves[k, leg] = curve if a < b else curve[::-1]
+    return curves, lengths, np.array([len(p) - 1 for p in paths], np.int32)

@@ -10,45 +10,48 @@ r"""Equinox score networks acting on one example.
 
 import abc
 from collections.abc import Callable
-from typing import Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import check_point
 from .._custom_types import Point, Scalar, ScalarLike, Tangent
 
 
 class _Standardise(eqx.Module):
-    """x -> (x - shift) / scale with fixed data statistics: static fields, so they are
-    constants of the network, not parameters an optimiser (or weight decay) touches."""
+    """x -> (x - shift) / scale with fixed data statistics. They are arrays, so that
+    networks of other data share one compiled program (a static field is part of the
+    program: every new data set compiled every geodesic program again); `constant`:
+    `jaxgeo.train.fit` does not train them by default."""
 
-    shift: tuple[float, ...] = eqx.field(static=True)
-    scale: tuple[float, ...] = eqx.field(static=True)
+    shift: Float[Array, " dim"]
+    scale: Float[Array, " dim"]
+    constant: ClassVar[bool] = True
 
     def __call__(self, x: Point) -> Point:
-        return (x - jnp.asarray(self.shift, x.dtype)) / jnp.asarray(self.scale, x.dtype)
+        return (x - self.shift.astype(x.dtype)) / self.scale.astype(x.dtype)
 
     def unscale(self, s: Tangent) -> Tangent:
         """A score of the standardised variable, as a score of the original one."""
-        return s / jnp.asarray(self.scale, s.dtype)
+        return s / self.scale.astype(s.dtype)
 
 
 def _standardiser(dim: int, shift, scale) -> _Standardise:
-    def as_tuple(value, default):
+    def as_array(value, default):
         value = np.full(dim, default) if value is None else np.asarray(value, float)
         if not np.all(np.isfinite(value)):
             raise ValueError("shift and scale must be finite")
-        return tuple(float(v) for v in np.broadcast_to(value, (dim,)))
+        return np.broadcast_to(value, (dim,))
 
-    scale = as_tuple(scale, 1.0)
-    if min(scale) <= 0:
-        raise ValueError(f"scale must be positive, got min {min(scale)}")
-    return _Standardise(as_tuple(shift, 0.0), scale)
+    scale = as_array(scale, 1.0)
+    if scale.min() <= 0:
+        raise ValueError(f"scale must be positive, got min {scale.min()}")
+    return _Standardise(jnp.asarray(as_array(shift, 0.0)), jnp.asarray(scale))
 
 
 class _AbstractMLPScore(eqx.Module):
@@ -96,7 +99,9 @@ class MLPScore(_AbstractMLPScore):
 
     Inputs are standardised with fixed `shift` and `scale` (e.g. the data mean and
     standard deviation), outputs are divided by `scale` (the score of standardised
-    data, mapped back).
+    data, mapped back). Both are arrays (`model.standardise`), which
+    [`jaxgeo.train.fit`][] leaves as they are by default; a training loop of your own
+    that updates every inexact array would train them too.
 
     **Arguments:** `dim` $D$; `width` and `depth` of the MLP; `activation` (default
     SiLU); `shift`, `scale` (default 0 and 1); `key`.

@@ -33,6 +33,18 @@ class FitResult(eqx.Module):
     resumed_from: int
 
 
+def default_trainable(model: PyTree) -> PyTree:
+    """`fit`'s default filter: every inexact array, except within submodules whose
+    class sets `constant = True`."""
+    return jtu.tree_map(
+        lambda node: (
+            False if getattr(node, "constant", False) is True else eqx.is_inexact_array(node)
+        ),
+        model,
+        is_leaf=lambda node: getattr(node, "constant", False) is True,
+    )
+
+
 def fit(
     loss_fn: Loss,
     model,
@@ -46,7 +58,7 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 1000,
     progress: bool | None = None,
-    trainable=eqx.is_inexact_array,
+    trainable=None,
 ) -> FitResult:
     r"""Minimise `loss_fn(model, batch, key)` with an optax optimiser.
 
@@ -79,7 +91,9 @@ def fit(
       are damaged, or `checkpoint.json` is unreadable, it is an error naming the file.
     - `progress`: show a progress bar; default: only on a terminal.
     - `trainable`: an Equinox filter (function or pytree of bools) choosing the
-      trained leaves; the rest is frozen. Default: every inexact array.
+      trained leaves; the rest is frozen. Default: every inexact array, except those of
+      submodules whose class sets `constant = True` (the input standardisation of the
+      [`jaxgeo.nn`][] score networks: fixed data statistics).
 
     **Returns:** a [`jaxgeo.train.FitResult`][].
     """
@@ -95,7 +109,9 @@ def fit(
         )
     check_examples(data, "fit")
     data = jtu.tree_map(jnp.asarray, data)
-    params, static = eqx.partition(model, trainable)
+    params, static = eqx.partition(
+        model, default_trainable(model) if trainable is None else trainable
+    )
 
     def loss_of(p, batch, k):
         return loss_fn(eqx.combine(p, static), batch, k)
