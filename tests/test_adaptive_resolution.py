@@ -266,3 +266,24 @@ def test_segment_rules_disagreement_on_a_closed_form():
     np.testing.assert_allclose(ends, 5.0, rtol=1e-14)
     np.testing.assert_allclose(disagreement.worst, np.log(1.2), rtol=1e-13)
     np.testing.assert_allclose(disagreement.share, 0.5 / 4.5, rtol=1e-13)
+
+
+@pytest.mark.slow
+def test_pairwise_distances_solve_finer_where_the_default_levels_end_unresolved():
+    # One and a half times the waves of WAVY: 2,048 segments do not resolve the length to 1e-6, and
+    # a default `distance` says so; `pairwise_distances` at defaults solves that pair
+    # again with twice the segments and steps, and resolves it (closed form).
+    wavier = jg.MatrixMetric(lambda x: jnp.eye(2, dtype=x.dtype) * (2 + jnp.sin(60 * x[0])) ** 2)
+    exact = 6 + (1 - np.cos(180)) / 60
+    x0, x1 = jnp.array([0.0, 0.0]), jnp.array([3.0, 0.0])
+    default = jg.log_map(wavier, x0, x1, solver=jg.Richardson(resolve_velocity=False), throw=False)
+    assert default.result == jg.RESULTS.unresolved_curve
+    assert int(default.stats["num_segments"]) == 2048
+    matrix, results = jg.pairwise_distances(wavier, jnp.stack([x0, x1]), return_results=True)
+    assert jg.result_name(results)[0, 1] == "successful"
+    np.testing.assert_allclose(matrix[0, 1], exact, rtol=1e-6)
+    # An explicit solver is the user's cap: no finer pass.
+    capped = jg.pairwise_distances(
+        wavier, jnp.stack([x0, x1]), solver=jg.Richardson(), return_results=True
+    )[1]
+    assert jg.result_name(capped)[0, 1] == "unresolved_curve"
