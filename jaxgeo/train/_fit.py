@@ -93,7 +93,7 @@ def fit(
     - `trainable`: an Equinox filter (function or pytree of bools) choosing the
       trained leaves; the rest is frozen. Default: every inexact array, except those of
       submodules whose class sets `constant = True` (the input standardisation of the
-      [`jaxgeo.nn`][] score networks: fixed data statistics).
+      score networks, e.g. [`jaxgeo.nn.MLPScore`][]: fixed data statistics).
 
     **Returns:** a [`jaxgeo.train.FitResult`][].
     """
