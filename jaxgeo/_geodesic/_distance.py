@@ -268,8 +268,9 @@ def pairwise_distances(
 
 # Pairs that the default Richardson leaves unresolved at its finest level, or whose levels
 # ran out of steps, are solved once more with FINER times the segments and the steps (one
-# more program, compiled only where a pair needs it): the learned score-Jacobian metric of
-# two moons (24 points) left 4 of 276 pairs unresolved at 2,048 segments, none at 4,096.
+# more program, compiled only where a pair needs it): on the learned score-Jacobian metric
+# of two moons (24 points), 6 of 276 pairs failed with 2,048 segments at most (unresolved,
+# or repaired from a path, shorter, but unresolved), none with the finer solves.
 FINER = 2
 DEFAULT_MAX_SEGMENTS = Richardson().max_segments
 RETRY_CODES = [
