@@ -273,10 +273,13 @@ def pairwise_distances(
 # or repaired from a path, shorter, but unresolved), none with the finer solves.
 FINER = 2
 DEFAULT_MAX_SEGMENTS = Richardson().max_segments
-RETRY_CODES = [
-    int(jtu.tree_leaves(r)[0])
-    for r in (RESULTS.unresolved_curve, RESULTS.nonlinear_max_steps_reached)
-]
+
+
+def _code(result: RESULTS) -> int:
+    return int(jtu.tree_leaves(result)[0])
+
+
+RETRY_CODES = [_code(RESULTS.unresolved_curve), _code(RESULTS.nonlinear_max_steps_reached)]
 
 
 def _finer(calls, solve, batch, outputs, kwargs):
@@ -297,10 +300,6 @@ def _finer(calls, solve, batch, outputs, kwargs):
     for output, solved in zip(outputs, again):
         output[retry] = solved
     return outputs
-
-
-def _code(result: RESULTS) -> int:
-    return int(jtu.tree_leaves(result)[0])
 
 
 def _repair(metric, xs, distances, codes, kwargs, devices, chunk_size, calls):

@@ -36,12 +36,12 @@ class FitResult(eqx.Module):
 def default_trainable(model: PyTree) -> PyTree:
     """`fit`'s default filter: every inexact array, except within submodules whose
     class sets `constant = True`."""
+
+    def constant(node) -> bool:
+        return getattr(node, "constant", False) is True
+
     return jtu.tree_map(
-        lambda node: (
-            False if getattr(node, "constant", False) is True else eqx.is_inexact_array(node)
-        ),
-        model,
-        is_leaf=lambda node: getattr(node, "constant", False) is True,
+        lambda node: not constant(node) and eqx.is_inexact_array(node), model, is_leaf=constant
     )
 
 
