@@ -171,7 +171,8 @@ def test_pairwise_distances_in_calls_resumes_from_its_checkpoint(tmp_path, monke
 def test_pairwise_distances_on_threads_are_the_same_matrix(monkeypatch):
     """Calls on several threads at once (the default on CPU: one per core) give exactly
     the matrix of one thread; every call has the same size (the last padded), so one
-    program serves them all; a failure in a call is raised, not lost."""
+    program, compiled by a call of padding only, serves them all; a failure in a call
+    is raised, not lost."""
     import jaxgeo._geodesic._distance as module
 
     pts = jnp.array([[0.0, 1.0], [1.0, 2.0], [-0.5, 0.5], [0.3, 1.5], [2.0, 0.8], [1.0, 0.7]])
@@ -179,18 +180,21 @@ def test_pairwise_distances_on_threads_are_the_same_matrix(monkeypatch):
     alone, alone_results = jg.pairwise_distances(POINCARE, pts, threads=1, **kwargs)
     calls, real = [], module._pair_distances
 
-    def counted(metric, pairs, *args):
-        calls.append(pairs.shape[0])
+    def counted(metric, pairs, inits, valid, *args):
+        calls.append((pairs.shape[0], int(valid.sum())))
         if fail and len(calls) == 3:
             raise RuntimeError("a call failed")
-        return real(metric, pairs, *args)
+        return real(metric, pairs, inits, valid, *args)
 
     monkeypatch.setattr(module, "_pair_distances", counted)
     fail = False
     together, results = jg.pairwise_distances(POINCARE, pts, threads=3, **kwargs)
     np.testing.assert_array_equal(together, alone)
     np.testing.assert_array_equal(jg.result_name(results), jg.result_name(alone_results))
-    assert calls == [4, 4, 4, 4]  # 15 pairs: three calls of 4 and 3 (+ 1 padding)
+    # A call of padding only compiles first; then the 15 pairs in calls of 4 (the last
+    # with 3 pairs and 1 padding), on the threads in any order.
+    assert calls[0] == (4, 0)
+    assert sorted(calls[1:]) == [(4, 3), (4, 4), (4, 4), (4, 4)]
     fail, calls[:] = True, []
     with pytest.raises(RuntimeError, match="a call failed"):
         jg.pairwise_distances(POINCARE, pts, threads=3, **kwargs)

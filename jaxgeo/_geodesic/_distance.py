@@ -184,8 +184,8 @@ def pairwise_distances(
     number of points (the last call is padded; its padding is skipped, not solved);
     between calls a progress bar (tqdm; `progress=None`: only on a terminal) advances.
     `threads` calls run at once (default: on one CPU device, one per core available to
-    the process, each call on one core; else 1); the first call runs alone, while it
-    compiles. Memory: the matrix, and `threads` calls' pairs and solves. Within a call
+    the process, each call on one core; else 1), after a call of padding only has
+    compiled the program. Memory: the matrix, and `threads` calls' pairs and solves. Within a call
     the pairs are split evenly over `devices`
     (default: all of `jax.devices()`; one device means no sharding) with
     `jax.shard_map`, and each device solves its pairs `chunk_size` at a time (vmapped
@@ -448,28 +448,27 @@ class _Calls(NamedTuple):
         """`(start, stop, outputs)` of `solve(*chunk, valid)` on consecutive chunks of
         the leading axis of `batch`, in order, outputs as NumPy arrays. Every call has
         `size` items (the last is padded with copies of its last item, `valid` false):
-        one program for all. The first call runs alone (it compiles), the others on
-        `threads` threads (JAX releases the GIL while a program runs)."""
+        one program for all. With several `threads` (JAX releases the GIL while a
+        program runs), a call of padding only compiles the program first (its solves
+        are skipped), so that no thread waits while another solves the first call."""
         total = len(batch[0])
 
-        def call(start):
+        def call(start, padding_only=False):
             stop = min(start + self.size, total)
             pad = self.size - (stop - start)
             chunk = tuple(
                 np.concatenate([a[start:stop], np.repeat(a[stop - 1 : stop], pad, 0)])
                 for a in batch
             )
-            outputs = solve(*(jnp.asarray(c) for c in chunk), jnp.arange(self.size) < stop - start)
+            valid = jnp.arange(self.size) < (0 if padding_only else stop - start)
+            outputs = solve(*(jnp.asarray(c) for c in chunk), valid)
             return start, stop, tuple(np.asarray(o)[: stop - start] for o in outputs)
 
-        starts = iter(range(0, total, self.size))
-        first = next(starts, None)
-        if first is None:
-            return
-        yield call(first)
-        if self.threads == 1:
+        starts = range(0, total, self.size)
+        if self.threads == 1 or len(starts) <= 1:
             yield from map(call, starts)
             return
+        call(0, padding_only=True)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="jaxgeo-calls")
         try:
             yield from pool.map(call, starts)
