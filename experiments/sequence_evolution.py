@@ -6,15 +6,18 @@ letters evolve down a random binary tree (2,000 leaves) from a root sequence
 decoder per position is trained on the leaves, its decoder made to turn uniform away
 from the codes (`jg.train.extrapolating_decoder`) in two ways, compared: a soft blend of
 64 RBFs, and, as in the paper, a sharp switch by the distance to the nearest of 256
-centres; for 300 pairs of leaves per seed
-the latent geodesic distance under each pulled-back Fisher-Rao metric (KL energy, started
-from the pair's path through a k-NN graph of the codes, so global rather than local) and
-the straight latent distance are correlated (Spearman and Pearson) with the tree's
+centres; for 300 pairs of leaves per seed the latent geodesic distance under each decoder
+and each of two curve energies (the KL divergences of consecutive decoded distributions,
+their pulled-back Fisher-Rao metric; and the paper's, the squared Euclidean distances of
+consecutive decoded letter probabilities), each started from the pair's path through a
+k-NN graph of the codes (so global rather than local), and the straight latent distance
+are correlated (Spearman and Pearson) with the tree's
 distances: the true (simulated) tree's, and a tree estimated from the sequences by
 neighbour joining on Poisson-corrected distances, as the paper had to. The ceiling: the
 Hamming distances of the sequences themselves. Over 10 seeds (families), the paired
 difference geodesic - Euclidean with a 95 % bootstrap interval per seed (pairs
-resampled) and over the seeds (seeds resampled).
+resampled) and over the seeds (seeds resampled). Ablation of the family's size: the
+first 3 seeds once more with 500 sequences.
 
     python -m experiments.sequence_evolution
 
@@ -22,15 +25,16 @@ writes under figures/sequence_evolution/:
   latent.png   (seed 0) a panel per decoder: the leaves' codes by clade over its
                confidence (the mean over positions of the most likely letter's
                probability), the tree's edges between the codes of the simulated
-               ancestral sequences, and 20 of the pairs' geodesics (solid) and straight
-               lines (dashed)
-  scatter.png  (seed 0) each decoder's geodesic and the straight latent distance of
-               every pair against its distance in the true tree (the pairs solved under
-               both decoders)
+               ancestral sequences, and 20 of the pairs' geodesics of both energies
+               (solid) and straight lines (dashed)
+  scatter.png  (seed 0) each geodesic and the straight latent distance of every pair
+               against its distance in the true tree (the pairs solved in every
+               geometry)
   table.md     per seed: Spearman and Pearson of each distance with the true and the
                estimated tree's distances, the paired difference geodesic - Euclidean
                with its interval; over the seeds: the mean difference with its interval,
-               and the answer in a sentence
+               and the answer in a sentence; the ablation's differences beside those of
+               the same seeds with the full family
 Trained models are checkpointed under <out-dir>/checkpoints/ (a rerun resumes them).
 """
 
@@ -78,6 +82,21 @@ BOOTSTRAP = 2000  # resamples of the pairs (per seed) and of the seeds
 # RBFs, and (as in the paper) a sharp switch by the distance to the nearest of 256
 # centres, of sharpness 10 (its transition about a tenth of a bandwidth unit wide).
 DECODERS = {"blend": "soft blend", "switch": "sharp switch"}
+# The curve energies compared under each decoder: the KL divergences of consecutive
+# decoded distributions (their pulled-back Fisher-Rao metric), and the paper's, the
+# squared Euclidean distances of consecutive decoded letter probabilities,
+# sum_t |p(c_{t+1}) - p(c_t)|^2 (the Euclidean metric of the probabilities pulled back).
+ENERGIES = {"kl": "KL", "probabilities": "probabilities"}
+GEODESICS = {
+    f"{decoder}_{energy}": f"{ENERGIES[energy]}, {DECODERS[decoder]}"
+    for decoder in DECODERS
+    for energy in ENERGIES
+}
+# Ablation over the family's size: the first ABLATION_SEEDS seeds once more with each of
+# ABLATION_LEAVES sequences (the paper's family filled its latent space with tens of
+# thousands; fewer sequences leave more of it to the decoder's fall-back).
+ABLATION_LEAVES = (500,)
+ABLATION_SEEDS = 3
 SWITCH_CENTRES = 256
 SWITCH_SHARPNESS = 10.0
 
@@ -139,7 +158,7 @@ def evolve(tree: Tree, rng: np.random.Generator) -> np.ndarray:
     return sequences
 
 
-def train(leaves, seed: int, out: Path, smoke: bool):
+def train(leaves, seed: int, out: Path, smoke: bool, suffix: str = ""):
     """Stage 1: the VAE by the ELBO. Stage 2: the extrapolating decoders (uniform letters
     far from the codes; `DECODERS`), each network fine-tuned through its fall-back."""
     key_enc, key_dec, key_fit, key_ext = jax.random.split(jax.random.key(seed), 4)
@@ -158,7 +177,7 @@ def train(leaves, seed: int, out: Path, smoke: bool):
         num_steps=num_steps,
         batch_size=128,
         key=key_fit,
-        **checkpointing(num_steps, 100, out / "checkpoints" / f"vae_{seed}"),
+        **checkpointing(num_steps, 100, out / "checkpoints" / f"vae_{seed}{suffix}"),
     ).model
     codes = jax.vmap(vae.encode)(data)
     # (the VAE's categorical decoder's parameters, blended or switched to uniform letters)
@@ -182,7 +201,7 @@ def train(leaves, seed: int, out: Path, smoke: bool):
             key=key_ext,
             num_steps=num_steps,
             batch_size=64,
-            **checkpointing(num_steps, 100, out / "checkpoints" / f"{tag}_{seed}"),
+            **checkpointing(num_steps, 100, out / "checkpoints" / f"{tag}_{seed}{suffix}"),
         ).model
     return vae, decoders, codes
 
@@ -288,6 +307,8 @@ def paired_difference(geodesic, euclidean, tree, rng, which: int) -> tuple[float
     draws = []
     for _ in range(BOOTSTRAP):
         k = rng.integers(len(tree), size=len(tree))
+        if min(np.ptp(geodesic[k]), np.ptp(euclidean[k]), np.ptp(tree[k])) == 0:
+            continue  # (a resample of equal values: its correlation is undefined)
         draws.append(
             correlations(geodesic[k], tree[k])[which] - correlations(euclidean[k], tree[k])[which]
         )
@@ -302,12 +323,17 @@ def decoder_confidence(decoder, zs):
     return jnp.mean(jnp.max(jnp.concatenate([probs, last], axis=-1), axis=-1), axis=-1)
 
 
-def one_seed(seed: int, out: Path, smoke: bool) -> dict:
+def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -> dict:
+    """One family (`num_leaves` sequences; default `NUM_LEAVES`, 40 in a smoke run):
+    simulate, train, solve the pairs' geodesics and correlate."""
     rng = np.random.default_rng(seed)
-    tree = Tree(40 if smoke else NUM_LEAVES, rng)
+    default = 40 if smoke else NUM_LEAVES
+    num_leaves = default if num_leaves is None else num_leaves
+    tree = Tree(num_leaves, rng)
     sequences = evolve(tree, rng)
     leaves = sequences[tree.leaves]
-    vae, decoders, codes = train(leaves, seed, out, smoke)
+    suffix = "" if num_leaves == default else f"_{num_leaves}_leaves"
+    vae, decoders, codes = train(leaves, seed, out, smoke, suffix)
 
     num_pairs = 12 if smoke else NUM_PAIRS
     n = len(tree.leaves)
@@ -329,28 +355,30 @@ def one_seed(seed: int, out: Path, smoke: bool) -> dict:
         hamming=observed[first, second],
     )
     geodesics, solved = {}, np.ones(num_pairs, bool)
-    row = dict(seed=seed, pairs=num_pairs)
+    row = dict(seed=seed, pairs=num_pairs, leaves=num_leaves)
     for name, decoder in decoders.items():
-        metric = decoder.fisher_rao_metric()
-        graph = jg.knn_graph(metric, codes, k=8)
-        inits = jax.jit(
-            jax.vmap(lambda a, b: jg.graph_geodesic(graph, a, b, num_points=num_points))
-        )(z0, z1)
-        sols = jg.geodesic_bvp_batch(
-            metric, z0, z1, init=inits, energy="secant", num_points=num_points
-        )
-        ok = np.asarray(sols.result == jg.RESULTS.successful)
-        row[f"solved_{name}"] = int(ok.sum())
-        solved &= ok
-        geodesics[name] = sols.xs
-        distances[f"geodesic_{name}"] = np.asarray(sols.length)
-    # (all distances correlated on the pairs whose geodesics solved under every decoder)
+        metrics = dict(kl=decoder.fisher_rao_metric(), probabilities=decoder.pullback_metric())
+        for energy, metric in metrics.items():
+            key = f"{name}_{energy}"
+            graph = jg.knn_graph(metric, codes, k=8)
+            inits = jax.jit(
+                jax.vmap(lambda a, b: jg.graph_geodesic(graph, a, b, num_points=num_points))
+            )(z0, z1)
+            sols = jg.geodesic_bvp_batch(
+                metric, z0, z1, init=inits, energy="secant", num_points=num_points
+            )
+            ok = np.asarray(sols.result == jg.RESULTS.successful)
+            row[f"solved_{key}"] = int(ok.sum())
+            solved &= ok
+            geodesics[key] = sols.xs
+            distances[f"geodesic_{key}"] = np.asarray(sols.length)
+    # (all distances correlated on the pairs whose geodesics solved in every geometry)
     row["solved"] = int(solved.sum())
     for tree_name, target in (("true", true_tree), ("estimated", estimated_tree)):
         for name, values in distances.items():
             row[f"{name}_{tree_name}"] = correlations(values[solved], target[solved])
         for which, statistic in enumerate(("spearman", "pearson")):
-            for name in decoders:
+            for name in GEODESICS:
                 row[f"difference_{name}_{statistic}_{tree_name}"] = paired_difference(
                     distances[f"geodesic_{name}"][solved],
                     distances["euclidean"][solved],
@@ -383,7 +411,7 @@ def seed_interval(values: list[float], rng) -> tuple[float, float, float]:
 
 
 def answer(
-    decoder: str, statistic: str, tree: str, mean: float, lo: float, hi: float, seeds: int
+    geodesic: str, statistic: str, tree: str, mean: float, lo: float, hi: float, seeds: int
 ) -> str:
     if lo > 0:
         verdict = "the geodesic distances correlate better than the straight latent ones"
@@ -393,7 +421,7 @@ def answer(
         verdict = "no difference between geodesic and straight latent distances is resolved"
     resampled = "seeds" if seeds > 1 else "pairs"
     return (
-        f"{statistic} with the {tree} tree, geodesic ({DECODERS[decoder]}) - Euclidean over "
+        f"{statistic} with the {tree} tree, geodesic ({GEODESICS[geodesic]}) - Euclidean over "
         f"{seeds} seed(s) "
         f"({resampled} resampled): "
         f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]: {verdict}."
@@ -435,13 +463,14 @@ def latent_figure(path: Path, r: dict, *, num_curves: int, num: int) -> None:
             )
         ax.scatter(*ancestors[0], marker="*", s=120, color="k", zorder=5, label="root")
         for n, k in enumerate(shown):
-            ax.plot(
-                *np.asarray(r["geodesics"][name][k]).T,
-                color="tab:red",
-                lw=1.2,
-                zorder=4,
-                label="geodesics (KL)" if n == 0 else None,
-            )
+            for energy, colour in zip(ENERGIES, ("tab:red", "tab:blue")):
+                ax.plot(
+                    *np.asarray(r["geodesics"][f"{name}_{energy}"][k]).T,
+                    color=colour,
+                    lw=1.2,
+                    zorder=4,
+                    label=f"geodesics ({ENERGIES[energy]})" if n == 0 else None,
+                )
             ax.plot(
                 *np.stack([z0[k], z1[k]]).T,
                 color="k",
@@ -466,10 +495,13 @@ def latent_figure(path: Path, r: dict, *, num_curves: int, num: int) -> None:
 
 def scatter_figure(path: Path, r: dict) -> None:
     solved, target = r["solved"], r["true_tree"]
-    labels = {f"geodesic_{name}": f"geodesic (KL, {title})" for name, title in DECODERS.items()}
+    labels = {f"geodesic_{name}": f"geodesic ({title})" for name, title in GEODESICS.items()}
     labels["euclidean"] = "straight latent (Euclidean)"
-    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 4.3))
-    for ax, (name, label) in zip(axes, labels.items()):
+    rows = -(-len(labels) // 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(15, 4.3 * rows), squeeze=False)
+    for ax in axes.flat[len(labels) :]:
+        ax.set_axis_off()
+    for ax, (name, label) in zip(axes.flat, labels.items()):
         values = r["distances"][name]
         rho, pearson = r["row"][f"{name}_true"]
         ax.scatter(target[solved], values[solved], s=8, alpha=0.6)
@@ -482,6 +514,24 @@ def scatter_figure(path: Path, r: dict) -> None:
     save_figure(fig, path)
 
 
+def _report(r: dict, seconds: float) -> None:
+    """Print a seed's correlations with the true tree."""
+    print(
+        f"seed {r['seed']}, {r['leaves']} sequences ({seconds:.0f} s): {r['solved']}/"
+        f"{r['pairs']} pairs (solved in every geometry); Spearman / Pearson with the true "
+        "tree: "
+        + ", ".join(
+            f"geodesic ({title}) {r[f'geodesic_{name}_true'][0]:.3f} / "
+            f"{r[f'geodesic_{name}_true'][1]:.3f}"
+            for name, title in GEODESICS.items()
+        )
+        + f", Euclidean {r['euclidean_true'][0]:.3f} / {r['euclidean_true'][1]:.3f}, "
+        f"Hamming {r['hamming_true'][0]:.3f} / {r['hamming_true'][1]:.3f}",
+        flush=True,
+    )
+    jax.clear_caches()  # (one program per seed's metric: keep the mappings bounded)
+
+
 def main(
     *, seed: int = 0, out_dir: str | Path = "figures/sequence_evolution", smoke: bool = False
 ) -> dict:
@@ -491,18 +541,13 @@ def main(
     for s in range(1 if smoke else NUM_SEEDS):
         (run_, seconds) = wall_time(one_seed, seed + s, out, smoke)
         runs.append(run_)
-        r = run_["row"]
-        print(
-            f"seed {r['seed']} ({seconds:.0f} s): {r['solved']}/{r['pairs']} geodesics "
-            "(solved under both decoders); Spearman / Pearson with the true tree: geodesic "
-            f"(blend) {r['geodesic_blend_true'][0]:.3f} / {r['geodesic_blend_true'][1]:.3f}, "
-            f"geodesic (switch) {r['geodesic_switch_true'][0]:.3f} / "
-            f"{r['geodesic_switch_true'][1]:.3f}, Euclidean "
-            f"{r['euclidean_true'][0]:.3f} / {r['euclidean_true'][1]:.3f}, Hamming "
-            f"{r['hamming_true'][0]:.3f} / {r['hamming_true'][1]:.3f}",
-            flush=True,
-        )
-        jax.clear_caches()  # (one program per seed's metric: keep the mappings bounded)
+        _report(run_["row"], seconds)
+    ablation = []
+    for num_leaves in (30,) if smoke else ABLATION_LEAVES:
+        for s in range(1 if smoke else ABLATION_SEEDS):
+            (run_, seconds) = wall_time(one_seed, seed + s, out, smoke, num_leaves)
+            ablation.append(run_["row"])
+            _report(run_["row"], seconds)
     rows = [r["row"] for r in runs]
 
     def pair(v):
@@ -517,20 +562,26 @@ def main(
             f"Correlations with the {tree_name} tree's distances (Spearman / Pearson), and the "
             "paired difference geodesic - Euclidean with its 95 % interval (pairs resampled)",
             "",
-            "| seed | geodesics solved (blend, switch; both) | geodesic (KL, soft blend) | "
-            "geodesic (KL, sharp switch) | Euclidean latent | Hamming (ceiling) | "
-            "difference (blend), Spearman | difference (blend), Pearson | "
-            "difference (switch), Spearman | difference (switch), Pearson |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            f"| seed | geodesics solved ({', '.join(GEODESICS.values())}; all) | "
+            + " | ".join(f"geodesic ({title})" for title in GEODESICS.values())
+            + " | Euclidean latent | Hamming (ceiling) | "
+            + " | ".join(
+                f"difference ({title}), {statistic}"
+                for title in GEODESICS.values()
+                for statistic in ("Spearman", "Pearson")
+            )
+            + " |",
+            "|---" * (4 + 3 * len(GEODESICS)) + "|",
         ]
         lines += [
-            f"| {r['seed']} | {r['solved_blend']}, {r['solved_switch']}; "
-            f"{r['solved']}/{r['pairs']} | {pair(r[f'geodesic_blend_{tree_name}'])} | "
-            f"{pair(r[f'geodesic_switch_{tree_name}'])} | "
-            f"{pair(r[f'euclidean_{tree_name}'])} | {pair(r[f'hamming_{tree_name}'])} | "
+            f"| {r['seed']} | "
+            + ", ".join(str(r[f"solved_{name}"]) for name in GEODESICS)
+            + f"; {r['solved']}/{r['pairs']} | "
+            + " | ".join(pair(r[f"geodesic_{name}_{tree_name}"]) for name in GEODESICS)
+            + f" | {pair(r[f'euclidean_{tree_name}'])} | {pair(r[f'hamming_{tree_name}'])} | "
             + " | ".join(
                 interval(r[f"difference_{name}_{statistic}_{tree_name}"])
-                for name in DECODERS
+                for name in GEODESICS
                 for statistic in ("spearman", "pearson")
             )
             + " |"
@@ -538,20 +589,53 @@ def main(
         ]
         lines.append("")
     rng = np.random.default_rng(seed)
+
+    def over_seeds(group: list[dict], key: str) -> tuple[float, float, float]:
+        # (one seed: its own interval, the pairs resampled)
+        return seed_interval([r[key][0] for r in group], rng) if len(group) > 1 else group[0][key]
+
     summary = {}
-    for name in DECODERS:
+    for name in GEODESICS:
         for tree_name in ("true", "estimated"):
             for statistic in ("Spearman", "Pearson"):
                 key = f"difference_{name}_{statistic.lower()}_{tree_name}"
-                # (one seed: its own interval, the pairs resampled)
-                summary[key] = (
-                    seed_interval([r[key][0] for r in rows], rng) if len(rows) > 1 else rows[0][key]
-                )
+                summary[key] = over_seeds(rows, key)
                 lines.append(answer(name, statistic, tree_name, *summary[key], len(rows)))
+    # the ablation's seeds, beside the same seeds with the full family
+    groups = [rows[: len(ablation) // len({r["leaves"] for r in ablation})]]
+    groups += [
+        [r for r in ablation if r["leaves"] == n] for n in sorted({r["leaves"] for r in ablation})
+    ]
+    lines += [
+        "",
+        "Ablation, the family's size: the paired difference geodesic - Euclidean with the "
+        "true tree (mean over the seeds with its 95 % interval, seeds resampled; one seed: "
+        "pairs resampled), the same seeds with each number of sequences",
+        "",
+        "| sequences | seeds | pairs solved | "
+        + " | ".join(
+            f"{title}, {statistic}"
+            for title in GEODESICS.values()
+            for statistic in ("Spearman", "Pearson")
+        )
+        + " |",
+        "|---" * (3 + 2 * len(GEODESICS)) + "|",
+    ]
+    for group in groups:
+        lines.append(
+            f"| {group[0]['leaves']} | {', '.join(str(r['seed']) for r in group)} | "
+            f"{sum(r['solved'] for r in group)}/{sum(r['pairs'] for r in group)} | "
+            + " | ".join(
+                interval(over_seeds(group, f"difference_{name}_{statistic}_true"))
+                for name in GEODESICS
+                for statistic in ("spearman", "pearson")
+            )
+            + " |"
+        )
     write_table(out, lines)
     latent_figure(out / "latent.png", runs[0], num_curves=20, num=40 if smoke else 150)
     scatter_figure(out / "scatter.png", runs[0])
-    return dict(rows=rows, summary=summary)
+    return dict(rows=rows, summary=summary, ablation=ablation)
 
 
 if __name__ == "__main__":

@@ -182,15 +182,21 @@ def test_sequence_evolution_smoke(tmp_path):
     assert (tmp_path / "latent.png").stat().st_size > 1000
     assert "Spearman" in (tmp_path / "table.md").read_text()
     row = out["rows"][0]
-    assert row["solved"] <= min(row["solved_blend"], row["solved_switch"])
+    geodesics = [f"{d}_{e}" for d in ("blend", "switch") for e in ("kl", "probabilities")]
+    assert set(geodesics) == set(sequence_evolution.GEODESICS)
+    assert row["solved"] <= min(row[f"solved_{name}"] for name in geodesics)
     for tree in ("true", "estimated"):
-        for name in ("geodesic_blend", "geodesic_switch", "euclidean", "hamming"):
+        for name in [f"geodesic_{g}" for g in geodesics] + ["euclidean", "hamming"]:
             assert all(-1 <= c <= 1 for c in row[f"{name}_{tree}"])
-        for decoder in ("blend", "switch"):
+        for name in geodesics:
             for statistic in ("spearman", "pearson"):
-                difference, lo, hi = row[f"difference_{decoder}_{statistic}_{tree}"]
+                difference, lo, hi = row[f"difference_{name}_{statistic}_{tree}"]
                 assert lo <= hi and -2 <= difference <= 2
-    assert "sharp switch" in (tmp_path / "table.md").read_text()
+    assert "probabilities, sharp switch" in (tmp_path / "table.md").read_text()
+    # the ablation of the family's size: the same seed with fewer sequences
+    (small,) = out["ablation"]
+    assert small["seed"] == row["seed"] and small["leaves"] < row["leaves"]
+    assert "Ablation, the family's size" in (tmp_path / "table.md").read_text()
     assert "seed(s)" in (tmp_path / "table.md").read_text()
     # the simulated tree: patristic distances are a metric on the leaves
     rng = np.random.default_rng(0)
@@ -203,8 +209,9 @@ def test_sequence_evolution_smoke(tmp_path):
     assert sequences.shape == (len(tree.parent), sequence_evolution.LENGTH)
     assert sequences.min() >= 0 and sequences.max() < sequence_evolution.LETTERS
     # (the sharp switch leaves codes beyond its 8 smoke centres' reach uncertain: there
-    # 2 of 12 geodesics failed, and are reported)
-    assert row["solved_blend"] == row["pairs"] and row["solved_switch"] >= 0.75 * row["pairs"]
+    # 2 of 12 KL geodesics failed, and are reported)
+    assert row["solved_blend_kl"] == row["solved_blend_probabilities"] == row["pairs"]
+    assert min(row["solved_switch_kl"], row["solved_switch_probabilities"]) >= 0.75 * row["pairs"]
     assert "scatter.png" in {p.name for p in tmp_path.iterdir()}
 
 
