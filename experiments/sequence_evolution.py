@@ -514,6 +514,16 @@ def scatter_figure(path: Path, r: dict) -> None:
     save_figure(fig, path)
 
 
+def difference_headers(template: str) -> str:
+    """Table headers of the paired differences, `template` filled with each geodesic's
+    title and statistic."""
+    return " | ".join(
+        template.format(title, statistic)
+        for title in GEODESICS.values()
+        for statistic in ("Spearman", "Pearson")
+    )
+
+
 def _report(r: dict, seconds: float) -> None:
     """Print a seed's correlations with the true tree."""
     print(
@@ -565,11 +575,7 @@ def main(
             f"| seed | geodesics solved ({', '.join(GEODESICS.values())}; all) | "
             + " | ".join(f"geodesic ({title})" for title in GEODESICS.values())
             + " | Euclidean latent | Hamming (ceiling) | "
-            + " | ".join(
-                f"difference ({title}), {statistic}"
-                for title in GEODESICS.values()
-                for statistic in ("Spearman", "Pearson")
-            )
+            + difference_headers("difference ({}), {}")
             + " |",
             "|---" * (4 + 3 * len(GEODESICS)) + "|",
         ]
@@ -612,13 +618,7 @@ def main(
         "true tree (mean over the seeds with its 95 % interval, seeds resampled; one seed: "
         "pairs resampled), the same seeds with each number of sequences",
         "",
-        "| sequences | seeds | pairs solved | "
-        + " | ".join(
-            f"{title}, {statistic}"
-            for title in GEODESICS.values()
-            for statistic in ("Spearman", "Pearson")
-        )
-        + " |",
+        "| sequences | seeds | pairs solved | " + difference_headers("{}, {}") + " |",
         "|---" * (3 + 2 * len(GEODESICS)) + "|",
     ]
     for group in groups:
