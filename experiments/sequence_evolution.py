@@ -87,6 +87,8 @@ DECODERS = {"blend": "soft blend", "switch": "sharp switch"}
 # squared Euclidean distances of consecutive decoded letter probabilities,
 # sum_t |p(c_{t+1}) - p(c_t)|^2 (the Euclidean metric of the probabilities pulled back).
 ENERGIES = {"kl": "KL", "probabilities": "probabilities"}
+# Each energy's metric, by the decoder's method that builds it.
+ENERGY_METRICS = {"kl": "fisher_rao_metric", "probabilities": "pullback_metric"}
 GEODESICS = {
     f"{decoder}_{energy}": f"{ENERGIES[energy]}, {DECODERS[decoder]}"
     for decoder in DECODERS
@@ -357,8 +359,8 @@ def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -
     geodesics, solved = {}, np.ones(num_pairs, bool)
     row = dict(seed=seed, pairs=num_pairs, leaves=num_leaves)
     for name, decoder in decoders.items():
-        metrics = dict(kl=decoder.fisher_rao_metric(), probabilities=decoder.pullback_metric())
-        for energy, metric in metrics.items():
+        for energy in ENERGIES:
+            metric = getattr(decoder, ENERGY_METRICS[energy])()
             key = f"{name}_{energy}"
             graph = jg.knn_graph(metric, codes, k=8)
             inits = jax.jit(
@@ -608,7 +610,8 @@ def main(
                 summary[key] = over_seeds(rows, key)
                 lines.append(answer(name, statistic, tree_name, *summary[key], len(rows)))
     # the ablation's seeds, beside the same seeds with the full family
-    groups = [rows[: len(ablation) // len({r["leaves"] for r in ablation})]]
+    ablation_seeds = {r["seed"] for r in ablation}
+    groups = [[r for r in rows if r["seed"] in ablation_seeds]]
     groups += [
         [r for r in ablation if r["leaves"] == n] for n in sorted({r["leaves"] for r in ablation})
     ]

@@ -185,12 +185,11 @@ def pairwise_distances(
     between calls a progress bar (tqdm; `progress=None`: only on a terminal) advances.
     `threads` calls run at once (default: on one CPU device, one per core available to
     the process, each call on one core; else 1), after a call of padding only has
-    compiled the program. Memory: the matrix, and `threads` calls' pairs and solves. Within a call
-    the pairs are split evenly over `devices`
-    (default: all of `jax.devices()`; one device means no sharding) with
-    `jax.shard_map`, and each device solves its pairs `chunk_size` at a time (vmapped
-    within a chunk, `lax.map` over chunks; the default is as in
-    [`jaxgeo.geodesic_bvp_batch`][]).
+    compiled the program. Memory: the matrix, and `threads` calls' pairs and solves.
+    Within a call the pairs are split evenly over `devices` (default: all of
+    `jax.devices()`; one device means no sharding) with `jax.shard_map`, and each device
+    solves its pairs `chunk_size` at a time (vmapped within a chunk, `lax.map` over
+    chunks; the default is as in [`jaxgeo.geodesic_bvp_batch`][]).
 
     `checkpoint`: a file (`.npz`) where the distances solved so far are saved, at most
     every 30 s, at the end, and when the run is interrupted (e.g. `KeyboardInterrupt`),
