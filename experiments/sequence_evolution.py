@@ -41,6 +41,7 @@ Trained models are checkpointed under <out-dir>/checkpoints/ (a rerun resumes th
 from functools import partial
 from pathlib import Path
 
+import equinox as eqx
 import jax
 
 
@@ -55,7 +56,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 from matplotlib.collections import LineCollection
-from scipy.stats import pearsonr, spearmanr
+from scipy.stats import rankdata
 
 import jaxgeo as jg
 
@@ -297,25 +298,35 @@ class EdgeTree:
         return self.depth[i] + self.depth[j] - 2 * self.depth[a]
 
 
-def correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(Spearman, Pearson) of `x` with `y`."""
-    return float(spearmanr(x, y).statistic), float(pearsonr(x, y).statistic)
+def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson's correlation of `x` with `y` along the last axis."""
+    x = x - x.mean(axis=-1, keepdims=True)
+    y = y - y.mean(axis=-1, keepdims=True)
+    return np.sum(x * y, axis=-1) / np.sqrt(np.sum(x**2, axis=-1) * np.sum(y**2, axis=-1))
 
 
-def paired_difference(geodesic, euclidean, tree, rng, which: int) -> tuple[float, float, float]:
-    """Correlation (`which`: 0 Spearman, 1 Pearson) with `tree` of `geodesic` minus that
-    of `euclidean`, and its 95 % interval by resampling the pairs."""
-    diff = correlations(geodesic, tree)[which] - correlations(euclidean, tree)[which]
-    draws = []
-    for _ in range(BOOTSTRAP):
-        k = rng.integers(len(tree), size=len(tree))
-        if min(np.ptp(geodesic[k]), np.ptp(euclidean[k]), np.ptp(tree[k])) == 0:
-            continue  # (a resample of equal values: its correlation is undefined)
-        draws.append(
-            correlations(geodesic[k], tree[k])[which] - correlations(euclidean[k], tree[k])[which]
-        )
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return diff, float(lo), float(hi)
+def correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(Spearman, Pearson) of `x` with `y` along the last axis (rows: resamples);
+    Spearman's is Pearson's of the ranks, ties given their mean rank."""
+    return np.stack([_pearson(rankdata(x, axis=-1), rankdata(y, axis=-1)), _pearson(x, y)])
+
+
+def paired_difference(geodesic, euclidean, tree) -> np.ndarray:
+    """Spearman's and Pearson's correlation with `tree` of `geodesic` minus that of
+    `euclidean` (along the last axis)."""
+    return correlations(geodesic, tree) - correlations(euclidean, tree)
+
+
+def paired_differences(geodesic, euclidean, tree, rng) -> list[tuple[float, float, float]]:
+    """`paired_difference` of the pairs, Spearman's and Pearson's, each with its 95 %
+    interval by resampling the pairs."""
+    k = rng.integers(len(tree), size=(BOOTSTRAP, len(tree)))
+    # (a resample of equal values has no correlation)
+    k = k[np.all([np.ptp(v[k], axis=1) > 0 for v in (geodesic, euclidean, tree)], axis=0)]
+    draws = paired_difference(geodesic[k], euclidean[k], tree[k])
+    lo, hi = np.percentile(draws, [2.5, 97.5], axis=1)
+    diff = paired_difference(geodesic, euclidean, tree)
+    return [(float(d), float(a), float(b)) for d, a, b in zip(diff, lo, hi)]
 
 
 def decoder_confidence(decoder, zs):
@@ -325,11 +336,17 @@ def decoder_confidence(decoder, zs):
     return jnp.mean(jnp.max(jnp.concatenate([probs, last], axis=-1), axis=-1), axis=-1)
 
 
+@eqx.filter_jit
+def graph_paths(graph, z0s, z1s, num_points: int):
+    """Each pair's path through `graph` (`jg.graph_geodesic`): initial curves."""
+    return jax.vmap(lambda a, b: jg.graph_geodesic(graph, a, b, num_points=num_points))(z0s, z1s)
+
+
 def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -> dict:
-    """One family (`num_leaves` sequences; default `NUM_LEAVES`, 40 in a smoke run):
+    """One family (`num_leaves` sequences; default `NUM_LEAVES`, 80 in a smoke run):
     simulate, train, solve the pairs' geodesics and correlate."""
     rng = np.random.default_rng(seed)
-    default = 40 if smoke else NUM_LEAVES
+    default = 80 if smoke else NUM_LEAVES
     num_leaves = default if num_leaves is None else num_leaves
     tree = Tree(num_leaves, rng)
     sequences = evolve(tree, rng)
@@ -363,9 +380,7 @@ def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -
             metric = getattr(decoder, ENERGY_METRICS[energy])()
             key = f"{name}_{energy}"
             graph = jg.knn_graph(metric, codes, k=8)
-            inits = jax.jit(
-                jax.vmap(lambda a, b: jg.graph_geodesic(graph, a, b, num_points=num_points))
-            )(z0, z1)
+            inits = graph_paths(graph, z0, z1, num_points)
             sols = jg.geodesic_bvp_batch(
                 metric, z0, z1, init=inits, energy="secant", num_points=num_points
             )
@@ -378,16 +393,18 @@ def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -
     row["solved"] = int(solved.sum())
     for tree_name, target in (("true", true_tree), ("estimated", estimated_tree)):
         for name, values in distances.items():
-            row[f"{name}_{tree_name}"] = correlations(values[solved], target[solved])
-        for which, statistic in enumerate(("spearman", "pearson")):
-            for name in GEODESICS:
-                row[f"difference_{name}_{statistic}_{tree_name}"] = paired_difference(
-                    distances[f"geodesic_{name}"][solved],
-                    distances["euclidean"][solved],
-                    target[solved],
-                    rng,
-                    which,
-                )
+            row[f"{name}_{tree_name}"] = tuple(
+                map(float, correlations(values[solved], target[solved]))
+            )
+        for name in GEODESICS:
+            differences = paired_differences(
+                distances[f"geodesic_{name}"][solved],
+                distances["euclidean"][solved],
+                target[solved],
+                rng,
+            )
+            for statistic, difference in zip(("spearman", "pearson"), differences):
+                row[f"difference_{name}_{statistic}_{tree_name}"] = difference
     return dict(
         row=row,
         tree=tree,
@@ -555,7 +572,7 @@ def main(
         runs.append(run_)
         _report(run_["row"], seconds)
     ablation = []
-    for num_leaves in (30,) if smoke else ABLATION_LEAVES:
+    for num_leaves in (60,) if smoke else ABLATION_LEAVES:
         for s in range(1 if smoke else ABLATION_SEEDS):
             (run_, seconds) = wall_time(one_seed, seed + s, out, smoke, num_leaves)
             ablation.append(run_["row"])
