@@ -3,6 +3,8 @@ tables, training the digit VAEs, and the figures of a latent space and of digit 
 along curves. Timing, markdown tables and the command-line parser come from
 `benchmarks.report`, which the benchmarks use too."""
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -79,6 +81,30 @@ def checkpointing(num_steps: int, steps_per_chunk: int, checkpoint_dir: Path, ev
         checkpoint_every=every if num_steps % every == 0 else steps_per_chunk,
         checkpoint_dir=checkpoint_dir,
     )
+
+
+def source_digest(*modules: Path) -> str:
+    """A digest of the library's source files and of `modules` (the experiment's): a
+    stored result is reused only while this is unchanged."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(jg.__file__).parent.rglob("*.py")) + sorted(modules):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def stored(path: Path, digest: str, compute: Callable[[], dict]) -> tuple[dict, bool]:
+    """`compute()` (a dict of JSON values), written to `path` with `digest`; or, where
+    `path` holds a value stored under the same digest, that value (so an interrupted long
+    run keeps what it finished). Returns the value and whether it was read."""
+    if path.exists():
+        record = json.loads(path.read_text())
+        if record["digest"] == digest:
+            return record["value"], True
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".tmp").write_text(json.dumps(dict(digest=digest, value=value)))
+    path.with_suffix(".tmp").replace(path)  # (a run killed while writing leaves no half file)
+    return value, False
 
 
 def train_digit_vae(data, decoder: type, *, seed: int, num_steps: int, smoke: bool, checkpoint_dir):

@@ -35,7 +35,9 @@ writes under figures/sequence_evolution/:
                with its interval; over the seeds: the mean difference with its interval,
                and the answer in a sentence; the ablation's differences beside those of
                the same seeds with the full family
-Trained models are checkpointed under <out-dir>/checkpoints/ (a rerun resumes them).
+Trained models are checkpointed under <out-dir>/checkpoints/ (a rerun resumes them), and
+every family's row but the first's under <out-dir>/checkpoints/rows/ (a rerun reads it
+while the library's and this file's source are unchanged).
 """
 
 from functools import partial
@@ -66,6 +68,8 @@ from ._common import (
     output_dir,
     run,
     save_figure,
+    source_digest,
+    stored,
     wall_time,
     write_table,
 )
@@ -543,10 +547,10 @@ def difference_headers(template: str) -> str:
     )
 
 
-def _report(r: dict, seconds: float) -> None:
-    """Print a seed's correlations with the true tree."""
+def _report(r: dict, took: str) -> None:
+    """Print a seed's correlations with the true tree (`took`: its time, or "stored")."""
     print(
-        f"seed {r['seed']}, {r['leaves']} sequences ({seconds:.0f} s): {r['solved']}/"
+        f"seed {r['seed']}, {r['leaves']} sequences ({took}): {r['solved']}/"
         f"{r['pairs']} pairs (solved in every geometry); Spearman / Pearson with the true "
         "tree: "
         + ", ".join(
@@ -566,18 +570,28 @@ def main(
 ) -> dict:
     """Simulate, train and measure for each seed; print and return the table."""
     out = output_dir(out_dir)
-    runs = []
-    for s in range(1 if smoke else NUM_SEEDS):
-        (run_, seconds) = wall_time(one_seed, seed + s, out, smoke)
-        runs.append(run_)
-        _report(run_["row"], seconds)
-    ablation = []
-    for num_leaves in (60,) if smoke else ABLATION_LEAVES:
-        for s in range(1 if smoke else ABLATION_SEEDS):
-            (run_, seconds) = wall_time(one_seed, seed + s, out, smoke, num_leaves)
-            ablation.append(run_["row"])
-            _report(run_["row"], seconds)
-    rows = [r["row"] for r in runs]
+    digest = source_digest(Path(__file__))
+    seeds = range(seed, seed + (1 if smoke else NUM_SEEDS))
+    families = [(s, None) for s in seeds] + [
+        (s, n)
+        for n in ((60,) if smoke else ABLATION_LEAVES)
+        for s in range(seed, seed + (1 if smoke else ABLATION_SEEDS))
+    ]
+    # (the first family's figures need its models and curves: always computed; the other
+    # families' rows are stored, so a rerun of an interrupted run starts where it stopped)
+    first, seconds = wall_time(one_seed, seed, out, smoke)
+    _report(first["row"], f"{seconds:.0f} s")
+    rows, ablation = [first["row"]], []
+    for s, num_leaves in families[1:]:
+        name = f"{s}_{'smoke' if smoke else 'full'}_{num_leaves or 'default'}"
+        (row, read), seconds = wall_time(
+            stored,
+            out / "checkpoints" / "rows" / f"{name}.json",
+            digest,
+            lambda: one_seed(s, out, smoke, num_leaves)["row"],
+        )
+        _report(row, "stored" if read else f"{seconds:.0f} s")
+        (rows if num_leaves is None else ablation).append(row)
 
     def pair(v):
         return f"{v[0]:.3f} / {v[1]:.3f}"
@@ -653,8 +667,8 @@ def main(
             + " |"
         )
     write_table(out, lines)
-    latent_figure(out / "latent.png", runs[0], num_curves=20, num=40 if smoke else 150)
-    scatter_figure(out / "scatter.png", runs[0])
+    latent_figure(out / "latent.png", first, num_curves=20, num=40 if smoke else 150)
+    scatter_figure(out / "scatter.png", first)
     return dict(rows=rows, summary=summary, ablation=ablation)
 
 

@@ -1,5 +1,7 @@
 """Smoke runs of the experiments: they run end to end and write their files."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -230,6 +232,25 @@ def test_sequence_evolution_correlations_match_scipy():
     euclidean = y + rng.normal(0, 0.5, 30)
     for difference, lo, hi in sequence_evolution.paired_differences(y, euclidean, y, rng):
         assert 0 < lo < difference < hi  # (the tree's own distances correlate perfectly)
+
+
+def test_stored_results_are_reused_only_under_their_digest(tmp_path):
+    """An interrupted long run keeps its finished results: `stored` computes once,
+    reads the value back under the same digest, and computes again under another."""
+    from experiments._common import source_digest, stored
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return dict(value=len(calls), pair=[0.5, 1.5])
+
+    path = tmp_path / "rows" / "a.json"
+    digest = source_digest(Path(__file__))
+    assert stored(path, digest, compute) == (dict(value=1, pair=[0.5, 1.5]), False)
+    assert stored(path, digest, compute) == (dict(value=1, pair=[0.5, 1.5]), True)
+    assert stored(path, "another", compute) == (dict(value=2, pair=[0.5, 1.5]), False)
+    assert len(calls) == 2 and not list(tmp_path.rglob("*.tmp"))
 
 
 def test_neighbour_joining_recovers_an_additive_tree():
