@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
+from matplotlib.lines import Line2D
 
 import jaxgeo as jg
 from benchmarks.report import (
@@ -25,6 +26,12 @@ from benchmarks.report import (
 
 
 LOG_DET_LABEL = r"$\log\sqrt{\det G(z)}$"
+# The end points `jg.plot.curve` marks, for a legend.
+START_GOAL = [
+    Line2D([], [], ls="", marker="o", mfc=colour, mec="k", ms=8, label=label)
+    for colour, label in (("limegreen", "start"), ("gold", "goal"))
+]
+FAILED_STYLE = dict(color="tab:red", ls="--", lw=1.2)  # a curve whose solve failed
 
 
 def run(main: Callable, doc: str, out_dir: str) -> None:
@@ -170,14 +177,31 @@ def magnification(fig, ax, metric, xlim, ylim, *, num: int, clip: bool = False):
     return mesh
 
 
-def latent_geodesics(fig, ax, metric, codes, labels, geodesics, lines, *, lw, title, **box):
+def latent_geodesics(
+    fig, ax, metric, codes, labels, geodesics, lines, *, lw, title, results=None, **box
+):
     """Codes coloured by digit over log sqrt(det G) (`box`: `magnification`'s `xlim`,
-    `ylim`, `num` and `clip`), geodesics (white, width `lw`) and straight lines (dotted)."""
+    `ylim`, `num` and `clip`), geodesics (white, width `lw`; where `results` says a solve
+    failed, dashed red and named) and straight lines (dotted), with legends of the
+    digits and of the curves."""
     magnification(fig, ax, metric, **box)
-    ax.scatter(*np.asarray(codes).T, c=labels, cmap="tab10", s=3, alpha=0.6)
-    for geodesic, line in zip(geodesics, lines):
-        jg.plot.curve(ax, geodesic, color="w", lw=lw)
+    points = ax.scatter(*np.asarray(codes).T, c=labels, cmap="tab10", s=3, alpha=0.6)
+    solved = np.ones(len(geodesics), bool)
+    if results is not None:
+        solved = np.asarray(results == jg.RESULTS.successful)
+    for geodesic, line, ok in zip(geodesics, lines, solved):
+        jg.plot.curve(ax, geodesic, **(dict(color="w", lw=lw) if ok else FAILED_STYLE))
         ax.plot(*np.asarray(line).T, color="w", ls=":", lw=1.2)
+    digits = ax.legend(
+        *points.legend_elements(), title="digit", loc="upper left", fontsize=7, ncol=2
+    )
+    ax.add_artist(digits)
+    ax.plot([], [], color="w", lw=lw, label="geodesic")
+    ax.plot([], [], color="w", ls=":", lw=1.2, label="straight line")
+    if not solved.all():
+        ax.plot([], [], **FAILED_STYLE, label=f"geodesic FAILED ({int((~solved).sum())})")
+    plane_axes(ax, latent=True, loc="lower right", fontsize=7)
+    ax.get_legend().get_frame().set_facecolor("0.6")  # (white curves on a white frame)
     ax.set(title=title, xlim=box["xlim"], ylim=box["ylim"], aspect="equal")
 
 
@@ -205,3 +229,27 @@ def digit_strip_figure(path: Path, curves, *, num: int, title: str, height: floa
 def draw_polyline(ax, xs, *, lw: float, label: str) -> None:
     """A discrete geodesic with its points marked."""
     jg.plot.curve(ax, xs, color="tab:blue", marker="o", ms=2.5, lw=lw, label=label)
+
+
+def plane_axes(
+    ax, *, latent: bool = False, legend: bool = True, markers=START_GOAL, **legend_kwargs
+) -> None:
+    """Axis labels of a 2-D data space ($x_1$, $x_2$: the data's own coordinates) or,
+    with `latent`, of a latent space ($z_1$, $z_2$), and a legend naming the start and
+    goal `markers` beside the labelled artists."""
+    name = "z" if latent else "x"
+    suffix = " (latent)" if latent else ""
+    ax.set(xlabel=f"${name}_1${suffix}", ylabel=f"${name}_2${suffix}")
+    if legend:
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=handles + list(markers), **legend_kwargs)
+
+
+def solved_curve(ax, sol, label: str | None, **style) -> None:
+    """A geodesic solution's curve: in `style` (legend `label`) if it solved, else
+    dashed red and named FAILED with its result."""
+    if sol.result == jg.RESULTS.successful:
+        jg.plot.curve(ax, sol.xs, label=label, **style)
+    else:
+        failed = f"{label or 'geodesic'} FAILED ({jg.result_name(sol.result)})"
+        jg.plot.curve(ax, sol.xs, label=failed, **FAILED_STYLE)

@@ -30,7 +30,17 @@ from matplotlib.colors import SymLogNorm
 
 import jaxgeo as jg
 
-from ._common import draw_polyline, output_dir, run, save_figure
+from ._common import (
+    draw_polyline,
+    FAILED_STYLE,
+    output_dir,
+    plane_axes,
+    result_text,
+    run,
+    save_figure,
+    solved_curve,
+    START_GOAL,
+)
 
 
 LIM = (-5.0, 5.0)
@@ -78,11 +88,21 @@ def plot_curvature(path: Path, grid: int, pairs: list) -> list[dict]:
             colors="k",
             linewidths=0.6,
         )
-        for x0, x1 in pairs:
+        ax.plot([], [], color="k", lw=0.6, label="density p(x), contours")
+        for k, (x0, x1) in enumerate(pairs):
             sol = jg.geodesic_bvp(metric, jnp.asarray(x0), jnp.asarray(x1), throw=False)
-            jg.plot.curve(ax, sol.xs, color="gold", lw=1.8)
-            rows.append(dict(metric=name, x0=x0, x1=x1, length=float(sol.length)))
+            solved_curve(ax, sol, "geodesics" if k == 0 else None, color="gold", lw=1.8)
+            rows.append(
+                dict(
+                    metric=name,
+                    x0=x0,
+                    x1=x1,
+                    length=float(sol.length),
+                    result=result_text(sol.result),
+                )
+            )
         ax.set(title=f"Stein metric, {name}: S(x) (symlog)", xlim=LIM, ylim=LIM, aspect="equal")
+        plane_axes(ax, loc="upper right", fontsize=7)
         rows.append(dict(metric=name, s_min=float(np.min(s)), s_max=float(np.max(s))))
     save_figure(fig, path, dpi=110)
     return rows
@@ -103,14 +123,20 @@ def plot_spray(path: Path, grid: int, num_directions: int, length: float) -> dic
     jg.plot.density(ax, log_prob, LIM, LIM, num=grid)
     ok = np.asarray(sols.result == jg.RESULTS.successful)
     for xs, good in zip(np.asarray(sols.xs), ok):
-        ax.plot(xs[:, 0], xs[:, 1], color="tab:orange" if good else "tab:red", lw=1.2)
+        style = dict(color="tab:orange", lw=1.2) if good else FAILED_STYLE
+        ax.plot(xs[:, 0], xs[:, 1], **style)
     ax.scatter(*np.asarray(x0), c="limegreen", edgecolors="k", s=60, zorder=5)
+    ax.plot([], [], color="tab:orange", lw=1.2, label=f"geodesics ({int(ok.sum())} solved)")
+    if not ok.all():
+        ax.plot([], [], **FAILED_STYLE, label=f"FAILED ({int((~ok).sum())})")
     ax.set(
         xlim=LIM,
         ylim=LIM,
         aspect="equal",
-        title=f"{num_directions} geodesics of length {length} from {x0.tolist()}",
+        title=f"{num_directions} geodesics of length {length} from {x0.tolist()}\n"
+        "(exp map, equal Riemannian speed; blue: the density)",
     )
+    plane_axes(ax, markers=START_GOAL[:1], loc="lower right", fontsize=8)
     save_figure(fig, path, dpi=110)
     drift = float(jnp.max(sols.stats["speed_drift"]))
     return dict(successful=int(ok.sum()), total=num_directions, max_speed_drift=drift)
@@ -137,8 +163,8 @@ def plot_shooting(path: Path, grid: int) -> dict:
         zorder=6,
         label="shooting nodes",
     )
-    ax.legend(loc="upper left", fontsize=8)
     ax.set(xlim=LIM, ylim=LIM, aspect="equal", title="Part II geodesic: shooting vs energy descent")
+    plane_axes(ax, loc="upper left", fontsize=8)
     save_figure(fig, path, dpi=110)
     return dict(
         shooting=float(shot.length),

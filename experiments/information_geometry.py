@@ -48,8 +48,12 @@ from ._common import (
     magnification,
     output_dir,
     pick_pairs,
+    plane_axes,
+    result_text,
     run,
     save_figure,
+    solved_curve,
+    START_GOAL,
     train_digit_vae,
     write_table,
 )
@@ -99,6 +103,7 @@ def normal_geodesics(out: Path, num_points: int) -> list[dict]:
         jg.plot.curve(ax, sols.xs[k], color=f"C{k}", lw=2)
         ax.plot(*np.asarray(jnp.stack([z0[k], z1[k]])).T, color=f"C{k}", ls=":", lw=1)
     ax.set(xlabel=r"$\mu$", ylabel=r"$\sigma$", title="Fisher–Rao geodesics (solid), lines")
+    ax.legend(handles=START_GOAL, loc="upper left", fontsize=8)
     grid = np.linspace(-4, 4, 400)
     shown = np.linspace(0, num_points - 1, 9).round().astype(int)
     colours = plt.cm.viridis(np.linspace(0, 1, len(shown)))
@@ -227,13 +232,14 @@ def toy_experiment(out: Path, seed: int, smoke: bool, num_points: int) -> list[d
         )
         r = toy_geodesics(decoder, z0, z1, num_points)
         magnification(fig, ax, r["metric"], lim, lim, num=40 if smoke else 100, clip=True)
-        ax.scatter(*np.asarray(codes).T, s=3, c="tab:green", alpha=0.5)
-        jg.plot.curve(ax, r["kl"].xs, color="w", lw=2.5, label="geodesic (KL energy)")
-        jg.plot.curve(
-            ax, r["mid"].xs, color="tab:cyan", lw=1.2, ls="--", label="midpoint-rule energy"
-        )
+        ax.scatter(*np.asarray(codes).T, s=3, c="tab:green", alpha=0.5, label="codes (data)")
+        solved_curve(ax, r["kl"], "geodesic (KL energy)", color="w", lw=2.5)
+        mid = f"midpoint-rule energy: {result_text(r['mid'].result)}"
+        jg.plot.curve(ax, r["mid"].xs, color="tab:cyan", lw=1.2, ls="--", label=mid)
         ax.plot(*np.asarray(r["line"]).T, color="w", ls=":", lw=1.2, label="straight line")
         ax.set(title=title, xlim=lim, ylim=lim, aspect="equal")
+        plane_axes(ax, latent=True, loc="lower right", fontsize=7)
+        ax.get_legend().get_frame().set_facecolor("0.6")  # (white curves on a white frame)
         rows.append(
             dict(
                 family=title,
@@ -241,7 +247,6 @@ def toy_experiment(out: Path, seed: int, smoke: bool, num_points: int) -> list[d
                 **{k: v for k, v in r.items() if k not in ("metric", "mid", "kl", "line")},
             )
         )
-    axes[0].legend(loc="lower right", fontsize=8)
     save_figure(fig, out / "toy.png")
     return rows
 
@@ -317,6 +322,7 @@ def digits_vae(out: Path, seed: int, smoke: bool, num_points: int) -> list[dict]
         lines,
         lw=2.2,
         title="pulled-back Fisher–Rao geodesics (solid), lines (dotted)",
+        results=sols.result,
         xlim=xlim,
         ylim=ylim,
         num=40 if smoke else 110,

@@ -42,6 +42,7 @@ from ._common import (
     magnification,
     output_dir,
     pick_pairs,
+    plane_axes,
     run,
     save_figure,
     train_digit_vae,
@@ -103,8 +104,10 @@ def main(
         (axes[1], expected, r"calibrated: $J_\mu^\top J_\mu + J_\sigma^\top J_\sigma$"),
     ]:
         magnification(fig, ax, metric, xlim, ylim, num=grid)
-        ax.scatter(*np.asarray(codes).T, c=labels, cmap="tab10", s=4)
+        points = ax.scatter(*np.asarray(codes).T, c=labels, cmap="tab10", s=4)
+        ax.legend(*points.legend_elements(), title="digit", loc="upper left", fontsize=7, ncol=2)
         ax.set(title=title, xlim=xlim, ylim=ylim, aspect="equal")
+        plane_axes(ax, latent=True, legend=False)
     save_figure(fig, out / "magnification.png")
 
     # (b) geodesics between codes, and (d) the table
@@ -123,7 +126,7 @@ def main(
     sols = solve(z0, z1)
     lines = jax.vmap(lambda a, b: jg.straight_line(a, b, num_points))(z0, z1)
     line_lengths = jax.vmap(lambda c: jg.curve_length(expected, c))(lines)
-    solved = np.asarray(sols.result == jg.RESULTS.successful)
+    names = jg.result_name(sols.result)
     rows = []
     for k, (a, b) in enumerate(PAIRS):
         off_geo = float(jnp.mean(distance_to_data(sols.xs[k]) > threshold))
@@ -131,7 +134,7 @@ def main(
         rows.append(
             dict(
                 digits=f"{a}-{b}",
-                result="success" if solved[k] else "failed",
+                result="success" if names[k] == "successful" else names[k],
                 geodesic=float(sols.length[k]),
                 line=float(line_lengths[k]),
                 off_data_geodesic=off_geo,
@@ -149,6 +152,7 @@ def main(
         lines,
         lw=2.5,
         title="geodesics (solid) and straight lines (dotted), expected metric",
+        results=sols.result,
         xlim=xlim,
         ylim=ylim,
         num=grid,

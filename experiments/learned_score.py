@@ -38,9 +38,12 @@ from ._common import (
     checkpointing,
     dict_table,
     digit_strip_figure,
+    FAILED_STYLE,
     output_dir,
+    plane_axes,
     run,
     save_figure,
+    solved_curve,
     wall_time,
     write_table,
 )
@@ -122,9 +125,10 @@ def two_d_cases(seed: int, out: Path, smoke: bool) -> dict:
     for row, (name, (data, true)) in zip(axes, cases.items()):
         for ax, score, title in [(row[0], true, "analytic"), (row[1], learned[name], "learned")]:
             jg.plot.density(ax, true.log_prob, LIM, LIM, num=120)
-            ax.scatter(*np.asarray(data[:400]).T, s=2, c="k", alpha=0.3)
+            ax.scatter(*np.asarray(data[:400]).T, s=2, c="k", alpha=0.3, label="data")
             jg.plot.score_field(ax, score, LIM, LIM, num=15)
             ax.set(title=f"{name}: {title} score", aspect="equal", xlim=LIM, ylim=LIM)
+            plane_axes(ax, legend=False)
     save_figure(fig, out / "score_fields.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 6))
@@ -137,11 +141,11 @@ def two_d_cases(seed: int, out: Path, smoke: bool) -> dict:
             jg.plot.curve(
                 ax, exact.xs, color="tab:blue", lw=2, label="analytic" if k == 0 else None
             )
-            jg.plot.curve(
-                ax, approx.xs, color="tab:red", lw=2, ls="--", label="learned" if k == 0 else None
+            solved_curve(
+                ax, approx, "learned" if k == 0 else None, color="tab:orange", lw=2, ls="--"
             )
-        ax.legend(loc="upper left")
         ax.set(title=f"{name}: Stein geodesics", aspect="equal", xlim=LIM, ylim=LIM)
+        plane_axes(ax, loc="upper left")
     save_figure(fig, out / "geodesics.png")
     return dict(rows=rows, train_times=train_times)
 
@@ -174,16 +178,19 @@ def moons_ensemble(seed: int, out: Path, smoke: bool, num_members: int = 8) -> d
     members, mean = jg.ensemble_geodesics(metric, x0, x1)
     lim_x, lim_y = (-2.5, 3.0), (-3.0, 1.6)
     fig, ax = plt.subplots(figsize=(8, 5))
-    ax.scatter(*np.asarray(data).T, s=3, c="k", alpha=0.25)
-    for k in range(num_members):
-        ax.plot(*np.asarray(members.xs[k]).T, color="tab:orange", lw=1, alpha=0.7)
-    ax.plot([], [], color="tab:orange", label=f"{num_members} member geodesics")
-    jg.plot.curve(ax, mean.xs, color="tab:purple", lw=3, label="Bayesian (averaged) metric")
-    ax.plot(*np.stack([x0, x1]).T, "k:", label="straight line")
-    ax.legend(loc="lower right")
-    ax.set(title="two moons: ensemble Stein geodesics", xlim=lim_x, ylim=lim_y, aspect="equal")
-    save_figure(fig, out / "moons_ensemble.png")
+    ax.scatter(*np.asarray(data).T, s=3, c="k", alpha=0.25, label="data")
     ok = members.result == jg.RESULTS.successful
+    for k in range(num_members):
+        style = dict(color="tab:orange", lw=1, alpha=0.7) if ok[k] else FAILED_STYLE
+        ax.plot(*np.asarray(members.xs[k]).T, **style)
+    ax.plot([], [], color="tab:orange", label=f"member geodesics ({int(ok.sum())} solved)")
+    if not ok.all():
+        ax.plot([], [], **FAILED_STYLE, label=f"member geodesics FAILED ({int((~ok).sum())})")
+    solved_curve(ax, mean, "Bayesian (averaged) metric", color="tab:purple", lw=3)
+    ax.plot(*np.stack([x0, x1]).T, "k:", label="straight line")
+    ax.set(title="two moons: ensemble Stein geodesics", xlim=lim_x, ylim=lim_y, aspect="equal")
+    plane_axes(ax, loc="lower right")
+    save_figure(fig, out / "moons_ensemble.png")
     spread = float(jnp.max(jnp.linalg.norm(members.xs - mean.xs[None], axis=-1)))
     return dict(
         members_successful=int(ok.sum()),

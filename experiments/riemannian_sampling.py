@@ -177,13 +177,20 @@ def main(
             chain = r["positions"][0, :1000]
             ax.plot(chain[:, 0], chain[:, 1], "-", color="C0", lw=0.3, alpha=0.6)
             ax.plot(chain[:, 0], chain[:, 1], ".", color="C0", ms=1.5)
-            ax.set(xlim=lim, ylim=lim, xticks=[], yticks=[])
+            ax.set(xlim=lim, ylim=lim)
+            ax.tick_params(labelsize=6)
             ax.set_title(
                 f"{name}\nacc {r['acceptance']:.2f}, ESS/step {rows[-1]['ess_per_step']:.3f}",
                 fontsize=8,
             )
             if j == 0:
                 ax.set_ylabel(target)
+    fig.suptitle(
+        "The first 1,000 states of one chain (blue) over the target's density (grey "
+        "contours); axes: the coordinates $x_1$ (horizontal), $x_2$ (vertical); rows: "
+        "targets, columns: samplers",
+        fontsize=10,
+    )
     save_figure(fig, out / "chains.png", dpi=90)
 
     table = dict_table(

@@ -340,6 +340,16 @@ def decoder_confidence(decoder, zs):
     return jnp.mean(jnp.max(jnp.concatenate([probs, last], axis=-1), axis=-1), axis=-1)
 
 
+def solve_pairs(metric, codes, z0s, z1s, num_points: int) -> jg.GeodesicSolution:
+    """Each pair's geodesic under `metric` (the secant energy), started from its path
+    through the k-NN graph of the codes."""
+    graph = jg.knn_graph(metric, codes, k=8)
+    inits = graph_paths(graph, z0s, z1s, num_points)
+    return jg.geodesic_bvp_batch(
+        metric, z0s, z1s, init=inits, energy="secant", num_points=num_points
+    )
+
+
 @eqx.filter_jit
 def graph_paths(graph, z0s, z1s, num_points: int):
     """Each pair's path through `graph` (`jg.graph_geodesic`): initial curves."""
@@ -383,12 +393,9 @@ def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -
         for energy in ENERGIES:
             metric = getattr(decoder, ENERGY_METRICS[energy])()
             key = f"{name}_{energy}"
-            graph = jg.knn_graph(metric, codes, k=8)
-            inits = graph_paths(graph, z0, z1, num_points)
-            sols = jg.geodesic_bvp_batch(
-                metric, z0, z1, init=inits, energy="secant", num_points=num_points
-            )
+            (sols, seconds) = wall_time(solve_pairs, metric, codes, z0, z1, num_points)
             ok = np.asarray(sols.result == jg.RESULTS.successful)
+            print(f"  {key}: {ok.sum()}/{num_pairs} geodesics solved ({seconds:.0f} s)", flush=True)
             row[f"solved_{key}"] = int(ok.sum())
             solved &= ok
             geodesics[key] = sols.xs

@@ -30,7 +30,17 @@ import numpy as np
 
 import jaxgeo as jg
 
-from ._common import dict_table, draw_polyline, output_dir, run, save_figure, wall_time, write_table
+from ._common import (
+    dict_table,
+    output_dir,
+    plane_axes,
+    result_text,
+    run,
+    save_figure,
+    solved_curve,
+    wall_time,
+    write_table,
+)
 
 
 X0 = jnp.array([-4.0, -2.0])
@@ -58,6 +68,7 @@ def plot_score_fields(path: Path, grid: int) -> None:
         jg.plot.density(ax, score.log_prob, LIM, LIM, num=grid)
         jg.plot.score_field(ax, score, LIM, LIM, num=15)
         ax.set(title=f"{title}: mean {mean}", aspect="equal")
+        plane_axes(ax, legend=False)
     fig.suptitle(r"Stein score $s(x) = \nabla_x \log p(x) = -\Sigma^{-1}(x - \mu)$")
     save_figure(fig, path, dpi=110)
 
@@ -86,7 +97,7 @@ def plot_metric_transform(path: Path) -> None:
                 *np.stack([-3 * parallel, 3 * parallel]).T, "g--", lw=1, label="score direction"
             )
             lim = 1.3 * max(1.0, np.abs(t @ np.array([parallel, orthogonal]).T).max())
-            ax.set(xlim=(-lim, lim), ylim=(-lim, lim))
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="$v_1$", ylabel="$v_2$")
             ax.set_title(f"{name}, {case}\n|P| = 1, |TP| = {np.linalg.norm(tp):.3f}")
             ax.legend(loc="lower right", fontsize=8)
     fig.suptitle("Unit-circle vectors P (grey) and TP (red), s = (2, 2)")
@@ -118,7 +129,7 @@ def solve_geodesic(rho: float, num_points: int) -> dict:
         energy=float(sol.energy),
         steps=int(sol.stats["num_steps"]),
         ratio=float(sol.stats["constant_speed_ratio"]),
-        result="success" if sol.result == jg.RESULTS.successful else str(sol.result),
+        result=result_text(sol.result),
         seconds=seconds,
     )
 
@@ -130,12 +141,13 @@ def plot_geodesic(path: Path, row: dict, grid: int, ax=None) -> None:
     draw_background(ax, row["rho"], grid)
     line = np.stack([np.asarray(X0), np.asarray(X1)])
     ax.plot(*line.T, "r-", lw=1.5, label=f"straight line, L = {row['line_length']:.3f}")
-    draw_polyline(ax, row["sol"].xs, lw=1.5, label=f"geodesic, L = {row['length']:.3f}")
+    label = f"geodesic, L = {row['length']:.3f}"
+    solved_curve(ax, row["sol"], label, color="tab:blue", marker="o", ms=2.5, lw=1.5)
     ax.set_title(
         rf"Stein metric $(s s^\top + I)^{{-1}}$, $\rho = {row['rho']}$"
         "\n(ellipses: unit balls of g, rescaled)"
     )
-    ax.legend(loc="upper left", fontsize=8)
+    plane_axes(ax, loc="upper left", fontsize=8)
     if own:
         save_figure(fig, path, dpi=110)
 
@@ -161,11 +173,12 @@ def plot_energy_landscape(path: Path, grid: int) -> None:
     for ax, rho in zip(axes, RHOS):
         metric = jg.SteinMetric(gaussian(rho))
         mesh = jg.plot.energy_landscape(ax, metric, (1.0, 0.0), LIM, LIM, num=grid)
-        fig.colorbar(mesh, ax=ax, shrink=0.85)
+        fig.colorbar(mesh, ax=ax, shrink=0.85, label=r"$\langle d, d\rangle_{g(x)}$")
         ax.plot(*np.stack([np.asarray(X0), np.asarray(X1)]).T, "w-", lw=2)
         ax.set(
             title=rf"$\langle d, d\rangle_{{g(x)}}$, $d = (1, 0)$, $\rho = {rho}$", aspect="equal"
         )
+        plane_axes(ax, legend=False)
     save_figure(fig, path, dpi=110)
 
 
