@@ -192,15 +192,21 @@ def latent_geodesics(
     for geodesic, line, ok in zip(geodesics, lines, solved):
         jg.plot.curve(ax, geodesic, **(dict(color="w", lw=lw) if ok else FAILED_STYLE))
         ax.plot(*np.asarray(line).T, color="w", ls=":", lw=1.2)
+    # (both legends below the panel: inside, they hid the codes and the curves' ends)
     digits = ax.legend(
-        *points.legend_elements(), title="digit", loc="upper left", fontsize=7, ncol=2
+        *points.legend_elements(),
+        title="digit",
+        loc="upper left",
+        bbox_to_anchor=(0, -0.1),
+        fontsize=7,
+        ncol=5,
     )
     ax.add_artist(digits)
     ax.plot([], [], color="w", lw=lw, label="geodesic")
     ax.plot([], [], color="w", ls=":", lw=1.2, label="straight line")
     if not solved.all():
         ax.plot([], [], **FAILED_STYLE, label=f"geodesic FAILED ({int((~solved).sum())})")
-    plane_axes(ax, latent=True, loc="lower right", fontsize=7)
+    plane_axes(ax, latent=True, loc="upper right", bbox_to_anchor=(1, -0.1), fontsize=7)
     ax.get_legend().get_frame().set_facecolor("0.6")  # (white curves on a white frame)
     ax.set(title=title, xlim=box["xlim"], ylim=box["ylim"], aspect="equal")
 

@@ -238,8 +238,9 @@ def toy_experiment(out: Path, seed: int, smoke: bool, num_points: int) -> list[d
         jg.plot.curve(ax, r["mid"].xs, color="tab:cyan", lw=1.2, ls="--", label=mid)
         ax.plot(*np.asarray(r["line"]).T, color="w", ls=":", lw=1.2, label="straight line")
         ax.set(title=title, xlim=lim, ylim=lim, aspect="equal")
-        plane_axes(ax, latent=True, loc="lower right", fontsize=7)
-        ax.get_legend().get_frame().set_facecolor("0.6")  # (white curves on a white frame)
+        # (below the panel: inside, it hid the goal; grey, or the white curves vanish)
+        plane_axes(ax, latent=True, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+        ax.get_legend().get_frame().set_facecolor("0.6")
         rows.append(
             dict(
                 family=title,

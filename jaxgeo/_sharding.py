@@ -1,6 +1,9 @@
 """Batches split over devices: one code path for one CPU, several GPUs or a TPU slice."""
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -73,3 +76,76 @@ def map_solves(fn: Callable[[PyTree], PyTree], batch: PyTree) -> PyTree:
     if jax.default_backend() == "cpu":
         return jax.lax.map(fn, batch)
     return jax.vmap(fn)(batch)
+
+
+def default_threads(devices: Sequence[jax.Device] | None) -> int:
+    """One thread per core available to the process on one CPU device (a call of a
+    `lax.map` over pairs keeps one core busy), else 1."""
+    devices = jax.devices() if devices is None else list(devices)
+    if devices[0].platform != "cpu" or len(devices) > 1:
+        return 1
+    cores = (
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    )
+    return max(1, len(cores))
+
+
+class Calls(NamedTuple):
+    """Items solved `size` at a time by one compiled program, `threads` calls at once."""
+
+    size: int
+    threads: int
+
+    def each(self, solve, batch: tuple[np.ndarray, ...]):
+        """`(start, stop, outputs)` of `solve(*chunk, valid)` on consecutive chunks of
+        the leading axis of `batch`, in order, outputs as NumPy arrays. Every call has
+        `size` items (the last is padded with copies of its last item, `valid` false):
+        one program for all. With several `threads` (JAX releases the GIL while a
+        program runs), a call of padding only compiles the program first (its solves
+        are skipped), so that no thread waits while another solves the first call."""
+        total = len(batch[0])
+
+        def call(start, padding_only=False):
+            stop = min(start + self.size, total)
+            pad = self.size - (stop - start)
+            chunk = tuple(
+                np.concatenate([a[start:stop], np.repeat(a[stop - 1 : stop], pad, 0)])
+                for a in batch
+            )
+            valid = jnp.arange(self.size) < (0 if padding_only else stop - start)
+            outputs = solve(*(jnp.asarray(c) for c in chunk), valid)
+            return start, stop, tuple(np.asarray(o)[: stop - start] for o in outputs)
+
+        starts = range(0, total, self.size)
+        if self.threads == 1 or len(starts) <= 1:
+            yield from map(call, starts)
+            return
+        call(0, padding_only=True)
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="jaxgeo-calls")
+        try:
+            yield from pool.map(call, starts)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def run(self, solve, batch: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """All of `each`'s outputs, concatenated."""
+        parts = [outputs for _, _, outputs in self.each(solve, batch)]
+        return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+def unless_padding(solve):
+    """`solve(*item)` for a `(valid, *item)` batch element; NaN (and code 0) for the
+    padding of a call (`valid` false), which a `lax.map` (one pair at a time) skips."""
+
+    def one(batch):
+        valid, *item = batch
+        shapes = jax.eval_shape(solve, *item)
+        padding = jtu.tree_map(
+            lambda s: jnp.full(
+                s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.inexact) else 0, s.dtype
+            ),
+            shapes,
+        )
+        return jax.lax.cond(valid, lambda: solve(*item), lambda: padding)
+
+    return one

@@ -73,6 +73,40 @@ def test_batched_entry_points_compile_once_per_structure():
         jax.monitoring.unregister_event_duration_listener(record)
 
 
+def test_geodesic_bvp_batch_on_threads_is_one_call(monkeypatch):
+    """On one CPU device the pairs are solved in calls of `CPU_PAIRS_PER_CALL` on
+    several threads, after a call of padding only has compiled the program: the solution
+    is one call's, every leaf (to round-off: the calls' program skips padding, so XLA
+    fuses it otherwise); traced arguments (under `jax.jit`) are one call."""
+    import jaxgeo._geodesic._bvp as module
+
+    metric = jg.MatrixMetric(lambda x: jnp.eye(2, dtype=x.dtype) * (1 + x[0] ** 2))
+    pairs = jnp.asarray(np.random.default_rng(2).normal(size=(10, 2, 2)))
+    alone = jg.geodesic_bvp_batch(metric, pairs[:, 0], pairs[:, 1], num_points=9, threads=1)
+    monkeypatch.setattr(module, "CPU_PAIRS_PER_CALL", 4)
+    calls, real = [], module._solve_batch
+
+    def counted(metric, batch, valid, *args):
+        calls.append((batch[0].shape[0], None if valid is None else int(valid.sum())))
+        return real(metric, batch, valid, *args)
+
+    monkeypatch.setattr(module, "_solve_batch", counted)
+    together = jg.geodesic_bvp_batch(metric, pairs[:, 0], pairs[:, 1], num_points=9, threads=3)
+    assert calls[0] == (4, 0) and sorted(calls[1:]) == [(4, 2), (4, 4), (4, 4)]
+    assert jax.tree.structure(together) == jax.tree.structure(alone)
+    for a, b in zip(jax.tree.leaves(together), jax.tree.leaves(alone)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    assert bool(jnp.all(together.result == jg.RESULTS.successful))
+    calls[:] = []
+    jitted = jax.jit(
+        lambda a, b: jg.geodesic_bvp_batch(metric, a, b, num_points=9, threads=3).length
+    )
+    np.testing.assert_allclose(jitted(pairs[:, 0], pairs[:, 1]), alone.length, rtol=1e-12)
+    assert calls == [(10, None)]
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        jg.geodesic_bvp_batch(metric, pairs[:, 0], pairs[:, 1], threads=0)
+
+
 def test_batch_bad_input():
     m = _stein()
     with pytest.raises(ValueError, match=r"one shape \(B, D\), got \(3, 2\) and \(2, 2\)"):

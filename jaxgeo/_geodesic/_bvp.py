@@ -3,12 +3,14 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
 
 from .._checks import check_integer, point_pair
 from .._curve import check_energy_rule, straight_line
 from .._custom_types import Input
 from .._metric._base import AbstractMetric, defined_at
-from .._sharding import sharded_map
+from .._sharding import Calls, default_threads, sharded_map, unless_padding
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
 from ._base import AbstractBoundarySolver, BoundaryProblem
 from ._default import default_polyline_solver
@@ -25,6 +27,11 @@ from ._default import default_polyline_solver
 # 4,670/s, of 64 3,050/s.
 CPU_CHUNK_SIZE = 1
 CPU_MULTI_DEVICE_CHUNK_SIZE = 16
+# Pairs per compiled call of a batch (or of `pairwise_distances`) on one CPU device:
+# small calls, so that the threads share the pairs evenly (the 276 pairs of 24 points: 9
+# calls) and a progress bar moves (a learned metric's pair takes 10-200 ms); a call's
+# overhead is far below a pair's.
+CPU_PAIRS_PER_CALL = 32
 
 
 def default_chunk_size(chunk_size: int | None, devices: Sequence[jax.Device] | None) -> int | None:
@@ -150,7 +157,6 @@ def geodesic_bvp(
     return eqx.tree_at(lambda s: s.result, sol, result)
 
 
-@eqx.filter_jit
 def geodesic_bvp_batch(
     metric: AbstractMetric,
     x0s: Input,
@@ -159,10 +165,11 @@ def geodesic_bvp_batch(
     init: Input | None = None,
     devices: Sequence[jax.Device] | None = None,
     chunk_size: int | None = None,
+    threads: int | None = None,
     **kwargs,
 ) -> GeodesicSolution:
     r"""[`jaxgeo.geodesic_bvp`][] for every pair `x0s[i]` → `x1s[i]`, the batch split
-    over devices.
+    over devices, or over the cores of one CPU.
 
     Each pair is solved with `throw=False`: inspect `result` (batched) per pair. The
     batch is sharded evenly over `devices` (default: all of `jax.devices()`; after
@@ -172,13 +179,20 @@ def geodesic_bvp_batch(
     pair at a time (a solve is already vectorised along its polyline there, and pairs
     then stop when they converge: 1.9x the throughput of chunks of 16 on a 2-D Gaussian's
     Stein metric), on several host devices chunks of 16 (there each loop
-    iteration costs more); on GPU and TPU it is all of a device's pairs at once. One
-    compiled program per metric structure and batch shape.
+    iteration costs more); on GPU and TPU it is all of a device's pairs at once.
+
+    On one CPU device, with concrete (not traced) arguments, the pairs are solved in
+    calls of `CPU_PAIRS_PER_CALL` (32) pairs, `threads` calls at once (default: one per
+    core available to the process; JAX releases the GIL while a program runs, and one
+    call keeps one core busy), as [`jaxgeo.pairwise_distances`][] does; the results are
+    those of one call, to round-off. Under `jax.jit` or `vmap`, on several devices or on
+    accelerators, all pairs are one call. One compiled program per metric structure and
+    call size.
 
     **Arguments:** `x0s`, `x1s` of shape `(B, D)`; `init` (optional) initial curves of
     shape `(B, num_points, D)`, e.g. `jax.vmap` of [`jaxgeo.graph_geodesic`][];
-    `kwargs` go to [`jaxgeo.geodesic_bvp`][] (`num_points`, `solver`, `max_steps`,
-    `energy`).
+    `threads` (a positive integer); `kwargs` go to [`jaxgeo.geodesic_bvp`][]
+    (`num_points`, `solver`, `max_steps`, `energy`).
 
     **Returns:** a [`jaxgeo.GeodesicSolution`][] whose fields have a leading batch axis.
     """
@@ -190,16 +204,37 @@ def geodesic_bvp_batch(
         )
     if "throw" in kwargs:
         raise ValueError("geodesic_bvp_batch: solves never throw; inspect `result` per pair")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"geodesic_bvp_batch: threads must be a positive integer, got {threads!r}")
     batch = (x0s, x1s) if init is None else (x0s, x1s, jnp.asarray(init))
     chunk_size = default_chunk_size(chunk_size, devices)
+    threads = default_threads(devices) if threads is None else threads
+    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves((metric, batch)))
+    if traced or threads == 1 or x0s.shape[0] <= CPU_PAIRS_PER_CALL:
+        return _solve_batch(metric, batch, None, devices, chunk_size, kwargs)
 
-    return _solve_batch(metric, batch, devices, chunk_size, kwargs)
+    structure = []  # (the solution's pytree structure, from the first call)
+
+    def solve(*chunk):
+        *pairs, valid = chunk
+        sol = _solve_batch(metric, tuple(pairs), valid, devices, chunk_size, kwargs)
+        leaves, treedef = jtu.tree_flatten(sol)
+        structure[:] = [treedef]
+        return leaves
+
+    calls = Calls(CPU_PAIRS_PER_CALL, threads)
+    leaves = calls.run(solve, tuple(np.asarray(b) for b in batch))
+    return jtu.tree_unflatten(structure[0], [jnp.asarray(leaf) for leaf in leaves])
 
 
 @eqx.filter_jit  # one trace per metric structure and batch shape, not one per call
-def _solve_batch(metric, batch, devices, chunk_size, kwargs) -> GeodesicSolution:
-    def one(pair):
-        start = pair[2] if len(pair) == 3 else None
-        return geodesic_bvp(metric, pair[0], pair[1], init=start, throw=False, **kwargs)
+def _solve_batch(metric, batch, valid, devices, chunk_size, kwargs) -> GeodesicSolution:
+    """The pairs of `batch` (`(x0s, x1s)` or `(x0s, x1s, inits)`); where `valid` is
+    given, the pairs it marks false are padding, not solved (one pair at a time)."""
 
-    return sharded_map(one, batch, devices=devices, chunk_size=chunk_size)
+    def one(x0, x1, start=None):
+        return geodesic_bvp(metric, x0, x1, init=start, throw=False, **kwargs)
+
+    if valid is None:
+        return sharded_map(lambda pair: one(*pair), batch, devices=devices, chunk_size=chunk_size)
+    return sharded_map(unless_padding(one), (valid, *batch), devices=devices, chunk_size=chunk_size)

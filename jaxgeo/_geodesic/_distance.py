@@ -2,9 +2,8 @@ import hashlib
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -17,10 +16,10 @@ from .._custom_types import Input, Scalar
 from .._describe import describe
 from .._metric._base import AbstractMetric
 from .._progress import progress_bar
-from .._sharding import sharded_map
+from .._sharding import Calls, default_threads, sharded_map, unless_padding
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
-from ._bvp import default_chunk_size, geodesic_bvp
+from ._bvp import CPU_PAIRS_PER_CALL, default_chunk_size, geodesic_bvp
 from ._graph import GeodesicGraph, knn_graph, tree_path
 from ._repair import (
     concatenated_geodesics,
@@ -242,8 +241,8 @@ def pairwise_distances(
             )
         lengths, codes = solve(rows, cols, np.ones(len(rows), bool))
     else:
-        calls = _Calls(
-            pairs_per_call or _default_pairs_per_call(devices), threads or _default_threads(devices)
+        calls = Calls(
+            pairs_per_call or _default_pairs_per_call(devices), threads or default_threads(devices)
         )
         lengths, codes = _solve_in_calls(
             solve,
@@ -392,7 +391,7 @@ def _repaired_distances(
         return length, jtu.tree_leaves(result)[0]
 
     batch = (valid, pairs, curves, lengths, num_legs)
-    return sharded_map(_unless_padding(one), batch, devices=devices, chunk_size=chunk_size)
+    return sharded_map(unless_padding(one), batch, devices=devices, chunk_size=chunk_size)
 
 
 @eqx.filter_jit
@@ -408,7 +407,7 @@ def _leg_geodesics(metric, starts, ends, valid, devices, chunk_size, kwargs):
         return sol.xs, sol.length, jtu.tree_leaves(result)[0]
 
     return sharded_map(
-        _unless_padding(one), (valid, starts, ends), devices=devices, chunk_size=chunk_size
+        unless_padding(one), (valid, starts, ends), devices=devices, chunk_size=chunk_size
     )
 
 
@@ -417,67 +416,9 @@ def _results(codes: Int[Array, "..."]) -> RESULTS:
     return jtu.tree_unflatten(jtu.tree_structure(RESULTS.successful), [codes])
 
 
-# Pairs per compiled call when not given. CPU: small calls, so that the threads share
-# the pairs evenly (the 276 pairs of 24 points: 9 calls) and the progress bar moves (a
-# learned metric's pair takes 10-200 ms); a call's overhead is far below a pair's.
-CPU_PAIRS_PER_CALL = 32
+# Pairs per compiled call when not given: on CPU, CPU_PAIRS_PER_CALL (`_bvp`).
 ACCELERATOR_PAIRS_PER_CALL = 8192
 CHECKPOINT_INTERVAL_S = 30.0
-
-
-def _default_threads(devices: Sequence[jax.Device] | None) -> int:
-    """One thread per core available to the process on one CPU device (a call of a
-    `lax.map` over pairs keeps one core busy), else 1."""
-    devices = jax.devices() if devices is None else list(devices)
-    if devices[0].platform != "cpu" or len(devices) > 1:
-        return 1
-    cores = (
-        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    )
-    return max(1, len(cores))
-
-
-class _Calls(NamedTuple):
-    """Items solved `size` at a time by one compiled program, `threads` calls at once."""
-
-    size: int
-    threads: int
-
-    def each(self, solve, batch: tuple[np.ndarray, ...]):
-        """`(start, stop, outputs)` of `solve(*chunk, valid)` on consecutive chunks of
-        the leading axis of `batch`, in order, outputs as NumPy arrays. Every call has
-        `size` items (the last is padded with copies of its last item, `valid` false):
-        one program for all. With several `threads` (JAX releases the GIL while a
-        program runs), a call of padding only compiles the program first (its solves
-        are skipped), so that no thread waits while another solves the first call."""
-        total = len(batch[0])
-
-        def call(start, padding_only=False):
-            stop = min(start + self.size, total)
-            pad = self.size - (stop - start)
-            chunk = tuple(
-                np.concatenate([a[start:stop], np.repeat(a[stop - 1 : stop], pad, 0)])
-                for a in batch
-            )
-            valid = jnp.arange(self.size) < (0 if padding_only else stop - start)
-            outputs = solve(*(jnp.asarray(c) for c in chunk), valid)
-            return start, stop, tuple(np.asarray(o)[: stop - start] for o in outputs)
-
-        starts = range(0, total, self.size)
-        if self.threads == 1 or len(starts) <= 1:
-            yield from map(call, starts)
-            return
-        call(0, padding_only=True)
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="jaxgeo-calls")
-        try:
-            yield from pool.map(call, starts)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def run(self, solve, batch: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-        """All of `each`'s outputs, concatenated."""
-        parts = [outputs for _, _, outputs in self.each(solve, batch)]
-        return tuple(np.concatenate(column) for column in zip(*parts))
 
 
 def _default_pairs_per_call(devices: Sequence[jax.Device] | None) -> int:
@@ -488,7 +429,7 @@ def _default_pairs_per_call(devices: Sequence[jax.Device] | None) -> int:
 
 
 def _solve_in_calls(
-    solve, dtype, rows, cols, calls: _Calls, progress, checkpoint, identity
+    solve, dtype, rows, cols, calls: Calls, progress, checkpoint, identity
 ) -> tuple[Float[Array, " pairs"], Int[Array, " pairs"]]:
     """The pairs' distances and result codes, in `calls` of `solve`, with a progress
     bar and (if `checkpoint` is a path) saved and resumed progress."""
@@ -626,23 +567,5 @@ def _pair_distances(
         return length, jtu.tree_leaves(result)[0]  # (a RESULTS item: a pytree of its code)
 
     return sharded_map(
-        _unless_padding(one), (valid, pairs, inits), devices=devices, chunk_size=chunk_size
+        unless_padding(one), (valid, pairs, inits), devices=devices, chunk_size=chunk_size
     )
-
-
-def _unless_padding(solve):
-    """`solve(*item)` for a `(valid, *item)` batch element; NaN (and code 0) for the
-    padding of a call (`valid` false), which a `lax.map` (one pair at a time) skips."""
-
-    def one(batch):
-        valid, *item = batch
-        shapes = jax.eval_shape(solve, *item)
-        padding = jtu.tree_map(
-            lambda s: jnp.full(
-                s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.inexact) else 0, s.dtype
-            ),
-            shapes,
-        )
-        return jax.lax.cond(valid, lambda: solve(*item), lambda: padding)
-
-    return one
