@@ -32,15 +32,12 @@ import jaxgeo as jg
 
 from ._common import (
     draw_polyline,
-    FAILED_STYLE,
     output_dir,
-    plane_axes,
     result_text,
     run,
     save_figure,
-    solved_curve,
-    START_GOAL,
 )
+from ._figures import FAILED_STYLE, plane_axes, solved_curve, START_GOAL
 
 
 LIM = (-5.0, 5.0)

@@ -48,15 +48,13 @@ from ._common import (
     magnification,
     output_dir,
     pick_pairs,
-    plane_axes,
     result_text,
     run,
     save_figure,
-    solved_curve,
-    START_GOAL,
     train_digit_vae,
     write_table,
 )
+from ._figures import plane_axes, solved_curve, START_GOAL
 
 
 F = jg.families

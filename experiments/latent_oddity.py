@@ -42,12 +42,12 @@ from ._common import (
     magnification,
     output_dir,
     pick_pairs,
-    plane_axes,
     run,
     save_figure,
     train_digit_vae,
     write_table,
 )
+from ._figures import plane_axes
 
 
 PAIRS = [(0, 0), (3, 3), (0, 1), (4, 9), (2, 7), (6, 8)]  # digit labels of the end points

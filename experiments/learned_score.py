@@ -38,15 +38,13 @@ from ._common import (
     checkpointing,
     dict_table,
     digit_strip_figure,
-    FAILED_STYLE,
     output_dir,
-    plane_axes,
     run,
     save_figure,
-    solved_curve,
     wall_time,
     write_table,
 )
+from ._figures import FAILED_STYLE, plane_axes, solved_curve
 
 
 LIM = (-5.0, 5.0)

@@ -30,17 +30,8 @@ import numpy as np
 
 import jaxgeo as jg
 
-from ._common import (
-    dict_table,
-    output_dir,
-    plane_axes,
-    result_text,
-    run,
-    save_figure,
-    solved_curve,
-    wall_time,
-    write_table,
-)
+from ._common import dict_table, output_dir, run, save_figure, wall_time, write_table
+from ._figures import plane_axes, solved_curve
 
 
 X0 = jnp.array([-4.0, -2.0])
@@ -129,7 +120,7 @@ def solve_geodesic(rho: float, num_points: int) -> dict:
         energy=float(sol.energy),
         steps=int(sol.stats["num_steps"]),
         ratio=float(sol.stats["constant_speed_ratio"]),
-        result=result_text(sol.result),
+        result="success" if sol.result == jg.RESULTS.successful else jg.result_name(sol.result),
         seconds=seconds,
     )
 

@@ -260,7 +260,7 @@ def test_figures_draw_a_failed_geodesic_apart_and_name_it():
     import matplotlib.pyplot as plt
 
     import jaxgeo as jg
-    from experiments._common import FAILED_STYLE, plane_axes, solved_curve
+    from experiments._figures import FAILED_STYLE, plane_axes, solved_curve
 
     metric = jg.SteinMetric(jg.scores.gaussian(jnp.zeros(2), jnp.eye(2)))
     x0, x1 = jnp.array([-2.0, -1.0]), jnp.array([2.0, -1.0])
