@@ -23,7 +23,7 @@ from benchmarks.report import (
     wall_time as wall_time,
 )
 
-from ._figures import FAILED_STYLE, plane_axes
+from ._figures import FAILED_STYLE, failures_entry, plane_axes
 
 
 LOG_DET_LABEL = r"$\log\sqrt{\det G(z)}$"
@@ -199,8 +199,7 @@ def latent_geodesics(
     ax.add_artist(digits)
     ax.plot([], [], color="w", lw=lw, label="geodesic")
     ax.plot([], [], color="w", ls=":", lw=1.2, label="straight line")
-    if not solved.all():
-        ax.plot([], [], **FAILED_STYLE, label=f"geodesic FAILED ({int((~solved).sum())})")
+    failures_entry(ax, solved, "geodesics")
     plane_axes(ax, latent=True, loc="upper right", bbox_to_anchor=(1, -0.1), fontsize=7)
     ax.get_legend().get_frame().set_facecolor("0.6")  # (white curves on a white frame)
     ax.set(title=title, xlim=box["xlim"], ylim=box["ylim"], aspect="equal")

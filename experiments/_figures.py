@@ -37,3 +37,11 @@ def solved_curve(ax, sol, label: str | None, **style) -> None:
     else:
         failed = f"{label or 'geodesic'} FAILED ({jg.result_name(sol.result)})"
         jg.plot.curve(ax, sol.xs, label=failed, **FAILED_STYLE)
+
+
+def failures_entry(ax, solved, label: str) -> None:
+    """A legend entry, in `FAILED_STYLE`, counting the curves whose solve failed (of the
+    booleans `solved`); none if all solved."""
+    failed = int((~solved).sum())
+    if failed:
+        ax.plot([], [], **FAILED_STYLE, label=f"{label} FAILED ({failed})")

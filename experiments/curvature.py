@@ -37,7 +37,7 @@ from ._common import (
     run,
     save_figure,
 )
-from ._figures import FAILED_STYLE, plane_axes, solved_curve, START_GOAL
+from ._figures import FAILED_STYLE, failures_entry, plane_axes, solved_curve, START_GOAL
 
 
 LIM = (-5.0, 5.0)
@@ -124,8 +124,7 @@ def plot_spray(path: Path, grid: int, num_directions: int, length: float) -> dic
         ax.plot(xs[:, 0], xs[:, 1], **style)
     ax.scatter(*np.asarray(x0), c="limegreen", edgecolors="k", s=60, zorder=5)
     ax.plot([], [], color="tab:orange", lw=1.2, label=f"geodesics ({int(ok.sum())} solved)")
-    if not ok.all():
-        ax.plot([], [], **FAILED_STYLE, label=f"FAILED ({int((~ok).sum())})")
+    failures_entry(ax, ok, "geodesics")
     ax.set(
         xlim=LIM,
         ylim=LIM,

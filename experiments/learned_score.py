@@ -44,7 +44,7 @@ from ._common import (
     wall_time,
     write_table,
 )
-from ._figures import FAILED_STYLE, plane_axes, solved_curve
+from ._figures import FAILED_STYLE, failures_entry, plane_axes, solved_curve
 
 
 LIM = (-5.0, 5.0)
@@ -182,8 +182,7 @@ def moons_ensemble(seed: int, out: Path, smoke: bool, num_members: int = 8) -> d
         style = dict(color="tab:orange", lw=1, alpha=0.7) if ok[k] else FAILED_STYLE
         ax.plot(*np.asarray(members.xs[k]).T, **style)
     ax.plot([], [], color="tab:orange", label=f"member geodesics ({int(ok.sum())} solved)")
-    if not ok.all():
-        ax.plot([], [], **FAILED_STYLE, label=f"member geodesics FAILED ({int((~ok).sum())})")
+    failures_entry(ax, np.asarray(ok), "member geodesics")
     solved_curve(ax, mean, "Bayesian (averaged) metric", color="tab:purple", lw=3)
     ax.plot(*np.stack([x0, x1]).T, "k:", label="straight line")
     ax.set(title="two moons: ensemble Stein geodesics", xlim=lim_x, ylim=lim_y, aspect="equal")

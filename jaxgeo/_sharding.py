@@ -78,6 +78,12 @@ def map_solves(fn: Callable[[PyTree], PyTree], batch: PyTree) -> PyTree:
     return jax.vmap(fn)(batch)
 
 
+def is_traced(tree: PyTree) -> bool:
+    """Whether any leaf of `tree` is a tracer (the call is under `jax.jit`, `vmap`, ...):
+    then its work cannot be split into calls on threads."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves(tree))
+
+
 def default_threads(devices: Sequence[jax.Device] | None) -> int:
     """One thread per core available to the process on one CPU device (a call of a
     `lax.map` over pairs keeps one core busy), else 1."""

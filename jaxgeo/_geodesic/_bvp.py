@@ -10,7 +10,7 @@ from .._checks import check_integer, point_pair
 from .._curve import check_energy_rule, straight_line
 from .._custom_types import Input
 from .._metric._base import AbstractMetric, defined_at
-from .._sharding import Calls, default_threads, sharded_map, unless_padding
+from .._sharding import Calls, default_threads, is_traced, sharded_map, unless_padding
 from .._solution import GeodesicSolution, raise_outside_jit, RESULTS
 from ._base import AbstractBoundarySolver, BoundaryProblem
 from ._default import default_polyline_solver
@@ -209,8 +209,7 @@ def geodesic_bvp_batch(
     batch = (x0s, x1s) if init is None else (x0s, x1s, jnp.asarray(init))
     chunk_size = default_chunk_size(chunk_size, devices)
     threads = default_threads(devices) if threads is None else threads
-    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves((metric, batch)))
-    if traced or threads == 1 or x0s.shape[0] <= CPU_PAIRS_PER_CALL:
+    if is_traced((metric, batch)) or threads == 1 or x0s.shape[0] <= CPU_PAIRS_PER_CALL:
         return _solve_batch(metric, batch, None, devices, chunk_size, kwargs)
 
     structure = []  # (the solution's pytree structure, from the first call)

@@ -16,7 +16,7 @@ from .._custom_types import Input, Scalar
 from .._describe import describe
 from .._metric._base import AbstractMetric
 from .._progress import progress_bar
-from .._sharding import Calls, default_threads, sharded_map, unless_padding
+from .._sharding import Calls, default_threads, is_traced, sharded_map, unless_padding
 from .._solution import GeodesicSolution, RESULTS
 from ._base import AbstractBoundarySolver
 from ._bvp import CPU_PAIRS_PER_CALL, default_chunk_size, geodesic_bvp
@@ -231,8 +231,7 @@ def pairwise_distances(
             inits = _graph_inits(graph, rows_trees, pairs, num_points)
         return _pair_distances(metric, pairs, inits, valid, devices, chunk_size, kwargs)
 
-    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves((metric, xs, ys)))
-    concrete = not traced and jax.process_count() == 1
+    concrete = not is_traced((metric, xs, ys)) and jax.process_count() == 1
     if not concrete:
         if checkpoint is not None:
             raise ValueError(
