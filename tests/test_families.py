@@ -456,6 +456,7 @@ def test_von_mises_fisher_on_the_circle_is_von_mises():
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dim", [3, 4])
 def test_von_mises_fisher_samples(dim):
     """Wood's sampler: unit vectors whose mean is A_d(κ) μ (within 5 standard errors),

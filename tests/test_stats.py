@@ -577,7 +577,12 @@ def test_k_means_centres_are_the_frechet_means_of_their_clusters():
 
 
 @pytest.mark.parametrize(
-    "solver", [jg.stats.NewtonMean(), jg.stats.KarcherMean()], ids=["newton", "karcher"]
+    "solver",
+    [
+        jg.stats.NewtonMean(),
+        pytest.param(jg.stats.KarcherMean(), marks=pytest.mark.slow),
+    ],
+    ids=["newton", "karcher"],
 )
 def test_cluster_means_are_every_clusters_frechet_mean(solver):
     """All the clusters' means at once (NewtonMean: one Newton solve on the polylines to
@@ -691,6 +696,15 @@ def test_k_means_labels_are_the_nearest_centres_and_a_subsample_seeds_it(capfd):
     np.testing.assert_array_equal(clustering.labels, jnp.argmin(clustering.distances, axis=1))
     exact = _poincare_distances(xs, clustering.centres)
     np.testing.assert_allclose(clustering.distances, exact, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_k_means_of_a_subsample_and_of_the_whole_set_agree(capfd):
+    """The clustering seeded from a subsample's and the whole set's own: the same
+    partition and centres."""
+    xs = jnp.concatenate([_clustered_points(), _clustered_points()[::-1] * 1.01])
+    truth = jnp.concatenate([CLUSTER_LABELS, CLUSTER_LABELS[::-1]])
+    clustering = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=6)
     whole = jg.stats.k_means(poincare, xs, 3, num_points=33, subsample=None, progress=True)
     assert int(whole.stats["num_subsample_steps"]) == 0
     lines = capfd.readouterr().err.splitlines()

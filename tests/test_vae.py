@@ -306,6 +306,7 @@ def test_pose_decoder_densities_and_metrics():
         decoder.expected_metric(jnp.zeros((4, 3)))
 
 
+@pytest.mark.slow
 def test_calibrated_pose_decoder_matches_the_maximum_likelihood_noise():
     """Poses simulated from a decoder with a known sigma (1 cm) and a large concentration
     (9,000: 0.03 rad): the calibrated sigma and kappa on the codes are within 20 % of the
