@@ -6,18 +6,19 @@ letters evolve down a random binary tree (2,000 leaves) from a root sequence
 decoder per position is trained on the leaves, its decoder made to turn uniform away
 from the codes (`jg.train.extrapolating_decoder`) in two ways, compared: a soft blend of
 64 RBFs, and, as in the paper, a sharp switch by the distance to the nearest of 256
-centres; for 300 pairs of leaves per seed the latent geodesic distance under each decoder
-and each of two curve energies (the KL divergences of consecutive decoded distributions,
-their pulled-back Fisher-Rao metric; and the paper's, the squared Euclidean distances of
-consecutive decoded letter probabilities), each started from the pair's path through a
-k-NN graph of the codes (so global rather than local), and the straight latent distance
-are correlated (Spearman and Pearson) with the tree's
-distances: the true (simulated) tree's, and a tree estimated from the sequences by
-neighbour joining on Poisson-corrected distances, as the paper had to. The ceiling: the
-Hamming distances of the sequences themselves. Over 10 seeds (families), the paired
-difference geodesic - Euclidean with a 95 % bootstrap interval per seed (pairs
-resampled) and over the seeds (seeds resampled). Ablation of the family's size: the
-first 3 seeds once more with 500 sequences.
+centres; for 300 pairs of leaves per seed, under each decoder and each of two curve
+energies (the KL divergences of consecutive decoded distributions, their pulled-back
+Fisher-Rao metric; and the paper's, the squared Euclidean distances of consecutive
+decoded letter probabilities), the length of the pair's shortest path through a k-NN
+graph of the codes (a graph search, as the paper's; global rather than local) and, for
+the soft blend, the geodesic refined from that path (the sharp switch's geodesics are
+too stiff to solve at this scale), and the straight latent distance are correlated
+(Spearman and Pearson) with the tree's distances: the true (simulated) tree's, and a
+tree estimated from the sequences by neighbour joining on Poisson-corrected distances,
+as the paper had to. The ceiling: the Hamming distances of the sequences themselves. Over
+10 seeds (families), the paired difference of each distance - Euclidean with a 95 %
+bootstrap interval per seed (pairs resampled) and over the seeds (seeds resampled).
+Ablation of the family's size: the first 3 seeds once more with 500 sequences.
 
     python -m experiments.sequence_evolution
 
@@ -25,16 +26,18 @@ writes under figures/sequence_evolution/:
   latent.png   (seed 0) a panel per decoder: the leaves' codes by clade over its
                confidence (the mean over positions of the most likely letter's
                probability), the tree's edges between the codes of the simulated
-               ancestral sequences, and 20 of the pairs' geodesics of both energies
-               (solid) and straight lines (dashed)
-  scatter.png  (seed 0) each geodesic and the straight latent distance of every pair
-               against its distance in the true tree (the pairs solved in every
-               geometry)
+               ancestral sequences, and 20 of the pairs' geodesics (soft blend) or
+               graph paths (sharp switch) of both energies (solid) and straight
+               lines (dashed)
+  scatter.png  (seed 0) each graph-path, geodesic and the straight latent distance of
+               every pair against its distance in the true tree (the pairs solved in
+               every geometry)
   table.md     per seed: Spearman and Pearson of each distance with the true and the
-               estimated tree's distances, the paired difference geodesic - Euclidean
-               with its interval; over the seeds: the mean difference with its interval,
-               and the answer in a sentence; the ablation's differences beside those of
-               the same seeds with the full family
+               estimated tree's distances, the paired difference of each graph-path
+               and geodesic distance - Euclidean with its interval; over the seeds:
+               the mean difference with its interval, and the answer in a sentence;
+               the ablation's differences beside those of the same seeds with the
+               full family
 Trained models are checkpointed under <out-dir>/checkpoints/ (a rerun resumes them), and
 every family's row but the first's under <out-dir>/checkpoints/rows/ (a rerun reads it
 while the library's and this file's source are unchanged).
@@ -94,10 +97,23 @@ DECODERS = {"blend": "soft blend", "switch": "sharp switch"}
 ENERGIES = {"kl": "KL", "probabilities": "probabilities"}
 # Each energy's metric, by the decoder's method that builds it.
 ENERGY_METRICS = {"kl": "fisher_rao_metric", "probabilities": "pullback_metric"}
-GEODESICS = {
+GEOMETRIES = {
     f"{decoder}_{energy}": f"{ENERGIES[energy]}, {DECODERS[decoder]}"
     for decoder in DECODERS
     for energy in ENERGIES
+}
+# Each geometry's distance of a pair: the length of its shortest path through the k-NN
+# graph of the codes (edges: the metric's length of the straight segment between two
+# codes; as the paper measured, by a graph search), and for the decoders in
+# GEODESIC_DECODERS also the geodesic that Newton's method refines from that path. The
+# sharp switch's geodesics are left out: they are stiff at 2,000 sequences (seed 0: 7 of
+# 64 KL geodesics solved within 512 Newton steps, median 380), so its 300 pairs take
+# hours a seed, where its graph paths take a minute.
+GEODESIC_DECODERS = ("blend",)
+SOLVED = [key for key in GEOMETRIES if key.split("_")[0] in GEODESIC_DECODERS]
+MEASURES = {
+    **{f"path_{key}": f"graph path ({title})" for key, title in GEOMETRIES.items()},
+    **{f"geodesic_{key}": f"geodesic ({GEOMETRIES[key]})" for key in SOLVED},
 }
 # Ablation over the family's size: the first ABLATION_SEEDS seeds once more with each of
 # ABLATION_LEAVES sequences (the paper's family filled its latent space with tens of
@@ -340,20 +356,35 @@ def decoder_confidence(decoder, zs):
     return jnp.mean(jnp.max(jnp.concatenate([probs, last], axis=-1), axis=-1), axis=-1)
 
 
-def solve_pairs(metric, codes, z0s, z1s, num_points: int) -> jg.GeodesicSolution:
-    """Each pair's geodesic under `metric` (the secant energy), started from its path
-    through the k-NN graph of the codes."""
-    graph = jg.knn_graph(metric, codes, k=8)
-    inits = graph_paths(graph, z0s, z1s, num_points)
+def solve_pairs(metric, z0s, z1s, inits) -> jg.GeodesicSolution:
+    """Each pair's geodesic under `metric` (the secant energy), started from `inits`
+    (its path through the k-NN graph of the codes)."""
     return jg.geodesic_bvp_batch(
-        metric, z0s, z1s, init=inits, energy="secant", num_points=num_points
+        metric, z0s, z1s, init=inits, energy="secant", num_points=inits.shape[1]
     )
+
+
+def pair_paths(metric, codes, z0s, z1s, num_points: int):
+    """Each pair's shortest path through the k-NN graph of the codes under `metric`
+    (`num_points` points, equally spaced in arc length) and its length."""
+    graph = jg.knn_graph(metric, codes, k=8)
+    return graph_paths(graph, z0s, z1s, num_points)
 
 
 @eqx.filter_jit
 def graph_paths(graph, z0s, z1s, num_points: int):
-    """Each pair's path through `graph` (`jg.graph_geodesic`): initial curves."""
-    return jax.vmap(lambda a, b: jg.graph_geodesic(graph, a, b, num_points=num_points))(z0s, z1s)
+    """Each pair's path through `graph` (`jg.graph_geodesic`) and its length: the graph's
+    shortest-path length, or the straight segment's (midpoint rule, `num_points - 1`
+    pieces) where that is shorter, as `graph_geodesic` chooses."""
+
+    def one(a, b):
+        nodes, ends = graph.connect(b)
+        distances, _ = graph.shortest_paths(*graph.connect(a))
+        line = jnp.linspace(0, 1, num_points)[:, None] * (b - a)[None] + a[None]
+        length = jnp.minimum(jnp.min(distances[nodes] + ends), jg.curve_length(graph.metric, line))
+        return jg.graph_geodesic(graph, a, b, num_points=num_points), length
+
+    return jax.vmap(one)(z0s, z1s)
 
 
 def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -> dict:
@@ -387,18 +418,24 @@ def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -
         euclidean=np.asarray(jnp.linalg.norm(z1 - z0, axis=1)),
         hamming=observed[first, second],
     )
-    geodesics, solved = {}, np.ones(num_pairs, bool)
+    curves, solved = {}, np.ones(num_pairs, bool)
     row = dict(seed=seed, pairs=num_pairs, leaves=num_leaves)
     for name, decoder in decoders.items():
         for energy in ENERGIES:
             metric = getattr(decoder, ENERGY_METRICS[energy])()
             key = f"{name}_{energy}"
-            (sols, seconds) = wall_time(solve_pairs, metric, codes, z0, z1, num_points)
+            (paths, lengths), seconds = wall_time(pair_paths, metric, codes, z0, z1, num_points)
+            curves[key], distances[f"path_{key}"] = paths, np.asarray(lengths)
+            solved &= np.isfinite(distances[f"path_{key}"])
+            print(f"  {key}: graph paths ({seconds:.0f} s)", flush=True)
+            if name not in GEODESIC_DECODERS:
+                continue
+            sols, seconds = wall_time(solve_pairs, metric, z0, z1, paths)
             ok = np.asarray(sols.result == jg.RESULTS.successful)
             print(f"  {key}: {ok.sum()}/{num_pairs} geodesics solved ({seconds:.0f} s)", flush=True)
             row[f"solved_{key}"] = int(ok.sum())
             solved &= ok
-            geodesics[key] = sols.xs
+            curves[key] = sols.xs
             distances[f"geodesic_{key}"] = np.asarray(sols.length)
     # (all distances correlated on the pairs whose geodesics solved in every geometry)
     row["solved"] = int(solved.sum())
@@ -407,9 +444,9 @@ def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -
             row[f"{name}_{tree_name}"] = tuple(
                 map(float, correlations(values[solved], target[solved]))
             )
-        for name in GEODESICS:
+        for name in MEASURES:
             differences = paired_differences(
-                distances[f"geodesic_{name}"][solved],
+                distances[name][solved],
                 distances["euclidean"][solved],
                 target[solved],
                 rng,
@@ -424,7 +461,7 @@ def one_seed(seed: int, out: Path, smoke: bool, num_leaves: int | None = None) -
         decoders=decoders,
         codes=codes,
         pairs=(z0, z1),
-        geodesics=geodesics,
+        curves=curves,
         distances=distances,
         true_tree=true_tree,
         solved=solved,
@@ -441,17 +478,18 @@ def seed_interval(values: list[float], rng) -> tuple[float, float, float]:
 
 
 def answer(
-    geodesic: str, statistic: str, tree: str, mean: float, lo: float, hi: float, seeds: int
+    measure: str, statistic: str, tree: str, mean: float, lo: float, hi: float, seeds: int
 ) -> str:
+    what = MEASURES[measure].split(" (")[0]
     if lo > 0:
-        verdict = "the geodesic distances correlate better than the straight latent ones"
+        verdict = f"the {what} distances correlate better than the straight latent ones"
     elif hi < 0:
-        verdict = "the straight latent distances correlate better than the geodesic ones"
+        verdict = f"the straight latent distances correlate better than the {what} ones"
     else:
-        verdict = "no difference between geodesic and straight latent distances is resolved"
+        verdict = f"no difference between {what} and straight latent distances is resolved"
     resampled = "seeds" if seeds > 1 else "pairs"
     return (
-        f"{statistic} with the {tree} tree, geodesic ({GEODESICS[geodesic]}) - Euclidean over "
+        f"{statistic} with the {tree} tree, {MEASURES[measure]} - Euclidean over "
         f"{seeds} seed(s) "
         f"({resampled} resampled): "
         f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]: {verdict}."
@@ -492,14 +530,15 @@ def latent_figure(path: Path, r: dict, *, num_curves: int, num: int) -> None:
                 *codes[chosen].T, s=5, color=f"C{clade}", zorder=3, label=f"clade {clade + 1}"
             )
         ax.scatter(*ancestors[0], marker="*", s=120, color="k", zorder=5, label="root")
+        kind = "geodesics" if name in GEODESIC_DECODERS else "graph paths"
         for n, k in enumerate(shown):
             for energy, colour in zip(ENERGIES, ("tab:red", "tab:blue")):
                 ax.plot(
-                    *np.asarray(r["geodesics"][f"{name}_{energy}"][k]).T,
+                    *np.asarray(r["curves"][f"{name}_{energy}"][k]).T,
                     color=colour,
                     lw=1.2,
                     zorder=4,
-                    label=f"geodesics ({ENERGIES[energy]})" if n == 0 else None,
+                    label=f"{kind} ({ENERGIES[energy]})" if n == 0 else None,
                 )
             ax.plot(
                 *np.stack([z0[k], z1[k]]).T,
@@ -511,7 +550,8 @@ def latent_figure(path: Path, r: dict, *, num_curves: int, num: int) -> None:
             )
         ax.plot([], [], color="tab:olive", lw=0.8, label="tree through the ancestors' codes")
         ax.set(
-            title=f"seed {r['row']['seed']}, {title}: {len(codes)} leaves, {len(shown)} pairs",
+            title=f"seed {r['row']['seed']}, {title}: {len(codes)} leaves, {len(shown)} pairs' "
+            f"{kind}",
             xlabel="latent $z_1$",
             ylabel="latent $z_2$",
             xlim=xlim,
@@ -525,8 +565,7 @@ def latent_figure(path: Path, r: dict, *, num_curves: int, num: int) -> None:
 
 def scatter_figure(path: Path, r: dict) -> None:
     solved, target = r["solved"], r["true_tree"]
-    labels = {f"geodesic_{name}": f"geodesic ({title})" for name, title in GEODESICS.items()}
-    labels["euclidean"] = "straight latent (Euclidean)"
+    labels = dict(MEASURES, euclidean="straight latent (Euclidean)")
     rows = -(-len(labels) // 3)
     fig, axes = plt.subplots(rows, 3, figsize=(15, 4.3 * rows), squeeze=False)
     for ax in axes.flat[len(labels) :]:
@@ -545,11 +584,11 @@ def scatter_figure(path: Path, r: dict) -> None:
 
 
 def difference_headers(template: str) -> str:
-    """Table headers of the paired differences, `template` filled with each geodesic's
+    """Table headers of the paired differences, `template` filled with each measure's
     title and statistic."""
     return " | ".join(
         template.format(title, statistic)
-        for title in GEODESICS.values()
+        for title in MEASURES.values()
         for statistic in ("Spearman", "Pearson")
     )
 
@@ -561,9 +600,8 @@ def _report(r: dict, took: str) -> None:
         f"{r['pairs']} pairs (solved in every geometry); Spearman / Pearson with the true "
         "tree: "
         + ", ".join(
-            f"geodesic ({title}) {r[f'geodesic_{name}_true'][0]:.3f} / "
-            f"{r[f'geodesic_{name}_true'][1]:.3f}"
-            for name, title in GEODESICS.items()
+            f"{title} {r[f'{name}_true'][0]:.3f} / {r[f'{name}_true'][1]:.3f}"
+            for name, title in MEASURES.items()
         )
         + f", Euclidean {r['euclidean_true'][0]:.3f} / {r['euclidean_true'][1]:.3f}, "
         f"Hamming {r['hamming_true'][0]:.3f} / {r['hamming_true'][1]:.3f}",
@@ -610,24 +648,25 @@ def main(
     for tree_name in ("true", "estimated"):
         lines += [
             f"Correlations with the {tree_name} tree's distances (Spearman / Pearson), and the "
-            "paired difference geodesic - Euclidean with its 95 % interval (pairs resampled)",
+            "paired difference of each distance - Euclidean with its 95 % interval (pairs "
+            "resampled)",
             "",
-            f"| seed | geodesics solved ({', '.join(GEODESICS.values())}; all) | "
-            + " | ".join(f"geodesic ({title})" for title in GEODESICS.values())
+            f"| seed | geodesics solved ({', '.join(GEOMETRIES[g] for g in SOLVED)}; all) | "
+            + " | ".join(MEASURES.values())
             + " | Euclidean latent | Hamming (ceiling) | "
             + difference_headers("difference ({}), {}")
             + " |",
-            "|---" * (4 + 3 * len(GEODESICS)) + "|",
+            "|---" * (4 + 3 * len(MEASURES)) + "|",
         ]
         lines += [
             f"| {r['seed']} | "
-            + ", ".join(str(r[f"solved_{name}"]) for name in GEODESICS)
+            + ", ".join(str(r[f"solved_{name}"]) for name in SOLVED)
             + f"; {r['solved']}/{r['pairs']} | "
-            + " | ".join(pair(r[f"geodesic_{name}_{tree_name}"]) for name in GEODESICS)
+            + " | ".join(pair(r[f"{name}_{tree_name}"]) for name in MEASURES)
             + f" | {pair(r[f'euclidean_{tree_name}'])} | {pair(r[f'hamming_{tree_name}'])} | "
             + " | ".join(
                 interval(r[f"difference_{name}_{statistic}_{tree_name}"])
-                for name in GEODESICS
+                for name in MEASURES
                 for statistic in ("spearman", "pearson")
             )
             + " |"
@@ -641,7 +680,7 @@ def main(
         return seed_interval([r[key][0] for r in group], rng) if len(group) > 1 else group[0][key]
 
     summary = {}
-    for name in GEODESICS:
+    for name in MEASURES:
         for tree_name in ("true", "estimated"):
             for statistic in ("Spearman", "Pearson"):
                 key = f"difference_{name}_{statistic.lower()}_{tree_name}"
@@ -655,12 +694,12 @@ def main(
     ]
     lines += [
         "",
-        "Ablation, the family's size: the paired difference geodesic - Euclidean with the "
+        "Ablation, the family's size: the paired difference of each distance - Euclidean with the "
         "true tree (mean over the seeds with its 95 % interval, seeds resampled; one seed: "
         "pairs resampled), the same seeds with each number of sequences",
         "",
         "| sequences | seeds | pairs solved | " + difference_headers("{}, {}") + " |",
-        "|---" * (3 + 2 * len(GEODESICS)) + "|",
+        "|---" * (3 + 2 * len(MEASURES)) + "|",
     ]
     for group in groups:
         lines.append(
@@ -668,7 +707,7 @@ def main(
             f"{sum(r['solved'] for r in group)}/{sum(r['pairs'] for r in group)} | "
             + " | ".join(
                 interval(over_seeds(group, f"difference_{name}_{statistic}_true"))
-                for name in GEODESICS
+                for name in MEASURES
                 for statistic in ("spearman", "pearson")
             )
             + " |"
